@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Internal interfaces between the parts of physcap.ko. */
+#ifndef _PHYSCAP_H
+#define _PHYSCAP_H
+
+#include <linux/atomic.h>
+#include <linux/fs.h>
+#include <linux/types.h>
+
+#include "physcap_uapi.h"
+
+#define PHYSCAP_VERSION		"0.1.0"
+
+/* Pages handed to one vfs_iter_write() call (4 MiB with 4 KiB pages). */
+#define PHYSCAP_BATCH_PAGES	1024
+/* Bounce pages, allocated only when a range has no struct pages. */
+#define PHYSCAP_BOUNCE_PAGES	256
+
+/* ---- physical ranges (physcap_range.c) ---- */
+
+enum physcap_seg_kind {
+	PHYSCAP_SEG_MEMORY,	/* System RAM or firmware-reserved memory */
+	PHYSCAP_SEG_MMIO,	/* device memory: reads may have side effects */
+};
+
+struct physcap_seg {
+	u64 start;
+	u64 end;		/* inclusive */
+	enum physcap_seg_kind kind;
+};
+
+struct physcap_range {
+	struct physcap_seg *segs;
+	unsigned int nr;
+	bool has_mmio;
+};
+
+u64 physcap_phys_limit(void);
+int physcap_range_check(u64 phys, u64 len);
+int physcap_range_classify(u64 phys, u64 len, struct physcap_range *range);
+void physcap_range_free(struct physcap_range *range);
+
+/* ---- struct pages for reserved memory (physcap_adopt.c) ---- */
+
+bool physcap_adopt_enabled(void);
+void physcap_adopt_segment(const struct physcap_seg *seg);
+void physcap_adopt_release_all(void);
+
+/* ---- destinations (physcap_dest.c) ---- */
+
+struct physcap_dest {
+	struct file *file;
+	bool is_blockdev;
+	u32 mem_align;		/* direct-I/O memory alignment */
+	u32 offset_align;	/* direct-I/O offset and length alignment */
+	loff_t limit;		/* device size, or the filesystem's max bytes */
+};
+
+int physcap_dest_get(int fd, struct physcap_dest *dest);
+void physcap_dest_put(struct physcap_dest *dest);
+int physcap_dest_check_span(const struct physcap_dest *dest, u64 phys,
+			    u64 len, u64 offset);
+
+/* ---- the write path (physcap_write.c) ---- */
+
+int physcap_write(struct physcap_write *req);
+
+/* ---- read-only mapping (physcap_mmap.c) ---- */
+
+int physcap_mmap(struct file *file, struct vm_area_struct *vma);
+
+/* ---- counters (physcap_main.c), shown under /sys/class/misc/physcap/ ---- */
+
+struct physcap_stats {
+	atomic64_t bytes_zero_copy;
+	atomic64_t bytes_bounced;
+	atomic64_t bytes_poisoned;
+	atomic64_t bytes_buffered;
+	atomic64_t bytes_adopted;	/* reserved memory given struct pages */
+	atomic64_t writes_done;
+	atomic64_t writes_failed;
+	atomic64_t writes_interrupted;
+};
+
+extern struct physcap_stats physcap_stats;
+
+#endif /* _PHYSCAP_H */

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * physcap: write physical memory to an O_DIRECT file or a raw block device
+ * straight from the pages, with no copy by the CPU.
+ *
+ * /dev/physcap: open, then PHYSCAP_IOC_INFO, PHYSCAP_IOC_WRITE, or mmap
+ * (read-only, the offset is the physical address).  The ABI is in
+ * physcap_uapi.h; docs/ioctl-abi.md describes it.
+ */
+#include <linux/build_bug.h>
+#include <linux/capability.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/security.h>
+#include <linux/uaccess.h>
+
+#include "physcap.h"
+
+static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE);
+static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE);
+
+struct physcap_stats physcap_stats;
+
+/* Same gate as /dev/mem: raw I/O capability, and no kernel lockdown. */
+static int physcap_open(struct inode *inode, struct file *file)
+{
+	int ret;
+
+	if (!capable(CAP_SYS_RAWIO))
+		return -EPERM;
+	ret = security_locked_down(LOCKDOWN_DEV_MEM);
+	if (ret)
+		return ret;
+	return 0;
+}
+
+static long physcap_ioctl_info(void __user *arg)
+{
+	struct physcap_info info = {
+		.abi_version = PHYSCAP_ABI_VERSION,
+		.page_size = PAGE_SIZE,
+		.features = PHYSCAP_FEAT_ZERO_COPY | PHYSCAP_FEAT_BOUNCE |
+			    PHYSCAP_FEAT_MMIO | PHYSCAP_FEAT_MMAP |
+			    PHYSCAP_FEAT_HWPOISON | PHYSCAP_FEAT_BLOCKDEV |
+			    (physcap_adopt_enabled() ? PHYSCAP_FEAT_ADOPT : 0),
+		.max_length = physcap_phys_limit(),
+		.phys_limit = physcap_phys_limit(),
+		.batch_pages = PHYSCAP_BATCH_PAGES,
+	};
+
+	if (copy_to_user(arg, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+static long physcap_ioctl_write(void __user *arg)
+{
+	struct physcap_write req;
+	int ret;
+
+	/* Checked per call too: the fd may have been handed to another. */
+	if (!capable(CAP_SYS_RAWIO))
+		return -EPERM;
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+
+	ret = physcap_write(&req);
+
+	/* Progress is reported also when the write stopped part-way. */
+	if (copy_to_user(arg, &req, sizeof(req)))
+		return -EFAULT;
+	return ret;
+}
+
+static long physcap_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case PHYSCAP_IOC_INFO:
+		return physcap_ioctl_info(uarg);
+	case PHYSCAP_IOC_WRITE:
+		return physcap_ioctl_write(uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations physcap_fops = {
+	.owner = THIS_MODULE,
+	.open = physcap_open,
+	.unlocked_ioctl = physcap_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = physcap_mmap,
+	.llseek = noop_llseek,
+};
+
+#define PHYSCAP_STAT_ATTR(name)						\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, "%lld\n",				\
+			  atomic64_read(&physcap_stats.name));		\
+}									\
+static DEVICE_ATTR_RO(name)
+
+PHYSCAP_STAT_ATTR(bytes_zero_copy);
+PHYSCAP_STAT_ATTR(bytes_bounced);
+PHYSCAP_STAT_ATTR(bytes_poisoned);
+PHYSCAP_STAT_ATTR(bytes_buffered);
+PHYSCAP_STAT_ATTR(bytes_adopted);
+PHYSCAP_STAT_ATTR(writes_done);
+PHYSCAP_STAT_ATTR(writes_failed);
+PHYSCAP_STAT_ATTR(writes_interrupted);
+
+static ssize_t abi_version_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", PHYSCAP_ABI_VERSION);
+}
+static DEVICE_ATTR_RO(abi_version);
+
+static struct attribute *physcap_attrs[] = {
+	&dev_attr_abi_version.attr,
+	&dev_attr_bytes_zero_copy.attr,
+	&dev_attr_bytes_bounced.attr,
+	&dev_attr_bytes_poisoned.attr,
+	&dev_attr_bytes_buffered.attr,
+	&dev_attr_bytes_adopted.attr,
+	&dev_attr_writes_done.attr,
+	&dev_attr_writes_failed.attr,
+	&dev_attr_writes_interrupted.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(physcap);
+
+static struct miscdevice physcap_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = PHYSCAP_DEVICE_NAME,
+	.fops = &physcap_fops,
+	.groups = physcap_groups,
+	.mode = 0600,
+};
+
+static int __init physcap_init(void)
+{
+	int ret;
+
+	ret = misc_register(&physcap_misc);
+	if (ret) {
+		pr_err("physcap: cannot register /dev/%s: %d\n",
+		       PHYSCAP_DEVICE_NAME, ret);
+		return ret;
+	}
+	pr_info("physcap: version %s, ABI %d, /dev/%s ready\n",
+		PHYSCAP_VERSION, PHYSCAP_ABI_VERSION, PHYSCAP_DEVICE_NAME);
+	return 0;
+}
+
+static void __exit physcap_exit(void)
+{
+	misc_deregister(&physcap_misc);
+	physcap_adopt_release_all();
+}
+
+module_init(physcap_init);
+module_exit(physcap_exit);
+
+MODULE_DESCRIPTION("Zero-copy physical memory capture to O_DIRECT files and block devices");
+MODULE_AUTHOR("physcap developers");
+MODULE_LICENSE("GPL");
+MODULE_VERSION(PHYSCAP_VERSION);

@@ -1,0 +1,843 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * physcap-client: drives /dev/physcap without Node, for tests, benchmarks
+ * and boards that have no Node.  Every command prints one JSON object.
+ *
+ *   info
+ *   write PHYS LEN DEST [--offset N] [--allow-mmio] [--no-bounce]
+ *         [--existing] [--no-fsync] [--alarm-ms N]
+ *   devmem PHYS LEN DEST [--direct]     the question's way, for comparison
+ *   mmap-dump PHYS LEN                  read-only mapping to stdout
+ *   selftest --phys P --scratch DIR --blockdev DEV
+ *   fuzz --count N --seed S --phys P --scratch DIR
+ *   poison-test --scratch DIR           a poisoned page is written as zeros
+ *
+ * Numbers accept 0x prefixes and K/M/G suffixes (binary).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../physcap_uapi.h"
+
+_Static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE, "info size");
+_Static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE, "write size");
+
+#define DEV_PATH "/dev/physcap"
+
+static const char *errno_name(int err)
+{
+	switch (err) {
+	case 0: return "OK";
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case EINTR: return "EINTR";
+	case EIO: return "EIO";
+	case ENXIO: return "ENXIO";
+	case EBADF: return "EBADF";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EFAULT: return "EFAULT";
+	case EBUSY: return "EBUSY";
+	case EISDIR: return "EISDIR";
+	case EINVAL: return "EINVAL";
+	case EFBIG: return "EFBIG";
+	case ENOSPC: return "ENOSPC";
+	case ESPIPE: return "ESPIPE";
+	case ENOTTY: return "ENOTTY";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EOVERFLOW: return "EOVERFLOW";
+	default: return "E?";
+	}
+}
+
+static uint64_t parse_num(const char *s)
+{
+	char *end;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s) {
+		fprintf(stderr, "physcap-client: not a number: %s\n", s);
+		exit(2);
+	}
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	case 'G': case 'g': v <<= 30; end++; break;
+	}
+	if (*end) {
+		fprintf(stderr, "physcap-client: not a number: %s\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int open_device(void)
+{
+	int fd = open(DEV_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
+		       errno_name(errno), DEV_PATH);
+		exit(1);
+	}
+	return fd;
+}
+
+/* Drop CAP_SYS_RAWIO from this process, keeping every other capability. */
+static int drop_rawio(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -1;
+	data[0].effective &= ~(1U << CAP_SYS_RAWIO);
+	data[0].permitted &= ~(1U << CAP_SYS_RAWIO);
+	data[0].inheritable &= ~(1U << CAP_SYS_RAWIO);
+	return syscall(SYS_capset, &hdr, data) ? -1 : 0;
+}
+
+static void print_write(const struct physcap_write *w, int err, double secs)
+{
+	printf("{\"ok\":%s,\"errno\":\"%s\",\"phys\":\"0x%" PRIx64 "\","
+	       "\"length\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ","
+	       "\"bytes_zero_copy\":%" PRIu64 ",\"bytes_bounced\":%" PRIu64 ","
+	       "\"bytes_poisoned\":%" PRIu64 ",\"bytes_buffered\":%" PRIu64 ","
+	       "\"seconds\":%.6f}\n",
+	       err ? "false" : "true", errno_name(err),
+	       (uint64_t)w->phys_addr, (uint64_t)w->length,
+	       (uint64_t)w->bytes_written, (uint64_t)w->bytes_zero_copy,
+	       (uint64_t)w->bytes_bounced, (uint64_t)w->bytes_poisoned,
+	       (uint64_t)w->bytes_buffered, secs);
+}
+
+static int cmd_info(void)
+{
+	struct physcap_info info;
+	int fd = open_device();
+
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, PHYSCAP_IOC_INFO, &info)) {
+		printf("{\"ok\":false,\"errno\":\"%s\"}\n", errno_name(errno));
+		return 1;
+	}
+	printf("{\"ok\":true,\"abi_version\":%u,\"page_size\":%u,"
+	       "\"features\":%" PRIu64 ",\"max_length\":%" PRIu64 ","
+	       "\"phys_limit\":%" PRIu64 ",\"batch_pages\":%u}\n",
+	       info.abi_version, info.page_size, (uint64_t)info.features,
+	       (uint64_t)info.max_length, (uint64_t)info.phys_limit,
+	       info.batch_pages);
+	close(fd);
+	return 0;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;	/* only here to interrupt the ioctl */
+}
+
+static int cmd_write(int argc, char **argv)
+{
+	struct physcap_write w;
+	int oflags = O_WRONLY | O_DIRECT | O_CLOEXEC | O_CREAT | O_EXCL;
+	bool do_fsync = true;
+	long alarm_ms = 0;
+	double t0, secs;
+	int dev, dest, err = 0, i;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: write PHYS LEN DEST [options]\n");
+		return 2;
+	}
+	memset(&w, 0, sizeof(w));
+	w.phys_addr = parse_num(argv[0]);
+	w.length = parse_num(argv[1]);
+	for (i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--offset") && i + 1 < argc)
+			w.dest_offset = parse_num(argv[++i]);
+		else if (!strcmp(argv[i], "--allow-mmio"))
+			w.flags |= PHYSCAP_WRITE_ALLOW_MMIO;
+		else if (!strcmp(argv[i], "--no-bounce"))
+			w.flags |= PHYSCAP_WRITE_NO_BOUNCE;
+		else if (!strcmp(argv[i], "--existing"))
+			oflags &= ~(O_CREAT | O_EXCL);
+		else if (!strcmp(argv[i], "--no-fsync"))
+			do_fsync = false;
+		else if (!strcmp(argv[i], "--alarm-ms") && i + 1 < argc)
+			alarm_ms = (long)parse_num(argv[++i]);
+		else {
+			fprintf(stderr, "physcap-client: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+
+	dev = open_device();
+	dest = open(argv[2], oflags, 0600);
+	if (dest < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
+		       errno_name(errno), argv[2]);
+		return 1;
+	}
+	w.dest_fd = dest;
+
+	if (alarm_ms) {
+		struct sigaction sa = { .sa_handler = on_alarm };
+		struct itimerval it = {
+			.it_value = { alarm_ms / 1000, (alarm_ms % 1000) * 1000 },
+		};
+
+		sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART */
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
+
+	t0 = now_s();
+	if (ioctl(dev, PHYSCAP_IOC_WRITE, &w))
+		err = errno;
+	if (!err && do_fsync && fsync(dest))
+		err = errno;
+	secs = now_s() - t0;
+	print_write(&w, err, secs);
+	close(dest);
+	close(dev);
+	return err ? 1 : 0;
+}
+
+/*
+ * The question's approach: mmap /dev/mem and write(2) the mapping.  With
+ * O_DIRECT this fails with EFAULT (the mapping has no struct pages);
+ * without it every byte is copied into the page cache.
+ */
+static int cmd_devmem(int argc, char **argv)
+{
+	uint64_t phys, len, done = 0;
+	bool direct = argc > 3 && !strcmp(argv[3], "--direct");
+	int oflags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+	double t0, secs;
+	int mem, dest, err = 0;
+	uint8_t *map;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: devmem PHYS LEN DEST [--direct]\n");
+		return 2;
+	}
+	phys = parse_num(argv[0]);
+	len = parse_num(argv[1]);
+	if (direct)
+		oflags |= O_DIRECT;
+
+	mem = open("/dev/mem", O_RDONLY | O_CLOEXEC);
+	if (mem < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open /dev/mem\"}\n",
+		       errno_name(errno));
+		return 1;
+	}
+	map = mmap(NULL, len, PROT_READ, MAP_SHARED, mem, (off_t)phys);
+	if (map == MAP_FAILED) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"mmap /dev/mem\"}\n",
+		       errno_name(errno));
+		return 1;
+	}
+	dest = open(argv[2], oflags, 0600);
+	if (dest < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
+		       errno_name(errno), argv[2]);
+		return 1;
+	}
+
+	t0 = now_s();
+	while (done < len) {
+		size_t n = len - done > (1 << 20) ? (1 << 20) : len - done;
+		ssize_t r = write(dest, map + done, n);
+
+		if (r <= 0) {
+			err = r < 0 ? errno : EIO;
+			break;
+		}
+		done += r;
+	}
+	if (!err && fsync(dest))
+		err = errno;
+	secs = now_s() - t0;
+	printf("{\"ok\":%s,\"errno\":\"%s\",\"direct\":%s,\"bytes_written\":%" PRIu64
+	       ",\"seconds\":%.6f}\n", err ? "false" : "true", errno_name(err),
+	       direct ? "true" : "false", done, secs);
+	munmap(map, len);
+	close(dest);
+	close(mem);
+	return err ? 1 : 0;
+}
+
+static int cmd_mmap_dump(int argc, char **argv)
+{
+	uint64_t phys, len, done = 0;
+	uint8_t *map;
+	int dev;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: mmap-dump PHYS LEN\n");
+		return 2;
+	}
+	phys = parse_num(argv[0]);
+	len = parse_num(argv[1]);
+	dev = open_device();
+	map = mmap(NULL, len, PROT_READ, MAP_SHARED, dev, (off_t)phys);
+	if (map == MAP_FAILED) {
+		fprintf(stderr, "physcap-client: mmap: %s\n", errno_name(errno));
+		return 1;
+	}
+	while (done < len) {
+		ssize_t r = write(STDOUT_FILENO, map + done, len - done);
+
+		if (r <= 0)
+			return 1;
+		done += r;
+	}
+	munmap(map, len);
+	close(dev);
+	return 0;
+}
+
+/* ---- /proc/iomem, to find a hole and a harmless device range ---- */
+
+struct iomem_entry {
+	uint64_t start, end;
+	int depth;
+	char name[64];
+};
+
+static int read_iomem(struct iomem_entry *e, int max)
+{
+	FILE *f = fopen("/proc/iomem", "r");
+	char line[256];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		char *p = line, *colon;
+
+		while (*p == ' ')
+			p++;
+		e[n].depth = (int)(p - line) / 2;
+		if (sscanf(p, "%" SCNx64 "-%" SCNx64, &e[n].start, &e[n].end) != 2)
+			continue;
+		colon = strstr(p, " : ");
+		snprintf(e[n].name, sizeof(e[n].name), "%s", colon ? colon + 3 : "");
+		e[n].name[strcspn(e[n].name, "\n")] = 0;
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* First 1 MiB-aligned top-level gap above the last System RAM. */
+static uint64_t find_hole(const struct iomem_entry *e, int n, uint64_t limit)
+{
+	uint64_t cand = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!e[i].depth && !strcmp(e[i].name, "System RAM"))
+			cand = e[i].end + 1;
+	cand = (cand + 0xfffff) & ~0xfffffULL;
+	for (;;) {
+		bool hit = false;
+
+		for (i = 0; i < n; i++)
+			if (!e[i].depth && e[i].start <= cand + 0xfffff &&
+			    e[i].end >= cand) {
+				cand = ((e[i].end + 1) + 0xfffff) & ~0xfffffULL;
+				hit = true;
+			}
+		if (!hit || cand + 0x100000 >= limit)
+			break;
+	}
+	return cand;
+}
+
+/* 64 KiB inside a top-level PCI window that no device claimed: reads 0xff. */
+static uint64_t find_mmio(const struct iomem_entry *e, int n)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++) {
+		uint64_t cand;
+
+		if (e[i].depth || strncmp(e[i].name, "PCI Bus", 7))
+			continue;
+		for (cand = (e[i].start + 0xffff) & ~0xffffULL;
+		     cand + 0xffff <= e[i].end; cand += 0x10000) {
+			bool used = false;
+
+			for (j = i + 1; j < n && e[j].depth > 0; j++)
+				if (e[j].start <= cand + 0xffff && e[j].end >= cand)
+					used = true;
+			if (!used)
+				return cand;
+		}
+	}
+	return 0;
+}
+
+/* ---- selftest: one bad field per call, each with its exact errno ---- */
+
+static int failures;
+
+static void row(const char *name, int expected, int actual)
+{
+	printf("{\"case\":\"%s\",\"expected\":\"%s\",\"actual\":\"%s\",\"pass\":%s}\n",
+	       name, errno_name(expected), errno_name(actual),
+	       expected == actual ? "true" : "false");
+	if (expected != actual)
+		failures++;
+}
+
+static int do_write(int dev, struct physcap_write *w)
+{
+	return ioctl(dev, PHYSCAP_IOC_WRITE, w) ? errno : 0;
+}
+
+/* Run fn in a child that has dropped CAP_SYS_RAWIO; returns its errno. */
+static int without_rawio(int (*fn)(int), int dev)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		if (drop_rawio())
+			_exit(255);
+		_exit(fn(dev));
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int try_open(int dev)
+{
+	int fd;
+
+	(void)dev;
+	fd = open(DEV_PATH, O_RDWR);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+static int try_info_then_write(int dev)
+{
+	struct physcap_write w;
+
+	memset(&w, 0, sizeof(w));
+	w.dest_fd = -1;
+	w.length = 4096;
+	return do_write(dev, &w);
+}
+
+static int try_mmap(int dev)
+{
+	void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, dev, 0);
+
+	if (p == MAP_FAILED)
+		return errno;
+	munmap(p, 4096);
+	return 0;
+}
+
+static int mmap_errno(int dev, uint64_t phys, size_t len, int prot)
+{
+	void *p = mmap(NULL, len, prot, MAP_SHARED, dev, (off_t)phys);
+
+	if (p == MAP_FAILED)
+		return errno;
+	munmap(p, len);
+	return 0;
+}
+
+static int cmd_selftest(int argc, char **argv)
+{
+	const char *scratch = NULL, *blockdev = NULL;
+	struct iomem_entry iomem[512];
+	struct physcap_info info;
+	struct physcap_write base, w;
+	uint64_t phys = 0, hole, mmio, bdev_size = 0;
+	char path[512];
+	int dev, file, ro, nodirect, append, bdev, pipefd[2], sock, dir, null;
+	int closed, n, i;
+
+	for (i = 0; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--phys"))
+			phys = parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--scratch"))
+			scratch = argv[i + 1];
+		else if (!strcmp(argv[i], "--blockdev"))
+			blockdev = argv[i + 1];
+	}
+	if (!phys || !scratch || !blockdev) {
+		fprintf(stderr, "usage: selftest --phys P --scratch DIR --blockdev DEV\n");
+		return 2;
+	}
+
+	dev = open_device();
+	memset(&info, 0, sizeof(info));
+	if (ioctl(dev, PHYSCAP_IOC_INFO, &info))
+		return 1;
+	n = read_iomem(iomem, 512);
+	hole = find_hole(iomem, n, info.phys_limit);
+	mmio = find_mmio(iomem, n);
+	printf("{\"note\":\"targets\",\"phys\":\"0x%" PRIx64 "\",\"hole\":\"0x%" PRIx64
+	       "\",\"mmio\":\"0x%" PRIx64 "\",\"phys_limit\":\"0x%" PRIx64 "\"}\n",
+	       phys, hole, mmio, (uint64_t)info.phys_limit);
+
+	snprintf(path, sizeof(path), "%s/selftest.direct", scratch);
+	file = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	ro = open(path, O_RDONLY | O_DIRECT);
+	snprintf(path, sizeof(path), "%s/selftest.buffered", scratch);
+	nodirect = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	snprintf(path, sizeof(path), "%s/selftest.append", scratch);
+	append = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_APPEND, 0600);
+	bdev = open(blockdev, O_WRONLY | O_DIRECT);
+	if (bdev >= 0 && ioctl(bdev, BLKGETSIZE64, &bdev_size))
+		bdev = -1;
+	if (pipe2(pipefd, O_DIRECT))
+		return 1;
+	sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	dir = open(scratch, O_RDONLY | O_DIRECTORY);
+	null = open("/dev/null", O_WRONLY);
+	closed = open("/dev/null", O_WRONLY);
+	close(closed);
+	if (file < 0 || ro < 0 || nodirect < 0 || append < 0 || bdev < 0 ||
+	    sock < 0 || dir < 0 || null < 0) {
+		fprintf(stderr, "physcap-client: selftest set-up failed: %s\n",
+			strerror(errno));
+		return 1;
+	}
+
+	memset(&base, 0, sizeof(base));
+	base.phys_addr = phys;
+	base.length = 64 << 10;
+	base.dest_fd = file;
+
+#define CASE(name, expected, ...) do {		\
+		w = base;			\
+		__VA_ARGS__;			\
+		row(name, expected, do_write(dev, &w)); \
+	} while (0)
+
+	CASE("valid request (control)", 0, (void)0);
+	CASE("non-zero reserved[0]", EINVAL, w.reserved[0] = 1);
+	CASE("non-zero reserved[2]", EINVAL, w.reserved[2] = 0x8000000000000000ULL);
+	CASE("unknown flag bit 2", EINVAL, w.flags = 1U << 2);
+	CASE("unknown flag bit 31", EINVAL, w.flags = 1U << 31);
+	CASE("zero length", EINVAL, w.length = 0);
+	CASE("overflowing length", EINVAL, w.length = UINT64_MAX);
+	CASE("phys + len wraps", EINVAL, w.phys_addr = UINT64_MAX & ~0xfffULL; w.length = 0x2000);
+	CASE("beyond the physical address space", EINVAL,
+	     w.phys_addr = info.phys_limit; w.length = 4096);
+	CASE("straddling the physical limit", EINVAL,
+	     w.phys_addr = info.phys_limit - 4096; w.length = 8192);
+	CASE("past the end of memory (hole)", ENXIO, w.phys_addr = hole; w.length = 4096);
+	CASE("device (MMIO) range without the flag", EACCES, w.phys_addr = mmio);
+	CASE("MMIO with the flag but NO_BOUNCE", EOPNOTSUPP, w.phys_addr = mmio;
+	     w.flags = PHYSCAP_WRITE_ALLOW_MMIO | PHYSCAP_WRITE_NO_BOUNCE);
+	CASE("MMIO with the flag (bounced)", 0, w.phys_addr = mmio;
+	     w.flags = PHYSCAP_WRITE_ALLOW_MMIO);
+	row("MMIO with the flag: every byte bounced",
+	    (int)(w.bytes_bounced == w.length ? 0 : EIO), 0);
+	CASE("misaligned destination offset", EINVAL, w.dest_offset = 100);
+	CASE("misaligned physical address", EINVAL, w.phys_addr = phys + 100);
+	CASE("misaligned length", EINVAL, w.length = 1000);
+	CASE("negative fd", EBADF, w.dest_fd = -1);
+	CASE("closed fd", EBADF, w.dest_fd = closed);
+	CASE("read-only fd", EBADF, w.dest_fd = ro);
+	CASE("pipe (even with O_DIRECT)", EINVAL, w.dest_fd = pipefd[1]);
+	CASE("socket", EINVAL, w.dest_fd = sock);
+	CASE("directory", EISDIR, w.dest_fd = dir);
+	CASE("character device", EINVAL, w.dest_fd = null);
+	CASE("file opened without O_DIRECT", EINVAL, w.dest_fd = nodirect);
+	CASE("file opened with O_APPEND", EINVAL, w.dest_fd = append);
+	CASE("block device: past its end", ENOSPC, w.dest_fd = bdev;
+	     w.dest_offset = 1ULL << 50);
+	/* Its last 64 KiB: the start of the disk holds the tests' captures. */
+	CASE("block device: valid", 0, w.dest_fd = bdev;
+	     w.dest_offset = bdev_size - w.length);
+	row("unknown ioctl", ENOTTY,
+	    ioctl(dev, _IOWR(PHYSCAP_IOC_MAGIC, 0x7f, struct physcap_write), &w) ? errno : 0);
+	row("WRITE number with a wrong size", ENOTTY,
+	    ioctl(dev, _IOWR(PHYSCAP_IOC_MAGIC, 0x01, struct physcap_info), &w) ? errno : 0);
+	row("WRITE with a NULL argument", EFAULT,
+	    ioctl(dev, PHYSCAP_IOC_WRITE, NULL) ? errno : 0);
+	row("INFO with a bad pointer", EFAULT,
+	    ioctl(dev, PHYSCAP_IOC_INFO, (void *)16) ? errno : 0);
+	row("open without CAP_SYS_RAWIO", EPERM, without_rawio(try_open, dev));
+	row("WRITE without CAP_SYS_RAWIO (fd opened before)", EPERM,
+	    without_rawio(try_info_then_write, dev));
+	row("mmap without CAP_SYS_RAWIO", EPERM, without_rawio(try_mmap, dev));
+	row("mmap for writing", EACCES,
+	    mmap_errno(dev, phys, 4096, PROT_READ | PROT_WRITE));
+	row("mmap for execution", EACCES,
+	    mmap_errno(dev, phys, 4096, PROT_READ | PROT_EXEC));
+	row("mmap of a device range", EACCES, mmap_errno(dev, mmio, 4096, PROT_READ));
+	row("mmap of a hole", ENXIO, mmap_errno(dev, hole, 4096, PROT_READ));
+	row("mmap of memory (control)", 0, mmap_errno(dev, phys, 65536, PROT_READ));
+	{
+		/* A read-only mapping cannot be made writable later. */
+		void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, dev, (off_t)phys);
+
+		row("mprotect of the mapping to writable", EACCES,
+		    p == MAP_FAILED ? -1 :
+		    (mprotect(p, 4096, PROT_READ | PROT_WRITE) ? errno : 0));
+		if (p != MAP_FAILED)
+			munmap(p, 4096);
+	}
+#undef CASE
+
+	printf("{\"note\":\"summary\",\"failures\":%d}\n", failures);
+	return failures ? 1 : 0;
+}
+
+/*
+ * poison-test: poison one page of our own (MADV_HWPOISON, as the kernel's
+ * memory-failure handling would after a machine check), then write its
+ * physical page through physcap: it must be counted as poisoned and
+ * written as zeros, never handed to the device.
+ */
+static void on_sigbus(int sig)
+{
+	(void)sig;	/* the kernel's "your page was poisoned" notice: expected */
+}
+
+static int cmd_poison_test(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus };
+	long ps = sysconf(_SC_PAGESIZE);
+	struct physcap_write w;
+	const char *scratch = argc > 1 && !strcmp(argv[0], "--scratch") ? argv[1] : NULL;
+	char path[512];
+	uint64_t entry, pfn;
+	uint8_t *page, *back;
+	int pagemap, dev, dest, err = 0;
+	bool zeros = true;
+	long i;
+
+	if (!scratch) {
+		fprintf(stderr, "usage: poison-test --scratch DIR\n");
+		return 2;
+	}
+	sigaction(SIGBUS, &sa, NULL);
+	page = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return 1;
+	memset(page, 0xAA, ps);
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	if (pagemap < 0 || pread(pagemap, &entry, sizeof(entry),
+				 (off_t)((uintptr_t)page / ps) * 8) != sizeof(entry) ||
+	    !(entry & (1ULL << 63))) {
+		printf("{\"ok\":false,\"what\":\"pagemap\"}\n");
+		return 1;
+	}
+	pfn = entry & ((1ULL << 55) - 1);
+	if (madvise(page, ps, MADV_HWPOISON)) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"madvise\"}\n",
+		       errno_name(errno));
+		return 1;
+	}
+
+	dev = open_device();
+	snprintf(path, sizeof(path), "%s/poisoned.bin", scratch);
+	dest = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	memset(&w, 0, sizeof(w));
+	w.phys_addr = pfn * ps;
+	w.length = ps;
+	w.dest_fd = dest;
+	if (ioctl(dev, PHYSCAP_IOC_WRITE, &w))
+		err = errno;
+
+	back = aligned_alloc(ps, ps);
+	if (!back || pread(dest, back, ps, 0) != ps)
+		return 1;
+	for (i = 0; i < ps; i++)
+		if (back[i])
+			zeros = false;
+	printf("{\"ok\":%s,\"errno\":\"%s\",\"pfn\":%" PRIu64 ",\"bytes_written\":%" PRIu64
+	       ",\"bytes_poisoned\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64
+	       ",\"zeros\":%s}\n", err ? "false" : "true", errno_name(err), pfn,
+	       (uint64_t)w.bytes_written, (uint64_t)w.bytes_poisoned,
+	       (uint64_t)w.bytes_zero_copy, zeros ? "true" : "false");
+	free(back);
+	close(dest);
+	close(dev);
+	return err ? 1 : 0;
+}
+
+/* ---- fuzz: random ioctls, bounded, must never crash the kernel ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64*: deterministic for a seed, so failures reproduce */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+static int cmd_fuzz(int argc, char **argv)
+{
+	static const char *const names[] = { "OK", "EPERM", "EINVAL", "EBADF",
+		"EFAULT", "ENOTTY", "ENXIO", "EACCES", "EISDIR", "ENOSPC",
+		"EFBIG", "EOPNOTSUPP", "other" };
+	int counts[13] = { 0 };
+	uint64_t count = 1000, phys = 0;
+	const char *scratch = NULL;
+	char path[512];
+	int fds[6], dev, i;
+	uint64_t k;
+
+	for (i = 0; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--count"))
+			count = parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--seed"))
+			rng_state = parse_num(argv[i + 1]) | 1;
+		else if (!strcmp(argv[i], "--phys"))
+			phys = parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--scratch"))
+			scratch = argv[i + 1];
+	}
+	if (!scratch || !phys) {
+		fprintf(stderr, "usage: fuzz --count N --seed S --phys P --scratch DIR\n");
+		return 2;
+	}
+	if (!rng_state)
+		rng_state = 1;
+	dev = open_device();
+	snprintf(path, sizeof(path), "%s/fuzz.direct", scratch);
+	fds[0] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	fds[1] = open(path, O_RDONLY);
+	fds[2] = open("/dev/null", O_WRONLY);
+	fds[3] = -1;
+	fds[4] = 1000;
+	fds[5] = dev;
+	if (fds[0] < 0)
+		return 1;
+
+	for (k = 0; k < count; k++) {
+		struct physcap_write w;
+		unsigned int cmd;
+		int err, idx;
+
+		memset(&w, 0, sizeof(w));
+		switch (rnd() % 4) {
+		case 0: /* plausible: near the reserved range, small, aligned */
+			w.phys_addr = phys + (rnd() % 64) * 512;
+			w.length = (1 + rnd() % 128) * 512;
+			break;
+		case 1: /* anywhere */
+			w.phys_addr = rnd();
+			w.length = rnd();
+			break;
+		case 2: /* low memory, odd sizes */
+			w.phys_addr = rnd() % (1ULL << 32);
+			w.length = rnd() % (1 << 20);
+			break;
+		default: /* edges */
+			w.phys_addr = UINT64_MAX - rnd() % 8192;
+			w.length = rnd() % 3 ? 4096 : UINT64_MAX;
+			break;
+		}
+		w.dest_offset = rnd() % 4 ? (rnd() % 256) * 512 : rnd();
+		w.dest_fd = fds[rnd() % 6];
+		/* Never ALLOW_MMIO: random device reads could disturb the board. */
+		w.flags = (uint32_t)rnd() & ~PHYSCAP_WRITE_ALLOW_MMIO;
+		if (rnd() % 2)
+			w.flags &= PHYSCAP_WRITE_FLAGS_ALL;
+		if (rnd() % 8 == 0)
+			w.reserved[rnd() % 3] = rnd();
+
+		switch (rnd() % 8) {
+		case 0:
+			cmd = PHYSCAP_IOC_INFO;
+			break;
+		case 1:
+			cmd = (unsigned int)rnd();
+			break;
+		default:
+			cmd = PHYSCAP_IOC_WRITE;
+			break;
+		}
+		err = ioctl(dev, cmd, &w) ? errno : 0;
+		for (idx = 0; idx < 12; idx++)
+			if (!strcmp(names[idx], errno_name(err)))
+				break;
+		counts[idx]++;
+	}
+
+	printf("{\"ok\":true,\"calls\":%" PRIu64 ",\"outcomes\":{", count);
+	for (i = 0; i < 13; i++)
+		printf("%s\"%s\":%d", i ? "," : "", names[i], counts[i]);
+	printf("}}\n");
+	close(fds[0]);
+	close(fds[1]);
+	close(fds[2]);
+	close(dev);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr,
+			"usage: physcap-client info|write|devmem|mmap-dump|selftest|fuzz|poison-test ...\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(argv[1], "info"))
+		return cmd_info();
+	if (!strcmp(argv[1], "write"))
+		return cmd_write(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "devmem"))
+		return cmd_devmem(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "mmap-dump"))
+		return cmd_mmap_dump(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "selftest"))
+		return cmd_selftest(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "fuzz"))
+		return cmd_fuzz(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "poison-test"))
+		return cmd_poison_test(argc - 2, argv + 2);
+	fprintf(stderr, "physcap-client: unknown command %s\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,84 @@
+import * as path from 'node:path';
+
+import { KernelSpec, artifacts, repoRoot } from '../vm/paths';
+import { BOARD_RANGES, hex, rawOffsets } from '../vm/layout';
+
+/**
+ * The guest side of the kernel tests: one boot runs every check, printing
+ * "@@key label {json}" records that the host-side tests assert on.
+ */
+export function zeroCopyJob(kernel: KernelSpec): string {
+  const { module, client } = artifacts(kernel);
+  const offsets = rawOffsets(BOARD_RANGES);
+  const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
+  const big = BOARD_RANGES.find((r) => r.name === 'big')!;
+  const perRange = BOARD_RANGES.map(
+    (r) => `
+rec file ${r.name} "$($C write ${hex(r.start)} ${r.size} $D/${r.name}.bin)"
+rec raw ${r.name} "$($C write ${hex(r.start)} ${r.size} $RAW --existing --offset ${offsets.get(r.name)})"
+rec mmap ${r.name} "{\\"sha256\\":\\"$($C mmap-dump ${hex(r.start)} ${r.size} | sha256sum | cut -d' ' -f1)\\"}"`,
+  ).join('\n');
+  const concurrent = BOARD_RANGES.map(
+    (r) => `$C write ${hex(r.start)} ${r.size} $D/concurrent-${r.name}.bin > $T/concurrent-${r.name} &`,
+  ).join('\n');
+  const concurrentRecords = BOARD_RANGES.map((r) => `rec concurrent ${r.name} "$(cat $T/concurrent-${r.name})"`).join('\n');
+
+  return `#!/bin/sh
+C=${client}
+MOD=${module}
+D=$PHYSCAP_BOARD_DISK
+RAW=$PHYSCAP_BOARD_RAW
+SLOW=$PHYSCAP_BOARD_SLOW
+T=$TMPDIR
+rec() { printf '@@%s %s %s\\n' "$1" "$2" "$3"; }
+stats() {
+	s=/sys/class/misc/physcap
+	printf '{"zero_copy":%s,"bounced":%s,"poisoned":%s,"buffered":%s,"adopted":%s,"done":%s,"failed":%s,"interrupted":%s}' \\
+		$(cat $s/bytes_zero_copy $s/bytes_bounced $s/bytes_poisoned $s/bytes_buffered $s/bytes_adopted \\
+		      $s/writes_done $s/writes_failed $s/writes_interrupted)
+}
+
+insmod $MOD || { echo "insmod $MOD failed"; exit 10; }
+rec info - "$($C info)"
+rec question - "$($C devmem ${hex(trace.start)} 4096 $D/question.bin --direct)"
+${perRange}
+
+${concurrent}
+wait
+${concurrentRecords}
+
+$C selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW | sed 's/^/@@selftest - /'
+rec fuzz - "$($C fuzz --count 5000 --seed 20261125 --phys ${hex(trace.start)} --scratch $D)"
+rec poison - "$($C poison-test --scratch $D)"
+
+# A non-fatal signal: the write stops and reports how far it got.
+rec alarm - "$($C write ${hex(big.start)} ${64 << 20} $SLOW --existing --alarm-ms 500)"
+# A fatal one: the process must die promptly, not after the whole write.
+$C write ${hex(big.start)} ${64 << 20} $SLOW --existing > $T/killed &
+p=$!
+sleep 1
+t0=$(date +%s%N)
+kill -KILL $p
+wait $p
+rc=$?
+t1=$(date +%s%N)
+rec kill - "{\\"rc\\":$rc,\\"ms\\":$(( (t1 - t0) / 1000000 ))}"
+rec stats - "$(stats)"
+# The agent's CLI, run by the host's node over the 9p root, unchanged.
+rec cli - "$(node ${path.join(repoRoot(), 'agent', 'bin', 'physcap.js')} module --json)"
+
+# The bounce path: without adoption, the 256 MiB range has no struct pages.
+rmmod physcap || exit 11
+insmod $MOD adopt=0 || exit 12
+rec bounce ${big.name} "$($C write ${hex(big.start)} ${big.size} $D/bounced-${big.name}.bin)"
+rmmod physcap && rec unload - '{"ok":true}'
+
+# Kernel lockdown (raised at run time: an unsigned module cannot load under it).
+insmod $MOD || exit 13
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+echo integrity > /sys/kernel/security/lockdown
+rec lockdown physcap "$($C info)"
+rec lockdown devmem "$($C devmem ${hex(trace.start)} 4096 $D/lockdown.bin)"
+exit 0
+`;
+}
