@@ -11,8 +11,19 @@
 
 #define PHYSCAP_VERSION		"0.1.0"
 
-/* Pages handed to one vfs_iter_write() call (4 MiB with 4 KiB pages). */
+/* bio_vecs in one batch; contiguous pages share one multi-page bio_vec. */
 #define PHYSCAP_BATCH_PAGES	1024
+/*
+ * Bytes per vfs_iter_write() call adapt to the destination: batches grow
+ * while the disk finishes them fast (more requests in flight, fewer waits)
+ * and shrink when it is slow, so a signal is noticed within about
+ * PHYSCAP_BATCH_SLOW_MS whatever the disk.
+ */
+#define PHYSCAP_BATCH_MIN	(1U << 20)
+#define PHYSCAP_BATCH_START	(4U << 20)
+#define PHYSCAP_BATCH_MAX	(64U << 20)
+#define PHYSCAP_BATCH_FAST_MS	25
+#define PHYSCAP_BATCH_SLOW_MS	100
 /* Bounce pages, allocated only when a range has no struct pages. */
 #define PHYSCAP_BOUNCE_PAGES	256
 

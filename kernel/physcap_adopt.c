@@ -13,6 +13,8 @@
  * lie in reserved memory and nowhere near System RAM are adopted; anything
  * else keeps using the bounce path.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/ioport.h>
 #include <linux/list.h>
 #include <linux/memremap.h>
@@ -66,8 +68,8 @@ static int physcap_adopt_run(u64 start, u64 end)
 	}
 	list_add(&a->node, &physcap_adopted_list);
 	atomic64_add(end - start + 1, &physcap_stats.bytes_adopted);
-	pr_info("physcap: reserved memory %#llx-%#llx now has struct pages\n",
-		start, end);
+	pr_info_ratelimited("reserved memory %#llx-%#llx now has struct pages\n",
+			    start, end);
 	return 0;
 }
 
@@ -97,7 +99,7 @@ void physcap_adopt_segment(const struct physcap_seg *seg)
 			pos += PHYSCAP_SUBSECTION;
 		ret = physcap_adopt_run(run, pos - 1);
 		if (ret)
-			pr_notice_ratelimited("physcap: cannot give %#llx-%#llx struct pages (%d); bouncing it\n",
+			pr_notice_ratelimited("cannot give %#llx-%#llx struct pages (%d); bouncing it\n",
 					      run, pos - 1, ret);
 	}
 	mutex_unlock(&physcap_adopt_lock);

@@ -7,6 +7,8 @@
  * (read-only, the offset is the physical address).  The ABI is in
  * physcap_uapi.h; docs/ioctl-abi.md describes it.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/build_bug.h>
 #include <linux/capability.h>
 #include <linux/device.h>
@@ -151,11 +153,11 @@ static int __init physcap_init(void)
 
 	ret = misc_register(&physcap_misc);
 	if (ret) {
-		pr_err("physcap: cannot register /dev/%s: %d\n",
+		pr_err("cannot register /dev/%s: %d\n",
 		       PHYSCAP_DEVICE_NAME, ret);
 		return ret;
 	}
-	pr_info("physcap: version %s, ABI %d, /dev/%s ready\n",
+	pr_info("version %s, ABI %d, /dev/%s ready\n",
 		PHYSCAP_VERSION, PHYSCAP_ABI_VERSION, PHYSCAP_DEVICE_NAME);
 	return 0;
 }

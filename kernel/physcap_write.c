@@ -14,9 +14,12 @@
  * counted as bounced.  Hardware-poisoned pages are never handed to the
  * device; the zero page is written in their place and they are counted.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/bvec.h>
 #include <linux/highmem.h>
 #include <linux/io.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
@@ -34,6 +37,7 @@ struct physcap_writer {
 	struct page **bounce;		/* allocated on first use */
 	unsigned int nr_bounce;
 	loff_t pos;			/* next destination offset */
+	size_t batch_bytes;		/* adapted to the destination's speed */
 };
 
 /* Bytes of [phys, seg_end] that lie in phys's page. */
@@ -97,17 +101,30 @@ static int physcap_write_iter(struct physcap_writer *w, struct bio_vec *bvec,
 	return 0;
 }
 
+/* Only full batches tell the disk's speed: a segment's tail may be tiny. */
+static void physcap_batch_adapt(struct physcap_writer *w, size_t bytes,
+				s64 ms)
+{
+	if (bytes < w->batch_bytes)
+		return;
+	if (ms < PHYSCAP_BATCH_FAST_MS && w->batch_bytes < PHYSCAP_BATCH_MAX)
+		w->batch_bytes *= 2;
+	else if (ms > PHYSCAP_BATCH_SLOW_MS && w->batch_bytes > PHYSCAP_BATCH_MIN)
+		w->batch_bytes /= 2;
+}
+
 static int physcap_write_zero_copy(struct physcap_writer *w, u64 *phys,
 				   u64 seg_end)
 {
 	struct physcap_write *req = w->req;
+	ktime_t start;
 	u64 poisoned = 0;
 	size_t bytes = 0;
 	unsigned int nr = 0;
 	bool extendable = false;
 	int ret;
 
-	while (*phys <= seg_end && bytes < PHYSCAP_BATCH_PAGES * PAGE_SIZE) {
+	while (*phys <= seg_end && bytes < w->batch_bytes) {
 		unsigned long pfn = PHYS_PFN(*phys);
 		unsigned int offset = offset_in_page(*phys);
 		u64 chunk = physcap_chunk(*phys, seg_end);
@@ -140,9 +157,11 @@ static int physcap_write_zero_copy(struct physcap_writer *w, u64 *phys,
 		bytes += chunk;
 	}
 
+	start = ktime_get();
 	ret = physcap_write_iter(w, w->bvec, nr, bytes);
 	if (ret < 0)
 		return ret;
+	physcap_batch_adapt(w, bytes, ktime_ms_delta(ktime_get(), start));
 	req->bytes_poisoned += poisoned;
 	if (ret == 1)
 		req->bytes_buffered += bytes - poisoned;
@@ -328,7 +347,10 @@ static void physcap_write_account(const struct physcap_write *req, int ret)
  */
 int physcap_write(struct physcap_write *req)
 {
-	struct physcap_writer w = { .req = req };
+	struct physcap_writer w = {
+		.req = req,
+		.batch_bytes = PHYSCAP_BATCH_START,
+	};
 	struct physcap_range range;
 	unsigned int i;
 	int ret;
@@ -373,11 +395,11 @@ int physcap_write(struct physcap_write *req)
 		ret = physcap_write_segment(&w, &range.segs[i]);
 
 	if (ret == -EINTR)
-		pr_info_ratelimited("physcap: write of %#llx+%#llx interrupted after %llu bytes\n",
+		pr_info_ratelimited("write of %#llx+%#llx interrupted after %llu bytes\n",
 				    req->phys_addr, req->length,
 				    req->bytes_written);
 	else if (ret)
-		pr_warn_ratelimited("physcap: write of %#llx+%#llx failed after %llu bytes: %d\n",
+		pr_warn_ratelimited("write of %#llx+%#llx failed after %llu bytes: %d\n",
 				    req->phys_addr, req->length,
 				    req->bytes_written, ret);
 	physcap_write_account(req, ret);

@@ -6,7 +6,7 @@
  *   info
  *   write PHYS LEN DEST [--offset N] [--allow-mmio] [--no-bounce]
  *         [--existing] [--no-fsync] [--alarm-ms N]
- *   devmem PHYS LEN DEST [--direct]     the question's way, for comparison
+ *   devmem PHYS LEN DEST [--direct] [--existing]   the question's way
  *   mmap-dump PHYS LEN                  read-only mapping to stdout
  *   selftest --phys P --scratch DIR --blockdev DEV
  *   fuzz --count N --seed S --phys P --scratch DIR
@@ -57,6 +57,9 @@ static const char *errno_name(int err)
 	case EACCES: return "EACCES";
 	case EFAULT: return "EFAULT";
 	case EBUSY: return "EBUSY";
+	case EEXIST: return "EEXIST";
+	case ENODEV: return "ENODEV";
+	case EROFS: return "EROFS";
 	case EISDIR: return "EISDIR";
 	case EINVAL: return "EINVAL";
 	case EFBIG: return "EFBIG";
@@ -240,21 +243,30 @@ static int cmd_write(int argc, char **argv)
  */
 static int cmd_devmem(int argc, char **argv)
 {
-	uint64_t phys, len, done = 0;
-	bool direct = argc > 3 && !strcmp(argv[3], "--direct");
 	int oflags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+	uint64_t phys, len, done = 0;
+	bool direct = false;
 	double t0, secs;
-	int mem, dest, err = 0;
+	int mem, dest, err = 0, i;
 	uint8_t *map;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: devmem PHYS LEN DEST [--direct]\n");
+		fprintf(stderr, "usage: devmem PHYS LEN DEST [--direct] [--existing]\n");
 		return 2;
 	}
 	phys = parse_num(argv[0]);
 	len = parse_num(argv[1]);
-	if (direct)
-		oflags |= O_DIRECT;
+	for (i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--direct")) {
+			direct = true;
+			oflags |= O_DIRECT;
+		} else if (!strcmp(argv[i], "--existing")) {
+			oflags &= ~(O_CREAT | O_EXCL);
+		} else {
+			fprintf(stderr, "physcap-client: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
 
 	mem = open("/dev/mem", O_RDONLY | O_CLOEXEC);
 	if (mem < 0) {

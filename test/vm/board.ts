@@ -45,6 +45,13 @@ export interface BoardOptions {
   slowMiB?: number;
   /** Write throttle of the slow disk, bytes per second. */
   slowWriteBps?: number;
+  /**
+   * Fill the scratch and raw images with zeros on the host first.  Sparse
+   * images make the host allocate blocks during the guest's writes and turn
+   * every guest fsync into a host journal commit: fine for tests, but it
+   * adds the same large constant to every case a benchmark compares.
+   */
+  preallocate?: boolean;
   /** Every console line as it arrives (progress for long runs). */
   onConsole?: (line: string) => void;
 }
@@ -54,7 +61,12 @@ export interface GroundTruth extends ReservedRange {
 }
 
 export class BoardError extends Error {
-  constructor(message: string, readonly consoleTail: string) {
+  constructor(
+    message: string,
+    readonly consoleTail: string,
+    /** Whether init had started the job when the board failed. */
+    readonly jobStarted = true,
+  ) {
     super(`${message}\n--- last console lines ---\n${consoleTail}`);
     this.name = 'BoardError';
   }
@@ -154,21 +166,37 @@ export class BoardRun {
   }
 }
 
-function makeImages(workDir: string, o: Required<Pick<BoardOptions, 'scratchMiB' | 'rawMiB' | 'slowMiB'>>) {
+function makeImage(file: string, mib: number, preallocate: boolean): void {
+  if (!preallocate) {
+    fs.writeFileSync(file, '');
+    fs.truncateSync(file, mib * 2 ** 20);
+    return;
+  }
+  const fd = fs.openSync(file, 'w');
+  try {
+    const zeros = Buffer.alloc(16 << 20);
+    for (let done = 0; done < mib * 2 ** 20; done += zeros.length) fs.writeSync(fd, zeros);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function makeImages(
+  workDir: string,
+  o: Required<Pick<BoardOptions, 'scratchMiB' | 'rawMiB' | 'slowMiB' | 'preallocate'>>,
+): BoardRun['images'] {
   const images = {
     scratch: path.join(workDir, 'scratch.img'),
     raw: path.join(workDir, 'raw.img'),
     slow: path.join(workDir, 'slow.img'),
   };
-  fs.writeFileSync(images.scratch, '');
-  fs.truncateSync(images.scratch, o.scratchMiB * 2 ** 20);
+  makeImage(images.scratch, o.scratchMiB, o.preallocate);
   execFileSync('mkfs.ext4', ['-F', '-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', images.scratch], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  fs.writeFileSync(images.raw, '');
-  fs.truncateSync(images.raw, o.rawMiB * 2 ** 20);
-  fs.writeFileSync(images.slow, '');
-  fs.truncateSync(images.slow, o.slowMiB * 2 ** 20);
+  makeImage(images.raw, o.rawMiB, o.preallocate);
+  makeImage(images.slow, o.slowMiB, false);
   return images;
 }
 
@@ -203,7 +231,9 @@ function qemuArgs(o: BoardOptions, memFile: string, jobDir: string, images: Boar
   ];
   const slowBps = o.slowWriteBps ?? DEFAULTS.slowWriteBps;
   return [
-    ...(kvm ? ['-enable-kvm', '-cpu', 'host'] : ['-cpu', 'max']),
+    // No 5-level paging under emulation: no board has it, and it is the
+    // least exercised path of QEMU's x86 emulation.
+    ...(kvm ? ['-enable-kvm', '-cpu', 'host'] : ['-cpu', 'max,la57=off']),
     '-machine', 'pc,memory-backend=ram',
     '-smp', '2',
     '-m', `${memoryMiB}M`,
@@ -223,12 +253,30 @@ function qemuArgs(o: BoardOptions, memFile: string, jobDir: string, images: Boar
   ];
 }
 
+/** init.sh prints this just before it starts the job. */
+const JOB_START = 'PHYSCAP-BOARD-JOB-START';
+
 /**
  * Boots the board, runs the job, powers off.  Resolves when the job ran to
  * its end, whatever its exit code; rejects with a BoardError (and the
  * console's last lines) when the board itself failed or timed out.
+ *
+ * A board that dies before the job even starts (seen once in many boots: a
+ * panic in early boot under software emulation, before any physcap code
+ * ran) is booted once more, loudly.  A failure once the job has started is
+ * never retried: that could be physcap's.
  */
 export async function bootBoard(o: BoardOptions): Promise<BoardRun> {
+  try {
+    return await bootOnce(o);
+  } catch (err) {
+    if (!(err instanceof BoardError) || err.jobStarted) throw err;
+    process.stderr.write(`physcap board: the board failed before the job started; booting once more.\n${err.message}\n`);
+    return bootOnce(o);
+  }
+}
+
+async function bootOnce(o: BoardOptions): Promise<BoardRun> {
   const memoryMiB = o.memoryMiB ?? DEFAULTS.memoryMiB;
   const timeoutMs = o.timeoutMs ?? DEFAULTS.timeoutMs;
   for (const [what, file] of Object.entries({ kernel: o.kernel.vmlinuz, initramfs: artifacts(o.kernel).initramfs })) {
@@ -247,6 +295,7 @@ export async function bootBoard(o: BoardOptions): Promise<BoardRun> {
       scratchMiB: o.scratchMiB ?? DEFAULTS.scratchMiB,
       rawMiB: o.rawMiB ?? DEFAULTS.rawMiB,
       slowMiB: o.slowMiB ?? DEFAULTS.slowMiB,
+      preallocate: o.preallocate ?? false,
     });
     const seed = o.seed ?? `${Date.now()}-${Math.random()}`;
     const truth = placePatterns(memFile, memoryMiB * 2 ** 20, o.reserved ?? [], seed);
@@ -257,7 +306,12 @@ export async function bootBoard(o: BoardOptions): Promise<BoardRun> {
 
     const exitFile = path.join(jobDir, 'exit-code');
     if (!fs.existsSync(exitFile)) {
-      throw new BoardError('the board stopped before the job finished', tail(consoleText, 60));
+      const started = consoleText.includes(JOB_START);
+      throw new BoardError(
+        started ? 'the board stopped before the job finished' : 'the board stopped before the job started',
+        tail(consoleText, 60),
+        started,
+      );
     }
     const read = (name: string) => {
       const f = path.join(jobDir, name);

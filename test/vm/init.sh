@@ -39,6 +39,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 job $board/job ||
 mount -t ext4 -o noatime /dev/vda $board/disk || fail "cannot mount the scratch disk"
 
 cd $new
+echo "PHYSCAP-BOARD-JOB-START"
 chroot $new /bin/sh -c 'cd /run/physcap-board/job && exec env -i \
 	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/run/physcap-board/tmp TMPDIR=/run/physcap-board/tmp \
