@@ -65,6 +65,19 @@ function buildInitramfs(kernel) {
   return out;
 }
 
+// node-gyp against the running node's own headers (this machine's npm is set
+// up with nodedir=/usr; nothing is downloaded when the headers are there).
+function buildAddon() {
+  const native = path.join(root, 'native');
+  const gyp = path.join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const nodedir = path.resolve(path.dirname(process.execPath), '..');
+  const args = fs.existsSync(path.join(nodedir, 'include', 'node', 'node_api.h')) ? [`--nodedir=${nodedir}`] : [];
+  if (!fs.existsSync(path.join(native, 'build', 'Makefile'))) {
+    run(process.execPath, [gyp, 'configure', ...args], { cwd: native });
+  }
+  run(process.execPath, [gyp, 'build', ...args], { cwd: native });
+}
+
 function main() {
   const kernels = JSON.parse(fs.readFileSync(path.join(build, 'kernels.json'), 'utf8'));
   for (const kernel of kernels) {
@@ -73,10 +86,11 @@ function main() {
   }
   fs.mkdirSync(path.join(build, 'bin'), { recursive: true });
   run('make', ['-s', '-C', path.join(root, 'kernel', 'tools'), `OUT=${path.join(build, 'bin')}`]);
+  buildAddon();
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], {
     cwd: root,
   });
-  log(`ready: physcap.ko for ${kernels.map((k) => k.release).join(', ')}`);
+  log(`ready: physcap.ko for ${kernels.map((k) => k.release).join(', ')}, physcap.node, the CLI`);
 }
 
 try {

@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "physcap",
+      "sources": [
+        "src/addon/addon.cc",
+        "src/io/capture.cc",
+        "src/io/dest.cc",
+        "src/io/physcap_dev.cc",
+        "src/io/sha256.cc",
+        "src/io/system.cc",
+        "src/io/window.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=6", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=c++17"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-fexceptions"]
+    }
+  ]
+}

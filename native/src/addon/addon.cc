@@ -1,0 +1,314 @@
+// The addon glue: JavaScript values in, plain C++ structs to the io/ layer,
+// Node-style errors and Promises out.  Long work never runs on the event
+// loop: each capture gets its own threads (not libuv's small shared pool,
+// which fs and zlib also use) and reports back through a thread-safe
+// function.  Arguments are validated by the TypeScript facade
+// (agent/src/native/binding.ts), the only caller.
+#include <napi.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "../io/capture.h"
+#include "../io/dest.h"
+#include "../io/physcap_dev.h"
+#include "../io/system.h"
+
+namespace {
+
+using physcap::Failure;
+
+// Node's own shape (src/api/exceptions.cc): code, errno (negative),
+// syscall, path, and a message that says what was being done.
+Napi::Error node_error(Napi::Env env, const Failure& f, const std::string& what) {
+  const char* name = strerrorname_np(f.err);
+  std::string code = name ? name : "EUNKNOWN";
+  std::string msg = code + ": " + strerror(f.err) + ", " + f.syscall;
+  if (!f.path.empty()) msg += " '" + f.path + "'";
+  if (!what.empty()) msg += " (" + what + ")";
+  Napi::Error err = Napi::Error::New(env, msg);
+  err.Set("code", code);
+  err.Set("errno", Napi::Number::New(env, -f.err));
+  err.Set("syscall", f.syscall);
+  if (!f.path.empty()) err.Set("path", f.path);
+  return err;
+}
+
+[[noreturn]] void throw_errno(Napi::Env env, int neg_errno, const char* syscall, const std::string& path,
+                              const std::string& what) {
+  Failure f;
+  f.set(neg_errno, syscall, path);
+  throw node_error(env, f, what);
+}
+
+uint64_t u64(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(o.Env(), std::string(key) + " does not fit in 64 bits");
+    return x;
+  }
+  if (v.IsNumber()) return static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  return 0;
+}
+
+std::string str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = physcap::device_open();
+  if (fd < 0) throw_errno(env, fd, "open", physcap::kDevicePath, "reading physcap.ko's INFO");
+  physcap_info di;
+  int r = physcap::device_info(fd, &di);
+  close(fd);
+  if (r) throw_errno(env, r, "ioctl(PHYSCAP_IOC_INFO)", physcap::kDevicePath, "reading physcap.ko's INFO");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("abiVersion", di.abi_version);
+  o.Set("pageSize", di.page_size);
+  o.Set("features", Napi::BigInt::New(env, static_cast<uint64_t>(di.features)));
+  o.Set("physLimit", Napi::BigInt::New(env, static_cast<uint64_t>(di.phys_limit)));
+  o.Set("batchPages", di.batch_pages);
+  return o;
+}
+
+Napi::Object DestToJs(Napi::Env env, const physcap::DestInfo& d) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", d.fd);
+  o.Set("isBlockDevice", d.is_blockdev);
+  o.Set("size", Napi::Number::New(env, static_cast<double>(d.size)));
+  o.Set("memAlign", d.align.mem);
+  o.Set("offsetAlign", d.align.offset);
+  return o;
+}
+
+physcap::DestInfo DestFromJs(const Napi::Object& o) {
+  physcap::DestInfo d;
+  d.fd = o.Get("fd").As<Napi::Number>().Int32Value();
+  d.is_blockdev = o.Get("isBlockDevice").ToBoolean();
+  d.size = static_cast<uint64_t>(o.Get("size").As<Napi::Number>().DoubleValue());
+  d.align.mem = o.Get("memAlign").As<Napi::Number>().Uint32Value();
+  d.align.offset = o.Get("offsetAlign").As<Napi::Number>().Uint32Value();
+  return d;
+}
+
+// openDestination(path, mode: 'create' | 'existing')
+Napi::Value OpenDestination(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string mode = info[1].As<Napi::String>().Utf8Value();
+  physcap::DestInfo d;
+  Failure f;
+  if (physcap::open_destination(path, mode == "create" ? physcap::DestMode::create : physcap::DestMode::existing, &d,
+                                &f))
+    throw node_error(env, f, "opening a capture destination for direct I/O");
+  return DestToJs(env, d);
+}
+
+// preallocate(dest, path, length)
+Napi::Value Preallocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  physcap::DestInfo d = DestFromJs(info[0].As<Napi::Object>());
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  bool lossless = true;
+  uint64_t len = info[2].As<Napi::BigInt>().Uint64Value(&lossless);
+  Failure f;
+  if (physcap::preallocate(d, len, path, &f)) throw node_error(env, f, "allocating the capture's space up front");
+  return env.Undefined();
+}
+
+// writeAligned(dest, path, offset, buffer)
+Napi::Value WriteAligned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  physcap::DestInfo d = DestFromJs(info[0].As<Napi::Object>());
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  bool lossless = true;
+  uint64_t off = info[2].As<Napi::BigInt>().Uint64Value(&lossless);
+  Napi::Buffer<uint8_t> buf = info[3].As<Napi::Buffer<uint8_t>>();
+  int r = physcap::write_aligned(d.fd, d.align, off, buf.Data(), buf.Length());
+  if (r) throw_errno(env, r, "pwrite", path, "writing an aligned header");
+  return env.Undefined();
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (close(fd)) throw_errno(env, -errno, "close", "", "closing a capture destination");
+  return env.Undefined();
+}
+
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string sock = info[0].As<Napi::String>().Utf8Value();
+  std::string msg = info[1].As<Napi::String>().Utf8Value();
+  int r = physcap::sd_notify_send(sock, msg);
+  if (r) throw_errno(env, r, "sendto", sock, "notifying the service manager");
+  return env.Undefined();
+}
+
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  physcap::PeerCred c;
+  int r = physcap::peer_credentials(info[0].As<Napi::Number>().Int32Value(), &c);
+  if (r) throw_errno(env, r, "getsockopt(SO_PEERCRED)", "", "checking who is on the control socket");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", c.pid);
+  o.Set("uid", c.uid);
+  o.Set("gid", c.gid);
+  return o;
+}
+
+// ---- capture: one std::thread drives it; results come back through a TSFN ----
+
+struct Tick {
+  uint64_t written;
+  uint64_t hashed;
+  double seconds;
+  bool final;
+};
+
+struct CaptureJob {
+  std::shared_ptr<physcap::Capture> capture;
+  Napi::Promise::Deferred deferred;
+  Napi::ThreadSafeFunction tsfn;
+  std::string what;
+  explicit CaptureJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+Napi::Object ResultToJs(Napi::Env env, const physcap::CaptureResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+  o.Set("source", r.source);
+  o.Set("mode", r.mode);
+  o.Set("bytesWritten", num(r.bytes_written));
+  o.Set("bytesZeroCopy", num(r.bytes_zero_copy));
+  o.Set("bytesCopied", num(r.bytes_copied));
+  o.Set("bytesBounced", num(r.bytes_bounced));
+  o.Set("bytesPoisoned", num(r.bytes_poisoned));
+  o.Set("hashMode", r.hash_mode);
+  if (!r.sha256.empty()) o.Set("sha256", r.sha256);
+  Napi::Array chunks = Napi::Array::New(env, r.chunk_sha256.size());
+  for (size_t i = 0; i < r.chunk_sha256.size(); i++) chunks.Set(static_cast<uint32_t>(i), r.chunk_sha256[i]);
+  o.Set("chunkSha256", chunks);
+  o.Set("seconds", r.seconds);
+  o.Set("writeSeconds", r.write_seconds);
+  o.Set("hashSeconds", r.hash_seconds);
+  return o;
+}
+
+physcap::CaptureRequest RequestFromJs(const Napi::Object& o) {
+  physcap::CaptureRequest req;
+  std::string source = str(o, "source");
+  req.source = source == "kernel"   ? physcap::SourceKind::kernel
+               : source == "devmem" ? physcap::SourceKind::devmem
+                                    : physcap::SourceKind::image;
+  req.source_path = str(o, "sourcePath");
+  req.phys = u64(o, "phys");
+  req.image_base = u64(o, "imageBase");
+  req.length = u64(o, "length");
+  req.kernel_flags = static_cast<uint32_t>(u64(o, "kernelFlags"));
+  req.dest = DestFromJs(o.Get("dest").As<Napi::Object>());
+  req.dest_path = str(o, "destPath");
+  req.dest_offset = u64(o, "destOffset");
+  req.truncate_to_end = o.Get("truncate").ToBoolean();
+  req.sync = o.Get("sync").ToBoolean();
+  std::string hash = str(o, "hash");
+  req.hash = hash == "none" ? physcap::HashMode::none
+             : hash == "readback" ? physcap::HashMode::readback
+                                  : physcap::HashMode::source;
+  req.chunk_size = u64(o, "chunkSize");
+  uint64_t window = u64(o, "window");
+  if (window) req.window = static_cast<size_t>(window);
+  return req;
+}
+
+// capture(request, onProgress, progressMs) -> { promise, cancel() }
+Napi::Value StartCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object request = info[0].As<Napi::Object>();
+  Napi::Function on_progress = info[1].As<Napi::Function>();
+  int tick_ms = info[2].As<Napi::Number>().Int32Value();
+
+  auto job = std::make_shared<CaptureJob>(env);
+  physcap::CaptureRequest req = RequestFromJs(request);
+  char what[256];
+  snprintf(what, sizeof(what), "capturing %s range %#llx+%#llx to %s at offset %llu",
+           physcap::source_name(req.source), static_cast<unsigned long long>(req.phys),
+           static_cast<unsigned long long>(req.length), req.dest_path.c_str(),
+           static_cast<unsigned long long>(req.dest_offset));
+  job->what = what;
+  job->capture = std::make_shared<physcap::Capture>(std::move(req));
+  job->tsfn = Napi::ThreadSafeFunction::New(env, on_progress, "physcap-capture", 0, 1);
+
+  std::thread([job, tick_ms] {
+    auto t0 = std::chrono::steady_clock::now();
+    auto tick = [&](uint64_t written, uint64_t hashed) {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      auto* t = new Tick{written, hashed, secs, false};
+      // Progress may be dropped when JavaScript is busy: never block a capture on it.
+      if (job->tsfn.NonBlockingCall(t, [](Napi::Env env, Napi::Function fn, Tick* t) {
+            Napi::Object p = Napi::Object::New(env);
+            p.Set("bytesWritten", static_cast<double>(t->written));
+            p.Set("bytesHashed", static_cast<double>(t->hashed));
+            p.Set("seconds", t->seconds);
+            p.Set("bytesPerSecond", t->seconds > 0 ? t->written / t->seconds : 0);
+            delete t;
+            fn.Call({p});
+          }) != napi_ok)
+        delete t;
+    };
+    job->capture->run(tick, tick_ms);
+    job->tsfn.BlockingCall([job](Napi::Env env, Napi::Function) {
+      const physcap::CaptureResult& r = job->capture->result();
+      Napi::Object partial = ResultToJs(env, r);
+      if (r.failure.failed()) {
+        Napi::Error err = node_error(env, r.failure, job->what);
+        err.Set("partial", partial);
+        job->deferred.Reject(err.Value());
+      } else if (r.cancelled) {
+        Napi::Error err = Napi::Error::New(env, "The capture was aborted (" + job->what + ")");
+        err.Set("name", "AbortError");
+        err.Set("code", "ABORT_ERR");
+        err.Set("partial", partial);
+        job->deferred.Reject(err.Value());
+      } else {
+        job->deferred.Resolve(partial);
+      }
+    });
+    job->tsfn.Release();
+  }).detach();
+
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("promise", job->deferred.Promise());
+  std::shared_ptr<physcap::Capture> capture = job->capture;
+  handle.Set("cancel", Napi::Function::New(
+                           env, [capture](const Napi::CallbackInfo& ci) -> Napi::Value {
+                             capture->cancel();
+                             return ci.Env().Undefined();
+                           },
+                           "cancel"));
+  return handle;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo, "deviceInfo"));
+  exports.Set("openDestination", Napi::Function::New(env, OpenDestination, "openDestination"));
+  exports.Set("preallocate", Napi::Function::New(env, Preallocate, "preallocate"));
+  exports.Set("writeAligned", Napi::Function::New(env, WriteAligned, "writeAligned"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("capture", Napi::Function::New(env, StartCapture, "capture"));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(physcap, Init)

@@ -1,0 +1,466 @@
+#include "capture.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <thread>
+
+#include "physcap_dev.h"
+#include "sha256.h"
+#include "window.h"
+
+namespace physcap {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// An aligned heap buffer for O_DIRECT.
+struct AlignedBuf {
+  explicit AlignedBuf(size_t n, size_t align = 4096) {
+    void* p = nullptr;
+    if (posix_memalign(&p, std::max<size_t>(align, sizeof(void*)), n) == 0) data = static_cast<unsigned char*>(p);
+    size = data ? n : 0;
+  }
+  ~AlignedBuf() { free(data); }
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+  unsigned char* data = nullptr;
+  size_t size = 0;
+};
+
+// Kernel WRITE calls are this long at most: cancellation is checked between.
+constexpr uint64_t kKernelStep = 32u << 20;
+// devmem: bytes copied, hashed and written per buffer.
+constexpr size_t kCopyBlock = 4u << 20;
+// Hashing reads: small enough to stay in the CPU's cache.
+constexpr size_t kHashBlock = 1u << 20;
+
+}  // namespace
+
+const char* source_name(SourceKind s) {
+  switch (s) {
+    case SourceKind::kernel: return "kernel";
+    case SourceKind::devmem: return "devmem";
+    case SourceKind::image: return "image";
+  }
+  return "?";
+}
+
+// The whole-range digest and/or the per-chunk digests, fed in order.
+class Capture::Hashes {
+ public:
+  Hashes(bool whole, uint64_t chunk) : do_whole_(whole), chunk_(chunk) {}
+  void update(const unsigned char* p, size_t n) {
+    if (do_whole_) whole_.update(p, n);
+    while (chunk_ && n) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, chunk_ - in_chunk_));
+      part_.update(p, take);
+      in_chunk_ += take;
+      p += take;
+      n -= take;
+      if (in_chunk_ == chunk_) {
+        chunks_.push_back(part_.finish_hex());
+        in_chunk_ = 0;
+      }
+    }
+  }
+  // Each thread's Hashes fills only its own fields of the result.
+  void finish(CaptureResult* res) {
+    if (chunk_ && in_chunk_) chunks_.push_back(part_.finish_hex());
+    if (chunk_) res->chunk_sha256 = std::move(chunks_);
+    if (do_whole_) res->sha256 = whole_.finish_hex();
+  }
+  bool ok() const { return whole_.ok() && part_.ok(); }
+
+ private:
+  bool do_whole_;
+  uint64_t chunk_;
+  uint64_t in_chunk_ = 0;
+  Sha256 whole_;
+  Sha256 part_;
+  std::vector<std::string> chunks_;
+};
+
+void Capture::fail(int err, const char* syscall, const std::string& path) {
+  std::lock_guard<std::mutex> lock(fail_mu_);
+  res_.failure.set(err, syscall, path);
+  failed_ = true;
+}
+
+void Capture::hash_bytes(Hashes* h, const unsigned char* p, size_t n, uint64_t at, bool report) {
+  h->update(p, n);
+  if (report) hashed_.store(at + n, std::memory_order_release);
+}
+
+// The bytes past the last full alignment unit: through a zero-padded
+// aligned buffer.  The padding lands before the next aligned offset, where
+// nothing of another region can be.
+int Capture::write_tail(const unsigned char* src, size_t n, uint64_t at) {
+  const DioAlign& a = req_.dest.align;
+  size_t padded = (n + a.offset - 1) / a.offset * a.offset;
+  AlignedBuf buf(padded, a.mem);
+  if (!buf.data) return -ENOMEM;
+  memset(buf.data, 0, padded);
+  memcpy(buf.data, src, n);
+  int64_t r = pwrite_all(req_.dest.fd, buf.data, padded, req_.dest_offset + at);
+  if (r < 0) return static_cast<int>(r);
+  res_.bytes_copied += n;
+  return 0;
+}
+
+void Capture::write_image() {
+  auto t0 = Clock::now();
+  int src = open(req_.source_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) return fail(errno, "open", req_.source_path);
+  std::unique_ptr<int, void (*)(int*)> guard(&src, [](int* fd) { close(*fd); });
+
+  struct stat st {};
+  if (fstat(src, &st)) return fail(errno, "fstat", req_.source_path);
+  uint64_t off = req_.phys - req_.image_base;
+  if (req_.phys < req_.image_base || off > static_cast<uint64_t>(st.st_size) ||
+      req_.length > static_cast<uint64_t>(st.st_size) - off) {
+    // Mapping past the end of a file would fault (SIGBUS), not fail.
+    return fail(ENXIO, "capture", req_.source_path);
+  }
+
+  const DioAlign& a = req_.dest.align;
+  uint64_t body = req_.length / a.offset * a.offset;
+  // Direct I/O straight from the mapping needs an aligned source address.
+  bool direct = off % a.mem == 0;
+  std::unique_ptr<AlignedBuf> bounce;
+  if (!direct) bounce = std::make_unique<AlignedBuf>(req_.window, a.mem);
+
+  Window win;
+  uint64_t pos = 0;
+  while (pos < req_.length && !stopping()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(req_.window, req_.length - pos));
+    int r = win.map(src, off + pos, n);
+    if (r) return fail(-r, "mmap", req_.source_path);
+    size_t full = static_cast<size_t>(std::min<uint64_t>(n, body > pos ? body - pos : 0));
+    if (full) {
+      const unsigned char* from = win.data();
+      if (!direct) {
+        memcpy(bounce->data, from, full);
+        from = bounce->data;
+      }
+      int64_t w = pwrite_all(req_.dest.fd, from, full, req_.dest_offset + pos);
+      if (w < 0) return fail(static_cast<int>(-w), "pwrite", req_.dest_path);
+      (direct ? res_.bytes_zero_copy : res_.bytes_copied) += full;
+    }
+    if (full < n) {
+      r = write_tail(win.data() + full, n - full, pos + full);
+      if (r) return fail(-r, "pwrite", req_.dest_path);
+    }
+    pos += n;
+    res_.bytes_written = pos;
+    written_.store(pos, std::memory_order_release);
+  }
+  res_.write_seconds = since(t0);
+}
+
+void Capture::write_kernel() {
+  auto t0 = Clock::now();
+  std::string dev = req_.source_path.empty() ? kDevicePath : req_.source_path;
+  int fd = open(dev.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(errno, "open", dev);
+  std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
+
+  uint64_t pos = 0;
+  while (pos < req_.length && !stopping()) {
+    physcap_write w {};
+    w.phys_addr = req_.phys + pos;
+    w.length = std::min<uint64_t>(kKernelStep, req_.length - pos);
+    w.dest_offset = req_.dest_offset + pos;
+    w.dest_fd = req_.dest.fd;
+    w.flags = req_.kernel_flags;
+    int r = device_write(fd, &w);
+    res_.bytes_zero_copy += w.bytes_zero_copy;
+    res_.bytes_bounced += w.bytes_bounced + w.bytes_buffered;
+    res_.bytes_poisoned += w.bytes_poisoned;
+    pos += w.bytes_written;
+    res_.bytes_written = pos;
+    written_.store(pos, std::memory_order_release);
+    if (r) return fail(-r, "ioctl(PHYSCAP_IOC_WRITE)", req_.dest_path);
+  }
+  res_.write_seconds = since(t0);
+}
+
+// devmem: a copier maps /dev/mem, copies into aligned buffers and hashes
+// each while it is in cache; this thread writes the filled buffers.
+void Capture::write_devmem() {
+  auto t0 = Clock::now();
+  std::string dev = req_.source_path.empty() ? "/dev/mem" : req_.source_path;
+  // Without O_SYNC: memory is mapped cacheable (O_SYNC would make it uncached).
+  int fd = open(dev.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno, "open", dev);
+  std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
+
+  const DioAlign& a = req_.dest.align;
+  constexpr int kSlots = 3;
+  std::vector<std::unique_ptr<AlignedBuf>> bufs;
+  for (int i = 0; i < kSlots; i++) {
+    bufs.push_back(std::make_unique<AlignedBuf>(kCopyBlock, a.mem));
+    if (!bufs.back()->data) return fail(ENOMEM, "posix_memalign", "");
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<int, size_t>> filled;  // slot, bytes
+  std::deque<int> free_slots{0, 1, 2};
+  bool copy_done = false;
+  bool fused = req_.hash == HashMode::source;
+  Hashes hashes(true, req_.chunk_size);
+
+  std::thread copier([&] {
+    auto h0 = Clock::now();
+    Window win;
+    uint64_t pos = 0;
+    while (pos < req_.length && !stopping()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, req_.length - pos));
+      int slot;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !free_slots.empty() || stopping(); });
+        if (stopping()) break;
+        slot = free_slots.front();
+        free_slots.pop_front();
+      }
+      int r = win.map(fd, req_.phys + pos, n);
+      if (r) {
+        fail(-r, "mmap", dev);
+        break;
+      }
+      memcpy(bufs[slot]->data, win.data(), n);
+      win.unmap();
+      if (fused) hash_bytes(&hashes, bufs[slot]->data, n, pos, true);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        filled.emplace_back(slot, n);
+      }
+      cv.notify_all();
+      pos += n;
+    }
+    if (fused && !stopping()) {
+      hashes.finish(&res_);
+      res_.hash_seconds = since(h0);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      copy_done = true;
+    }
+    cv.notify_all();
+  });
+
+  uint64_t pos = 0;
+  for (;;) {
+    std::pair<int, size_t> item;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !filled.empty() || copy_done || stopping(); });
+      if (filled.empty() || stopping()) break;
+      item = filled.front();
+      filled.pop_front();
+    }
+    size_t n = item.second;
+    size_t full = n / a.offset * a.offset;
+    if (full) {
+      int64_t w = pwrite_all(req_.dest.fd, bufs[item.first]->data, full, req_.dest_offset + pos);
+      if (w < 0) {
+        fail(static_cast<int>(-w), "pwrite", req_.dest_path);
+        break;
+      }
+      res_.bytes_copied += full;
+    }
+    if (full < n) {
+      int r = write_tail(bufs[item.first]->data + full, n - full, pos + full);
+      if (r) {
+        fail(-r, "pwrite", req_.dest_path);
+        break;
+      }
+    }
+    pos += n;
+    res_.bytes_written = pos;
+    written_.store(pos, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      free_slots.push_back(item.first);
+    }
+    cv.notify_all();
+  }
+  cv.notify_all();
+  copier.join();
+  res_.write_seconds = since(t0);
+}
+
+// Hash the source while the writer writes it.  An image is read with
+// pread into a small buffer that stays in cache: hashing through a mapping
+// of 4 KiB pages costs TLB misses that make it ~1.7x slower.  Physical
+// memory has no read(): it is hashed through /dev/physcap's read-only
+// mapping, window by window.
+void Capture::hash_source(bool whole, bool chunks) {
+  auto t0 = Clock::now();
+  Hashes h(whole, chunks ? req_.chunk_size : 0);
+  bool kernel = req_.source == SourceKind::kernel;
+  std::string path = req_.source_path.empty() && kernel ? kDevicePath : req_.source_path;
+  int fd = open(path.c_str(), (kernel ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return fail(errno, "open", path);
+  std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
+
+  uint64_t pos = 0;
+  if (kernel) {
+    Window win;
+    while (pos < req_.length && !stopping()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(req_.window, req_.length - pos));
+      int r = win.map(fd, req_.phys + pos, n);
+      if (r) return fail(-r, "mmap", path);
+      hash_bytes(&h, win.data(), n, pos, whole);
+      pos += n;
+    }
+  } else {
+    AlignedBuf buf(kHashBlock);
+    if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
+    uint64_t off = req_.phys - req_.image_base;
+    while (pos < req_.length && !stopping()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kHashBlock, req_.length - pos));
+      ssize_t r = pread(fd, buf.data, n, static_cast<off_t>(off + pos));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return fail(r < 0 ? errno : ENXIO, "pread", path);
+      hash_bytes(&h, buf.data, static_cast<size_t>(r), pos, whole);
+      pos += static_cast<uint64_t>(r);
+    }
+  }
+  if (stopping()) return;
+  h.finish(&res_);
+  if (whole) res_.hash_seconds = since(t0);
+}
+
+// Hash what reached the destination, trailing the writer, with O_DIRECT
+// reads so the page cache cannot answer instead of the disk.
+void Capture::hash_readback() {
+  auto t0 = Clock::now();
+  int fd = open(req_.dest_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return fail(errno, "open", req_.dest_path);
+  std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
+
+  const DioAlign& a = req_.dest.align;
+  AlignedBuf buf(kCopyBlock, a.mem);
+  if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
+  Hashes h(true, req_.chunk_size);
+  uint64_t pos = 0;
+  while (pos < req_.length && !stopping()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, req_.length - pos));
+    // Wait for the writer to have finished these bytes.
+    while (written_.load(std::memory_order_acquire) < pos + n && !writer_done_ && !stopping())
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (stopping() || written_.load(std::memory_order_acquire) < pos + n) break;
+    size_t padded = (n + a.offset - 1) / a.offset * a.offset;
+    size_t got = 0;
+    while (got < padded) {
+      ssize_t r = pread(fd, buf.data + got, padded - got, static_cast<off_t>(req_.dest_offset + pos + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return fail(r < 0 ? errno : EIO, "pread", req_.dest_path);
+      got += static_cast<size_t>(r);
+    }
+    hash_bytes(&h, buf.data, n, pos, true);
+    pos += n;
+  }
+  if (stopping()) return;
+  h.finish(&res_);
+  res_.hash_seconds = since(t0);
+}
+
+void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int tick_ms) {
+  auto t0 = Clock::now();
+  res_.source = source_name(req_.source);
+  const DioAlign& a = req_.dest.align;
+  if (!req_.length || !a.offset || req_.dest_offset % a.offset) {
+    res_.failure.set(EINVAL, "capture", req_.dest_path);
+    return;
+  }
+  if (req_.dest.is_blockdev && req_.dest_offset + req_.length > req_.dest.size) {
+    res_.failure.set(ENOSPC, "capture", req_.dest_path);
+    return;
+  }
+
+
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  int finished = 0;
+  auto finish = [&] {
+    {
+      std::lock_guard<std::mutex> lock(done_mu);
+      finished++;
+    }
+    done_cv.notify_all();
+  };
+
+  // Hashers: the whole digest and the chunk digests each get a thread, so
+  // hashing twice costs no more time than once where there are two cores.
+  std::vector<std::thread> hashers;
+  if (req_.hash == HashMode::readback) {
+    hashers.emplace_back([&] {
+      hash_readback();
+      finish();
+    });
+  } else if (req_.hash == HashMode::source && req_.source != SourceKind::devmem) {
+    hashers.emplace_back([&] {
+      hash_source(true, false);
+      finish();
+    });
+    if (req_.chunk_size) {
+      hashers.emplace_back([&] {
+        hash_source(false, true);
+        finish();
+      });
+    }
+  }
+  const int threads = 1 + static_cast<int>(hashers.size());
+  std::thread writer([&] {
+    switch (req_.source) {
+      case SourceKind::image: write_image(); break;
+      case SourceKind::kernel: write_kernel(); break;
+      case SourceKind::devmem: write_devmem(); break;
+    }
+    writer_done_ = true;
+    finish();
+  });
+
+  // This thread only reports progress until both are done.
+  {
+    std::unique_lock<std::mutex> lock(done_mu);
+    while (!done_cv.wait_for(lock, std::chrono::milliseconds(tick_ms), [&] { return finished == threads; })) {
+      lock.unlock();
+      if (on_tick) on_tick(written_.load(), hashed_.load());
+      lock.lock();
+    }
+  }
+  writer.join();
+  for (std::thread& t : hashers) t.join();
+
+  if (!stopping() && !req_.dest.is_blockdev && req_.truncate_to_end &&
+      ftruncate(req_.dest.fd, static_cast<off_t>(req_.dest_offset + req_.length))) {
+    fail(errno, "ftruncate", req_.dest_path);
+  }
+  if (!stopping() && req_.sync && fsync(req_.dest.fd)) fail(errno, "fsync", req_.dest_path);
+
+  res_.cancelled = cancel_ && !res_.failure.failed();
+  if (req_.hash != HashMode::none && !stopping())
+    res_.hash_mode = req_.hash == HashMode::readback ? "readback" : "source";
+  res_.mode = res_.bytes_copied || res_.bytes_bounced ? "copy" : "zero-copy";
+  res_.seconds = since(t0);
+  if (on_tick) on_tick(written_.load(), hashed_.load());
+}
+
+}  // namespace physcap

@@ -1,0 +1,132 @@
+#include "dest.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/stat.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace physcap {
+
+int query_dio_align(int fd, bool is_blockdev, DioAlign* out) {
+#ifdef STATX_DIOALIGN
+  struct statx stx {};
+  if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+      (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+    out->mem = stx.stx_dio_mem_align;
+    out->offset = stx.stx_dio_offset_align;
+    return 0;
+  }
+#endif
+  if (is_blockdev) {
+    int lbs = 0;
+    if (ioctl(fd, BLKSSZGET, &lbs)) return -errno;
+    out->mem = out->offset = static_cast<uint32_t>(lbs);
+    return 0;
+  }
+  // The filesystem does not say: the page size is always safe.
+  out->mem = out->offset = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  return 0;
+}
+
+int open_destination(const std::string& path, DestMode mode, DestInfo* out, Failure* why) {
+  // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a
+  // reader forever.  It means nothing for files and disks, and is cleared.
+  int flags = O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+  if (mode == DestMode::create) flags |= O_CREAT | O_EXCL;
+  int fd = open(path.c_str(), flags, 0600);
+  if (fd < 0) {
+    int e = errno;
+    why->set(e, "open", path);
+    return -e;
+  }
+  struct stat st {};
+  if (fstat(fd, &st)) {
+    int e = errno;
+    close(fd);
+    why->set(e, "fstat", path);
+    return -e;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    close(fd);
+    why->set(EINVAL, "open", path);
+    return -EINVAL;
+  }
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+    int e = errno;
+    close(fd);
+    why->set(e, "fcntl", path);
+    return -e;
+  }
+  out->fd = fd;
+  out->is_blockdev = S_ISBLK(st.st_mode);
+  out->size = static_cast<uint64_t>(st.st_size);
+  if (out->is_blockdev && ioctl(fd, BLKGETSIZE64, &out->size)) {
+    int e = errno;
+    close(fd);
+    why->set(e, "ioctl(BLKGETSIZE64)", path);
+    return -e;
+  }
+  int r = query_dio_align(fd, out->is_blockdev, &out->align);
+  if (r) {
+    close(fd);
+    why->set(-r, "statx", path);
+    return r;
+  }
+  return 0;
+}
+
+int preallocate(const DestInfo& dest, uint64_t length, const std::string& path, Failure* why) {
+  if (dest.is_blockdev) {
+    if (length > dest.size) {
+      why->set(ENOSPC, "write", path);
+      return -ENOSPC;
+    }
+    return 0;
+  }
+  if (length == 0) return 0;
+  // FALLOC_FL_KEEP_SIZE is not used: the file should read as its final size.
+  if (fallocate(dest.fd, 0, 0, static_cast<off_t>(length))) {
+    int e = errno;
+    if (e == EOPNOTSUPP) return 0;  // some filesystems cannot; ENOSPC will tell later
+    why->set(e, "fallocate", path);
+    return -e;
+  }
+  return 0;
+}
+
+int64_t pwrite_all(int fd, const void* buf, size_t len, uint64_t offset) {
+  const char* p = static_cast<const char*>(buf);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, p + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) return -EIO;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<int64_t>(done);
+}
+
+int write_aligned(int fd, const DioAlign& align, uint64_t offset, const void* data, size_t len) {
+  if (offset % align.offset) return -EINVAL;
+  size_t padded = (len + align.offset - 1) / align.offset * align.offset;
+  size_t mem_align = align.mem > sizeof(void*) ? align.mem : sizeof(void*);
+  void* raw = nullptr;
+  if (posix_memalign(&raw, mem_align, padded ? padded : align.offset)) return -ENOMEM;
+  std::unique_ptr<void, decltype(&free)> buf(raw, free);
+  memset(raw, 0, padded);
+  memcpy(raw, data, len);
+  int64_t r = pwrite_all(fd, raw, padded, offset);
+  return r < 0 ? static_cast<int>(r) : 0;
+}
+
+}  // namespace physcap

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <cstdint>
+
+#include "../../../kernel/physcap_uapi.h"
+
+namespace physcap {
+
+static_assert(sizeof(physcap_info) == PHYSCAP_INFO_SIZE, "physcap_info ABI");
+static_assert(sizeof(physcap_write) == PHYSCAP_WRITE_SIZE, "physcap_write ABI");
+
+constexpr const char* kDevicePath = "/dev/" PHYSCAP_DEVICE_NAME;
+
+// Opens /dev/physcap read-write; returns an fd or -errno.
+int device_open();
+int device_info(int fd, physcap_info* info);
+// One WRITE ioctl; out fields are filled also on failure.  0 or -errno.
+int device_write(int fd, physcap_write* req);
+
+}  // namespace physcap
