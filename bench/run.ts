@@ -10,18 +10,26 @@
  * Software emulation distorts absolute numbers; the ratios, measured side
  * by side in one boot, tell the story.  Writes bench/results/latest.json.
  *
- *   node dist/bench/run.js [--kernel 6.1|6.12|all] [--rounds N]
+ * Also the host benchmark of the native engine (bench/host.ts).
+ *
+ *   node dist/bench/run.js [--suite host|board|all] [--kernel 6.1|6.12|all] [--rounds N]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { bootBoard } from '../test/vm/board';
+import { benchHost, HostCase } from './host';
 import { hex } from '../test/vm/layout';
 import { artifacts, KernelSpec, loadKernels, repoRoot } from '../test/vm/paths';
 
 const MiB = 2 ** 20;
 const RANGE = { name: 'big', start: 0x2800_0000, size: 256 * MiB };
-const METHODS = ['module', 'question', 'dd'] as const;
+/**
+ * module: the C client's WRITE ioctl; question: mmap /dev/mem + buffered
+ * write + fsync; dd: dd from /dev/mem with direct writes; engine-kernel and
+ * engine-devmem: the native engine's two physical sources, SHA-256 on.
+ */
+const METHODS = ['module', 'question', 'dd', 'engine-kernel', 'engine-devmem'] as const;
 type Method = (typeof METHODS)[number];
 /** An O_DIRECT file on ext4, and the raw dump partition the board writes to. */
 const DESTS = ['file', 'raw'] as const;
@@ -59,18 +67,28 @@ function benchJob(kernel: KernelSpec, rounds: number): string {
   const { module, client } = artifacts(kernel);
   const start = hex(RANGE.start);
   const target = (d: Dest, m: Method, round: number) => (d === 'file' ? `$D/${m}-${round}.bin` : '$RAW');
+  const engine = (source: string, f: string) => {
+    const request = JSON.stringify({ label: source, source, phys: start, length: String(RANGE.size), mode: 'create', dest: '@DEST@' });
+    // Single-quoted JSON with the destination spliced in unquoted, so the shell expands $D.
+    return `node ${path.join(repoRoot(), 'dist', 'test', 'native', 'guest-capture.js')} '${request.replace('@DEST@', `'${f}'`)}'`;
+  };
   const cmd: Record<Method, (d: Dest, f: string) => string> = {
     module: (d, f) => `${client} write ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
     question: (d, f) => `${client} devmem ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
     dd: (_d, f) =>
       `dd if=/dev/mem of=${f} bs=1M iflag=skip_bytes,count_bytes skip=${RANGE.start} count=${RANGE.size} oflag=direct conv=fsync`,
+    'engine-kernel': (_d, f) => engine('kernel', f),
+    'engine-devmem': (_d, f) => engine('devmem', f),
   };
+  // The engine writes new files only (it never overwrites): file destinations.
+  const methodsFor = (d: Dest) => METHODS.filter((m) => d === 'file' || !m.startsWith('engine'));
   const lines: string[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const d of DESTS) {
       // Rotate the order so no method always runs first (or last).
-      for (let i = 0; i < METHODS.length; i++) {
-        const m = METHODS[(i + round) % METHODS.length]!;
+      const methods = methodsFor(d);
+      for (let i = 0; i < methods.length; i++) {
+        const m = methods[(i + round) % methods.length]!;
         lines.push(`measure ${m} ${d} ${cmd[m](d, target(d, m, round))}`);
       }
     }
@@ -88,7 +106,8 @@ measure() {
 	# (no process substitution: the board's /dev has no /dev/fd)
 	tail -n 1 $T/time > $T/time.last
 	read -r e u s m < $T/time.last
-	local out=$(cat $T/out)
+	# guest-capture.js prints "@@capture LABEL {json}"; the C client plain JSON.
+	local out=$(sed 's/^@@capture [^ ]* //' $T/out)
 	# dd reports its own time, from its start to after its fsync, on stderr.
 	[ -n "$out" ] || out=$(sed -n 's/.* copied, \\([0-9.]*\\) s,.*/{"seconds":\\1}/p' $T/err)
 	[ -n "$out" ] || out=null
@@ -151,7 +170,7 @@ function summarize(kernel: KernelSpec, samples: Sample[], dest: Dest): BenchCase
   const med = (m: Method, f: (s: Sample) => number) => median(by(m).map(f));
   const capture = (m: Method) => med(m, captureSeconds);
   const wall = (m: Method) => med(m, (s) => s.wall_s);
-  return METHODS.map((m) => {
+  return METHODS.filter((m) => by(m).length).map((m) => {
     const c: BenchCase = {
       name: `${m}/${dest}@${kernel.series}`,
       kernel: kernel.release,
@@ -178,7 +197,16 @@ function summarize(kernel: KernelSpec, samples: Sample[], dest: Dest): BenchCase
   });
 }
 
-function printTable(cases: BenchCase[]): void {
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
+  console.log(fmt(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(fmt(r));
+  console.log('');
+}
+
+function printBoard(cases: BenchCase[]): void {
   const rows = cases.map((c) => [
     c.name,
     `${c.bytes / MiB} MiB`,
@@ -190,12 +218,7 @@ function printTable(cases: BenchCase[]): void {
     `${Number(c.capture_vs_module).toFixed(2)}x`,
     `${Number(c.wall_vs_module).toFixed(2)}x`,
   ]);
-  const head = ['case', 'bytes', 'capture s', 'wall s', 'cpu s', 'MiB/s', 'rss MiB', 'capture vs module', 'wall vs module'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
-  console.log(fmt(head));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(fmt(r));
+  printTable(['case', 'bytes', 'capture s', 'wall s', 'cpu s', 'MiB/s', 'rss MiB', 'capture vs module', 'wall vs module'], rows);
   for (const c of cases.filter((x) => x.name.startsWith('module'))) {
     console.log(
       `${c.name}: ${c.speedup_vs_question}x faster than the question's buffered way ` +
@@ -208,18 +231,47 @@ function printTable(cases: BenchCase[]): void {
 
 async function main(): Promise<void> {
   const which = arg('kernel', '6.1');
+  const suite = arg('suite', 'all');
   const rounds = Number.parseInt(arg('rounds', '3'), 10);
   const kernels = loadKernels().filter((k) => which === 'all' || k.series === which);
   if (!kernels.length) throw new Error(`no kernel of series ${which} in build/kernels.json`);
 
-  const cases: BenchCase[] = [];
-  for (const k of kernels) cases.push(...(await benchKernel(k, rounds)));
-  printTable(cases);
+  const cases: Array<BenchCase | HostCase> = [];
+  if (suite === 'all' || suite === 'host') {
+    const host = benchHost(rounds);
+    printTable(
+      ['case', 'bytes', 'wall s', 'cpu s', 'rss MiB', 'notes'],
+      host.map((c) => [
+        c.name,
+        c.bytes >= MiB ? `${c.bytes / MiB} MiB` : `${c.bytes / 1024} KiB`,
+        c.wall_s.toFixed(3),
+        c.cpu_s.toFixed(3),
+        c.max_rss_mb.toFixed(1),
+        notes(c),
+      ]),
+    );
+    cases.push(...host);
+  }
+  if (suite === 'all' || suite === 'board') {
+    const board: BenchCase[] = [];
+    for (const k of kernels) board.push(...(await benchKernel(k, rounds)));
+    printBoard(board);
+    cases.push(...board);
+  }
 
   const dir = path.join(repoRoot(), 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(cases, null, 2)}\n`);
   console.log(`written: ${path.join('bench', 'results', 'latest.json')}`);
+}
+
+function notes(c: HostCase): string {
+  const parts: string[] = [];
+  if (c.ratio_vs_limit !== undefined) parts.push(`ratio_vs_limit ${c.ratio_vs_limit}`);
+  if (c.speedup_vs_copy_path !== undefined) parts.push(`${c.speedup_vs_copy_path}x the copy path`);
+  if (c.rss_growth_256m_to_2g_mb !== undefined) parts.push(`RSS +${c.rss_growth_256m_to_2g_mb} MiB from 256 MiB to 2 GiB`);
+  if (c.per_capture_ms !== undefined) parts.push(`${c.per_capture_ms} ms per capture`);
+  return parts.join('; ');
 }
 
 main().catch((err: unknown) => {

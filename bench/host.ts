@@ -1,0 +1,142 @@
+/**
+ * Host benchmark of the native engine, image source: a 2 GiB random image
+ * in /dev/shm to an O_DIRECT file on the project's disk, SHA-256 on,
+ * beside the tools that bound it (dd with direct I/O writes, openssl's
+ * SHA-256) and the copy path (read + buffered write + fsync).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { writePattern } from '../test/vm/patterns';
+import { repoRoot } from '../test/vm/paths';
+
+const MiB = 2 ** 20;
+
+export interface HostCase {
+  name: string;
+  bytes: number;
+  wall_s: number;
+  cpu_s: number;
+  max_rss_mb: number;
+  rounds: number;
+  [extra: string]: number | string;
+}
+
+interface Timed {
+  wall: number;
+  cpu: number;
+  rssMb: number;
+  stdout: string;
+}
+
+/** Runs a command under /usr/bin/time: wall, CPU and peak RSS of the whole process. */
+function run(cmd: string[]): Timed {
+  const res = spawnSync('/usr/bin/time', ['-f', '@@time %e %U %S %M', ...cmd], { encoding: 'utf8', maxBuffer: 64 * MiB });
+  if (res.status !== 0) throw new Error(`${cmd.join(' ')} failed (${res.status}): ${res.stderr}`);
+  const line = res.stderr.split('\n').filter((l) => l.startsWith('@@time')).pop() ?? '';
+  return { ...parseTime(line), stdout: res.stdout };
+}
+
+function parseTime(line: string): Omit<Timed, 'stdout'> {
+  const [, e, u, s, m] = line.split(' ');
+  return { wall: Number(e), cpu: Number(u) + Number(s), rssMb: Number(m) / 1024 };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function dropCaches(): void {
+  execFileSync('sync');
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+  } catch {
+    /* not root: the copy path then may start with a warmer cache */
+  }
+}
+
+export function benchHost(rounds: number): HostCase[] {
+  const root = repoRoot();
+  const node = process.execPath;
+  const shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'physcap-bench-'));
+  const out = fs.mkdtempSync(path.join(root, 'build', 'bench-'));
+  const images = { big: path.join(shm, 'image-2g'), small: path.join(shm, 'image-256m') };
+  try {
+    process.stderr.write('bench: host, making a 2 GiB and a 256 MiB random image in tmpfs...\n');
+    for (const [file, size] of [
+      [images.big, 2048 * MiB],
+      [images.small, 256 * MiB],
+    ] as const) {
+      const fd = fs.openSync(file, 'w');
+      writePattern(fd, 0, size, 'bench', path.basename(file));
+      fs.closeSync(fd);
+    }
+    const capture = path.join(root, 'dist', 'bench', 'capture-image.js');
+    const dest = path.join(out, 'dest.bin');
+    const methods: Record<string, { cmd: string[]; bytes: number }> = {
+      physcap: { cmd: [node, capture, images.big, dest], bytes: 2048 * MiB },
+      'physcap-no-fsync': { cmd: [node, capture, images.big, dest, '--no-sync'], bytes: 2048 * MiB },
+      'physcap-256m': { cmd: [node, capture, images.small, dest], bytes: 256 * MiB },
+      'dd-direct': { cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'oflag=direct', 'status=none'], bytes: 2048 * MiB },
+      'dd-direct-fsync': {
+        cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'oflag=direct', 'conv=fsync', 'status=none'],
+        bytes: 2048 * MiB,
+      },
+      'openssl-sha256': { cmd: ['openssl', 'dgst', '-sha256', images.big], bytes: 2048 * MiB },
+      'copy-path': { cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'conv=fsync', 'status=none'], bytes: 2048 * MiB },
+    };
+    const names = Object.keys(methods);
+    const samples = new Map<string, Timed[]>(names.map((n) => [n, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(i + round) % names.length]!;
+        fs.rmSync(dest, { force: true });
+        dropCaches();
+        samples.get(name)!.push(run(methods[name]!.cmd));
+      }
+    }
+    fs.rmSync(dest, { force: true });
+
+    const med = (n: string, f: (t: Timed) => number) => median(samples.get(n)!.map(f));
+    const wall = (n: string) => med(n, (t) => t.wall);
+    const cases: HostCase[] = names.map((n) => ({
+      name: `host/${n}`,
+      bytes: methods[n]!.bytes,
+      wall_s: r3(wall(n)),
+      cpu_s: r3(med(n, (t) => t.cpu)),
+      max_rss_mb: r3(med(n, (t) => t.rssMb)),
+      rounds,
+    }));
+    const physcap = cases.find((c) => c.name === 'host/physcap')!;
+    // The limit: the slower of writing with direct I/O and hashing.  Both
+    // sides durable (fsync), as a capture must be.
+    physcap.ratio_vs_limit = r3(wall('physcap') / Math.max(wall('dd-direct-fsync'), wall('openssl-sha256')));
+    const noSync = cases.find((c) => c.name === 'host/physcap-no-fsync')!;
+    noSync.ratio_vs_limit = r3(wall('physcap-no-fsync') / Math.max(wall('dd-direct'), wall('openssl-sha256')));
+    physcap.speedup_vs_copy_path = r3(wall('copy-path') / wall('physcap'));
+    physcap.rss_growth_256m_to_2g_mb = r3(physcap.max_rss_mb - cases.find((c) => c.name === 'host/physcap-256m')!.max_rss_mb);
+
+    for (const size of [4096, 64 * 1024, MiB]) {
+      const res = run([node, path.join(root, 'dist', 'bench', 'small-captures.js'), images.small, out, String(size), '200']);
+      const parsed = JSON.parse(res.stdout) as { per_capture_ms: number };
+      cases.push({
+        name: `host/small-${size >= MiB ? `${size / MiB}m` : `${size / 1024}k`}`,
+        bytes: size,
+        wall_s: r3(res.wall),
+        cpu_s: r3(res.cpu),
+        max_rss_mb: r3(res.rssMb),
+        rounds: 200,
+        per_capture_ms: r3(parsed.per_capture_ms),
+      });
+    }
+    return cases;
+  } finally {
+    fs.rmSync(shm, { recursive: true, force: true });
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
