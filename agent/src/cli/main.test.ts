@@ -56,7 +56,7 @@ describe('physcap module', () => {
     expect(errors).toMatch(/abi_version: not a number: one/);
   });
 
-  test('an unknown command is a usage error (64)', async () => {
+  test('an unknown command is a usage error (2)', async () => {
     const { code, errors } = await run('frobnicate');
     expect(code).toBe(EXIT.usage);
     expect(errors).toMatch(/unknown command 'frobnicate'/);

@@ -1,14 +1,36 @@
 import { Command, CommanderError } from 'commander';
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { byPosition, formatDiagnostic, hasErrors } from '../config/diagnostics';
+import { checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../config/load';
+import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
 
-/** Exit codes scripts can rely on (sysexits.h where one fits). */
+/** Exit codes scripts can rely on. */
 export const EXIT = {
   ok: 0,
+  /** A command failed; for validate: some file is invalid. */
   failure: 1,
-  usage: 64,
+  usage: 2,
+  /** sysexits' EX_UNAVAILABLE: the kernel module is not loaded. */
   unavailable: 69,
 } as const;
+
+/** Files to validate: files as given, directories' *.yaml in name order. */
+function expandPaths(paths: string[]): string[] {
+  if (!paths.length) return listDropIns(DEFAULT_PROFILE_DIRS).files;
+  return paths.flatMap((p) => {
+    let isDir = false;
+    try {
+      isDir = fs.statSync(p).isDirectory();
+    } catch {
+      /* reported by the check of the file itself */
+    }
+    return isDir ? listDropIns([path.resolve(p)]).files.map((f) => path.relative(process.cwd(), f) || f) : [p];
+  });
+}
 
 const VERSION = '0.1.0';
 
@@ -54,6 +76,36 @@ export async function main(
         }
       }
       if (!status.loaded) code = EXIT.unavailable;
+    });
+
+  program
+    .command('validate')
+    .description('check profiles (files, or directories of *.yaml; default: the drop-in directories)')
+    .argument('[paths...]', 'profile files or directories')
+    .option('--json', 'print JSON')
+    .option('--deny-warnings', 'fail on warnings too')
+    .action((paths: string[], opts: { json?: boolean; denyWarnings?: boolean }) => {
+      const files = expandPaths(paths);
+      const result = checkFiles(files, { iomemNames: readIomemNames() });
+      const status = (ds: typeof result.files[number]['diagnostics']) =>
+        hasErrors(ds) ? 'fail' : ds.length ? 'warn' : 'pass';
+      const failed = result.files.some((f) => status(f.diagnostics) === 'fail' || (opts.denyWarnings && status(f.diagnostics) === 'warn'));
+      if (opts.json) {
+        out(
+          `${JSON.stringify({
+            ok: !failed,
+            files: result.files.map((f) => ({ file: f.file, status: status(f.diagnostics), diagnostics: [...f.diagnostics].sort(byPosition) })),
+          })}\n`,
+        );
+      } else {
+        for (const f of result.files) {
+          out(`${status(f.diagnostics).toUpperCase()}  ${f.file}\n`);
+          for (const d of [...f.diagnostics].sort(byPosition)) out(`  ${formatDiagnostic(d)}\n`);
+        }
+        if (!result.files.length) out('no profiles found\n');
+        out(`${result.files.filter((f) => !hasErrors(f.diagnostics)).length} of ${result.files.length} valid\n`);
+      }
+      if (failed) code = EXIT.failure;
     });
 
   try {

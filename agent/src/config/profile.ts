@@ -1,0 +1,139 @@
+/**
+ * The typed, immutable profile the agent works with: defaults applied, units
+ * resolved (sizes and addresses as bigint, durations in milliseconds).
+ * Built only from a document the schema accepted.
+ */
+import { parseAddress, parseDuration, parseSize } from './units';
+
+export type RegionSpec =
+  | { name: string; kind: 'range'; start: bigint; size: bigint; allowDevice: boolean; memory: 'quiescent' | 'live' }
+  | { name: string; kind: 'iomem'; iomem: string; allowDevice: boolean; memory: 'quiescent' | 'live' };
+
+export type TriggerSpec =
+  | { kind: 'file'; name: string }
+  | { kind: 'signal'; signal: string }
+  | { kind: 'kmsg'; presets: string[]; patterns: string[]; maxPriority: number }
+  | { kind: 'interval'; everyMs: number; atStart: boolean }
+  | { kind: 'control' }
+  | { kind: 'watchdog'; device: string; selectGovernor: boolean; then: 'none' | 'panic' };
+
+export type DestinationSpec =
+  | { kind: 'dir'; path: string; retention: { count: number; bytes: bigint; keepFree: bigint } }
+  | { kind: 'blockdev'; device: string };
+
+export interface Profile {
+  name: string;
+  description: string;
+  enabled: boolean;
+  regions: readonly RegionSpec[];
+  triggers: readonly TriggerSpec[];
+  destination: DestinationSpec;
+  output: { format: 'elf' | 'raw' };
+  hash: { algorithm: 'sha256'; chunkSize: bigint; readback: 'auto' | 'always' | 'never' };
+  source: { kind: 'auto' | 'kernel' | 'devmem' | 'image'; imagePath?: string; imageBase: bigint };
+  cooldownMs: number;
+  priority: number;
+  labels: Readonly<Record<string, string>>;
+  /** The file it came from, and a SHA-256 of its text (for the manifest). */
+  file: string;
+  textSha256: string;
+}
+
+type Json = Record<string, unknown>;
+
+function ok<T>(v: T | Error): T {
+  if (v instanceof Error) throw v; // the schema and the semantic checks ran first
+  return v;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+function region(r: Json): RegionSpec {
+  const common = {
+    name: String(r.name),
+    allowDevice: r.allow_device === true,
+    memory: (r.memory as 'quiescent' | 'live') ?? 'quiescent',
+  };
+  if (typeof r.iomem === 'string') return { ...common, kind: 'iomem', iomem: r.iomem };
+  const start = ok(parseAddress(r.start));
+  const size = r.size !== undefined ? ok(parseSize(r.size)) : ok(parseAddress(r.end)) - start + 1n;
+  return { ...common, kind: 'range', start, size };
+}
+
+function trigger(t: Json, profileName: string): TriggerSpec {
+  switch (t.kind) {
+    case 'file':
+      return { kind: 'file', name: (t.name as string) || profileName };
+    case 'signal':
+      return { kind: 'signal', signal: (t.signal as string) ?? 'SIGUSR2' };
+    case 'kmsg':
+      return {
+        kind: 'kmsg',
+        presets: (t.presets as string[]) ?? [],
+        patterns: (t.patterns as string[]) ?? [],
+        maxPriority: (t.max_priority as number) ?? 7,
+      };
+    case 'interval':
+      return { kind: 'interval', everyMs: ok(parseDuration(t.every)), atStart: t.at_start === true };
+    case 'control':
+      return { kind: 'control' };
+    default:
+      return {
+        kind: 'watchdog',
+        device: (t.device as string) ?? '/dev/watchdog0',
+        selectGovernor: t.select_governor !== false,
+        then: (t.then as 'none' | 'panic') ?? 'none',
+      };
+  }
+}
+
+function destination(d: Json): DestinationSpec {
+  if (d.kind === 'blockdev') return { kind: 'blockdev', device: String(d.device) };
+  const r = (d.retention as Json | undefined) ?? {};
+  return {
+    kind: 'dir',
+    path: String(d.path),
+    retention: {
+      count: (r.count as number) ?? 10,
+      bytes: ok(parseSize(r.bytes ?? 0)),
+      keepFree: ok(parseSize(r.keep_free ?? '1GiB')),
+    },
+  };
+}
+
+export function buildProfile(doc: Json, file: string, textSha256: string): Profile {
+  const output = (doc.output as Json | undefined) ?? {};
+  const hash = (doc.hash as Json | undefined) ?? {};
+  const source = (doc.source as Json | undefined) ?? {};
+  const name = String(doc.name);
+  return deepFreeze({
+    name,
+    description: (doc.description as string) ?? '',
+    enabled: doc.enabled !== false,
+    regions: (doc.regions as Json[]).map(region),
+    triggers: (doc.triggers as Json[]).map((t) => trigger(t, name)),
+    destination: destination(doc.destination as Json),
+    output: { format: (output.format as 'elf' | 'raw') ?? 'elf' },
+    hash: {
+      algorithm: 'sha256',
+      chunkSize: ok(parseSize(hash.chunk_size ?? '4MiB')),
+      readback: (hash.readback as 'auto' | 'always' | 'never') ?? 'auto',
+    },
+    source: {
+      kind: (source.kind as Profile['source']['kind']) ?? 'auto',
+      imagePath: source.image_path as string | undefined,
+      imageBase: ok(parseAddress(source.image_base ?? '0x0')),
+    },
+    cooldownMs: ok(parseDuration(doc.cooldown ?? '5m')),
+    priority: (doc.priority as number) ?? 50,
+    labels: { ...((doc.labels as Record<string, string>) ?? {}) },
+    file,
+    textSha256,
+  });
+}

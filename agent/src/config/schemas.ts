@@ -1,0 +1,121 @@
+/**
+ * The JSON Schemas in schemas/, compiled once (ajv, 2020-12, strict, all
+ * errors), and ajv's errors turned into positioned diagnostics.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+
+import { Diagnostic } from './diagnostics';
+import { YamlSource } from './yaml-source';
+
+function schemasDir(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'schemas', 'profile.schema.json');
+    if (fs.existsSync(candidate)) return path.dirname(candidate);
+    if (path.dirname(dir) === dir) throw new Error(`no schemas/ directory above ${__dirname}`);
+  }
+}
+
+function loadSchemas(dir: string): object[] {
+  const out: object[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (e.name.endsWith('.schema.json')) out.push(JSON.parse(fs.readFileSync(path.join(d, e.name), 'utf8')) as object);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const ID = 'https://physcap.dev/schemas/v1/';
+let compiled: { profile: ValidateFunction; agent: ValidateFunction } | undefined;
+
+export function validators(): { profile: ValidateFunction; agent: ValidateFunction } {
+  if (compiled) return compiled;
+  const ajv = new Ajv2020({
+    strict: true,
+    // "kind" is required beside a discriminator whose branches define it.
+    strictRequired: false,
+    allErrors: true,
+    discriminator: true, schemas: loadSchemas(schemasDir()) });
+  addFormats(ajv);
+  compiled = { profile: ajv.getSchema(`${ID}profile.schema.json`)!, agent: ajv.getSchema(`${ID}agent.schema.json`)! };
+  return compiled;
+}
+
+function describe(e: ErrorObject): { message: string; expected?: string; pointer: string; at: 'key' | 'value' } {
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return {
+        pointer: `${e.instancePath}/${String(p.additionalProperty)}`,
+        at: 'key',
+        message: `unknown field "${String(p.additionalProperty)}"`,
+        expected: 'check the spelling; the schema lists every field',
+      };
+    case 'required':
+      return { pointer: e.instancePath, at: 'value', message: `missing required field "${String(p.missingProperty)}"` };
+    case 'const':
+      return { pointer: e.instancePath, at: 'value', message: 'wrong value', expected: `${JSON.stringify(p.allowedValue)}` };
+    case 'enum':
+      return {
+        pointer: e.instancePath,
+        at: 'value',
+        message: 'not one of the allowed values',
+        expected: `one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    case 'type':
+      return { pointer: e.instancePath, at: 'value', message: `wrong type`, expected: `${String(p.type)}` };
+    case 'pattern':
+      return { pointer: e.instancePath, at: 'value', message: 'does not have the expected form', expected: `matching ${String(p.pattern)}` };
+    case 'minItems':
+      return { pointer: e.instancePath, at: 'value', message: 'too few items', expected: `at least ${String(p.limit)}` };
+    case 'maximum':
+    case 'minimum':
+      return {
+        pointer: e.instancePath,
+        at: 'value',
+        message: `out of range`,
+        expected: `${e.keyword === 'maximum' ? 'at most' : 'at least'} ${String(p.limit)}`,
+      };
+    case 'discriminator':
+      return {
+        pointer: `${e.instancePath}/${String(p.tag)}`,
+        at: 'value',
+        message: p.error === 'mapping' ? `unknown kind` : 'missing "kind"',
+        expected: 'see the schema for the kinds there are',
+      };
+    default:
+      return { pointer: e.instancePath, at: 'value', message: e.message ?? e.keyword };
+  }
+}
+
+/** ajv's errors for one document as diagnostics, one per problem. */
+export function schemaDiagnostics(src: YamlSource, errors: readonly ErrorObject[]): Diagnostic[] {
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  // anyOf alternatives (size: integer or string) each complain; keep the anyOf's own error.
+  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath) && e.schemaPath.includes('/anyOf/')) continue;
+    // A missing "kind" is also reported as a missing required field: once is enough.
+    if (e.keyword === 'discriminator' && (e.params as { error?: string }).error === 'tag') continue;
+    const d = e.keyword === 'anyOf' ? anyOfDescription(e) : describe(e);
+    const key = `${d.pointer}|${d.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ severity: 'error', file: src.file, ...src.locate(d.pointer, d.at), pointer: d.pointer, message: d.message, expected: d.expected });
+  }
+  return out;
+}
+
+function anyOfDescription(e: ErrorObject): { message: string; expected?: string; pointer: string; at: 'value' } {
+  const ref = e.schemaPath;
+  if (ref.includes('size')) return { pointer: e.instancePath, at: 'value', message: 'not a size', expected: 'e.g. 4096, "64KiB", "1.5GiB"' };
+  if (ref.includes('duration')) return { pointer: e.instancePath, at: 'value', message: 'not a duration', expected: 'e.g. 30, "30s", "5m", "1h30m"' };
+  return { pointer: e.instancePath, at: 'value', message: e.message ?? 'no alternative matches' };
+}

@@ -1,0 +1,173 @@
+/**
+ * Checks the schema cannot express: regions that are ambiguous, misaligned
+ * or overlapping, units that do not resolve, triggers that would never
+ * fire, destinations that are not there.  Run on documents the schema
+ * accepted; every finding is positioned like a schema error.
+ */
+import * as fs from 'node:fs';
+
+import { Diagnostic, Severity } from './diagnostics';
+import { parseAddress, parseDuration, parseSize } from './units';
+import { YamlSource } from './yaml-source';
+
+type Json = Record<string, unknown>;
+
+const PAGE = 4096n;
+const U64 = 1n << 64n;
+
+export interface SemanticContext {
+  /** Names in /proc/iomem; unknown iomem selectors are warnings.  Absent: not checked. */
+  iomemNames?: ReadonlySet<string>;
+}
+
+/** The resource names of /proc/iomem, or undefined where it cannot be read. */
+export function readIomemNames(file = '/proc/iomem'): Set<string> | undefined {
+  try {
+    const names = new Set<string>();
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      const m = / : (.+)$/.exec(line);
+      if (m) names.add(m[1]!.trim());
+    }
+    return names;
+  } catch {
+    return undefined;
+  }
+}
+
+export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const add = (severity: Severity, pointer: string, message: string, expected?: string, at: 'key' | 'value' = 'value') =>
+    out.push({ severity, file: src.file, ...src.locate(pointer, at), pointer, message, expected });
+
+  const regions = (doc.regions as Json[]) ?? [];
+  const ranges: Array<{ start: bigint; end: bigint; i: number }> = [];
+  const names = new Map<string, number>();
+  regions.forEach((r, i) => {
+    const p = `/regions/${i}`;
+    const name = String(r.name);
+    if (names.has(name)) add('error', `${p}/name`, `region name "${name}" is used twice`, `unique names; first at /regions/${names.get(name)}`);
+    names.set(name, i);
+
+    const has = (k: string) => r[k] !== undefined;
+    if (has('iomem')) {
+      for (const k of ['start', 'size', 'end']) if (has(k)) add('error', `${p}/${k}`, `"${k}" cannot be combined with "iomem"`, 'a region is either a range or an iomem selector', 'key');
+      if (ctx.iomemNames && !ctx.iomemNames.has(String(r.iomem))) {
+        add('warning', `${p}/iomem`, `no resource named "${String(r.iomem)}" in /proc/iomem here`, 'names such as "System RAM", "Reserved"');
+      }
+      return;
+    }
+    if (!has('start')) {
+      add('error', p, 'a region needs "start" with "size" or "end", or "iomem"');
+      return;
+    }
+    if (has('size') && has('end')) {
+      add('error', `${p}/end`, 'give "size" or "end", not both', undefined, 'key');
+      return;
+    }
+    if (!has('size') && !has('end')) {
+      add('error', p, '"start" needs "size" or "end"');
+      return;
+    }
+    const start = parseAddress(r.start);
+    if (start instanceof Error) return; // the schema already said
+    let size: bigint;
+    if (has('size')) {
+      const s = parseSize(r.size);
+      if (s instanceof Error) return void add('error', `${p}/size`, s.message);
+      size = s;
+    } else {
+      const end = parseAddress(r.end);
+      if (end instanceof Error) return;
+      if (end < start) return void add('error', `${p}/end`, 'end is below start', 'end is the last byte, inclusive');
+      size = end - start + 1n;
+    }
+    if (size === 0n) return void add('error', `${p}/size`, 'a region cannot be empty');
+    if (start % PAGE) add('error', `${p}/start`, `start is not page-aligned`, `a multiple of ${PAGE} (0x1000)`);
+    if (size % PAGE) add('error', `${p}/${has('size') ? 'size' : 'end'}`, `the region's length ${size} is not a whole number of pages`, `a multiple of ${PAGE}`);
+    if (start + size > U64) return void add('error', `${p}/size`, 'start + size is beyond the 64-bit address space');
+    const end = start + size - 1n;
+    for (const other of ranges) {
+      if (start <= other.end && other.start <= end) {
+        add('error', `${p}/start`, `overlaps region /regions/${other.i} (0x${other.start.toString(16)}-0x${other.end.toString(16)})`, 'regions must not overlap');
+      }
+    }
+    ranges.push({ start, end, i });
+  });
+
+  const cooldown = doc.cooldown !== undefined ? parseDuration(doc.cooldown) : 300_000;
+  if (cooldown instanceof Error) add('error', '/cooldown', cooldown.message);
+
+  const triggers = (doc.triggers as Json[]) ?? [];
+  const signals = new Map<string, number>();
+  triggers.forEach((t, i) => {
+    const p = `/triggers/${i}`;
+    if (t.kind === 'interval') {
+      const every = parseDuration(t.every);
+      if (every instanceof Error) return void add('error', `${p}/every`, every.message);
+      if (every === 0) return void add('error', `${p}/every`, 'an interval of zero');
+      if (typeof cooldown === 'number' && every < cooldown) {
+        add('warning', `${p}/every`, `every ${every / 1000} s is shorter than the cooldown (${cooldown / 1000} s): most firings would be refused`, 'a longer interval or a shorter cooldown');
+      }
+    }
+    if (t.kind === 'kmsg') {
+      const patterns = (t.patterns as string[]) ?? [];
+      if (!patterns.length && !((t.presets as string[]) ?? []).length) add('error', p, 'a kmsg trigger needs "presets" or "patterns"');
+      patterns.forEach((pat, j) => {
+        try {
+          new RegExp(pat);
+        } catch (e) {
+          add('error', `${p}/patterns/${j}`, `not a regular expression: ${(e as Error).message}`);
+        }
+      });
+    }
+    if (t.kind === 'signal') {
+      const sig = String(t.signal ?? 'SIGUSR2');
+      if (signals.has(sig)) add('error', `${p}/signal`, `${sig} is already a trigger of this profile`);
+      signals.set(sig, i);
+    }
+  });
+
+  const hash = (doc.hash as Json | undefined) ?? {};
+  if (hash.chunk_size !== undefined) {
+    const c = parseSize(hash.chunk_size);
+    if (c instanceof Error) add('error', '/hash/chunk_size', c.message);
+    else if (c && c % PAGE) add('error', '/hash/chunk_size', 'not a whole number of pages', `a multiple of ${PAGE}, e.g. 4MiB`);
+  }
+
+  const source = (doc.source as Json | undefined) ?? {};
+  if (source.kind === 'image' && !source.image_path) add('error', '/source', 'the image source needs "image_path"');
+  if (source.image_path && source.kind !== 'image') add('warning', '/source/image_path', '"image_path" is used only with kind: image');
+
+  const dest = (doc.destination as Json | undefined) ?? {};
+  if (dest.kind === 'dir') {
+    const retention = (dest.retention as Json | undefined) ?? {};
+    for (const k of ['bytes', 'keep_free']) {
+      if (retention[k] === undefined) continue;
+      const v = parseSize(retention[k]);
+      if (v instanceof Error) add('error', `/destination/retention/${k}`, v.message);
+    }
+    checkPath(String(dest.path), 'dir', (m, e) => add('warning', '/destination/path', m, e));
+  } else if (dest.kind === 'blockdev') {
+    checkPath(String(dest.device), 'blockdev', (m, e) => add('warning', '/destination/device', m, e));
+  }
+  return out;
+}
+
+/** Destinations on this machine: warnings, since profiles are often validated elsewhere. */
+function checkPath(p: string, kind: 'dir' | 'blockdev', warn: (message: string, expected?: string) => void): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    warn(`${p} does not exist on this machine`, kind === 'dir' ? 'the agent creates it, if it may' : 'the dump partition');
+    return;
+  }
+  if (kind === 'dir' && !st.isDirectory()) return warn(`${p} is not a directory`);
+  if (kind === 'blockdev' && !st.isBlockDevice()) return warn(`${p} is not a block device`);
+  try {
+    fs.accessSync(p, fs.constants.W_OK);
+  } catch {
+    warn(`${p} is not writable by this user`);
+  }
+}
+
