@@ -116,7 +116,13 @@ export function checkFile(file: string, ctx: SemanticContext = {}): CheckedFile 
   diagnostics.push(...checkProfile(src, doc, ctx));
   if (hasErrors(diagnostics)) return { file, diagnostics, source: src };
   const sha = crypto.createHash('sha256').update(text).digest('hex');
-  return { file, diagnostics, source: src, profile: buildProfile(doc, file, sha) };
+  try {
+    return { file, diagnostics, source: src, profile: buildProfile(doc, file, sha) };
+  } catch (err) {
+    // A gap between the checks and the builder must cost this file, never the agent.
+    diagnostics.push({ severity: 'error', file, line: 1, col: 1, pointer: '', message: `cannot build the profile: ${(err as Error).message}` });
+    return { file, diagnostics, source: src };
+  }
 }
 
 /**
