@@ -9,6 +9,7 @@ import * as path from 'node:path';
 
 import { main } from '../../agent/src/cli/main';
 import { formatDiagnostic, hasErrors } from '../../agent/src/config/diagnostics';
+import { AGENT_DEFAULTS, loadAgentConfig } from '../../agent/src/config/agent-config';
 import { checkFile, checkFiles, listDropIns, loadProfiles } from '../../agent/src/config/load';
 import { parseAddress, parseDuration, parseSize } from '../../agent/src/config/units';
 
@@ -231,5 +232,39 @@ describe('physcap validate', () => {
 
   test('usage errors exit 2', async () => {
     expect((await run('--no-such-flag')).code).toBe(2);
+  });
+});
+
+describe('agent.yaml', () => {
+  test('the example is read with its values; a missing file means the defaults', () => {
+    expect(loadAgentConfig(path.join(configs, 'agent.yaml'))).toEqual({
+      config: {
+        profileDirs: ['/usr/lib/physcap/profiles.d', '/etc/physcap/profiles.d', '/run/physcap/profiles.d'],
+        stateDir: '/var/lib/physcap',
+        runtimeDir: '/run/physcap',
+        spoolDir: '/run/physcap/triggers',
+        logLevel: 'info',
+        metricsListen: '',
+        signingKey: '',
+      },
+      diagnostics: [],
+    });
+    expect(loadAgentConfig('/nonexistent/agent.yaml')).toEqual({ config: AGENT_DEFAULTS, diagnostics: [] });
+  });
+
+  test('an invalid one gives positioned errors and no config', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agent-'));
+    try {
+      const f = path.join(dir, 'agent.yaml');
+      fs.writeFileSync(f, 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nlog_level: loud\nstate_dir: relative\n');
+      const r = loadAgentConfig(f);
+      expect(r.config).toBeUndefined();
+      expect(r.diagnostics.map(formatDiagnostic)).toEqual([
+        `${f}:3:12  /log_level  not one of the allowed values  (one of "trace", "debug", "info", "warn", "error", "fatal")`,
+        `${f}:4:12  /state_dir  does not have the expected form  (matching ^/)`,
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Diagnostic, hasErrors } from './diagnostics';
+import { byPosition, Diagnostic, hasErrors } from './diagnostics';
 import { buildProfile, Profile } from './profile';
 import { validators, schemaDiagnostics } from './schemas';
 import { checkProfile, SemanticContext } from './semantic';
@@ -94,7 +94,14 @@ function readText(file: string): string | CheckedFile {
   return text;
 }
 
+/** Checks one file; its diagnostics come in reading order. */
 export function checkFile(file: string, ctx: SemanticContext = {}): CheckedFile {
+  const checked = checkFileUnsorted(file, ctx);
+  checked.diagnostics.sort(byPosition);
+  return checked;
+}
+
+function checkFileUnsorted(file: string, ctx: SemanticContext): CheckedFile {
   const text = readText(file);
   if (typeof text !== 'string') return text;
   const src = parseYaml(file, text);
