@@ -118,6 +118,7 @@ static int physcap_write_zero_copy(struct physcap_writer *w, u64 *phys,
 {
 	struct physcap_write *req = w->req;
 	ktime_t start;
+	loff_t before;
 	u64 poisoned = 0;
 	size_t bytes = 0;
 	unsigned int nr = 0;
@@ -158,9 +159,13 @@ static int physcap_write_zero_copy(struct physcap_writer *w, u64 *phys,
 	}
 
 	start = ktime_get();
+	before = w->pos;
 	ret = physcap_write_iter(w, w->bvec, nr, bytes);
-	if (ret < 0)
+	if (ret < 0) {
+		/* What reached the destination before the failure went zero-copy. */
+		req->bytes_zero_copy += w->pos - before;
 		return ret;
+	}
 	physcap_batch_adapt(w, bytes, ktime_ms_delta(ktime_get(), start));
 	req->bytes_poisoned += poisoned;
 	if (ret == 1)
@@ -253,6 +258,7 @@ static int physcap_write_bounced(struct physcap_writer *w, u64 *phys,
 	struct physcap_write *req = w->req;
 	unsigned int head = offset_in_page(*phys);
 	u64 start = *phys, poisoned = 0;
+	loff_t before;
 	size_t max = PHYSCAP_BOUNCE_PAGES * PAGE_SIZE - head;
 	size_t bytes = 0;
 	unsigned int nr = 0;
@@ -283,9 +289,12 @@ static int physcap_write_bounced(struct physcap_writer *w, u64 *phys,
 	ret = physcap_bounce_fill(w, start, bytes, mmio, &poisoned);
 	if (ret)
 		return ret;
+	before = w->pos;
 	ret = physcap_write_iter(w, w->bvec, nr, bytes);
-	if (ret < 0)
+	if (ret < 0) {
+		req->bytes_bounced += w->pos - before;
 		return ret;
+	}
 	req->bytes_poisoned += poisoned;
 	req->bytes_bounced += bytes - poisoned;
 	return 0;

@@ -108,6 +108,7 @@ interface Addon {
     progressMs: number,
   ): { promise: Promise<CaptureResult>; cancel(): void };
   sdNotify(socketPath: string, message: string): void;
+  kmsgOpen(path: string, onItem: (kind: 'record' | 'gap' | 'end', value: unknown) => void): { close(): void };
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
@@ -231,6 +232,31 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
       o.signal?.removeEventListener('abort', onAbort);
       throw restack(err, stack);
     },
+  );
+}
+
+export interface KmsgHandlers {
+  /** One raw record, as one read(2) of /dev/kmsg returned it. */
+  record(raw: string): void;
+  /** The kernel's ring overwrote records not yet read; overruns so far. */
+  gap(overruns: number): void;
+  /** The reader stopped: after close(), or with the error that ended it. */
+  end(err: NativeError | null): void;
+}
+
+/**
+ * Reads new kernel log records on a native thread blocked in poll(2):
+ * nothing old, no polling, no libuv pool thread.  close() stops it; end()
+ * follows.
+ */
+export function openKmsg(handlers: KmsgHandlers, path = '/dev/kmsg'): { close(): void } {
+  const stack = new Error().stack;
+  return withCallerStack(stack, () =>
+    load().kmsgOpen(path, (kind, value) => {
+      if (kind === 'record') handlers.record(value as string);
+      else if (kind === 'gap') handlers.gap(value as number);
+      else handlers.end(value as NativeError | null);
+    }),
   );
 }
 

@@ -15,6 +15,7 @@
 
 #include "../io/capture.h"
 #include "../io/dest.h"
+#include "../io/kmsg.h"
 #include "../io/physcap_dev.h"
 #include "../io/system.h"
 
@@ -297,7 +298,63 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+// ---- kernel log: a reader thread per open, records through a TSFN ----
+
+struct KmsgItem {
+  enum { record, gap, end } what;
+  std::string text;
+  uint64_t gaps = 0;
+  physcap::Failure failure;
+};
+
+// kmsgOpen(path, onItem(kind, value)) -> { close() }
+// kind: 'record' (value: the raw record), 'gap' (value: overruns so far),
+// 'end' (value: null, or an error when reading failed for good).
+Napi::Value KmsgOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto reader = std::make_shared<physcap::KmsgReader>();
+  int r = reader->open(path);
+  if (r) throw_errno(env, r, "open", path, "reading the kernel log");
+  auto tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "physcap-kmsg", 0, 1);
+
+  auto deliver = [](Napi::Env env, Napi::Function fn, KmsgItem* item) {
+    std::unique_ptr<KmsgItem> own(item);
+    switch (item->what) {
+      case KmsgItem::record:
+        fn.Call({Napi::String::New(env, "record"), Napi::String::New(env, item->text)});
+        break;
+      case KmsgItem::gap:
+        fn.Call({Napi::String::New(env, "gap"), Napi::Number::New(env, static_cast<double>(item->gaps))});
+        break;
+      case KmsgItem::end:
+        fn.Call({Napi::String::New(env, "end"),
+                 item->failure.failed() ? node_error(env, item->failure, "reading the kernel log").Value() : env.Null()});
+        break;
+    }
+  };
+  std::thread([reader, tsfn, path, deliver]() mutable {
+    int rc = reader->run(
+        [&](std::string rec) { tsfn.BlockingCall(new KmsgItem{KmsgItem::record, std::move(rec), 0, {}}, deliver); },
+        [&](uint64_t n) { tsfn.BlockingCall(new KmsgItem{KmsgItem::gap, {}, n, {}}, deliver); });
+    auto* end = new KmsgItem{KmsgItem::end, {}, 0, {}};
+    if (rc) end->failure.set(rc, "read", path);
+    tsfn.BlockingCall(end, deliver);
+    tsfn.Release();
+  }).detach();
+
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("close", Napi::Function::New(
+                          env, [reader](const Napi::CallbackInfo& ci) -> Napi::Value {
+                            reader->stop();
+                            return ci.Env().Undefined();
+                          },
+                          "close"));
+  return handle;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("kmsgOpen", Napi::Function::New(env, KmsgOpen, "kmsgOpen"));
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo, "deviceInfo"));
   exports.Set("openDestination", Napi::Function::New(env, OpenDestination, "openDestination"));
   exports.Set("preallocate", Napi::Function::New(env, Preallocate, "preallocate"));
