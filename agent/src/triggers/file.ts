@@ -1,0 +1,92 @@
+/**
+ * Fires when a file with the trigger's name appears in the spool
+ * directory.  Producers write a temporary (dot-)name and rename it into
+ * place; the file may carry YAML or JSON with a `reason`.  The file is
+ * consumed (removed) after it fired.  Refused, with a log line saying why,
+ * when the spool directory is group- or world-writable or the file is not
+ * owned by root or the agent's user: anyone who can write there could
+ * otherwise make the agent dump memory.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { watch, FSWatcher } from 'chokidar';
+import { parse } from 'yaml';
+
+import { eventId } from './event';
+import { Trigger, TriggerContext } from './trigger';
+
+const MAX_BODY = 64 * 1024;
+
+function reasonOf(text: string): string | undefined {
+  if (!text.trim()) return undefined;
+  try {
+    const doc = parse(text, { maxAliasCount: 10 }) as unknown;
+    if (doc && typeof doc === 'object' && typeof (doc as { reason?: unknown }).reason === 'string') {
+      return (doc as { reason: string }).reason.slice(0, 1000);
+    }
+    return typeof doc === 'string' ? doc.slice(0, 1000) : undefined;
+  } catch {
+    return text.trim().slice(0, 1000);
+  }
+}
+
+export function fileTrigger(profile: string, spec: { name: string }, ctx: TriggerContext): Trigger {
+  const target = path.join(ctx.spoolDir, spec.name);
+  let watcher: FSWatcher | undefined;
+
+  const refuse = (why: string, fields: Record<string, unknown> = {}) =>
+    ctx.log.warn({ profile, trigger: 'file', file: target, why, ...fields }, 'trigger file refused');
+
+  const consume = () => {
+    let fd: number;
+    try {
+      fd = fs.openSync(target, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') refuse(`cannot open it: ${code}`);
+      return;
+    }
+    try {
+      const spool = fs.statSync(ctx.spoolDir);
+      const st = fs.fstatSync(fd);
+      if (spool.mode & 0o022) return refuse('the spool directory is group- or world-writable', { mode: (spool.mode & 0o777).toString(8) });
+      if (!st.isFile()) return refuse('not a regular file');
+      if (st.uid !== 0 && st.uid !== ctx.agentUid) return refuse('owned by neither root nor the agent', { uid: st.uid });
+      const buf = Buffer.alloc(Math.min(st.size, MAX_BODY));
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      fs.rmSync(target, { force: true });
+      ctx.emit({
+        id: eventId(),
+        kind: 'file',
+        profile,
+        time: ctx.clock.now(),
+        reason: reasonOf(buf.subarray(0, n).toString('utf8')) ?? `trigger file ${spec.name}`,
+        detail: { file: target, uid: st.uid },
+      });
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+
+  return {
+    kind: 'file',
+    profile,
+    async start() {
+      fs.mkdirSync(ctx.spoolDir, { recursive: true, mode: 0o700 });
+      watcher = watch(ctx.spoolDir, { ignoreInitial: false, depth: 0, ignored: (p: string) => p !== ctx.spoolDir && p !== target });
+      // A name dropped again soon after it was consumed arrives as "change"
+      // (chokidar folds a quick unlink + add into one change).
+      const onEvent = (p: string) => {
+        if (p === target) consume();
+      };
+      watcher.on('add', onEvent);
+      watcher.on('change', onEvent);
+      await new Promise<void>((resolve) => watcher!.once('ready', () => resolve()));
+    },
+    async stop() {
+      await watcher?.close();
+      watcher = undefined;
+    },
+  };
+}
