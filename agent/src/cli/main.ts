@@ -3,7 +3,13 @@ import { Command, CommanderError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { DEFAULT_AGENT_CONFIG_FILE, loadAgentConfig } from '../config/agent-config';
 import { byPosition, formatDiagnostic, hasErrors } from '../config/diagnostics';
+import { request } from '../control/client';
+import { CONTROL_SOCKET } from '../control/protocol';
+import { systemClock } from '../core/clock';
+import { jsonLogger } from '../core/logger';
+import { Agent } from '../daemon/agent';
 import { checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../config/load';
 import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
@@ -14,8 +20,10 @@ export const EXIT = {
   /** A command failed; for validate: some file is invalid. */
   failure: 1,
   usage: 2,
-  /** sysexits' EX_UNAVAILABLE: the kernel module is not loaded. */
+  /** sysexits' EX_UNAVAILABLE: the kernel module is not loaded, the agent not running. */
   unavailable: 69,
+  /** sysexits' EX_CONFIG: systemd's RestartPreventExitStatus=78 stops restart loops. */
+  config: 78,
 } as const;
 
 /** Files to validate: files as given, directories' *.yaml in name order. */
@@ -106,6 +114,86 @@ export async function main(
         out(`${result.files.filter((f) => !hasErrors(f.diagnostics)).length} of ${result.files.length} valid\n`);
       }
       if (failed) code = EXIT.failure;
+    });
+
+  program
+    .command('run')
+    .description('run the agent in the foreground (as systemd does); SIGHUP reloads, SIGTERM stops')
+    .option('--config <file>', 'agent settings', DEFAULT_AGENT_CONFIG_FILE)
+    .option('--profiles-dir <dirs...>', 'profile drop-in directories, lowest precedence first')
+    .option('--state-dir <dir>', 'state directory')
+    .option('--runtime-dir <dir>', 'runtime directory (control socket)')
+    .option('--spool-dir <dir>', 'trigger-file spool directory')
+    .option('--grace <seconds>', 'on SIGTERM, how long running captures may finish before they are aborted', '30')
+    .action(async (opts: { config: string; profilesDir?: string[]; stateDir?: string; runtimeDir?: string; spoolDir?: string; grace: string }) => {
+      const loaded = loadAgentConfig(opts.config);
+      if (!loaded.config) {
+        for (const d of loaded.diagnostics) err(`${formatDiagnostic(d)}\n`);
+        code = EXIT.config;
+        return;
+      }
+      const config = {
+        ...loaded.config,
+        ...(opts.profilesDir && { profileDirs: opts.profilesDir.map((d) => path.resolve(d)) }),
+        ...(opts.stateDir && { stateDir: path.resolve(opts.stateDir) }),
+        ...(opts.runtimeDir && { runtimeDir: path.resolve(opts.runtimeDir) }),
+        ...(opts.spoolDir && { spoolDir: path.resolve(opts.spoolDir) }),
+      };
+      const agent = new Agent({ config, log: jsonLogger(), clock: systemClock });
+      await agent.start();
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+      await agent.stop(Number(opts.grace) * 1000);
+    });
+
+  const socketOf = (runtimeDir: string) => path.join(runtimeDir, CONTROL_SOCKET);
+  const talk = async (runtimeDir: string, req: Parameters<typeof request>[1]) => {
+    try {
+      return await request(socketOf(runtimeDir), req);
+    } catch (e) {
+      err(`physcap: the agent does not answer on ${socketOf(runtimeDir)}: ${(e as Error).message}\n`);
+      code = EXIT.unavailable;
+      return undefined;
+    }
+  };
+
+  program
+    .command('trigger')
+    .description("ask the running agent to capture a profile now (its profile needs a 'control' trigger)")
+    .argument('<profile>', 'profile name')
+    .option('--reason <text>', 'why, for the log and the capture record')
+    .option('--runtime-dir <dir>', "the agent's runtime directory", '/run/physcap')
+    .action(async (profile: string, opts: { reason?: string; runtimeDir: string }) => {
+      const res = await talk(opts.runtimeDir, { op: 'trigger', profile, reason: opts.reason });
+      if (!res) return;
+      if (!res.ok) {
+        err(`physcap: ${res.error}\n`);
+        code = EXIT.failure;
+        return;
+      }
+      const o = res.outcome as { status: string; capture?: string; reason?: string; detail?: string };
+      out(`${o.status}${o.capture ? ` ${o.capture}` : ''}${o.reason ? `: ${o.reason}` : ''}${o.detail ? ` (${o.detail})` : ''}\n`);
+      if (o.status === 'refused') code = EXIT.failure;
+    });
+
+  program
+    .command('status')
+    .description("the running agent's profiles and captures")
+    .option('--json', 'print JSON')
+    .option('--runtime-dir <dir>', "the agent's runtime directory", '/run/physcap')
+    .action(async (opts: { json?: boolean; runtimeDir: string }) => {
+      const res = await talk(opts.runtimeDir, { op: 'status' });
+      if (!res) return;
+      if (opts.json) return void out(`${JSON.stringify(res)}\n`);
+      if (!res.ok) return void err(`physcap: ${res.error}\n`);
+      const profiles = res.profiles as Array<{ name: string; triggers: string[] }>;
+      const running = res.running as Array<{ capture: string; profile: string }>;
+      out(`${profiles.length} profiles active\n`);
+      for (const p of profiles) out(`  ${p.name.padEnd(24)} ${p.triggers.join(', ')}\n`);
+      out(`${running.length} captures running\n`);
+      for (const c of running) out(`  ${c.capture} (${c.profile})\n`);
     });
 
   try {

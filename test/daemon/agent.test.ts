@@ -1,0 +1,191 @@
+/**
+ * The agent end to end: a real `physcap run` process with the image
+ * source, real trigger files, a real signal, the real control socket, a
+ * bad profile dropped in while it runs, and SIGTERM.
+ */
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const root = path.join(__dirname, '..', '..');
+const cli = path.join(root, 'agent', 'bin', 'physcap.js');
+const MiB = 2 ** 20;
+
+const waitUntil = async (cond: () => boolean, ms = 10_000) => {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+};
+
+function physcap(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('physcap run', () => {
+  let dir: string;
+  let image: string;
+  let agent: ChildProcess;
+  let log = '';
+  const out = () => path.join(dir, 'out');
+  const complete = () => (fs.existsSync(out()) ? fs.readdirSync(out()).filter((d) => !d.includes('.')) : []);
+  const runtime = () => path.join(dir, 'run');
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agent-'));
+    image = path.join(dir, 'image');
+    fs.writeFileSync(image, crypto.randomBytes(8 * MiB));
+    fs.mkdirSync(path.join(dir, 'profiles'));
+    fs.writeFileSync(
+      path.join(dir, 'profiles', 'vm.yaml'),
+      `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: vm
+regions:
+  - name: low
+    start: "0x100000"
+    size: 4MiB
+triggers:
+  - kind: file
+  - kind: control
+  - kind: signal
+destination:
+  kind: dir
+  path: ${out()}
+source:
+  kind: image
+  image_path: ${image}
+cooldown: 0
+`,
+    );
+    agent = spawn(process.execPath, [
+      cli,
+      'run',
+      '--config',
+      path.join(dir, 'no-agent.yaml'),
+      '--profiles-dir',
+      path.join(dir, 'profiles'),
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--runtime-dir',
+      runtime(),
+      '--spool-dir',
+      path.join(runtime(), 'triggers'),
+    ]);
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
+  });
+
+  afterAll(async () => {
+    if (agent.exitCode === null) {
+      agent.kill('SIGKILL');
+      await new Promise((r) => agent.once('exit', r));
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const expected = () => crypto.createHash('sha256').update(fs.readFileSync(image).subarray(MiB, 5 * MiB)).digest('hex');
+  const record = (capture: string) => JSON.parse(fs.readFileSync(path.join(out(), capture, 'capture.json'), 'utf8')) as {
+    status: string;
+    events: Array<{ kind: string; reason: string }>;
+    regions: Array<{ sha256: string; size: number }>;
+  };
+
+  test('the control socket is 0600', () => {
+    expect(fs.statSync(path.join(runtime(), 'control.sock')).mode & 0o777).toBe(0o600);
+  });
+
+  test('a trigger file fires a capture: complete, exact bytes, the reason recorded', async () => {
+    const spool = path.join(runtime(), 'triggers');
+    fs.writeFileSync(path.join(spool, '.vm.tmp'), 'reason: watchdog repair hook\n');
+    fs.renameSync(path.join(spool, '.vm.tmp'), path.join(spool, 'vm'));
+    expect(await waitUntil(() => complete().length === 1)).toBe(true);
+    const c = complete()[0]!;
+    expect(record(c)).toMatchObject({ status: 'complete', events: [{ kind: 'file', reason: 'watchdog repair hook' }] });
+    expect(record(c).regions[0]!.sha256).toBe(expected());
+    const bytes = fs.readFileSync(path.join(out(), c, 'low.bin'));
+    expect(crypto.createHash('sha256').update(bytes).digest('hex')).toBe(expected());
+  });
+
+  test('physcap trigger over the control socket', async () => {
+    const r = await physcap(['trigger', 'vm', '--reason', 'from the CLI', '--runtime-dir', runtime()]);
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.stdout).toMatch(/^started cap-/);
+    expect(await waitUntil(() => complete().length === 2)).toBe(true);
+    expect(complete().map((c) => record(c).events[0]!.reason)).toContain('from the CLI');
+  });
+
+  test('SIGUSR2 fires the signal trigger', async () => {
+    agent.kill('SIGUSR2');
+    expect(await waitUntil(() => complete().length === 3)).toBe(true);
+    expect(complete().map((c) => record(c).events[0]!.kind).sort()).toEqual(['control', 'file', 'signal']);
+  });
+
+  test('physcap status lists the profile; an unknown profile is refused with exit 1', async () => {
+    const s = await physcap(['status', '--json', '--runtime-dir', runtime()]);
+    expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, profiles: [{ name: 'vm', triggers: ['file', 'control', 'signal'] }] });
+    const r = await physcap(['trigger', 'nope', '--runtime-dir', runtime()]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/refused: unknown-profile/);
+  });
+
+  test('a user other than root or the agent is refused on the control socket', async () => {
+    // Let the other user reach the socket at all: file modes alone must not be what protects it.
+    fs.chmodSync(dir, 0o755);
+    fs.chmodSync(runtime(), 0o755);
+    fs.chmodSync(path.join(runtime(), 'control.sock'), 0o666);
+    try {
+      // A client inline (the checkout may not be readable by that user): one request, print the answer.
+      const client = `const c = require('net').connect(process.argv[1]);
+c.on('connect', () => c.write(JSON.stringify({ op: 'trigger', profile: 'vm' }) + '\\n'));
+c.on('data', (d) => { process.stdout.write(d); c.end(); });
+c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
+      const answer = await new Promise<string>((resolve) => {
+        execFile(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], { uid: 65534, gid: 65534, timeout: 10_000 }, (_e, stdout) =>
+          resolve(stdout),
+        );
+      });
+      expect(JSON.parse(answer)).toEqual({ ok: false, error: 'not allowed' });
+      expect(log).toMatch(/control connection refused: user not allowed.*"uid":65534/);
+      expect(complete()).toHaveLength(3); // nothing was captured for it
+    } finally {
+      fs.chmodSync(path.join(runtime(), 'control.sock'), 0o600);
+      fs.chmodSync(runtime(), 0o750);
+      fs.chmodSync(dir, 0o700);
+    }
+  });
+
+  test('a bad profile dropped in is reported with its position; the agent keeps serving', async () => {
+    fs.writeFileSync(path.join(dir, 'profiles', 'bad.yaml'), 'apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: bad\nregions: 7\n');
+    expect(await waitUntil(() => /bad\.yaml:4:10 {2}\/regions {2}wrong type/.test(log))).toBe(true);
+    const r = await physcap(['trigger', 'vm', '--runtime-dir', runtime()]);
+    expect(r.code).toBe(0);
+    expect(await waitUntil(() => complete().length === 4)).toBe(true);
+  });
+
+  test('SIGTERM: the agent stops and exits 0; the control socket is gone', async () => {
+    const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+    agent.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(fs.existsSync(path.join(runtime(), 'control.sock'))).toBe(false);
+    expect(fs.readdirSync(out()).filter((d) => d.endsWith('.partial'))).toEqual([]);
+  });
+});
+
+test('an invalid agent.yaml: exit 78 with the positioned error', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agentcfg-'));
+  try {
+    const cfg = path.join(dir, 'agent.yaml');
+    fs.writeFileSync(cfg, 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nlog_level: loud\n');
+    const r = await physcap(['run', '--config', cfg, '--runtime-dir', path.join(dir, 'run')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/agent\.yaml:3:12 {2}\/log_level {2}not one of the allowed values/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
