@@ -125,6 +125,20 @@ export async function main(
     .option('--runtime-dir <dir>', 'runtime directory (control socket)')
     .option('--spool-dir <dir>', 'trigger-file spool directory')
     .option('--grace <seconds>', 'on SIGTERM, how long running captures may finish before they are aborted', '30')
+    .addHelpText(
+      'after',
+      `
+Trigger kinds (a profile's "triggers:" list):
+  file      a file named after the profile renamed into the spool directory
+            (printf 'reason: repair hook\\n' > SPOOL/.p && mv SPOOL/.p SPOOL/p)
+  signal    SIGUSR2 (default) or SIGPWR to the agent (kill -USR2 <pid>)
+  kmsg      kernel log records: presets watchdog_pretimeout, soft_lockup,
+            hard_lockup, hung_task, rcu_stall, oops, bug; or patterns
+  interval  every: 1h (at_start: true fires once at start too)
+  control   physcap trigger <profile> [--reason TEXT]
+
+Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.yaml.`,
+    )
     .action(async (opts: { config: string; profilesDir?: string[]; stateDir?: string; runtimeDir?: string; spoolDir?: string; grace: string }) => {
       const loaded = loadAgentConfig(opts.config);
       if (!loaded.config) {
