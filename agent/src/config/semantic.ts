@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 
+import { parseIomem } from '../capture/iomem';
 import { Diagnostic, Severity } from './diagnostics';
 import { parseAddress, parseDuration, parseSize } from './units';
 import { YamlSource } from './yaml-source';
@@ -23,12 +24,7 @@ export interface SemanticContext {
 /** The resource names of /proc/iomem, or undefined where it cannot be read. */
 export function readIomemNames(file = '/proc/iomem'): Set<string> | undefined {
   try {
-    const names = new Set<string>();
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-      const m = / : (.+)$/.exec(line);
-      if (m) names.add(m[1]!.trim());
-    }
-    return names;
+    return new Set(parseIomem(fs.readFileSync(file, 'utf8')).map((r) => r.name));
   } catch {
     return undefined;
   }
