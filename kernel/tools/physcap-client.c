@@ -11,6 +11,7 @@
  *   selftest --phys P --scratch DIR --blockdev DEV
  *   fuzz --count N --seed S --phys P --scratch DIR
  *   poison-test --scratch DIR           a poisoned page is written as zeros
+ *   watchdog-arm [--device D] [--timeout S] [--pretimeout S] [--hold S]
  *
  * Numbers accept 0x prefixes and K/M/G suffixes (binary).
  */
@@ -20,6 +21,7 @@
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
+#include <linux/watchdog.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -714,6 +716,45 @@ static int cmd_poison_test(int argc, char **argv)
 	return err ? 1 : 0;
 }
 
+/*
+ * watchdog-arm: arm a watchdog with a pretimeout, feed it once, then stop
+ * feeding, as a wedged system would.  The pretimeout governor then acts
+ * (the noop governor logs "watchdogN: pretimeout event").  Disarms with
+ * the magic close at the end.
+ */
+static int cmd_watchdog_arm(int argc, char **argv)
+{
+	const char *device = "/dev/watchdog0";
+	int timeout = 10, pretimeout = 8, hold = 20, fd, i;
+
+	for (i = 0; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--device"))
+			device = argv[i + 1];
+		else if (!strcmp(argv[i], "--timeout"))
+			timeout = (int)parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--pretimeout"))
+			pretimeout = (int)parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--hold"))
+			hold = (int)parse_num(argv[i + 1]);
+	}
+	fd = open(device, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n", errno_name(errno), device);
+		return 1;
+	}
+	if (ioctl(fd, WDIOC_SETTIMEOUT, &timeout) || ioctl(fd, WDIOC_SETPRETIMEOUT, &pretimeout) ||
+	    ioctl(fd, WDIOC_KEEPALIVE, 0)) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"watchdog ioctl\"}\n", errno_name(errno));
+		return 1;
+	}
+	printf("{\"ok\":true,\"timeout\":%d,\"pretimeout\":%d}\n", timeout, pretimeout);
+	sleep((unsigned int)hold);
+	if (write(fd, "V", 1) != 1)
+		return 1;
+	close(fd);
+	return 0;
+}
+
 /* ---- fuzz: random ioctls, bounded, must never crash the kernel ---- */
 
 static uint64_t rng_state;
@@ -848,6 +889,8 @@ int main(int argc, char **argv)
 		return cmd_selftest(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "fuzz"))
 		return cmd_fuzz(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "watchdog-arm"))
+		return cmd_watchdog_arm(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "poison-test"))
 		return cmd_poison_test(argc - 2, argv + 2);
 	fprintf(stderr, "physcap-client: unknown command %s\n", argv[1]);
