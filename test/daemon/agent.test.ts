@@ -189,3 +189,73 @@ test('an invalid agent.yaml: exit 78 with the positioned error', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+describe('physcap run during a long capture', () => {
+  let dir: string;
+  let image: string;
+  let agent: ChildProcess;
+  let log = '';
+  const out = () => path.join(dir, 'out');
+  const runtime = () => path.join(dir, 'run');
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-long-'));
+    image = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : dir, `physcap-long-${process.pid}`);
+    const fd = fs.openSync(image, 'w');
+    const chunk = crypto.randomBytes(16 * MiB);
+    for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk); // 1 GiB
+    fs.closeSync(fd);
+    fs.mkdirSync(path.join(dir, 'profiles'));
+    fs.writeFileSync(
+      path.join(dir, 'profiles', 'big.yaml'),
+      `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: big
+regions:
+  - name: all
+    start: "0x0"
+    size: 1GiB
+triggers:
+  - kind: control
+destination:
+  kind: dir
+  path: ${out()}
+source:
+  kind: image
+  image_path: ${image}
+hash:
+  readback: always
+cooldown: 0
+`,
+    );
+    agent = spawn(process.execPath, [
+      cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
+      '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime(), '--spool-dir', path.join(runtime(), 'triggers'),
+      '--grace', '0',
+    ]);
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (agent.exitCode === null) {
+      agent.kill('SIGKILL');
+      await new Promise((r) => agent.once('exit', r));
+    }
+    fs.rmSync(image, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('SIGTERM mid-capture with no grace: aborted, left as .failed, never looking complete; exit 0', async () => {
+    expect((await physcap(['trigger', 'big', '--runtime-dir', runtime()])).stdout).toMatch(/^started/);
+    expect(await waitUntil(() => fs.existsSync(out()) && fs.readdirSync(out()).some((d) => d.endsWith('.partial')))).toBe(true);
+    const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+    agent.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const left = fs.readdirSync(out());
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/\.failed$/);
+    const record = JSON.parse(fs.readFileSync(path.join(out(), left[0]!, 'capture.json'), 'utf8')) as { status: string; error: { code: string } };
+    expect(record).toMatchObject({ status: 'failed', error: { code: 'ABORT_ERR' } });
+  }, 60_000);
+});
