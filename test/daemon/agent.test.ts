@@ -259,3 +259,52 @@ cooldown: 0
     expect(record).toMatchObject({ status: 'failed', error: { code: 'ABORT_ERR' } });
   }, 60_000);
 });
+
+test('systemd: READY, WATCHDOG pings, RELOADING with MONOTONIC_USEC on SIGHUP, STOPPING', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-notify-'));
+  const sock = path.join(dir, 'notify.sock');
+  // Node has no unix datagram sockets: a python3 listener stands in for systemd.
+  const listener = spawn('python3', [
+    '-u',
+    '-c',
+    `import json,socket,sys
+s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); print('"ready"')
+while True: print(json.dumps(s.recv(4096).decode()))`,
+    sock,
+  ]);
+  const messages: string[] = [];
+  let partial = '';
+  listener.stdout.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    messages.push(...lines.filter(Boolean).map((l) => JSON.parse(l) as string));
+  });
+  fs.mkdirSync(path.join(dir, 'profiles'));
+  fs.copyFileSync(path.join(__dirname, '..', 'config', 'fixtures', 'good', 'minimal.yaml'), path.join(dir, 'profiles', 'minimal.yaml'));
+  let agent: ChildProcess | undefined;
+  try {
+    expect(await waitUntil(() => messages.includes('ready'))).toBe(true);
+    agent = spawn(
+      process.execPath,
+      [cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'), '--state-dir', path.join(dir, 'state'), '--runtime-dir', path.join(dir, 'run'), '--spool-dir', path.join(dir, 'run', 'triggers')],
+      { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' } },
+    );
+    expect(await waitUntil(() => messages.some((m) => m.startsWith('READY=1')))).toBe(true);
+    expect(messages.find((m) => m.startsWith('READY=1'))).toBe('READY=1\nSTATUS=1 profiles active');
+    expect(await waitUntil(() => messages.filter((m) => m === 'WATCHDOG=1').length >= 2)).toBe(true);
+    agent.kill('SIGHUP');
+    expect(await waitUntil(() => messages.some((m) => m.startsWith('RELOADING=1')))).toBe(true);
+    const i = messages.findIndex((m) => m.startsWith('RELOADING=1'));
+    expect(messages[i]).toMatch(/^RELOADING=1\nMONOTONIC_USEC=\d+$/);
+    expect(await waitUntil(() => messages.slice(i + 1).some((m) => m.startsWith('READY=1')))).toBe(true);
+    const exited = new Promise((r) => agent!.once('exit', r));
+    agent.kill('SIGTERM');
+    await exited;
+    expect(await waitUntil(() => messages.includes('STOPPING=1'))).toBe(true);
+  } finally {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    listener.kill();
+    await new Promise((r) => listener.once('exit', r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);

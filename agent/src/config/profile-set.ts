@@ -31,6 +31,8 @@ export interface ProfileSetOptions {
   /** Quiet time after the last change before one reload (default 200 ms). */
   debounceMs?: number;
   onChange?: (change: ProfileChange) => void;
+  /** Called as a reload begins (not for the first load): the daemon tells systemd. */
+  onReloading?: () => void;
 }
 
 /** Editors' swap, backup and temporary files never trigger a reload. */
@@ -42,6 +44,7 @@ function isNoise(file: string): boolean {
 export class ProfileSet {
   /** By drop-in file name: the unit that overrides, masks and keeps its last good version. */
   private byFile = new Map<string, Profile>();
+  private loaded = false;
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private readonly onSighup = () => {
@@ -58,6 +61,8 @@ export class ProfileSet {
 
   reload(): ProfileChange {
     const { log } = this.opts;
+    if (this.loaded) this.opts.onReloading?.();
+    this.loaded = true;
     const { files, masked } = listDropIns(this.opts.dirs);
     const result = checkFiles(files, this.opts.ctx ?? {}, masked);
     const next = new Map<string, Profile>();

@@ -52,6 +52,7 @@ export class Agent {
       dirs: config.profileDirs,
       log,
       ctx: { iomemNames: readIomemNames() },
+      onReloading: () => this.notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`),
       onChange: (c) => {
         this.applying = this.applying.then(() => this.apply(c));
       },
@@ -141,7 +142,8 @@ export class Agent {
   private async apply(c: ProfileChange): Promise<void> {
     for (const p of [...c.removed, ...c.changed.map((x) => x.before)]) await this.stopTriggers(p.name);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.startTriggers(p);
-    this.notify(`STATUS=${this.profiles.active().size} profiles active`);
+    // READY=1 also ends a RELOADING=1.
+    this.notify(`READY=1\nSTATUS=${this.profiles.active().size} profiles active`);
   }
 
   private onControl(req: ControlRequest): ControlResponse {
@@ -171,6 +173,16 @@ export class Agent {
     return { ok: false, error: `unknown op ${JSON.stringify((req as { op?: unknown }).op)}` };
   }
 
+  private watchdogTimer?: NodeJS.Timeout;
+
+  /** systemd's WatchdogSec=: ping at half the interval it asks for. */
+  private startWatchdogPings(): void {
+    const usec = Number(process.env.WATCHDOG_USEC);
+    const pid = process.env.WATCHDOG_PID;
+    if (!usec || (pid && Number(pid) !== process.pid)) return;
+    this.watchdogTimer = setInterval(() => this.notify('WATCHDOG=1'), Math.max(1, usec / 2000));
+  }
+
   private notify(message: string): void {
     try {
       sdNotify(message);
@@ -186,11 +198,12 @@ export class Agent {
     await this.control.start();
     await this.profiles.start({ sighup: true });
     await this.applying;
-    this.notify(`READY=1\nSTATUS=${this.profiles.active().size} profiles active`);
+    this.startWatchdogPings();
     this.o.log.info({ profiles: [...this.profiles.active().keys()] }, 'agent ready');
   }
 
   async stop(graceMs: number): Promise<void> {
+    clearInterval(this.watchdogTimer);
     this.notify('STOPPING=1');
     this.o.log.info({ graceMs }, 'agent stopping');
     await this.profiles.stop();
