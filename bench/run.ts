@@ -12,12 +12,16 @@
  *
  * Also the host benchmark of the native engine (bench/host.ts).
  *
- *   node dist/bench/run.js [--suite host|board|all] [--kernel 6.1|6.12|all] [--rounds N]
+ * And the agent's trigger latency and idle cost (bench/agent.ts).
+ *
+ *   node dist/bench/run.js [--suite host|agent|board|all] [--kernel 6.1|6.12|all] [--rounds N]
+ *                          [--triggers N] [--idle SECONDS]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { bootBoard } from '../test/vm/board';
+import { benchAgent } from './agent';
 import { benchHost, HostCase } from './host';
 import { hex } from '../test/vm/layout';
 import { artifacts, KernelSpec, loadKernels, repoRoot } from '../test/vm/paths';
@@ -251,6 +255,21 @@ async function main(): Promise<void> {
       ]),
     );
     cases.push(...host);
+  }
+  if (suite === 'all' || suite === 'agent') {
+    const agent = await benchAgent(Number.parseInt(arg('triggers', '200'), 10), Number.parseInt(arg('idle', '60'), 10));
+    printTable(
+      ['case', 'triggers', 'p50 ms', 'p99 ms', 'idle CPU %', 'RSS MiB'],
+      agent.map((c) => [
+        c.name,
+        String(c.rounds),
+        c.latency_p50_ms !== undefined ? String(c.latency_p50_ms) : '',
+        c.latency_p99_ms !== undefined ? String(c.latency_p99_ms) : '',
+        c.idle_cpu_percent !== undefined ? String(c.idle_cpu_percent) : '',
+        c.max_rss_mb.toFixed(1),
+      ]),
+    );
+    cases.push(...agent);
   }
   if (suite === 'all' || suite === 'board') {
     const board: BenchCase[] = [];

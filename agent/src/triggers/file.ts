@@ -10,7 +10,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { watch, FSWatcher } from 'chokidar';
 import { parse } from 'yaml';
 
 import { eventId } from './event';
@@ -33,7 +32,7 @@ function reasonOf(text: string): string | undefined {
 
 export function fileTrigger(profile: string, spec: { name: string }, ctx: TriggerContext): Trigger {
   const target = path.join(ctx.spoolDir, spec.name);
-  let watcher: FSWatcher | undefined;
+  let watcher: fs.FSWatcher | undefined;
 
   const refuse = (why: string, fields: Record<string, unknown> = {}) =>
     ctx.log.warn({ profile, trigger: 'file', file: target, why, ...fields }, 'trigger file refused');
@@ -74,18 +73,19 @@ export function fileTrigger(profile: string, spec: { name: string }, ctx: Trigge
     profile,
     async start() {
       fs.mkdirSync(ctx.spoolDir, { recursive: true, mode: 0o700 });
-      watcher = watch(ctx.spoolDir, { ignoreInitial: false, depth: 0, ignored: (p: string) => p !== ctx.spoolDir && p !== target });
-      // A name dropped again soon after it was consumed arrives as "change"
-      // (chokidar folds a quick unlink + add into one change).
-      const onEvent = (p: string) => {
-        if (p === target) consume();
-      };
-      watcher.on('add', onEvent);
-      watcher.on('change', onEvent);
-      await new Promise<void>((resolve) => watcher!.once('ready', () => resolve()));
+      // inotify through fs.watch, not chokidar: chokidar holds events back
+      // and folds quick unlink/add pairs, and a name dropped again right
+      // after it was consumed could go unnoticed.  Any event naming our file
+      // means: look, and consume it if it is there.
+      watcher = fs.watch(ctx.spoolDir, { persistent: true }, (_type, name) => {
+        if (name === spec.name) consume();
+      });
+      watcher.on('error', (err) => ctx.log.error({ profile, dir: ctx.spoolDir, err: String(err) }, 'watching the spool failed'));
+      // A file dropped while the agent was not running fires now.
+      consume();
     },
     async stop() {
-      await watcher?.close();
+      watcher?.close();
       watcher = undefined;
     },
   };

@@ -1,0 +1,162 @@
+/**
+ * The agent's reaction time and idle cost, on the host with the image
+ * source: trigger → first byte of the capture on disk, for file, signal,
+ * kmsg and control triggers (p50/p99 over many triggers), then the idle
+ * agent's CPU over 60 s and its RSS.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { request } from '../agent/src/control/client';
+import { repoRoot } from '../test/vm/paths';
+import { HostCase } from './host';
+
+const MiB = 2 ** 20;
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** /proc/PID/stat utime + stime, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  return (Number(fields[11]) + Number(fields[12])) / ticks;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setImmediate(r));
+  }
+  return true;
+}
+
+export async function benchAgent(triggersPerKind: number, idleSeconds: number): Promise<HostCase[]> {
+  const root = repoRoot();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-bench-agent-'));
+  const image = path.join(dir, 'image');
+  fs.writeFileSync(image, crypto.randomBytes(MiB));
+  const out = path.join(dir, 'out');
+  const runtime = path.join(dir, 'run');
+  const tag = `physcap-bench-${crypto.randomBytes(4).toString('hex')}`;
+  fs.mkdirSync(path.join(dir, 'profiles'));
+  fs.writeFileSync(
+    path.join(dir, 'profiles', 'bench.yaml'),
+    `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: bench
+regions:
+  - name: r
+    start: "0x0"
+    size: 64KiB
+triggers:
+  - kind: file
+  - kind: signal
+  - kind: control
+  - kind: kmsg
+    patterns: ["^${tag}$"]
+destination:
+  kind: dir
+  path: ${out}
+source:
+  kind: image
+  image_path: ${image}
+hash:
+  chunk_size: 0
+cooldown: 0
+`,
+  );
+  let log = '';
+  const agent: ChildProcess = spawn(process.execPath, [
+    path.join(root, 'agent', 'bin', 'physcap.js'),
+    'run',
+    '--config', path.join(dir, 'none.yaml'),
+    '--profiles-dir', path.join(dir, 'profiles'),
+    '--state-dir', path.join(dir, 'state'),
+    '--runtime-dir', runtime,
+    '--spool-dir', path.join(runtime, 'triggers'),
+  ]);
+  agent.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-65536)));
+  try {
+    if (!(await until(() => log.includes('"agent ready"'), 20_000))) throw new Error(`the agent did not start:\n${log}`);
+    const fire: Record<string, () => void> = {
+      file: () => {
+        const tmp = path.join(runtime, 'triggers', '.bench');
+        fs.writeFileSync(tmp, '');
+        fs.renameSync(tmp, path.join(runtime, 'triggers', 'bench'));
+      },
+      signal: () => agent.kill('SIGUSR2'),
+      kmsg: () => fs.writeFileSync('/dev/kmsg', `<6>${tag}\n`),
+      control: () => void request(path.join(runtime, 'control.sock'), { op: 'trigger', profile: 'bench' }),
+    };
+    const cases: HostCase[] = [];
+    for (const [kind, trigger] of Object.entries(fire)) {
+      const latencies: number[] = [];
+      for (let i = 0; i < triggersPerKind; i++) {
+        const before = new Set(fs.existsSync(out) ? fs.readdirSync(out) : []);
+        const t0 = process.hrtime.bigint();
+        trigger();
+        // The first byte: the region file of a new capture directory (still
+        // .partial, or already renamed into place) is non-empty.
+        const seen = await until(() => {
+          if (!fs.existsSync(out)) return false;
+          return fs
+            .readdirSync(out)
+            .filter((d) => !before.has(d))
+            .some((d) => {
+              try {
+                return fs.statSync(path.join(out, d, 'r.bin')).size > 0;
+              } catch {
+                return false;
+              }
+            });
+        }, 5000);
+        if (!seen) throw new Error(`${kind}: no capture within 5 s\n${log.slice(-2000)}`);
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        // Let it finish before the next trigger, so each one starts a capture.
+        await until(() => fs.readdirSync(out).every((d) => !d.endsWith('.partial')), 5000);
+      }
+      cases.push({
+        name: `agent/latency-${kind}`,
+        bytes: 64 * 1024,
+        wall_s: r3(latencies.reduce((a, b) => a + b, 0) / 1000),
+        cpu_s: 0,
+        max_rss_mb: r3(rssMb(agent.pid!)),
+        rounds: latencies.length,
+        latency_p50_ms: r3(percentile(latencies, 50)),
+        latency_p99_ms: r3(percentile(latencies, 99)),
+      });
+    }
+    fs.rmSync(out, { recursive: true, force: true });
+    const cpu0 = cpuSeconds(agent.pid!);
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const idleCpu = cpuSeconds(agent.pid!) - cpu0;
+    cases.push({
+      name: 'agent/idle',
+      bytes: 0,
+      wall_s: idleSeconds,
+      cpu_s: r3(idleCpu),
+      max_rss_mb: r3(rssMb(agent.pid!)),
+      rounds: 1,
+      idle_cpu_percent: r3((idleCpu / idleSeconds) * 100),
+    });
+    return cases;
+  } finally {
+    agent.kill('SIGTERM');
+    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
