@@ -246,6 +246,18 @@ cooldown: 0
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  test('SIGHUP while a capture runs: the profiles reload, the capture is undisturbed and completes', async () => {
+    expect((await physcap(['trigger', 'big', '--runtime-dir', runtime()])).stdout).toMatch(/^started/);
+    expect(await waitUntil(() => fs.existsSync(out()) && fs.readdirSync(out()).some((d) => d.endsWith('.partial')))).toBe(true);
+    const reloads = (log.match(/RELOADING|"SIGHUP: reloading profiles"/g) ?? []).length;
+    agent.kill('SIGHUP');
+    expect(await waitUntil(() => (log.match(/"SIGHUP: reloading profiles"/g) ?? []).length > reloads)).toBe(true);
+    expect(await waitUntil(() => fs.readdirSync(out()).some((d) => !d.includes('.')), 30_000)).toBe(true);
+    const done = fs.readdirSync(out()).find((d) => !d.includes('.'))!;
+    expect(JSON.parse(fs.readFileSync(path.join(out(), done, 'capture.json'), 'utf8'))).toMatchObject({ status: 'complete' });
+    fs.rmSync(path.join(out(), done), { recursive: true });
+  }, 60_000);
+
   test('SIGTERM mid-capture with no grace: aborted, left as .failed, never looking complete; exit 0', async () => {
     expect((await physcap(['trigger', 'big', '--runtime-dir', runtime()])).stdout).toMatch(/^started/);
     expect(await waitUntil(() => fs.existsSync(out()) && fs.readdirSync(out()).some((d) => d.endsWith('.partial')))).toBe(true);
@@ -308,3 +320,68 @@ while True: print(json.dumps(s.recv(4096).decode()))`,
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 30_000);
+
+test('a storm of 1000 trigger files and 1000 signals: the agent stays up, memory bounded, every event accounted once', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-storm-'));
+  const image = path.join(dir, 'image');
+  fs.writeFileSync(image, crypto.randomBytes(MiB));
+  fs.mkdirSync(path.join(dir, 'profiles'));
+  const spool = path.join(dir, 'run', 'triggers');
+  for (const name of ['a', 'b']) {
+    fs.writeFileSync(
+      path.join(dir, 'profiles', `${name}.yaml`),
+      `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: ${name}
+regions:
+  - name: r
+    start: "0x0"
+    size: 256KiB
+triggers:
+  - kind: file
+${name === 'a' ? '  - kind: signal\n' : ''}destination:
+  kind: dir
+  path: ${path.join(dir, 'out')}
+source:
+  kind: image
+  image_path: ${image}
+cooldown: 1s
+`,
+    );
+  }
+  let log = '';
+  const agent = spawn(process.execPath, [
+    cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
+    '--state-dir', path.join(dir, 'state'), '--runtime-dir', path.join(dir, 'run'), '--spool-dir', spool,
+  ]);
+  agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  try {
+    expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
+    const started = Date.now();
+    for (let i = 0; i < 1000; i++) {
+      const name = i % 2 ? 'a' : 'b';
+      fs.writeFileSync(path.join(spool, `.${name}.${i}`), `reason: storm ${i}\n`);
+      fs.renameSync(path.join(spool, `.${name}.${i}`), path.join(spool, name));
+      agent.kill('SIGUSR2');
+    }
+    expect(Date.now() - started).toBeLessThan(5000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${agent.pid}/status`, 'utf8'))![1]) / 1024;
+    expect(rss).toBeLessThan(150);
+    const fates = new Map<string, number>();
+    for (const line of log.split('\n').filter((l) => l.includes('"event":"ev-'))) {
+      const ev = (JSON.parse(line) as { event: string }).event;
+      fates.set(ev, (fates.get(ev) ?? 0) + 1);
+    }
+    expect(fates.size).toBeGreaterThan(2);
+    expect([...fates.values()].every((n) => n === 1)).toBe(true);
+    expect(log).toMatch(/"status":"captured"/);
+    expect(log).toMatch(/"status":"coalesced"|"reason":"cooldown"/);
+    const s = await physcap(['status', '--json', '--runtime-dir', path.join(dir, 'run')]);
+    expect(JSON.parse(s.stdout)).toMatchObject({ ok: true });
+  } finally {
+    agent.kill('SIGTERM');
+    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -127,14 +127,7 @@ void Capture::write_image() {
   if (src < 0) return fail(errno, "open", req_.source_path);
   std::unique_ptr<int, void (*)(int*)> guard(&src, [](int* fd) { close(*fd); });
 
-  struct stat st {};
-  if (fstat(src, &st)) return fail(errno, "fstat", req_.source_path);
-  uint64_t off = req_.phys - req_.image_base;
-  if (req_.phys < req_.image_base || off > static_cast<uint64_t>(st.st_size) ||
-      req_.length > static_cast<uint64_t>(st.st_size) - off) {
-    // Mapping past the end of a file would fault (SIGBUS), not fail.
-    return fail(ENXIO, "capture", req_.source_path);
-  }
+  uint64_t off = req_.phys - req_.image_base;  // checked by run() before any thread started
 
   const DioAlign& a = req_.dest.align;
   uint64_t body = req_.length / a.offset * a.offset;
@@ -392,6 +385,21 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
   if (req_.dest.is_blockdev && req_.dest_offset + req_.length > req_.dest.size) {
     res_.failure.set(ENOSPC, "capture", req_.dest_path);
     return;
+  }
+  if (req_.source == SourceKind::image) {
+    // Before any thread starts: mapping past the end of a file would fault
+    // (SIGBUS), not fail, and both threads would otherwise race to report it.
+    struct stat st {};
+    if (stat(req_.source_path.c_str(), &st)) {
+      res_.failure.set(errno, "stat", req_.source_path);
+      return;
+    }
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t off = req_.phys - req_.image_base;
+    if (req_.phys < req_.image_base || off > size || req_.length > size - off) {
+      res_.failure.set(ENXIO, "capture", req_.source_path);
+      return;
+    }
   }
 
 
