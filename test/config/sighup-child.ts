@@ -4,12 +4,12 @@
  *   node dist/test/config/sighup-child.js DIR
  */
 import { ProfileSet } from '../../agent/src/config/profile-set';
-import { jsonLogger } from '../../agent/src/core/logger';
+import { memoryLogger } from '../../agent/src/core/logger';
 
 const dir = process.argv[2]!;
 const set = new ProfileSet({
   dirs: [dir],
-  log: jsonLogger(() => undefined),
+  log: memoryLogger(),
   onChange: (c) => console.log(`reloaded ${JSON.stringify({ active: [...set.active().keys()], unchanged: c.unchanged })}`),
 });
 set.start({ sighup: true }).then(

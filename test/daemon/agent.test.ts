@@ -151,7 +151,7 @@ c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
         );
       });
       expect(JSON.parse(answer)).toEqual({ ok: false, error: 'not allowed' });
-      expect(log).toMatch(/control connection refused: user not allowed.*"uid":65534/);
+      expect(log).toMatch(/"uid":65534.*"msg":"control connection refused: user not allowed"/);
       expect(complete()).toHaveLength(3); // nothing was captured for it
     } finally {
       fs.chmodSync(path.join(runtime(), 'control.sock'), 0o600);
@@ -385,3 +385,55 @@ cooldown: 1s
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 60_000);
+
+test('Prometheus metrics: captures by result, bytes, trigger fates', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-metrics-'));
+  const image = path.join(dir, 'image');
+  fs.writeFileSync(image, crypto.randomBytes(MiB));
+  fs.mkdirSync(path.join(dir, 'profiles'));
+  fs.writeFileSync(
+    path.join(dir, 'profiles', 'm.yaml'),
+    `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: m
+regions:
+  - name: r
+    start: "0x0"
+    size: 256KiB
+triggers:
+  - kind: control
+destination:
+  kind: dir
+  path: ${path.join(dir, 'out')}
+source:
+  kind: image
+  image_path: ${image}
+cooldown: 1h
+`,
+  );
+  fs.writeFileSync(path.join(dir, 'agent.yaml'), 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nmetrics_listen: "127.0.0.1:0"\n');
+  let log = '';
+  const runtime = path.join(dir, 'run');
+  const agent = spawn(process.execPath, [
+    cli, 'run', '--config', path.join(dir, 'agent.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
+    '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'triggers'),
+  ]);
+  agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  try {
+    expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
+    const port = (JSON.parse(log.split('\n').find((l) => l.includes('"metrics listening"'))!) as { port: number }).port;
+    expect((await physcap(['trigger', 'm', '--runtime-dir', runtime])).code).toBe(0);
+    expect(await waitUntil(() => log.includes('"capture complete"'))).toBe(true);
+    expect((await physcap(['trigger', 'm', '--runtime-dir', runtime])).stdout).toMatch(/refused: cooldown/);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toMatch(/^physcap_captures_total\{profile="m",result="complete"\} 1$/m);
+    expect(text).toMatch(/^physcap_capture_bytes_total\{profile="m"\} 262144$/m);
+    expect(text).toMatch(/^physcap_trigger_events_total\{kind="control",fate="captured"\} 1$/m);
+    expect(text).toMatch(/^physcap_trigger_events_total\{kind="control",fate="refused"\} 1$/m);
+    expect(text).toMatch(/^physcap_last_success_timestamp_seconds\{profile="m"\} \d+/m);
+  } finally {
+    agent.kill('SIGTERM');
+    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);

@@ -3,11 +3,11 @@
  * each event is printed as a JSON line after "ready".
  */
 import { systemClock } from '../../agent/src/core/clock';
-import { jsonLogger } from '../../agent/src/core/logger';
+import { memoryLogger } from '../../agent/src/core/logger';
 import { signalTrigger } from '../../agent/src/triggers/signal';
 
 const t = signalTrigger('p', { signal: 'SIGUSR2' }, {
-  log: jsonLogger(() => undefined),
+  log: memoryLogger(),
   clock: systemClock,
   emit: (e) => console.log(JSON.stringify(e)),
   spoolDir: '/nonexistent',

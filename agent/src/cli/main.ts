@@ -8,7 +8,7 @@ import { byPosition, formatDiagnostic, hasErrors } from '../config/diagnostics';
 import { request } from '../control/client';
 import { CONTROL_SOCKET } from '../control/protocol';
 import { systemClock } from '../core/clock';
-import { jsonLogger } from '../core/logger';
+import { pinoLogger } from '../core/logger';
 import { Agent } from '../daemon/agent';
 import { checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../config/load';
 import { readIomemNames } from '../config/semantic';
@@ -153,7 +153,7 @@ Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.y
         ...(opts.runtimeDir && { runtimeDir: path.resolve(opts.runtimeDir) }),
         ...(opts.spoolDir && { spoolDir: path.resolve(opts.spoolDir) }),
       };
-      const agent = new Agent({ config, log: jsonLogger(), clock: systemClock });
+      const agent = new Agent({ config, log: pinoLogger(config.logLevel), clock: systemClock });
       await agent.start();
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());

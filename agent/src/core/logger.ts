@@ -3,6 +3,8 @@
  * object per line.  Passed in, never imported as a singleton, so tests and
  * the daemon choose where logs go.
  */
+import pino, { DestinationStream } from 'pino';
+
 export type LogFields = Record<string, unknown>;
 
 export interface Logger {
@@ -11,15 +13,25 @@ export interface Logger {
   error(fields: LogFields, message: string): void;
 }
 
-/** JSON lines to a writable (stderr by default). */
-export function jsonLogger(write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
-  const emit = (level: string) => (fields: LogFields, message: string) =>
-    write(
-      `${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields }, (_k, v: unknown) =>
-        typeof v === 'bigint' ? v.toString() : v,
-      )}\n`,
-    );
-  return { info: emit('info'), warn: emit('warn'), error: emit('error') };
+/**
+ * The agent's logs: pino, JSON lines on stderr, level names as words,
+ * written synchronously so the last lines before an exit are not lost.
+ */
+export function pinoLogger(level = 'info', destination: DestinationStream = pino.destination({ dest: 2, sync: true })): Logger {
+  const p = pino(
+    {
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+  return {
+    info: (fields, message) => p.info(fields, message),
+    warn: (fields, message) => p.warn(fields, message),
+    error: (fields, message) => p.error(fields, message),
+  };
 }
 
 /** Keeps every record: for tests, and for `validate`-like callers. */

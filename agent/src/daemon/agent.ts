@@ -20,6 +20,7 @@ import { Clock } from '../core/clock';
 import { Logger } from '../core/logger';
 import { sdNotify } from '../native/binding';
 import { Scheduler } from '../scheduler/scheduler';
+import { Metrics } from './metrics';
 import { eventId, TriggerEvent } from '../triggers/event';
 import { KmsgMatcher } from '../triggers/kmsg-record';
 import { KmsgSource } from '../triggers/kmsg-source';
@@ -43,6 +44,7 @@ export class Agent {
   private readonly kmsgMatchers = new Map<string, KmsgMatcher>();
   private kmsgStarted = false;
   private unsubscribeKmsg?: () => void;
+  private readonly metrics = new Metrics();
   /** Reloads are applied one after another, in order. */
   private applying: Promise<void> = Promise.resolve();
 
@@ -67,8 +69,15 @@ export class Agent {
       run: async (job, signal) => {
         const p = this.profiles.active().get(job.profile);
         if (!p) return log.warn({ capture: job.id, profile: job.profile }, 'profile went away before its capture started');
-        await runCapture(p, job, signal, log);
+        const record = await runCapture(p, job, signal, log);
+        this.metrics.captures.inc({ profile: p.name, result: record.status });
+        this.metrics.duration.observe({ profile: p.name }, record.seconds);
+        if (record.status === 'complete') {
+          this.metrics.bytes.inc({ profile: p.name }, record.regions.reduce((a, r) => a + r.size, 0));
+          this.metrics.lastSuccess.set({ profile: p.name }, Date.now() / 1000);
+        }
       },
+      onFate: (event, fate) => this.metrics.triggers.inc({ kind: event.kind, fate }),
     });
     this.control = new ControlServer(path.join(config.runtimeDir, CONTROL_SOCKET), (req) => this.onControl(req), log);
     this.kmsg = new KmsgSource(log, o.kmsgPath);
@@ -196,6 +205,10 @@ export class Agent {
     for (const dir of [config.runtimeDir, config.stateDir]) fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
     fs.mkdirSync(config.spoolDir, { recursive: true, mode: 0o700 });
     await this.control.start();
+    if (config.metricsListen) {
+      const port = await this.metrics.listen(config.metricsListen);
+      this.o.log.info({ address: config.metricsListen, port }, 'metrics listening');
+    }
     await this.profiles.start({ sighup: true });
     await this.applying;
     this.startWatchdogPings();
@@ -211,6 +224,7 @@ export class Agent {
     for (const name of [...this.triggers.keys()]) await this.stopTriggers(name);
     await this.control.stop();
     await this.scheduler.stop(graceMs);
+    await this.metrics.close();
     this.unsubscribeKmsg?.();
     if (this.kmsgStarted) await this.kmsg.stop();
     this.o.log.info({}, 'agent stopped');

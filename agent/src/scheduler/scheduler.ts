@@ -44,6 +44,8 @@ export interface SchedulerOptions {
   concurrency?: number;
   /** Captures waiting at most (default 16). */
   maxQueue?: number;
+  /** Each event's final fate, once (for metrics). */
+  onFate?: (event: TriggerEvent, fate: 'captured' | 'coalesced' | 'refused') => void;
 }
 
 export class Scheduler {
@@ -71,6 +73,7 @@ export class Scheduler {
   }
 
   private account(event: TriggerEvent, status: 'captured' | 'coalesced' | 'refused', fields: Record<string, unknown>): void {
+    this.o.onFate?.(event, status);
     const line = { event: event.id, trigger: event.kind, profile: event.profile, why: event.reason, status, ...fields };
     if (status === 'refused') this.o.log.warn(line, 'trigger refused');
     else this.o.log.info(line, `trigger ${status}`);
