@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { request } from '../../agent/src/control/client';
+
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'agent', 'bin', 'physcap.js');
 const MiB = 2 ** 20;
@@ -126,9 +128,13 @@ cooldown: 0
     expect(complete().map((c) => record(c).events[0]!.kind).sort()).toEqual(['control', 'file', 'signal']);
   });
 
-  test('physcap status lists the profile; an unknown profile is refused with exit 1', async () => {
+  test('physcap status and the list op show the profile; an unknown profile is refused with exit 1', async () => {
     const s = await physcap(['status', '--json', '--runtime-dir', runtime()]);
     expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, profiles: [{ name: 'vm', triggers: ['file', 'control', 'signal'] }] });
+    expect(await request(path.join(runtime(), 'control.sock'), { op: 'list' })).toEqual({
+      ok: true,
+      profiles: [{ name: 'vm', file: path.join(dir, 'profiles', 'vm.yaml'), enabled: true, triggers: ['file', 'control', 'signal'] }],
+    });
     const r = await physcap(['trigger', 'nope', '--runtime-dir', runtime()]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/refused: unknown-profile/);
@@ -431,6 +437,55 @@ cooldown: 1h
     expect(text).toMatch(/^physcap_trigger_events_total\{kind="control",fate="captured"\} 1$/m);
     expect(text).toMatch(/^physcap_trigger_events_total\{kind="control",fate="refused"\} 1$/m);
     expect(text).toMatch(/^physcap_last_success_timestamp_seconds\{profile="m"\} \d+/m);
+  } finally {
+    agent.kill('SIGTERM');
+    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);
+
+test('an interval trigger fires captures on its own, end to end', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-interval-'));
+  const image = path.join(dir, 'image');
+  fs.writeFileSync(image, crypto.randomBytes(MiB));
+  fs.mkdirSync(path.join(dir, 'profiles'));
+  fs.writeFileSync(
+    path.join(dir, 'profiles', 'tick.yaml'),
+    `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: tick
+regions:
+  - name: r
+    start: "0x0"
+    size: 64KiB
+triggers:
+  - kind: interval
+    every: 300ms
+    at_start: true
+destination:
+  kind: dir
+  path: ${path.join(dir, 'out')}
+source:
+  kind: image
+  image_path: ${image}
+cooldown: 0
+`,
+  );
+  const runtime = path.join(dir, 'run');
+  const agent = spawn(process.execPath, [
+    cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
+    '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'triggers'),
+  ]);
+  try {
+    const out = path.join(dir, 'out');
+    expect(await waitUntil(() => fs.existsSync(out) && fs.readdirSync(out).filter((d) => !d.includes('.')).length >= 3)).toBe(true);
+    const reasons = fs
+      .readdirSync(out)
+      .filter((d) => !d.includes('.'))
+      .map((d) => (JSON.parse(fs.readFileSync(path.join(out, d, 'capture.json'), 'utf8')) as { events: Array<{ kind: string; reason: string }> }).events[0]!)
+      .map((e) => `${e.kind}: ${e.reason}`);
+    expect(reasons).toContain('interval: at start');
+    expect(reasons).toContain('interval: every 0.3 s');
   } finally {
     agent.kill('SIGTERM');
     await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));

@@ -170,6 +170,17 @@ export class Agent {
       });
       return { ok: true, outcome };
     }
+    if (req.op === 'list') {
+      return {
+        ok: true,
+        profiles: [...this.profiles.active().values()].map((p) => ({
+          name: p.name,
+          file: p.file,
+          enabled: p.enabled,
+          triggers: p.triggers.map((t) => t.kind),
+        })),
+      };
+    }
     if (req.op === 'status') {
       const s = this.scheduler.status();
       return {
