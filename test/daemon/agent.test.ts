@@ -21,6 +21,31 @@ const waitUntil = async (cond: () => boolean, ms = 10_000) => {
   return cond();
 };
 
+/** `physcap run` on a test directory: profiles in DIR/profiles, runtime in DIR/run. */
+function runAgent(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const runtime = path.join(dir, 'run');
+  return spawn(
+    process.execPath,
+    [
+      cli, 'run',
+      '--config', path.join(dir, 'none.yaml'),
+      '--profiles-dir', path.join(dir, 'profiles'),
+      '--state-dir', path.join(dir, 'state'),
+      '--runtime-dir', runtime,
+      '--spool-dir', path.join(runtime, 'triggers'),
+      ...extra,
+    ],
+    { env },
+  );
+}
+
+/** SIGTERM, and wait for the exit. */
+async function stopAgent(agent: ChildProcess): Promise<void> {
+  if (agent.exitCode !== null) return;
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+}
+
 function physcap(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
@@ -65,20 +90,7 @@ source:
 cooldown: 0
 `,
     );
-    agent = spawn(process.execPath, [
-      cli,
-      'run',
-      '--config',
-      path.join(dir, 'no-agent.yaml'),
-      '--profiles-dir',
-      path.join(dir, 'profiles'),
-      '--state-dir',
-      path.join(dir, 'state'),
-      '--runtime-dir',
-      runtime(),
-      '--spool-dir',
-      path.join(runtime(), 'triggers'),
-    ]);
+    agent = runAgent(dir);
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
   });
@@ -234,11 +246,7 @@ hash:
 cooldown: 0
 `,
     );
-    agent = spawn(process.execPath, [
-      cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
-      '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime(), '--spool-dir', path.join(runtime(), 'triggers'),
-      '--grace', '0',
-    ]);
+    agent = runAgent(dir, ['--grace', '0']);
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
   }, 60_000);
@@ -302,11 +310,7 @@ while True: print(json.dumps(s.recv(4096).decode()))`,
   let agent: ChildProcess | undefined;
   try {
     expect(await waitUntil(() => messages.includes('ready'))).toBe(true);
-    agent = spawn(
-      process.execPath,
-      [cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'), '--state-dir', path.join(dir, 'state'), '--runtime-dir', path.join(dir, 'run'), '--spool-dir', path.join(dir, 'run', 'triggers')],
-      { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' } },
-    );
+    agent = runAgent(dir, [], { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' });
     expect(await waitUntil(() => messages.some((m) => m.startsWith('READY=1')))).toBe(true);
     expect(messages.find((m) => m.startsWith('READY=1'))).toBe('READY=1\nSTATUS=1 profiles active');
     expect(await waitUntil(() => messages.filter((m) => m === 'WATCHDOG=1').length >= 2)).toBe(true);
@@ -356,10 +360,7 @@ cooldown: 1s
     );
   }
   let log = '';
-  const agent = spawn(process.execPath, [
-    cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
-    '--state-dir', path.join(dir, 'state'), '--runtime-dir', path.join(dir, 'run'), '--spool-dir', spool,
-  ]);
+  const agent = runAgent(dir);
   agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -386,8 +387,7 @@ cooldown: 1s
     const s = await physcap(['status', '--json', '--runtime-dir', path.join(dir, 'run')]);
     expect(JSON.parse(s.stdout)).toMatchObject({ ok: true });
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    await stopAgent(agent);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 60_000);
@@ -420,10 +420,7 @@ cooldown: 1h
   fs.writeFileSync(path.join(dir, 'agent.yaml'), 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nmetrics_listen: "127.0.0.1:0"\n');
   let log = '';
   const runtime = path.join(dir, 'run');
-  const agent = spawn(process.execPath, [
-    cli, 'run', '--config', path.join(dir, 'agent.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
-    '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'triggers'),
-  ]);
+  const agent = runAgent(dir, ['--config', path.join(dir, 'agent.yaml')]);
   agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -438,8 +435,7 @@ cooldown: 1h
     expect(text).toMatch(/^physcap_trigger_events_total\{kind="control",fate="refused"\} 1$/m);
     expect(text).toMatch(/^physcap_last_success_timestamp_seconds\{profile="m"\} \d+/m);
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    await stopAgent(agent);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 30_000);
@@ -471,11 +467,7 @@ source:
 cooldown: 0
 `,
   );
-  const runtime = path.join(dir, 'run');
-  const agent = spawn(process.execPath, [
-    cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'),
-    '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'triggers'),
-  ]);
+  const agent = runAgent(dir);
   try {
     const out = path.join(dir, 'out');
     expect(await waitUntil(() => fs.existsSync(out) && fs.readdirSync(out).filter((d) => !d.includes('.')).length >= 3)).toBe(true);
@@ -487,8 +479,7 @@ cooldown: 0
     expect(reasons).toContain('interval: at start');
     expect(reasons).toContain('interval: every 0.3 s');
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    await stopAgent(agent);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 30_000);
