@@ -6,6 +6,7 @@
         "src/addon/addon.cc",
         "src/io/capture.cc",
         "src/io/dest.cc",
+        "src/io/dirops.cc",
         "src/io/kmsg.cc",
         "src/io/physcap_dev.cc",
         "src/io/sha256.cc",

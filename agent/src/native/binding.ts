@@ -55,6 +55,15 @@ export interface CaptureOptions {
   chunkSize?: number;
   /** Bytes each thread maps at once (default 8 MiB): bounds RSS. */
   window?: number;
+  /**
+   * Also feed this capture's bytes, in order, into a whole-file hash (the ELF
+   * container's SHA256SUMS line). Requires hash 'source' or 'readback'. The
+   * caller must not touch it until the capture settles (it is refused with
+   * ERR_INVALID_STATE meanwhile). If the capture fails or is aborted, how much
+   * of the range was fed is undefined: the hash is still safe to digest() or
+   * drop, but its digest means nothing.
+   */
+  fileHash?: FileHash;
   onProgress?: (progress: CaptureProgress) => void;
   /** Progress at most this often (default 250 ms). */
   progressMs?: number;
@@ -88,6 +97,15 @@ export interface NativeError extends Error {
   partial?: CaptureResult;
 }
 
+/** A running SHA-256 of a whole file whose parts are fed in file order: headers and padding from JavaScript, region bytes by capture() on its native threads. */
+export interface FileHash {
+  update(data: Buffer): void;
+  /** n zero bytes (padding between aligned parts), without allocating n bytes. */
+  updateZeros(n: bigint): void;
+  /** Hex digest; the hash cannot be used afterwards. */
+  digest(): string;
+}
+
 export interface DeviceInfo {
   abiVersion: number;
   pageSize: number;
@@ -96,12 +114,34 @@ export interface DeviceInfo {
   batchPages: number;
 }
 
+/** The addon's FileHash class: only ever seen by this module. */
+interface NativeFileHash {
+  update(data: Buffer): void;
+  updateZeros(n: bigint): void;
+  digest(): string;
+}
+
 interface Addon {
   deviceInfo(): DeviceInfo;
   openDestination(path: string, mode: 'create' | 'existing'): Omit<Destination, 'path'>;
+  openDestinationAt(
+    dirFd: number,
+    name: string,
+    mode: 'create' | 'existing',
+    displayPath: string,
+  ): Omit<Destination, 'path'>;
   preallocate(dest: Destination, path: string, length: bigint): void;
   writeAligned(dest: Destination, path: string, offset: bigint, data: Buffer): void;
-  closeFd(fd: number): void;
+  closeFd(fd: number, what?: string): void;
+  openDir(dirPath: string, nofollow: boolean): number;
+  openDirAt(dirFd: number, name: string, displayPath: string): number;
+  mkdirAt(dirFd: number, name: string, mode: number, displayPath: string): void;
+  writeFileAt(dirFd: number, name: string, data: Buffer, displayPath: string): void;
+  renameAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string, displayPath: string): void;
+  fsyncFd(fd: number, displayPath: string): void;
+  lockFd(fd: number, exclusive: boolean, wait: boolean): boolean;
+  unlockFd(fd: number): void;
+  FileHash: new () => NativeFileHash;
   capture(
     request: Record<string, unknown>,
     onProgress: (p: CaptureProgress) => void,
@@ -124,6 +164,11 @@ function findAddon(): string {
     if (path.dirname(dir) === dir) break;
   }
   throw Object.assign(new Error('physcap.node is not built: run "npm run build"'), { code: 'ERR_NATIVE_MISSING' });
+}
+
+/** Where the built addon is (its digest goes into manifests). */
+export function addonPath(): string {
+  return findAddon();
 }
 
 function load(): Addon {
@@ -172,7 +217,170 @@ export function openDestination(filePath: string, mode: 'create' | 'existing'): 
 
 export function closeDestination(dest: Destination): void {
   const stack = new Error().stack;
-  withCallerStack(stack, () => load().closeFd(dest.fd));
+  withCallerStack(stack, () => load().closeFd(dest.fd, 'closing a capture destination'));
+}
+
+function checkFd(fd: number, what = 'fd'): void {
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw invalid(`${what} must be an open file descriptor, not ${fd}`);
+}
+
+function checkPath(p: string, what: string): void {
+  if (typeof p !== 'string' || p === '' || p.includes('\0')) throw invalid(`${what} must be a non-empty string without NUL bytes`);
+}
+
+/**
+ * A name in an open directory: one component.  A slash would walk
+ * intermediate directories that O_NOFOLLOW does not protect, and '..'
+ * would leave the directory.
+ */
+function checkName(name: string): void {
+  checkPath(name, 'name');
+  if (name.includes('/') || name === '.' || name === '..') {
+    throw invalid(`name must be a single path component, not ${JSON.stringify(name)}`);
+  }
+}
+
+/** Opens a directory for the *at calls (O_DIRECTORY|O_CLOEXEC, read-only so it can be fsynced). nofollow: refuse (ELOOP/ENOTDIR) if the last component is a symlink. */
+export function openDir(dirPath: string, opts?: { nofollow?: boolean }): number {
+  checkPath(dirPath, 'dirPath');
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().openDir(dirPath, opts?.nofollow ?? false));
+}
+
+/** A subdirectory of an open directory, never through a symlink (O_NOFOLLOW). displayPath is used in error messages only. */
+export function openDirAt(dirFd: number, name: string, displayPath: string): number {
+  checkFd(dirFd, 'dirFd');
+  checkName(name);
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().openDirAt(dirFd, name, String(displayPath)));
+}
+
+/** mkdirat; EEXIST when anything (a symlink too) is already there. */
+export function mkdirAt(dirFd: number, name: string, mode: number, displayPath: string): void {
+  checkFd(dirFd, 'dirFd');
+  checkName(name);
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw invalid(`mode must be a permission mode, not ${mode}`);
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().mkdirAt(dirFd, name, mode, String(displayPath)));
+}
+
+/** Like openDestination, but relative to dirFd and never through a symlink (openat with O_NOFOLLOW|O_DIRECT; 'create' adds O_CREAT|O_EXCL, mode 0640). The returned Destination.path is displayPath. */
+export function openDestinationAt(
+  dirFd: number,
+  name: string,
+  mode: 'create' | 'existing',
+  displayPath: string,
+): Destination {
+  checkFd(dirFd, 'dirFd');
+  checkName(name);
+  if (mode !== 'create' && mode !== 'existing') throw invalid(`mode must be 'create' or 'existing', not ${String(mode)}`);
+  const stack = new Error().stack;
+  const d = withCallerStack(stack, () => load().openDestinationAt(dirFd, name, mode, String(displayPath)));
+  return { path: displayPath, ...d };
+}
+
+/**
+ * A small file written whole: openat O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW 0640, write all (retrying short
+ * writes/EINTR), fsync, close. Never overwrites (EEXIST). If it fails after the create, the partly written
+ * file is left behind: the caller knows whether the name is still its own to remove.
+ */
+export function writeFileAt(dirFd: number, name: string, data: Buffer, displayPath: string): void {
+  checkFd(dirFd, 'dirFd');
+  checkName(name);
+  if (!Buffer.isBuffer(data)) throw invalid('data must be a Buffer');
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().writeFileAt(dirFd, name, data, String(displayPath)));
+}
+
+/** renameat2(..., RENAME_NOREPLACE): EEXIST if the new name exists; never replaces anything. */
+export function renameAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string, displayPath: string): void {
+  checkFd(oldDirFd, 'oldDirFd');
+  checkFd(newDirFd, 'newDirFd');
+  checkName(oldName);
+  checkName(newName);
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().renameAt(oldDirFd, oldName, newDirFd, newName, String(displayPath)));
+}
+
+/** fsync(2) of any fd (a directory after renames, a file). */
+export function fsyncFd(fd: number, displayPath: string): void {
+  checkFd(fd);
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().fsyncFd(fd, String(displayPath)));
+}
+
+/** close(2). */
+export function closeFd(fd: number): void {
+  checkFd(fd);
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().closeFd(fd));
+}
+
+/**
+ * flock(2): exclusive or shared; wait=false returns false instead of blocking when it is held elsewhere.
+ * wait=true blocks the event loop until the lock is free: for locks held briefly.
+ */
+export function lockFd(fd: number, mode: 'exclusive' | 'shared', wait: boolean): boolean {
+  checkFd(fd);
+  if (mode !== 'exclusive' && mode !== 'shared') throw invalid(`mode must be 'exclusive' or 'shared', not ${String(mode)}`);
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().lockFd(fd, mode === 'exclusive', wait === true));
+}
+
+export function unlockFd(fd: number): void {
+  checkFd(fd);
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().unlockFd(fd));
+}
+
+function invalidState(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' });
+}
+
+/** Not exported: capture() knows a FileHash of its own by this class. */
+class FileHashImpl implements FileHash {
+  /** A capture's threads are feeding it: JavaScript must not (the addon refuses too). */
+  capturing = false;
+  digested = false;
+
+  constructor(readonly native: NativeFileHash) {}
+
+  /** Why it cannot be fed or digested now, if it cannot. */
+  unusable(): Error | undefined {
+    if (this.capturing) return invalidState('The file hash is in use by a capture that has not settled');
+    if (this.digested) return invalidState('The file hash was already digested');
+    return undefined;
+  }
+
+  update(data: Buffer): void {
+    if (!Buffer.isBuffer(data)) throw invalid('data must be a Buffer');
+    const why = this.unusable();
+    if (why) throw why;
+    const stack = new Error().stack;
+    withCallerStack(stack, () => this.native.update(data));
+  }
+
+  updateZeros(n: bigint): void {
+    if (typeof n !== 'bigint' || n < 0n || n >= 1n << 64n) throw invalid(`n must be a bigint in [0, 2^64), not ${String(n)}`);
+    const why = this.unusable();
+    if (why) throw why;
+    const stack = new Error().stack;
+    withCallerStack(stack, () => this.native.updateZeros(n));
+  }
+
+  digest(): string {
+    const why = this.unusable();
+    if (why) throw why;
+    const stack = new Error().stack;
+    const hex = withCallerStack(stack, () => this.native.digest());
+    this.digested = true;
+    return hex;
+  }
+}
+
+export function createFileHash(): FileHash {
+  const stack = new Error().stack;
+  return new FileHashImpl(withCallerStack(stack, () => new (load().FileHash)()));
 }
 
 /** Allocates the destination's space up front: ENOSPC now, not half-way. */
@@ -201,6 +409,15 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
   if (o.phys < 0n || (o.destOffset ?? 0n) < 0n) return Promise.reject(invalid('addresses and offsets must be >= 0'));
   if (o.source === 'image' && !o.sourcePath) return Promise.reject(invalid('the image source needs sourcePath'));
   if (o.signal?.aborted) return Promise.reject(abortError());
+  const fileHash = o.fileHash;
+  if (fileHash !== undefined) {
+    if (!(fileHash instanceof FileHashImpl)) return Promise.reject(invalid('fileHash must come from createFileHash()'));
+    if ((o.hash ?? 'source') === 'none') {
+      return Promise.reject(invalid("fileHash needs the capture's bytes hashed: hash 'source' or 'readback', not 'none'"));
+    }
+    const why = fileHash.unusable();
+    if (why) return Promise.reject(why);
+  }
 
   const request = {
     source: o.source,
@@ -217,19 +434,23 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
     hash: o.hash ?? 'source',
     chunkSize: BigInt(o.chunkSize ?? 4 << 20),
     window: BigInt(o.window ?? 8 << 20),
+    fileHash: fileHash?.native,
   };
   const handle = withCallerStack(stack, () =>
     load().capture(request, o.onProgress ?? (() => undefined), o.progressMs ?? 250),
   );
+  if (fileHash) fileHash.capturing = true;
   const onAbort = () => handle.cancel();
   o.signal?.addEventListener('abort', onAbort, { once: true });
   return handle.promise.then(
     (result) => {
       o.signal?.removeEventListener('abort', onAbort);
+      if (fileHash) fileHash.capturing = false;
       return result;
     },
     (err: unknown) => {
       o.signal?.removeEventListener('abort', onAbort);
+      if (fileHash) fileHash.capturing = false;
       throw restack(err, stack);
     },
   );

@@ -15,8 +15,10 @@
 
 #include "../io/capture.h"
 #include "../io/dest.h"
+#include "../io/dirops.h"
 #include "../io/kmsg.h"
 #include "../io/physcap_dev.h"
+#include "../io/sha256.h"
 #include "../io/system.h"
 
 namespace {
@@ -44,6 +46,13 @@ Napi::Error node_error(Napi::Env env, const Failure& f, const std::string& what)
   Failure f;
   f.set(neg_errno, syscall, path);
   throw node_error(env, f, what);
+}
+
+// Misuse that no errno describes, in Node's words.
+Napi::Error state_error(Napi::Env env, const std::string& msg) {
+  Napi::Error err = Napi::Error::New(env, msg);
+  err.Set("code", "ERR_INVALID_STATE");
+  return err;
 }
 
 uint64_t u64(const Napi::Object& o, const char* key) {
@@ -138,12 +147,182 @@ Napi::Value WriteAligned(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// openDestinationAt(dirFd, name, mode: 'create' | 'existing', displayPath)
+Napi::Value OpenDestinationAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dir_fd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string mode = info[2].As<Napi::String>().Utf8Value();
+  std::string display = info[3].As<Napi::String>().Utf8Value();
+  physcap::DestInfo d;
+  Failure f;
+  if (physcap::open_destination_at(dir_fd, name,
+                                   mode == "create" ? physcap::DestMode::create : physcap::DestMode::existing,
+                                   display, &d, &f))
+    throw node_error(env, f, "opening a capture destination for direct I/O");
+  return DestToJs(env, d);
+}
+
+// closeFd(fd, what?): what the fd was being closed as, for the error.
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  if (close(fd)) throw_errno(env, -errno, "close", "", "closing a capture destination");
+  std::string what = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "closing a file descriptor";
+  if (close(fd)) throw_errno(env, -errno, "close", "", what);
   return env.Undefined();
 }
+
+// ---- directories: the *at calls, names resolved in an open directory ----
+
+// openDir(path, nofollow)
+Napi::Value OpenDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = physcap::open_dir(path, info[1].ToBoolean());
+  if (fd < 0) throw_errno(env, fd, "open", path, "opening a directory");
+  return Napi::Number::New(env, fd);
+}
+
+// openDirAt(dirFd, name, displayPath)
+Napi::Value OpenDirAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dir_fd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string display = info[2].As<Napi::String>().Utf8Value();
+  int fd = physcap::open_dir_at(dir_fd, name);
+  if (fd < 0) throw_errno(env, fd, "openat", display, "opening a subdirectory");
+  return Napi::Number::New(env, fd);
+}
+
+// mkdirAt(dirFd, name, mode, displayPath)
+Napi::Value MkdirAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dir_fd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  mode_t mode = info[2].As<Napi::Number>().Uint32Value();
+  std::string display = info[3].As<Napi::String>().Utf8Value();
+  int r = physcap::mkdir_at(dir_fd, name, mode);
+  if (r) throw_errno(env, r, "mkdirat", display, "making a directory");
+  return env.Undefined();
+}
+
+// writeFileAt(dirFd, name, buffer, displayPath)
+Napi::Value WriteFileAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dir_fd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  Napi::Buffer<uint8_t> buf = info[2].As<Napi::Buffer<uint8_t>>();
+  std::string display = info[3].As<Napi::String>().Utf8Value();
+  Failure f;
+  if (physcap::write_file_at(dir_fd, name, buf.Data(), buf.Length(), display, &f))
+    throw node_error(env, f, "writing a new file whole");
+  return env.Undefined();
+}
+
+// renameAt(oldDirFd, oldName, newDirFd, newName, displayPath)
+Napi::Value RenameAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int old_fd = info[0].As<Napi::Number>().Int32Value();
+  std::string old_name = info[1].As<Napi::String>().Utf8Value();
+  int new_fd = info[2].As<Napi::Number>().Int32Value();
+  std::string new_name = info[3].As<Napi::String>().Utf8Value();
+  std::string display = info[4].As<Napi::String>().Utf8Value();
+  int r = physcap::rename_at(old_fd, old_name, new_fd, new_name);
+  if (r) throw_errno(env, r, "renameat2", display, "renaming without replacing anything");
+  return env.Undefined();
+}
+
+// fsyncFd(fd, displayPath)
+Napi::Value FsyncFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string display = info[1].As<Napi::String>().Utf8Value();
+  if (fsync(fd)) throw_errno(env, -errno, "fsync", display, "flushing to disk");
+  return env.Undefined();
+}
+
+// lockFd(fd, exclusive, wait) -> taken
+Napi::Value LockFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int r = physcap::lock_fd(fd, info[1].ToBoolean(), info[2].ToBoolean());
+  if (r < 0) throw_errno(env, r, "flock", "", "taking a lock");
+  return Napi::Boolean::New(env, r == 1);
+}
+
+Napi::Value UnlockFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int r = physcap::unlock_fd(info[0].As<Napi::Number>().Int32Value());
+  if (r) throw_errno(env, r, "flock", "", "releasing a lock");
+  return env.Undefined();
+}
+
+// ---- a whole-file SHA-256, fed from JavaScript and by captures ----
+
+struct AddonData {
+  Napi::FunctionReference file_hash_class;
+};
+
+// Headers and padding are fed on the event loop, a region's bytes by a
+// capture's threads; never both at once: a capture claims the hash until
+// its promise settles, and JavaScript is refused it meanwhile.
+class FileHash : public Napi::ObjectWrap<FileHash> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FileHash",
+                       {InstanceMethod("update", &FileHash::Update), InstanceMethod("updateZeros", &FileHash::UpdateZeros),
+                        InstanceMethod("digest", &FileHash::Digest)});
+  }
+
+  explicit FileHash(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileHash>(info) {
+    if (!sha_.ok()) throw_errno(info.Env(), -ENOMEM, "EVP_MD_CTX_new", "", "starting a file hash");
+  }
+
+  // The FileHash behind a capture request's fileHash, or a TypeError.
+  static FileHash* FromJs(Napi::Env env, Napi::Value v) {
+    Napi::FunctionReference& cls = env.GetInstanceData<AddonData>()->file_hash_class;
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(cls.Value())) {
+      Napi::TypeError err = Napi::TypeError::New(env, "fileHash is not a FileHash");
+      err.Set("code", "ERR_INVALID_ARG_TYPE");
+      throw err;
+    }
+    return Unwrap(v.As<Napi::Object>());
+  }
+
+  // busy_ and finished_ are only touched on the event loop: no lock.
+  void check_usable(Napi::Env env) const {
+    if (busy_) throw state_error(env, "The file hash is in use by a capture that has not settled");
+    if (finished_) throw state_error(env, "The file hash was already digested");
+  }
+  physcap::Sha256* sha() { return &sha_; }
+  void claim() { busy_ = true; }
+  void release() { busy_ = false; }
+
+ private:
+  Napi::Value Update(const Napi::CallbackInfo& info) {
+    check_usable(info.Env());
+    Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
+    sha_.update(buf.Data(), buf.Length());
+    return info.Env().Undefined();
+  }
+  Napi::Value UpdateZeros(const Napi::CallbackInfo& info) {
+    check_usable(info.Env());
+    bool lossless = true;
+    uint64_t n = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(info.Env(), "n does not fit in 64 bits");
+    sha_.update_zeros(n);
+    return info.Env().Undefined();
+  }
+  Napi::Value Digest(const Napi::CallbackInfo& info) {
+    check_usable(info.Env());
+    finished_ = true;
+    return Napi::String::New(info.Env(), sha_.finish_hex());
+  }
+
+  physcap::Sha256 sha_;
+  bool busy_ = false;
+  bool finished_ = false;
+};
 
 Napi::Value SdNotify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -180,6 +359,9 @@ struct CaptureJob {
   Napi::Promise::Deferred deferred;
   Napi::ThreadSafeFunction tsfn;
   std::string what;
+  // The request's fileHash, kept alive and claimed until the promise settles.
+  FileHash* file_hash = nullptr;
+  Napi::ObjectReference file_hash_ref;
   explicit CaptureJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
@@ -239,6 +421,13 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
 
   auto job = std::make_shared<CaptureJob>(env);
   physcap::CaptureRequest req = RequestFromJs(request);
+  Napi::Value file_hash = request.Get("fileHash");
+  FileHash* fh = nullptr;
+  if (!file_hash.IsUndefined() && !file_hash.IsNull()) {
+    fh = FileHash::FromJs(env, file_hash);
+    fh->check_usable(env);
+    req.file_hash = fh->sha();
+  }
   char what[256];
   snprintf(what, sizeof(what), "capturing %s range %#llx+%#llx to %s at offset %llu",
            physcap::source_name(req.source), static_cast<unsigned long long>(req.phys),
@@ -247,6 +436,12 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
   job->what = what;
   job->capture = std::make_shared<physcap::Capture>(std::move(req));
   job->tsfn = Napi::ThreadSafeFunction::New(env, on_progress, "physcap-capture", 0, 1);
+  // Last, once nothing here can throw: only the settling below releases it.
+  if (fh) {
+    fh->claim();
+    job->file_hash = fh;
+    job->file_hash_ref = Napi::Persistent(file_hash.As<Napi::Object>());
+  }
 
   std::thread([job, tick_ms] {
     auto t0 = std::chrono::steady_clock::now();
@@ -266,7 +461,13 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
         delete t;
     };
     job->capture->run(tick, tick_ms);
-    job->tsfn.BlockingCall([job](Napi::Env env, Napi::Function) {
+    napi_status settled = job->tsfn.BlockingCall([job](Napi::Env env, Napi::Function) {
+      // Before settling: JavaScript may use the hash as soon as it hears.
+      if (job->file_hash) {
+        job->file_hash->release();
+        job->file_hash = nullptr;
+        job->file_hash_ref.Reset();
+      }
       const physcap::CaptureResult& r = job->capture->result();
       Napi::Object partial = ResultToJs(env, r);
       if (r.failure.failed()) {
@@ -283,6 +484,9 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
         job->deferred.Resolve(partial);
       }
     });
+    // The environment is going away: the reference must not be deleted
+    // from this thread, and goes with the environment.
+    if (settled != napi_ok) job->file_hash_ref.SuppressDestruct();
     job->tsfn.Release();
   }).detach();
 
@@ -360,6 +564,20 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("preallocate", Napi::Function::New(env, Preallocate, "preallocate"));
   exports.Set("writeAligned", Napi::Function::New(env, WriteAligned, "writeAligned"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("openDestinationAt", Napi::Function::New(env, OpenDestinationAt, "openDestinationAt"));
+  exports.Set("openDir", Napi::Function::New(env, OpenDir, "openDir"));
+  exports.Set("openDirAt", Napi::Function::New(env, OpenDirAt, "openDirAt"));
+  exports.Set("mkdirAt", Napi::Function::New(env, MkdirAt, "mkdirAt"));
+  exports.Set("writeFileAt", Napi::Function::New(env, WriteFileAt, "writeFileAt"));
+  exports.Set("renameAt", Napi::Function::New(env, RenameAt, "renameAt"));
+  exports.Set("fsyncFd", Napi::Function::New(env, FsyncFd, "fsyncFd"));
+  exports.Set("lockFd", Napi::Function::New(env, LockFd, "lockFd"));
+  exports.Set("unlockFd", Napi::Function::New(env, UnlockFd, "unlockFd"));
+  Napi::Function file_hash = FileHash::Define(env);
+  auto* data = new AddonData;
+  data->file_hash_class = Napi::Persistent(file_hash);
+  env.SetInstanceData(data);
+  exports.Set("FileHash", file_hash);
   exports.Set("capture", Napi::Function::New(env, StartCapture, "capture"));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));

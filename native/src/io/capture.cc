@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "physcap_dev.h"
@@ -59,12 +60,14 @@ const char* source_name(SourceKind s) {
   return "?";
 }
 
-// The whole-range digest and/or the per-chunk digests, fed in order.
+// The whole-range digest and/or the per-chunk digests, and/or the
+// caller's whole-file hash, fed in order.
 class Capture::Hashes {
  public:
-  Hashes(bool whole, uint64_t chunk) : do_whole_(whole), chunk_(chunk) {}
+  Hashes(bool whole, uint64_t chunk, Sha256* file = nullptr) : do_whole_(whole), chunk_(chunk), file_(file) {}
   void update(const unsigned char* p, size_t n) {
     if (do_whole_) whole_.update(p, n);
+    if (file_) file_->update(p, n);
     while (chunk_ && n) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(n, chunk_ - in_chunk_));
       part_.update(p, take);
@@ -88,6 +91,7 @@ class Capture::Hashes {
  private:
   bool do_whole_;
   uint64_t chunk_;
+  Sha256* file_;  // the caller's: never finished here
   uint64_t in_chunk_ = 0;
   Sha256 whole_;
   Sha256 part_;
@@ -214,7 +218,7 @@ void Capture::write_devmem() {
   std::deque<int> free_slots{0, 1, 2};
   bool copy_done = false;
   bool fused = req_.hash == HashMode::source;
-  Hashes hashes(true, req_.chunk_size);
+  Hashes hashes(true, req_.chunk_size, fused ? req_.file_hash : nullptr);
 
   std::thread copier([&] {
     auto h0 = Clock::now();
@@ -302,9 +306,9 @@ void Capture::write_devmem() {
 // of 4 KiB pages costs TLB misses that make it ~1.7x slower.  Physical
 // memory has no read(): it is hashed through /dev/physcap's read-only
 // mapping, window by window.
-void Capture::hash_source(bool whole, bool chunks) {
+void Capture::hash_source(bool whole, bool chunks, bool file) {
   auto t0 = Clock::now();
-  Hashes h(whole, chunks ? req_.chunk_size : 0);
+  Hashes h(whole, chunks ? req_.chunk_size : 0, file ? req_.file_hash : nullptr);
   bool kernel = req_.source == SourceKind::kernel;
   std::string path = req_.source_path.empty() && kernel ? kDevicePath : req_.source_path;
   int fd = open(path.c_str(), (kernel ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -343,14 +347,19 @@ void Capture::hash_source(bool whole, bool chunks) {
 // reads so the page cache cannot answer instead of the disk.
 void Capture::hash_readback() {
   auto t0 = Clock::now();
-  int fd = open(req_.dest_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  // Reopened through /proc/self/fd: the very file being written, whatever
+  // its name (a destination opened in a directory fd carries a path for
+  // messages only).  Without /proc (an early initramfs), by its path.
+  std::string self = "/proc/self/fd/" + std::to_string(req_.dest.fd);
+  int fd = open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) fd = open(req_.dest_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
   if (fd < 0) return fail(errno, "open", req_.dest_path);
   std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
 
   const DioAlign& a = req_.dest.align;
   AlignedBuf buf(kCopyBlock, a.mem);
   if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
-  Hashes h(true, req_.chunk_size);
+  Hashes h(true, req_.chunk_size, req_.file_hash);
   uint64_t pos = 0;
   while (pos < req_.length && !stopping()) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, req_.length - pos));
@@ -379,6 +388,10 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
   res_.source = source_name(req_.source);
   const DioAlign& a = req_.dest.align;
   if (!req_.length || !a.offset || req_.dest_offset % a.offset) {
+    res_.failure.set(EINVAL, "capture", req_.dest_path);
+    return;
+  }
+  if (req_.file_hash && req_.hash == HashMode::none) {
     res_.failure.set(EINVAL, "capture", req_.dest_path);
     return;
   }
@@ -414,8 +427,9 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
     done_cv.notify_all();
   };
 
-  // Hashers: the whole digest and the chunk digests each get a thread, so
-  // hashing twice costs no more time than once where there are two cores.
+  // Hashers: the whole digest, the chunk digests and the file hash each get
+  // a thread.  With two cores, three streams take ~1.5x as long as one; a
+  // thread feeding two of them would take 2x.
   std::vector<std::thread> hashers;
   if (req_.hash == HashMode::readback) {
     hashers.emplace_back([&] {
@@ -424,12 +438,18 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
     });
   } else if (req_.hash == HashMode::source && req_.source != SourceKind::devmem) {
     hashers.emplace_back([&] {
-      hash_source(true, false);
+      hash_source(true, false, false);
       finish();
     });
     if (req_.chunk_size) {
       hashers.emplace_back([&] {
-        hash_source(false, true);
+        hash_source(false, true, false);
+        finish();
+      });
+    }
+    if (req_.file_hash) {
+      hashers.emplace_back([&] {
+        hash_source(false, false, true);
         finish();
       });
     }

@@ -12,6 +12,8 @@
 
 namespace physcap {
 
+class Sha256;
+
 enum class SourceKind {
   kernel,  // /dev/physcap WRITE: pages handed to the disk; hashed from its mmap
   devmem,  // /dev/mem mapping, copied into aligned buffers (hash fused with the copy)
@@ -39,6 +41,10 @@ struct CaptureRequest {
   HashMode hash = HashMode::source;
   uint64_t chunk_size = 4u << 20;  // 0: no per-chunk digests
   size_t window = 8u << 20;        // bytes mapped at once per thread
+  // Also fed the range, in order, with the bytes the digest uses: the
+  // running hash of a whole file the range is one part of.  Needs a hash
+  // mode; the caller keeps it alive and leaves it alone until run() returns.
+  Sha256* file_hash = nullptr;
 };
 
 struct CaptureResult {
@@ -80,7 +86,7 @@ class Capture {
   void write_kernel();
   void write_devmem();
   class Hashes;
-  void hash_source(bool whole, bool chunks);
+  void hash_source(bool whole, bool chunks, bool file);
   void hash_readback();
   void hash_bytes(Hashes* h, const unsigned char* p, size_t n, uint64_t at, bool report);
   int write_tail(const unsigned char* src, size_t n, uint64_t at);

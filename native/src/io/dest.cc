@@ -35,33 +35,37 @@ int query_dio_align(int fd, bool is_blockdev, DioAlign* out) {
   return 0;
 }
 
-int open_destination(const std::string& path, DestMode mode, DestInfo* out, Failure* why) {
+namespace {
+
+// path is what openat() gets; display is what errors name.
+int open_dest(int dir_fd, const std::string& path, const std::string& display, DestMode mode, mode_t perm,
+              DestInfo* out, Failure* why) {
   // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a
   // reader forever.  It means nothing for files and disks, and is cleared.
   int flags = O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
   if (mode == DestMode::create) flags |= O_CREAT | O_EXCL;
-  int fd = open(path.c_str(), flags, 0600);
+  int fd = openat(dir_fd, path.c_str(), flags, perm);
   if (fd < 0) {
     int e = errno;
-    why->set(e, "open", path);
+    why->set(e, "open", display);
     return -e;
   }
   struct stat st {};
   if (fstat(fd, &st)) {
     int e = errno;
     close(fd);
-    why->set(e, "fstat", path);
+    why->set(e, "fstat", display);
     return -e;
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
     close(fd);
-    why->set(EINVAL, "open", path);
+    why->set(EINVAL, "open", display);
     return -EINVAL;
   }
   if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
     int e = errno;
     close(fd);
-    why->set(e, "fcntl", path);
+    why->set(e, "fcntl", display);
     return -e;
   }
   out->fd = fd;
@@ -70,16 +74,29 @@ int open_destination(const std::string& path, DestMode mode, DestInfo* out, Fail
   if (out->is_blockdev && ioctl(fd, BLKGETSIZE64, &out->size)) {
     int e = errno;
     close(fd);
-    why->set(e, "ioctl(BLKGETSIZE64)", path);
+    why->set(e, "ioctl(BLKGETSIZE64)", display);
     return -e;
   }
   int r = query_dio_align(fd, out->is_blockdev, &out->align);
   if (r) {
     close(fd);
-    why->set(-r, "statx", path);
+    why->set(-r, "statx", display);
     return r;
   }
   return 0;
+}
+
+}  // namespace
+
+int open_destination(const std::string& path, DestMode mode, DestInfo* out, Failure* why) {
+  return open_dest(AT_FDCWD, path, path, mode, 0600, out, why);
+}
+
+int open_destination_at(int dir_fd, const std::string& name, DestMode mode, const std::string& display_path,
+                        DestInfo* out, Failure* why) {
+  // 0640, as write_file_at makes the directory's small files: one
+  // capture directory, one mode for all of its files.
+  return open_dest(dir_fd, name, display_path, mode, 0640, out, why);
 }
 
 int preallocate(const DestInfo& dest, uint64_t length, const std::string& path, Failure* why) {

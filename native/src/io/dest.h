@@ -29,6 +29,11 @@ enum class DestMode {
 // O_SYNC (one fsync at the end is the caller's).  Returns 0 or -errno.
 int open_destination(const std::string& path, DestMode mode, DestInfo* out, Failure* why);
 
+// The same, for name in dir_fd (a single component; still O_NOFOLLOW), a
+// new file getting mode 0640.  display_path is what failures name.
+int open_destination_at(int dir_fd, const std::string& name, DestMode mode, const std::string& display_path,
+                        DestInfo* out, Failure* why);
+
 // Allocates [0, length) up front so the capture cannot run out of space
 // half-way through for lack of blocks (block devices: checks the size).
 int preallocate(const DestInfo& dest, uint64_t length, const std::string& path, Failure* why);

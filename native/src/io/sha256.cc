@@ -19,6 +19,15 @@ void Sha256::update(const void* data, size_t len) {
   if (ctx_ && len) EVP_DigestUpdate(ctx_, data, len);
 }
 
+void Sha256::update_zeros(uint64_t n) {
+  static const unsigned char kZeros[64 << 10] = {};
+  while (n) {
+    size_t take = n < sizeof(kZeros) ? static_cast<size_t>(n) : sizeof(kZeros);
+    update(kZeros, take);
+    n -= take;
+  }
+}
+
 std::string Sha256::finish_hex() {
   static const char digits[] = "0123456789abcdef";
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -19,6 +19,9 @@ class Sha256 {
 
   bool ok() const { return ctx_ != nullptr; }
   void update(const void* data, size_t len);
+  // n zero bytes (padding between aligned parts of a file), fed from a
+  // static block: n can be large, and is never allocated.
+  void update_zeros(uint64_t n);
   // Lowercase hex; the context starts over afterwards.
   std::string finish_hex();
 
