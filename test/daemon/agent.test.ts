@@ -104,10 +104,10 @@ cooldown: 0
   });
 
   const expected = () => crypto.createHash('sha256').update(fs.readFileSync(image).subarray(MiB, 5 * MiB)).digest('hex');
-  const record = (capture: string) => JSON.parse(fs.readFileSync(path.join(out(), capture, 'capture.json'), 'utf8')) as {
+  const record = (capture: string) => JSON.parse(fs.readFileSync(path.join(out(), capture, 'manifest.json'), 'utf8')) as {
     status: string;
-    events: Array<{ kind: string; reason: string }>;
-    regions: Array<{ sha256: string; size: number }>;
+    triggers: Array<{ kind: string; reason: string }>;
+    regions: Array<{ sha256: string; size: number; file: string; offset: number }>;
   };
 
   test('the control socket is 0600', () => {
@@ -120,24 +120,28 @@ cooldown: 0
     fs.renameSync(path.join(spool, '.vm.tmp'), path.join(spool, 'vm'));
     expect(await waitUntil(() => complete().length === 1)).toBe(true);
     const c = complete()[0]!;
-    expect(record(c)).toMatchObject({ status: 'complete', events: [{ kind: 'file', reason: 'watchdog repair hook' }] });
-    expect(record(c).regions[0]!.sha256).toBe(expected());
-    const bytes = fs.readFileSync(path.join(out(), c, 'low.bin'));
+    expect(record(c)).toMatchObject({ status: 'complete', triggers: [{ kind: 'file', reason: 'watchdog repair hook' }] });
+    const region = record(c).regions[0]!;
+    expect(region.sha256).toBe(expected());
+    // The bytes in the ELF container, at the region's offset, are the image's.
+    const bytes = fs.readFileSync(path.join(out(), c, region.file)).subarray(region.offset, region.offset + region.size);
     expect(crypto.createHash('sha256').update(bytes).digest('hex')).toBe(expected());
   });
 
   test('physcap trigger over the control socket', async () => {
     const r = await physcap(['trigger', 'vm', '--reason', 'from the CLI', '--runtime-dir', runtime()]);
     expect(r).toMatchObject({ code: 0 });
-    expect(r.stdout).toMatch(/^started cap-/);
+    expect(r.stdout).toMatch(/^started vm-\d{8}T\d{6}Z-[0-9a-f]{6}\n/);
     expect(await waitUntil(() => complete().length === 2)).toBe(true);
-    expect(complete().map((c) => record(c).events[0]!.reason)).toContain('from the CLI');
+    // The id physcap trigger printed is the capture's directory.
+    expect(complete()).toContain(r.stdout.split(' ')[1]!.trim());
+    expect(complete().map((c) => record(c).triggers[0]!.reason)).toContain('from the CLI');
   });
 
   test('SIGUSR2 fires the signal trigger', async () => {
     agent.kill('SIGUSR2');
     expect(await waitUntil(() => complete().length === 3)).toBe(true);
-    expect(complete().map((c) => record(c).events[0]!.kind).sort()).toEqual(['control', 'file', 'signal']);
+    expect(complete().map((c) => record(c).triggers[0]!.kind).sort()).toEqual(['control', 'file', 'signal']);
   });
 
   test('physcap status and the list op show the profile; an unknown profile is refused with exit 1', async () => {
@@ -268,7 +272,7 @@ cooldown: 0
     expect(await waitUntil(() => (log.match(/"SIGHUP: reloading profiles"/g) ?? []).length > reloads)).toBe(true);
     expect(await waitUntil(() => fs.readdirSync(out()).some((d) => !d.includes('.')), 30_000)).toBe(true);
     const done = fs.readdirSync(out()).find((d) => !d.includes('.'))!;
-    expect(JSON.parse(fs.readFileSync(path.join(out(), done, 'capture.json'), 'utf8'))).toMatchObject({ status: 'complete' });
+    expect(JSON.parse(fs.readFileSync(path.join(out(), done, 'manifest.json'), 'utf8'))).toMatchObject({ status: 'complete' });
     fs.rmSync(path.join(out(), done), { recursive: true });
   }, 60_000);
 
@@ -278,11 +282,14 @@ cooldown: 0
     const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
     agent.kill('SIGTERM');
     expect(await exited).toBe(0);
-    const left = fs.readdirSync(out());
+    const left = fs.readdirSync(out()).filter((d) => d !== 'index.jsonl');
     expect(left).toHaveLength(1);
     expect(left[0]).toMatch(/\.failed$/);
-    const record = JSON.parse(fs.readFileSync(path.join(out(), left[0]!, 'capture.json'), 'utf8')) as { status: string; error: { code: string } };
+    const record = JSON.parse(fs.readFileSync(path.join(out(), left[0]!, 'manifest.json'), 'utf8')) as { status: string; error: { code: string } };
     expect(record).toMatchObject({ status: 'failed', error: { code: 'ABORT_ERR' } });
+    // The index says so too, as the last link of its chain.
+    const lines = fs.readFileSync(path.join(out(), 'index.jsonl'), 'utf8').trim().split('\n');
+    expect(JSON.parse(lines[lines.length - 1]!)).toMatchObject({ status: 'failed', location: left[0], error: expect.stringMatching(/^ABORT_ERR/) });
   }, 60_000);
 });
 
@@ -474,7 +481,7 @@ cooldown: 0
     const reasons = fs
       .readdirSync(out)
       .filter((d) => !d.includes('.'))
-      .map((d) => (JSON.parse(fs.readFileSync(path.join(out, d, 'capture.json'), 'utf8')) as { events: Array<{ kind: string; reason: string }> }).events[0]!)
+      .map((d) => (JSON.parse(fs.readFileSync(path.join(out, d, 'manifest.json'), 'utf8')) as { triggers: Array<{ kind: string; reason: string }> }).triggers[0]!)
       .map((e) => `${e.kind}: ${e.reason}`);
     expect(reasons).toContain('interval: at start');
     expect(reasons).toContain('interval: every 0.3 s');

@@ -13,6 +13,10 @@ import { Agent } from '../daemon/agent';
 import { checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../config/load';
 import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
+import { VERSION } from '../core/version';
+import { registerCapture } from './capture';
+import { registerPostmortem } from './postmortem';
+import { Cli, formatBytes } from './shared';
 
 /** Exit codes scripts can rely on. */
 export const EXIT = {
@@ -40,18 +44,8 @@ function expandPaths(paths: string[]): string[] {
   });
 }
 
-const VERSION = '0.1.0';
 
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i ? `${v.toFixed(1)} ${units[i]}` : `${n} B`;
-}
+
 
 /** Runs the CLI; resolves to the exit code instead of exiting. */
 export async function main(
@@ -211,6 +205,17 @@ Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.y
       out(`${running.length} captures running\n`);
       for (const c of running) out(`  ${c.capture} (${c.profile})\n`);
     });
+
+  const cli: Cli = {
+    out,
+    err,
+    setCode: (c) => {
+      code = c;
+    },
+    isTTY: process.stderr.isTTY === true,
+  };
+  registerCapture(program, cli);
+  registerPostmortem(program, cli);
 
   try {
     await program.parseAsync(argv);

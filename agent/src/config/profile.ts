@@ -18,8 +18,8 @@ export type TriggerSpec =
   | { kind: 'watchdog'; device: string; selectGovernor: boolean; then: 'none' | 'panic' };
 
 export type DestinationSpec =
-  | { kind: 'dir'; path: string; retention: { count: number; bytes: bigint; keepFree: bigint } }
-  | { kind: 'blockdev'; device: string };
+  | { kind: 'dir'; path: string; retention: { count: number; bytes: bigint; keepFree: bigint }; onInterrupted: 'keep' | 'delete' }
+  | { kind: 'blockdev'; device: string; init: 'if-blank' | 'never' };
 
 export interface Profile {
   name: string;
@@ -30,6 +30,8 @@ export interface Profile {
   destination: DestinationSpec;
   output: { format: 'elf' | 'raw' };
   hash: { algorithm: 'sha256'; chunkSize: bigint; readback: 'auto' | 'always' | 'never' };
+  /** An ed25519 private key (PEM) that signs every manifest. */
+  signingKey?: string;
   source: { kind: 'auto' | 'kernel' | 'devmem' | 'image'; imagePath?: string; imageBase: bigint };
   cooldownMs: number;
   priority: number;
@@ -94,7 +96,7 @@ function trigger(t: Json, profileName: string): TriggerSpec {
 }
 
 function destination(d: Json): DestinationSpec {
-  if (d.kind === 'blockdev') return { kind: 'blockdev', device: String(d.device) };
+  if (d.kind === 'blockdev') return { kind: 'blockdev', device: String(d.device), init: (d.init as 'if-blank' | 'never') ?? 'if-blank' };
   const r = (d.retention as Json | undefined) ?? {};
   return {
     kind: 'dir',
@@ -104,6 +106,7 @@ function destination(d: Json): DestinationSpec {
       bytes: ok(parseSize(r.bytes ?? 0)),
       keepFree: ok(parseSize(r.keep_free ?? '1GiB')),
     },
+    onInterrupted: (d.on_interrupted as 'keep' | 'delete') ?? 'keep',
   };
 }
 
@@ -125,6 +128,7 @@ export function buildProfile(doc: Json, file: string, textSha256: string): Profi
       chunkSize: ok(parseSize(hash.chunk_size ?? '4MiB')),
       readback: (hash.readback as 'auto' | 'always' | 'never') ?? 'auto',
     },
+    signingKey: ((doc.signing as Json | undefined)?.key as string | undefined) ?? undefined,
     source: {
       kind: (source.kind as Profile['source']['kind']) ?? 'auto',
       imagePath: source.image_path as string | undefined,

@@ -32,9 +32,10 @@ function loadSchemas(dir: string): object[] {
 }
 
 const ID = 'https://physcap.dev/schemas/v1/';
-let compiled: { profile: ValidateFunction; agent: ValidateFunction } | undefined;
+type Validators = { profile: ValidateFunction; agent: ValidateFunction; manifest: ValidateFunction };
+let compiled: Validators | undefined;
 
-export function validators(): { profile: ValidateFunction; agent: ValidateFunction } {
+export function validators(): Validators {
   if (compiled) return compiled;
   const ajv = new Ajv2020({
     strict: true,
@@ -43,7 +44,9 @@ export function validators(): { profile: ValidateFunction; agent: ValidateFuncti
     allErrors: true,
     discriminator: true, schemas: loadSchemas(schemasDir()) });
   addFormats(ajv);
-  compiled = { profile: ajv.getSchema(`${ID}profile.schema.json`)!, agent: ajv.getSchema(`${ID}agent.schema.json`)! };
+  compiled = { profile: ajv.getSchema(`${ID}profile.schema.json`)!, agent: ajv.getSchema(`${ID}agent.schema.json`)!,
+    manifest: ajv.getSchema(`${ID}manifest.schema.json`)!,
+  };
   return compiled;
 }
 

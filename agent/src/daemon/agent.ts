@@ -9,7 +9,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { runCapture } from '../capture/run-capture';
+import { runCapture } from '../capture/pipeline';
+import { captureId } from '../capture/plan';
 import { AgentConfig } from '../config/agent-config';
 import { Profile } from '../config/profile';
 import { ProfileChange, ProfileSet } from '../config/profile-set';
@@ -18,6 +19,7 @@ import { ControlServer } from '../control/server';
 import { CONTROL_SOCKET, ControlRequest, ControlResponse } from '../control/protocol';
 import { Clock } from '../core/clock';
 import { Logger } from '../core/logger';
+import { destinationKey, openStore } from '../destinations/registry';
 import { sdNotify } from '../native/binding';
 import { Scheduler } from '../scheduler/scheduler';
 import { Metrics } from './metrics';
@@ -69,14 +71,26 @@ export class Agent {
       run: async (job, signal) => {
         const p = this.profiles.active().get(job.profile);
         if (!p) return log.warn({ capture: job.id, profile: job.profile }, 'profile went away before its capture started');
-        const record = await runCapture(p, job, signal, log);
-        this.metrics.captures.inc({ profile: p.name, result: record.status });
-        this.metrics.duration.observe({ profile: p.name }, record.seconds);
-        if (record.status === 'complete') {
-          this.metrics.bytes.inc({ profile: p.name }, record.regions.reduce((a, r) => a + r.size, 0));
+        const t0 = Date.now();
+        let outcome;
+        try {
+          outcome = await runCapture({ profile: p, events: job.events }, { signal, log, id: job.id });
+        } catch (err) {
+          // Refused before a byte was written (no space, no destination, a region gone).
+          const e = err as { code?: string; message?: string };
+          log.error({ capture: job.id, profile: p.name, error: { code: e.code, message: e.message ?? String(err) } }, 'capture not started');
+          this.metrics.captures.inc({ profile: p.name, result: 'failed' });
+          this.metrics.duration.observe({ profile: p.name }, (Date.now() - t0) / 1000);
+          return;
+        }
+        this.metrics.captures.inc({ profile: p.name, result: outcome.status });
+        this.metrics.duration.observe({ profile: p.name }, outcome.seconds);
+        if (outcome.status === 'complete') {
+          this.metrics.bytes.inc({ profile: p.name }, outcome.bytes);
           this.metrics.lastSuccess.set({ profile: p.name }, Date.now() / 1000);
         }
       },
+      captureId: (profile, now) => captureId(profile, new Date(now)),
       onFate: (event, fate) => this.metrics.triggers.inc({ kind: event.kind, fate }),
     });
     this.control = new ControlServer(path.join(config.runtimeDir, CONTROL_SOCKET), (req) => this.onControl(req), log);
@@ -147,9 +161,37 @@ export class Agent {
     }
   }
 
+  private readonly recovered = new Set<string>();
+
+  /**
+   * Once per destination per agent run, before its profile's triggers
+   * start: captures a crash or power loss left unfinished are recorded as
+   * failed in the index (and kept or removed as the profile says).
+   */
+  private recoverDestination(p: Profile): void {
+    const key = destinationKey(p.destination);
+    if (this.recovered.has(key)) return;
+    this.recovered.add(key);
+    try {
+      const store = openStore(p.destination);
+      try {
+        const keep = p.destination.kind === 'dir' ? p.destination.onInterrupted === 'keep' : true;
+        for (const e of store.recover({ keep, reason: 'interrupted: found unfinished at start-up (the agent was killed or the machine lost power)' })) {
+          this.o.log.warn({ destination: key, capture: e.id, status: e.status, location: e.location, why: e.recovered }, 'recovered an unfinished capture');
+        }
+      } finally {
+        store.close();
+      }
+    } catch (err) {
+      this.recovered.delete(key);
+      this.o.log.error({ destination: key, profile: p.name, err: (err as Error).message }, 'destination recovery failed; will retry on the next reload');
+    }
+  }
+
   /** Applies a reload's difference: only changed profiles' triggers move. */
   private async apply(c: ProfileChange): Promise<void> {
     for (const p of [...c.removed, ...c.changed.map((x) => x.before)]) await this.stopTriggers(p.name);
+    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) this.recoverDestination(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.startTriggers(p);
     // READY=1 also ends a RELOADING=1.
     this.notify(`READY=1\nSTATUS=${this.profiles.active().size} profiles active`);

@@ -44,6 +44,8 @@ export interface SchedulerOptions {
   concurrency?: number;
   /** Captures waiting at most (default 16). */
   maxQueue?: number;
+  /** The id a new capture gets (default cap-<time>-<n>); the agent uses the capture's on-disk id. */
+  captureId?: (profile: string, now: number) => string;
   /** Each event's final fate, once (for metrics). */
   onFate?: (event: TriggerEvent, fate: 'captured' | 'coalesced' | 'refused') => void;
 }
@@ -97,7 +99,7 @@ export class Scheduler {
     }
 
     const capture: ScheduledCapture = {
-      id: `cap-${this.o.clock.now().toString(36)}-${++this.seq}`,
+      id: this.o.captureId?.(event.profile, now) ?? `cap-${this.o.clock.now().toString(36)}-${++this.seq}`,
       profile: event.profile,
       priority: policy.priority,
       events: [event],

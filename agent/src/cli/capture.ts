@@ -1,0 +1,75 @@
+/**
+ * physcap capture <profile>: one capture now, from the command line, with
+ * the same plan, destination, manifest and index as the agent's.  A
+ * progress bar on a terminal; one JSON line with --json.
+ */
+import type { Command } from 'commander';
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { formatDiagnostic, hasErrors } from '../config/diagnostics';
+import { checkFile, DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
+import type { Profile } from '../config/profile';
+import { readIomemNames } from '../config/semantic';
+import { runCapture } from '../capture/pipeline';
+import { eventId } from '../triggers/event';
+import { Cli, formatBytes, progressReporter } from './shared';
+
+/** A profile by file path, or by name from the drop-in directories. */
+function findProfile(ref: string, dirs: string[] | undefined, cli: Cli): Profile | undefined {
+  const ctx = { iomemNames: readIomemNames() };
+  if (ref.includes('/') || /\.ya?ml$/.test(ref) || fs.existsSync(ref)) {
+    const f = checkFile(path.resolve(ref), ctx);
+    for (const d of f.diagnostics) cli.err(`${formatDiagnostic(d)}\n`);
+    return hasErrors(f.diagnostics) ? undefined : f.profile;
+  }
+  const loaded = loadProfiles(dirs?.map((d) => path.resolve(d)) ?? DEFAULT_PROFILE_DIRS, ctx);
+  const p = loaded.profiles.get(ref);
+  if (!p) {
+    const bad = loaded.files.find((f) => f.file.includes(ref) && hasErrors(f.diagnostics));
+    for (const d of bad?.diagnostics ?? []) cli.err(`${formatDiagnostic(d)}\n`);
+    cli.err(`physcap: no valid profile "${ref}" (profiles: ${[...loaded.profiles.keys()].join(', ') || 'none'})\n`);
+  }
+  return p;
+}
+
+export function registerCapture(program: Command, cli: Cli): void {
+  program
+    .command('capture')
+    .description('take one capture now with a profile (a file, or a name from the drop-in directories)')
+    .argument('<profile>', 'profile name or file')
+    .option('--profiles-dir <dirs...>', 'profile drop-in directories')
+    .option('--reason <text>', 'why, for the manifest')
+    .option('--json', 'print the outcome as JSON (no progress bar)')
+    .action(async (ref: string, o: { profilesDir?: string[]; reason?: string; json?: boolean }) => {
+      const profile = findProfile(ref, o.profilesDir, cli);
+      if (!profile) return cli.setCode(78);
+      const progress = o.json ? undefined : progressReporter(cli, profile.name);
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const outcome = await runCapture(
+          { profile, events: [{ id: eventId(), kind: 'control', profile: profile.name, time: Date.now(), reason: o.reason ?? 'physcap capture (command line)' }] },
+          { signal: abort.signal, onProgress: progress?.update },
+        );
+        progress?.stop();
+        if (o.json) {
+          cli.out(`${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })) })}\n`);
+        } else if (outcome.status === 'complete') {
+          cli.out(`${outcome.id}: complete, ${formatBytes(outcome.bytes)} in ${outcome.seconds.toFixed(2)} s\n  ${outcome.location}\n`);
+          for (const r of outcome.manifest?.regions ?? []) cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.mode}  ${r.sha256}\n`);
+          if (outcome.removed.length) cli.out(`  retention removed: ${outcome.removed.join(', ')}\n`);
+        } else {
+          cli.err(`physcap: capture ${outcome.id} FAILED: ${outcome.error?.message}\n  left as ${outcome.location}\n`);
+        }
+        if (outcome.status !== 'complete') cli.setCode(1);
+      } finally {
+        progress?.stop();
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+      }
+    });
+}

@@ -1,0 +1,259 @@
+/**
+ * The post-mortem verbs: list, show, verify, export, diff — and keygen and
+ * `blockdev init`, which prepare for them.  They read destinations named
+ * with --dest (a capture directory, a dump partition or its image), or the
+ * destinations of the profiles in the drop-in directories.
+ */
+import type { Command } from 'commander';
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { formatDiagnostic } from '../config/diagnostics';
+import { DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
+import { hostElfTarget } from '../container/elf';
+import { exportCapture, ExportFormat } from '../container/export';
+import { initBlockdev } from '../destinations/blockdev';
+import { destinationKey, openStoreAt } from '../destinations/registry';
+import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
+import { diffCaptures } from '../manifest/diff';
+import { generateKeyPair, loadPublicKey } from '../manifest/sign';
+import type { Manifest } from '../manifest/types';
+import { verifyCapture } from '../manifest/verify';
+import { Cli, formatBytes, progressReporter } from './shared';
+
+interface DestOpts {
+  dest?: string[];
+  profilesDir?: string[];
+}
+
+/** The destinations to search: --dest, else every profile's destination. */
+function destinations(o: DestOpts, cli: Cli): string[] {
+  if (o.dest?.length) return o.dest.map((d) => path.resolve(d));
+  const loaded = loadProfiles(o.profilesDir?.map((d) => path.resolve(d)) ?? DEFAULT_PROFILE_DIRS);
+  for (const f of loaded.files) for (const d of f.diagnostics) if (d.severity === 'error') cli.err(`physcap: skipping: ${formatDiagnostic(d)}\n`);
+  return [...new Set([...loaded.profiles.values()].map((p) => destinationKey(p.destination)))];
+}
+
+function openStores(o: DestOpts, cli: Cli): CaptureStore[] {
+  const out: CaptureStore[] = [];
+  for (const d of destinations(o, cli)) {
+    try {
+      out.push(openStoreAt(d));
+    } catch (err) {
+      cli.err(`physcap: ${d}: ${(err as Error).message}\n`);
+    }
+  }
+  return out;
+}
+
+/**
+ * A capture named by id (or a unique prefix) in the destinations, or by
+ * the path of its directory.
+ */
+function findCapture(ref: string, o: DestOpts, cli: Cli): { store: CaptureStore; id: string; others: CaptureStore[] } {
+  const asDir = path.resolve(ref);
+  if (fs.existsSync(path.join(asDir, 'manifest.json'))) {
+    const store = openStoreAt(path.dirname(asDir));
+    const entry = [...store.index().entries].reverse().find((e) => e.location === path.basename(asDir));
+    if (!entry) {
+      store.close();
+      throw Object.assign(new Error(`${asDir} is not in ${path.join(path.dirname(asDir), 'index.jsonl')}`), { code: 'ENOENT' });
+    }
+    return { store, id: entry.id, others: [] };
+  }
+  const stores = openStores(o, cli);
+  const hits = stores.filter((s) => s.index().entries.some((e) => e.id === ref || e.id.startsWith(ref)));
+  if (hits.length !== 1) {
+    for (const s of stores) s.close();
+    const where = stores.map((s) => s.location).join(', ') || 'no destinations';
+    throw Object.assign(new Error(hits.length ? `"${ref}" is in more than one destination (${hits.map((s) => s.location).join(', ')}): pass --dest` : `no capture "${ref}" in ${where}`), {
+      code: 'ENOENT',
+    });
+  }
+  return { store: hits[0]!, id: ref, others: stores.filter((s) => s !== hits[0]) };
+}
+
+function readManifest(reader: CaptureReader): Manifest {
+  return JSON.parse(reader.readFile('manifest.json').toString('utf8')) as Manifest;
+}
+
+function presence(store: CaptureStore, e: IndexEntry): string {
+  try {
+    store.open(e.id).close();
+    return 'present';
+  } catch {
+    return 'removed';
+  }
+}
+
+function withDestOptions(cmd: Command): Command {
+  return cmd
+    // Repeatable rather than variadic, so it cannot swallow the arguments after it.
+    .option('--dest <path>', 'a capture directory or dump partition; repeat for more (default: the destinations of the profiles)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--profiles-dir <dirs...>', 'profile drop-in directories to find destinations in');
+}
+
+export function registerPostmortem(program: Command, cli: Cli): void {
+  withDestOptions(program.command('list').description('the captures in the destinations, oldest first (like coredumpctl list)'))
+    .option('--json', 'print JSON')
+    .action((o: DestOpts & { json?: boolean }) => {
+      const rows: Array<IndexEntry & { destination: string; data: string }> = [];
+      const problems: string[] = [];
+      for (const s of openStores(o, cli)) {
+        try {
+          const idx = s.index();
+          problems.push(...idx.problems.map((p) => `${s.location}: ${p}`));
+          for (const e of idx.entries) rows.push({ ...e, destination: s.location, data: presence(s, e) });
+        } finally {
+          s.close();
+        }
+      }
+      if (o.json) return void cli.out(`${JSON.stringify({ captures: rows, problems })}\n`);
+      if (!rows.length) cli.out('no captures\n');
+      else {
+        cli.out(`${'TIME'.padEnd(25)}${'ID'.padEnd(46)}${'STATUS'.padEnd(10)}${'SIZE'.padStart(10)}  DATA     DESTINATION\n`);
+        for (const r of rows) {
+          cli.out(`${r.started.padEnd(25)}${r.id.padEnd(46)}${r.status.padEnd(10)}${formatBytes(r.bytes).padStart(10)}  ${r.data.padEnd(9)}${r.destination}\n`);
+        }
+      }
+      for (const p of problems) cli.err(`physcap: ${p}\n`);
+      if (problems.length) cli.setCode(1);
+    });
+
+  withDestOptions(program.command('show').description("a capture's manifest: what, when, why, how, digests").argument('<capture>', 'id, unique id prefix, or directory'))
+    .option('--json', 'print the manifest as JSON')
+    .action((ref: string, o: DestOpts & { json?: boolean }) => {
+      const { store, id, others } = findCapture(ref, o, cli);
+      others.forEach((s) => s.close());
+      const reader = store.open(id);
+      try {
+        const text = reader.readFile('manifest.json');
+        if (o.json) return void cli.out(text.toString('utf8'));
+        const m = JSON.parse(text.toString('utf8')) as Manifest;
+        cli.out(`Capture ${m.id}\n  status:   ${m.status}${m.error ? ` (${m.error.code ?? ''} ${m.error.message})` : ''}\n`);
+        cli.out(`  where:    ${reader.location}\n  profile:  ${m.profile.name} (${m.profile.file}, sha256 ${m.profile.sha256.slice(0, 16)}...)\n`);
+        for (const t of m.triggers) cli.out(`  trigger:  ${t.kind} at ${t.time}${t.reason ? `: ${t.reason}` : ''}${t.coalesced ? ' (coalesced)' : ''}\n`);
+        cli.out(`  host:     ${m.host.hostname}, ${m.host.kernelRelease} ${m.host.arch}, boot ${m.host.bootId ?? '?'}\n`);
+        cli.out(`  format:   ${m.format}${m.format === 'elf' ? ` (${m.byteOrder}-endian)` : ''}; ${m.timing.seconds.toFixed(2)} s, ${formatBytes(m.timing.bytesPerSecond)}/s\n`);
+        for (const r of m.regions) {
+          const chunks = Array.isArray(r.chunks) ? r.chunks.length : r.chunks.count;
+          cli.out(`  region:   ${r.name} ${r.phys} ${formatBytes(r.size)} ${r.source}/${r.mode} (zero-copy ${formatBytes(r.bytesZeroCopy)}, copied ${formatBytes(r.bytesCopied)}, bounced ${formatBytes(r.bytesBounced)}); ${r.memory}, digest ${r.digest}\n`);
+          cli.out(`            ${r.file}@${r.offset} sha256 ${r.sha256 || '-'}; ${chunks} chunks of ${formatBytes(r.chunkSize)}\n`);
+        }
+        for (const f of m.files) cli.out(`  file:     ${f.name} ${formatBytes(f.size)} sha256 ${f.sha256}\n`);
+        if (m.signature) cli.out(`  signed:   ed25519 key ${m.signature.keyId}\n`);
+      } finally {
+        reader.close();
+        store.close();
+      }
+    });
+
+  withDestOptions(program.command('verify').description('re-hash every file, region and chunk; check SHA256SUMS, the ELF headers, the index chain and the signature').argument('<capture>', 'id, unique id prefix, or directory'))
+    .option('--key <public.pem>', 'the signature must be by this ed25519 public key')
+    .option('--require-signature', 'an unsigned capture fails')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; json?: boolean }) => {
+      const { store, id, others } = findCapture(ref, o, cli);
+      others.forEach((s) => s.close());
+      const progress = o.json ? undefined : progressReporter(cli, 'verify');
+      try {
+        const report = await verifyCapture(store, id, {
+          publicKey: o.key ? loadPublicKey(o.key) : undefined,
+          requireSignature: o.requireSignature,
+          onProgress: progress?.update,
+        });
+        progress?.stop();
+        if (o.json) cli.out(`${JSON.stringify({ id: report.id, location: report.location, ok: report.ok, passed: report.passed, problems: report.problems })}\n`);
+        else {
+          for (const p of report.passed) cli.out(`OK    ${p}\n`);
+          for (const p of report.problems) cli.out(`FAIL  ${p}\n`);
+          cli.out(`${report.id}: ${report.ok ? 'verified' : `${report.problems.length} problem(s)`}\n`);
+        }
+        if (!report.ok) cli.setCode(1);
+      } finally {
+        progress?.stop();
+        store.close();
+      }
+    });
+
+  withDestOptions(program.command('export').description('write a capture in another format: lime (Volatility), raw (a file per region), elf').argument('<capture>', 'id, unique id prefix, or directory'))
+    .requiredOption('--format <format>', 'lime | raw | elf')
+    .requiredOption('-o, --out <path>', 'the output (raw: a directory, or a file with --region); never overwritten')
+    .option('--region <name>', 'raw: only this region, into one file')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: DestOpts & { format: string; out: string; region?: string; json?: boolean }) => {
+      if (!['lime', 'raw', 'elf'].includes(o.format)) {
+        cli.err(`physcap: --format must be lime, raw or elf, not "${o.format}"\n`);
+        return cli.setCode(2);
+      }
+      const { store, id, others } = findCapture(ref, o, cli);
+      others.forEach((s) => s.close());
+      const reader = store.open(id);
+      const progress = o.json ? undefined : progressReporter(cli, 'export');
+      try {
+        const manifest = readManifest(reader);
+        if (manifest.status !== 'complete') cli.err(`physcap: warning: capture ${manifest.id} is marked failed; exporting what it holds\n`);
+        // An ELF export describes the machine that was captured, not the one exporting it.
+        let target;
+        try {
+          target = hostElfTarget(manifest.host.arch, manifest.byteOrder === 'big' ? 'BE' : 'LE');
+        } catch {
+          target = undefined;
+        }
+        const res = await exportCapture({ reader, manifest, format: o.format as ExportFormat, out: path.resolve(o.out), region: o.region, target, onProgress: progress?.update });
+        progress?.stop();
+        if (o.json) cli.out(`${JSON.stringify(res)}\n`);
+        else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}\n`);
+      } finally {
+        progress?.stop();
+        reader.close();
+        store.close();
+      }
+    });
+
+  withDestOptions(program.command('diff').description('which chunks changed between two captures, from their digests (no data reread)').argument('<a>', 'capture').argument('<b>', 'capture'))
+    .option('--json', 'print JSON')
+    .action((a: string, b: string, o: DestOpts & { json?: boolean }) => {
+      const A = findCapture(a, o, cli);
+      const B = findCapture(b, o, cli);
+      const ra = A.store.open(A.id);
+      const rb = B.store.open(B.id);
+      try {
+        const d = diffCaptures({ reader: ra, manifest: readManifest(ra) }, { reader: rb, manifest: readManifest(rb) });
+        if (o.json) return void cli.out(`${JSON.stringify({ a: ra.entry.id, b: rb.entry.id, regions: d })}\n`);
+        cli.out(`--- ${ra.entry.id}\n+++ ${rb.entry.id}\n`);
+        for (const r of d) {
+          if (r.status === 'changed' && r.chunkCount) {
+            cli.out(`${r.name} (${r.phys}): ${r.chunks.length} of ${r.chunkCount} chunks changed\n`);
+            for (const c of r.chunks) cli.out(`  chunk ${c.index}: ${c.start}-${c.end}\n`);
+          } else cli.out(`${r.name} (${r.phys}): ${r.status}${r.why ? ` (${r.why})` : ''}\n`);
+        }
+        if (d.some((r) => r.status !== 'same')) cli.setCode(1);
+      } finally {
+        ra.close();
+        rb.close();
+        for (const s of [A.store, B.store, ...A.others, ...B.others]) s.close();
+      }
+    });
+
+  program
+    .command('keygen')
+    .description('make an ed25519 key pair for signing manifests (profile: signing.key)')
+    .requiredOption('-o, --out <prefix>', 'writes <prefix>.key (0600) and <prefix>.pub; never overwrites')
+    .action((o: { out: string }) => {
+      const id = generateKeyPair(`${o.out}.key`, `${o.out}.pub`);
+      cli.out(`${o.out}.key  private (keep it on the capturing machine)\n${o.out}.pub  public (verify --key)\nkey id ${id}\n`);
+    });
+
+  program
+    .command('blockdev')
+    .description('dump partitions')
+    .command('init')
+    .description('initialize a dump partition (or a partition image) for the blockdev destination; erases its index')
+    .argument('<device>', 'the block device or image file')
+    .action((device: string) => {
+      initBlockdev(device);
+      cli.out(`${device}: initialized as a physcap dump area\n`);
+    });
+}

@@ -1,0 +1,518 @@
+/**
+ * The `dir` destination: each capture in its own directory under the
+ * destination, written as <id>.partial, published by one rename to <id>
+ * (or <id>.failed), and recorded in index.jsonl, a hash chain.
+ *
+ * Everything inside the destination is reached through directory file
+ * descriptors with O_NOFOLLOW, and published with RENAME_NOREPLACE: a
+ * symlink planted where a capture will go is refused, not followed, and no
+ * rename can replace an existing capture.  Short critical sections
+ * (publishing, index appends, recovery, retention) hold flock on the
+ * destination directory, so the agent and a one-shot `physcap capture`
+ * can share it; captures themselves run in parallel.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import {
+  closeDestination,
+  closeFd,
+  Destination as NativeDestination,
+  fsyncFd,
+  lockFd,
+  mkdirAt,
+  openDestinationAt,
+  openDir,
+  openDirAt,
+  preallocate,
+  renameAt,
+  unlockFd,
+  writeFileAt,
+} from '../native/binding';
+import { readChain, serializeEntry } from '../manifest/chain';
+import type {
+  BeginRequest,
+  CaptureReader,
+  CaptureSink,
+  CaptureStore,
+  DataFile,
+  Finish,
+  IndexEntry,
+  IndexRead,
+} from './types';
+
+export const INDEX_FILE = 'index.jsonl';
+export const INTENT_FILE = '.intent.json';
+const PARTIAL = '.partial';
+const FAILED = '.failed';
+
+export interface DirPolicy {
+  retention: { count: number; bytes: bigint; keepFree: bigint };
+}
+
+export const DEFAULT_DIR_POLICY: DirPolicy = { retention: { count: 0, bytes: 0n, keepFree: 0n } };
+
+function errorWithCode(code: string, message: string): Error {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+function human(n: bigint): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Number(n);
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i ? `${v.toFixed(1)} ${units[i]}` : `${n} B`;
+}
+
+/** A whole file, refusing a symlink in its place. */
+function readNoFollow(file: string): Buffer {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Bytes a directory tree holds on disk (captures are preallocated, so this is their size). */
+function treeBytes(dir: string): bigint {
+  let total = 0n;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += treeBytes(p);
+    else if (e.isFile()) total += BigInt(fs.lstatSync(p).size);
+  }
+  return total;
+}
+
+export class DirStore implements CaptureStore {
+  readonly kind = 'dir' as const;
+  private readonly fd: number;
+
+  /** create: make the directory (0750) if it does not exist; read-only users pass false. */
+  constructor(
+    readonly location: string,
+    private readonly policy: DirPolicy = DEFAULT_DIR_POLICY,
+    create = false,
+  ) {
+    if (create) fs.mkdirSync(location, { recursive: true, mode: 0o750 });
+    this.fd = openDir(location);
+  }
+
+  close(): void {
+    closeFd(this.fd);
+  }
+
+  private locked<T>(fn: () => T): T {
+    lockFd(this.fd, 'exclusive', true);
+    try {
+      return fn();
+    } finally {
+      unlockFd(this.fd);
+    }
+  }
+
+  private get indexPath(): string {
+    return path.join(this.location, INDEX_FILE);
+  }
+
+  index(): IndexRead {
+    let text: string;
+    try {
+      text = readNoFollow(this.indexPath).toString('utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], problems: [], head: null };
+      throw err;
+    }
+    const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    const numbered = lines.map((l, i) => ({ l, i })).filter((x) => x.l.trim() !== '');
+    return readChain(
+      numbered.map((x) => x.l),
+      (i) => `${this.indexPath}:${numbered[i]!.i + 1}`,
+    );
+  }
+
+  /** Appends one entry (seq and prev from the current head) and fsyncs; under the lock. */
+  private append(entry: Omit<IndexEntry, 'seq' | 'prev'>): IndexEntry {
+    const read = this.index();
+    const seq = read.entries.reduce((m, e) => Math.max(m, e.seq), 0) + 1;
+    const full: IndexEntry = { ...entry, seq, prev: read.head };
+    const fd = fs.openSync(
+      this.indexPath,
+      fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW,
+      0o640,
+    );
+    try {
+      // A torn last line (power lost mid-append) stays as it is, a corrupt
+      // entry the chain still points past; the new entry starts its own line.
+      const size = fs.fstatSync(fd).size;
+      let lead = '';
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        fs.readSync(fd, last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) lead = '\n';
+      }
+      fs.writeSync(fd, `${lead}${serializeEntry(full)}\n`);
+      fsyncFd(fd, this.indexPath);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return full;
+  }
+
+  checkSpace(bytes: bigint): void {
+    const st = fs.statfsSync(this.location, { bigint: true });
+    const free = st.bavail * st.bsize;
+    const keep = this.policy.retention.keepFree;
+    if (free < bytes + keep) {
+      throw errorWithCode(
+        'ENOSPC',
+        `not enough space in ${this.location}: the capture needs ${human(bytes)}, ${human(free)} is free and keep_free is ${human(keep)}`,
+      );
+    }
+  }
+
+  begin(req: BeginRequest): CaptureSink {
+    const name = `${req.id}${PARTIAL}`;
+    const display = path.join(this.location, name);
+    try {
+      mkdirAt(this.fd, name, 0o750, display);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw errorWithCode('EEXIST', `refusing to write a capture: ${display} already exists (a symlink or an earlier capture is there)`);
+      }
+      throw err;
+    }
+    const partialFd = openDirAt(this.fd, name, display);
+    // Held until the capture is published or failed: start-up recovery of
+    // another process skips a .partial that is still being written.
+    lockFd(partialFd, 'exclusive', false);
+    try {
+      writeFileAt(partialFd, INTENT_FILE, req.intent, path.join(display, INTENT_FILE));
+      fsyncFd(this.fd, this.location);
+    } catch (err) {
+      closeFd(partialFd);
+      throw err;
+    }
+    return new DirSink(this, req, partialFd);
+  }
+
+  /** Used by DirSink: publish a finished capture and append its entry, under the lock. */
+  publish(sink: DirSink, build: (previous: string | null) => Finish, suffix: '' | typeof FAILED): IndexEntry {
+    return this.locked(() => {
+      const fin = build(this.index().head);
+      const dir = sink.location;
+      for (const f of fin.files) writeFileAt(sink.fd, f.name, f.data, path.join(dir, f.name));
+      writeFileAt(sink.fd, 'manifest.json', fin.manifest, path.join(dir, 'manifest.json'));
+      try {
+        fs.unlinkSync(path.join(dir, INTENT_FILE));
+      } catch {
+        /* the manifest says everything the intent did */
+      }
+      fsyncFd(sink.fd, dir);
+      const finalName = `${sink.id}${suffix}`;
+      renameAt(this.fd, `${sink.id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
+      fsyncFd(this.fd, this.location);
+      return this.append({ ...fin.entry, location: finalName });
+    });
+  }
+
+  /** Used by DirSink when even a manifest could not be written: rename and record what is known. */
+  publishBare(sink: DirSink, entry: Finish['entry']): IndexEntry | undefined {
+    return this.locked(() => {
+      const finalName = `${sink.id}${FAILED}`;
+      let location = `${sink.id}${PARTIAL}`;
+      try {
+        renameAt(this.fd, location, this.fd, finalName, path.join(this.location, finalName));
+        location = finalName;
+        fsyncFd(this.fd, this.location);
+      } catch {
+        /* left as .partial: recovery at the next start records it again, honestly */
+      }
+      try {
+        return this.append({ ...entry, location });
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  open(id: string): CaptureReader {
+    const { entries } = this.index();
+    const exact = entries.filter((e) => e.id === id);
+    const matches = exact.length ? exact : entries.filter((e) => e.id.startsWith(id));
+    const ids = [...new Set(matches.map((e) => e.id))];
+    if (!ids.length) throw errorWithCode('ENOENT', `no capture "${id}" in ${this.location}`);
+    if (ids.length > 1) throw errorWithCode('EINVAL', `"${id}" is ambiguous in ${this.location}: ${ids.join(', ')}`);
+    const entry = matches[matches.length - 1]!; // a recovered re-record of the same id is the latest word
+    const dir = path.join(this.location, entry.location);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(dir);
+    } catch {
+      throw errorWithCode('ENOENT', `capture ${entry.id} is in the index but ${dir} is gone (removed by retention or by hand)`);
+    }
+    if (!st.isDirectory()) throw errorWithCode('ENOTDIR', `${dir} is not a directory (a symlink?): refusing to read it`);
+    return new DirReader(entry, dir);
+  }
+
+  recover(o: { keep: boolean; reason: string }): IndexEntry[] {
+    return this.locked(() => {
+      const out: IndexEntry[] = [];
+      const indexed = new Set(this.index().entries.map((e) => e.location));
+      for (const d of fs.readdirSync(this.location, { withFileTypes: true })) {
+        if (!d.isDirectory()) continue;
+        if (d.name.endsWith(PARTIAL)) {
+          const e = this.recoverPartial(d.name, o);
+          if (e) out.push(e);
+        }
+        else if (!indexed.has(d.name)) {
+          const e = this.recoverUnindexed(d.name);
+          if (e) out.push(e);
+        }
+      }
+      return out;
+    });
+  }
+
+  /** A capture that was being written when the agent died. */
+  private recoverPartial(name: string, o: { keep: boolean; reason: string }): IndexEntry | undefined {
+    const id = name.slice(0, -PARTIAL.length);
+    const dir = path.join(this.location, name);
+    const fd = openDirAt(this.fd, name, dir);
+    try {
+      if (!lockFd(fd, 'exclusive', false)) return undefined; // a live capture (another process): not ours to touch
+      return this.recoverLockedPartial(name, id, dir, o);
+    } finally {
+      closeFd(fd);
+    }
+  }
+
+  private recoverLockedPartial(name: string, id: string, dir: string, o: { keep: boolean; reason: string }): IndexEntry {
+    let intent: { profile?: string; started?: string } = {};
+    try {
+      intent = JSON.parse(fs.readFileSync(path.join(dir, INTENT_FILE), 'utf8')) as typeof intent;
+    } catch {
+      /* the crash came before the intent was durable: the name is all we know */
+    }
+    let bytes = 0;
+    try {
+      bytes = Number(treeBytes(dir));
+    } catch {
+      /* counted as 0 */
+    }
+    let location = name;
+    if (o.keep) {
+      renameAt(this.fd, name, this.fd, `${id}${FAILED}`, path.join(this.location, `${id}${FAILED}`));
+      location = `${id}${FAILED}`;
+    } else {
+      fs.rmSync(dir, { recursive: true, force: true });
+      location = `${id}${FAILED} (data removed)`;
+    }
+    fsyncFd(this.fd, this.location);
+    const now = new Date().toISOString();
+    return this.append({
+      id,
+      profile: intent.profile ?? 'unknown',
+      status: 'failed',
+      started: intent.started ?? now,
+      finished: now,
+      bytes,
+      error: o.reason,
+      recovered: o.reason,
+      location,
+    });
+  }
+
+  /** A published capture whose index entry was lost (a crash between the rename and the append). */
+  private recoverUnindexed(name: string): IndexEntry | undefined {
+    const dir = path.join(this.location, name);
+    let manifest: Buffer;
+    try {
+      manifest = readNoFollow(path.join(dir, 'manifest.json'));
+    } catch {
+      return undefined; // not a capture: someone else's directory, left alone
+    }
+    let m: { id?: string; profile?: { name?: string }; status?: string; timing?: { started?: string; finished?: string }; regions?: Array<{ size?: number }> };
+    try {
+      m = JSON.parse(manifest.toString('utf8')) as typeof m;
+    } catch {
+      m = {};
+    }
+    const now = new Date().toISOString();
+    const why = 'the index entry was missing at start-up (a crash after publishing)';
+    return this.append({
+      id: m.id ?? name.replace(/\.failed$/, ''),
+      profile: m.profile?.name ?? 'unknown',
+      status: m.status === 'complete' && !name.endsWith(FAILED) ? 'complete' : 'failed',
+      started: m.timing?.started ?? now,
+      finished: m.timing?.finished ?? now,
+      bytes: (m.regions ?? []).reduce((a, r) => a + (r.size ?? 0), 0),
+      manifestSha256: sha256Hex(manifest),
+      recovered: why,
+      location: name,
+    });
+  }
+
+  retain(justWritten: string): string[] {
+    const r = this.policy.retention;
+    if (!r.count && !r.bytes && !r.keepFree) return [];
+    return this.locked(() => {
+      // Captures on disk, oldest first by their index order (names sort by
+      // time too, but the index is the record of what was written when).
+      const order = new Map<string, number>();
+      for (const e of this.index().entries) order.set(e.location, e.seq);
+      const onDisk = fs
+        .readdirSync(this.location, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && !d.name.endsWith(PARTIAL) && order.has(d.name))
+        .map((d) => ({ name: d.name, seq: order.get(d.name)!, bytes: treeBytes(path.join(this.location, d.name)) }))
+        .sort((a, b) => a.seq - b.seq);
+      let total = onDisk.reduce((a, c) => a + c.bytes, 0n);
+      const free = () => {
+        const st = fs.statfsSync(this.location, { bigint: true });
+        return st.bavail * st.bsize;
+      };
+      const removed: string[] = [];
+      for (const c of onDisk) {
+        if (c.name === justWritten || c.name === `${justWritten}${FAILED}`) continue;
+        const left = onDisk.length - removed.length;
+        const over = (r.count > 0 && left > r.count) || (r.bytes > 0n && total > r.bytes) || (r.keepFree > 0n && free() < r.keepFree);
+        if (!over) break;
+        fs.rmSync(path.join(this.location, c.name), { recursive: true, force: true });
+        total -= c.bytes;
+        removed.push(c.name);
+      }
+      if (removed.length) fsyncFd(this.fd, this.location);
+      return removed;
+    });
+  }
+}
+
+function sha256Hex(b: Buffer): string {
+  return crypto.createHash('sha256').update(b).digest('hex');
+}
+
+class DirSink implements CaptureSink {
+  readonly id: string;
+  readonly location: string;
+  readonly align = 4096;
+  private readonly opened: NativeDestination[] = [];
+  private done = false;
+
+  constructor(
+    private readonly store: DirStore,
+    req: BeginRequest,
+    readonly fd: number,
+  ) {
+    this.id = req.id;
+    this.location = path.join(store.location, `${req.id}${PARTIAL}`);
+  }
+
+  openData(name: string, size: bigint): DataFile {
+    const display = path.join(this.location, name);
+    const dest = openDestinationAt(this.fd, name, 'create', display);
+    this.opened.push(dest);
+    preallocate(dest, size);
+    return { name, dest, base: 0n, size };
+  }
+
+  private closeAll(): void {
+    for (const d of this.opened.splice(0)) {
+      try {
+        closeDestination(d);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  commit(build: (previous: string | null) => Finish): IndexEntry {
+    if (this.done) throw new Error(`capture ${this.id} was already finished`);
+    this.closeAll();
+    const entry = this.store.publish(this, build, '');
+    this.done = true;
+    closeFd(this.fd);
+    return entry;
+  }
+
+  fail(build: (previous: string | null) => Finish): IndexEntry | undefined {
+    if (this.done) return undefined;
+    this.done = true;
+    this.closeAll();
+    try {
+      return this.store.publish(this, build, FAILED);
+    } catch (err) {
+      // Even the failed manifest could not be written (a read-only or full
+      // disk, a removed directory): rename and record what is known.
+      let entry: Finish['entry'] | undefined;
+      try {
+        entry = build(null).entry;
+      } catch {
+        /* nothing more to say */
+      }
+      const e = entry ?? { id: this.id, profile: 'unknown', status: 'failed' as const, started: '', finished: '', bytes: 0 };
+      return this.store.publishBare(this, { ...e, status: 'failed', error: `${e.error ?? 'failed'}; the failed manifest could not be written: ${(err as Error).message}` });
+    } finally {
+      try {
+        closeFd(this.fd);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+}
+
+class DirReader implements CaptureReader {
+  private readonly fds = new Map<string, number>();
+
+  constructor(
+    readonly entry: IndexEntry,
+    readonly location: string,
+  ) {}
+
+  files(): Array<{ name: string; size: number }> {
+    return fs
+      .readdirSync(this.location, { withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => ({ name: d.name, size: fs.lstatSync(path.join(this.location, d.name)).size }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Files are opened once, never through a symlink, and read with pread. */
+  private openFile(name: string): number {
+    if (name.includes('/') || name === '..' || name === '.') throw errorWithCode('EINVAL', `bad file name in capture: ${name}`);
+    let fd = this.fds.get(name);
+    if (fd === undefined) {
+      fd = fs.openSync(path.join(this.location, name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      this.fds.set(name, fd);
+    }
+    return fd;
+  }
+
+  readFile(name: string): Buffer {
+    const fd = this.openFile(name);
+    return this.read(name, 0, fs.fstatSync(fd).size);
+  }
+
+  read(name: string, offset: number, length: number): Buffer {
+    const fd = this.openFile(name);
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, buf, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The boundary between the capture pipeline and where captures are kept.
+ * Every destination kind (dir, blockdev) implements both halves: a
+ * CaptureSink that one capture is written through, and a CaptureStore that
+ * the post-mortem verbs (list, show, verify, export, diff) read from.  The
+ * pipeline and the verbs never know which kind they are talking to.
+ */
+import type { Destination as NativeDestination } from '../native/binding';
+
+/** One line of a destination's hash-chained index (index.jsonl for dir). */
+export interface IndexEntry {
+  /** 1, 2, 3... in the order entries were appended. */
+  seq: number;
+  /** The capture's id (also its directory name for dir). */
+  id: string;
+  profile: string;
+  status: 'complete' | 'failed';
+  /** ISO times. */
+  started: string;
+  finished: string;
+  /** Region bytes captured (complete) or written before it stopped (failed). */
+  bytes: number;
+  /** SHA-256 of manifest.json's bytes; absent when no manifest could be written. */
+  manifestSha256?: string;
+  /** failed: why, in one line. */
+  error?: string;
+  /** Set when the entry was written by start-up recovery, not by the capture itself. */
+  recovered?: string;
+  /** The hash of the previous entry (see entryHash); null for the first. */
+  prev: string | null;
+  /** Where it is inside the destination: dir name, or "record@<offset>" for blockdev. */
+  location: string;
+}
+
+/** What reading an index found: the entries that parsed, and what did not. */
+export interface IndexRead {
+  entries: IndexEntry[];
+  /** One line per problem: a corrupt line, a broken chain link (names the seq/line). */
+  problems: string[];
+  /** The hash the next entry must carry as prev (the last line's hash, even if it is corrupt). */
+  head: string | null;
+}
+
+/** One data file of a capture being written: the engine writes into dest at base + offset. */
+export interface DataFile {
+  readonly name: string;
+  readonly dest: NativeDestination;
+  /** Where the file's byte 0 is on dest (0 for a file; the record's offset on a block device). */
+  readonly base: bigint;
+  readonly size: bigint;
+}
+
+/** What commit() and fail() write: built under the destination's lock, given the chain head. */
+export interface Finish {
+  /** manifest.json's bytes. */
+  manifest: Buffer;
+  /** Other small files (SHA256SUMS, manifest.json.sig, chunk sidecars), written before manifest.json's rename into place. */
+  files: Array<{ name: string; data: Buffer }>;
+  /** The index entry, without seq/prev/location (the sink fills them). */
+  entry: Omit<IndexEntry, 'seq' | 'prev' | 'location'>;
+}
+
+/** One capture being written.  Exactly one of commit() or fail() ends it. */
+export interface CaptureSink {
+  readonly id: string;
+  /** Human-readable: the .partial directory, or device@offset. */
+  readonly location: string;
+  /** Data offsets inside a data file must be multiples of this (direct I/O). */
+  readonly align: number;
+  /**
+   * Creates a data file of exactly `size` bytes with its space allocated now
+   * (ENOSPC here, not half-way).  Refuses names that exist.
+   */
+  openData(name: string, size: bigint): DataFile;
+  /**
+   * Makes the capture complete, atomically: small files and manifest.json
+   * written and fsynced, then published (dir: renamed into place; blockdev:
+   * index slot committed), then the index entry appended.  `build` is
+   * called under the destination's lock with the index head, for the
+   * manifest's `previous` field.
+   */
+  commit(build: (previous: string | null) => Finish): IndexEntry;
+  /**
+   * Leaves an honest failed record: the data written so far is kept, a
+   * manifest with status failed (when `build` is given) and an index
+   * entry with the error.  Never throws for a second failure: it records
+   * what it could and returns the entry it appended, if any.
+   */
+  fail(build: (previous: string | null) => Finish): IndexEntry | undefined;
+}
+
+/** A stored capture opened for reading. */
+export interface CaptureReader {
+  readonly entry: IndexEntry;
+  /** A path or device@offset, for messages. */
+  readonly location: string;
+  /** Every file of the capture (manifest.json included), with its size. */
+  files(): Array<{ name: string; size: number }>;
+  /** A whole small file (manifest, sums, sidecars). */
+  readFile(name: string): Buffer;
+  /** `length` bytes of a file from `offset`; shorter only at the file's end. */
+  read(name: string, offset: number, length: number): Buffer;
+  close(): void;
+}
+
+/** What a new capture tells its destination before a byte is written. */
+export interface BeginRequest {
+  id: string;
+  profile: string;
+  /** ISO time. */
+  started: string;
+  /** Data files' total size (what openData() will be asked for). */
+  dataBytes: bigint;
+  /** An upper bound for the small files (manifest, sums, signature, sidecars) together. */
+  smallBytes: number;
+  /** Kept with the unfinished capture so start-up recovery can say what it was (JSON). */
+  intent: Buffer;
+}
+
+/** A destination opened for reading (post-mortem verbs), writing and recovery. */
+export interface CaptureStore {
+  readonly kind: 'dir' | 'blockdev';
+  readonly location: string;
+  index(): IndexRead;
+  /** Opens a capture by id or unique id prefix; throws a clear error otherwise. */
+  open(id: string): CaptureReader;
+  /**
+   * Throws (code ENOSPC, a message with the figures) if a capture of this
+   * many bytes cannot be written without breaking the destination's
+   * keep-free or capacity.  Called before a byte is written.
+   */
+  checkSpace(bytes: bigint): void;
+  /** Starts a capture: an unfinished (.partial / writing) record exists from here on. */
+  begin(req: BeginRequest): CaptureSink;
+  /**
+   * Start-up recovery: every capture a crash or power loss left unfinished
+   * is recorded as failed in the index with `reason`, its data kept
+   * (renamed .failed) or removed; returns the entries appended.
+   */
+  recover(o: { keep: boolean; reason: string }): IndexEntry[];
+  /**
+   * Retention after a capture completed: removes the oldest captures while
+   * over the policy, never `justWritten`; returns the ids removed.
+   */
+  retain(justWritten: string): string[];
+  close(): void;
+}

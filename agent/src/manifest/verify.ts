@@ -1,0 +1,259 @@
+/**
+ * physcap verify: re-reads a stored capture and checks everything it
+ * claims — every file's SHA-256 and size, every region's digest and chunk
+ * digests, the ELF headers against the regions, SHA256SUMS, the manifest
+ * against its schema and its index entry, the index's hash chain, and the
+ * signature.  Each data file is read once; its file, region and chunk
+ * digests are all fed from that one pass.  Every mismatch is named: the
+ * file, the region, the chunk and its byte range.
+ */
+import * as crypto from 'node:crypto';
+
+import { validators } from '../config/schemas';
+import { parseElfCore } from '../container/elf';
+import type { CaptureReader, CaptureStore } from '../destinations/types';
+import { checkSignature, SIGNATURE_FILE } from './sign';
+import { parseSums, SUMS_FILE } from './sums';
+import type { Manifest, ManifestRegion } from './types';
+
+export interface VerifyReport {
+  id: string;
+  location: string;
+  ok: boolean;
+  /** What was checked and held, one line each. */
+  passed: string[];
+  /** What did not hold, one line each, naming the file/region/chunk. */
+  problems: string[];
+  manifest?: Manifest;
+}
+
+const READ_PIECE = 4 << 20;
+const PT_LOAD = 1;
+
+const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** Running digests of one region while its file streams by. */
+class RegionHasher {
+  readonly whole = crypto.createHash('sha256');
+  readonly chunks: string[] = [];
+  private chunk?: crypto.Hash;
+  private inChunk = 0;
+
+  constructor(readonly r: ManifestRegion) {}
+
+  /** Feeds the part of [pos, pos+buf.length) of the file that is this region's. */
+  feed(buf: Buffer, pos: number): void {
+    const from = Math.max(pos, this.r.offset);
+    const to = Math.min(pos + buf.length, this.r.offset + this.r.size);
+    if (from >= to) return;
+    let part = buf.subarray(from - pos, to - pos);
+    this.whole.update(part);
+    const size = this.r.chunkSize;
+    while (size && part.length) {
+      this.chunk ??= crypto.createHash('sha256');
+      const take = Math.min(part.length, size - this.inChunk);
+      this.chunk.update(part.subarray(0, take));
+      this.inChunk += take;
+      part = part.subarray(take);
+      if (this.inChunk === size) this.endChunk();
+    }
+  }
+
+  private endChunk(): void {
+    this.chunks.push(this.chunk!.digest('hex'));
+    this.chunk = undefined;
+    this.inChunk = 0;
+  }
+
+  done(): { sha256: string; chunks: string[] } {
+    if (this.chunk) this.endChunk();
+    return { sha256: this.whole.digest('hex'), chunks: this.chunks };
+  }
+}
+
+/** One pass over a file: its digest and the digests of the regions in it. */
+async function hashFile(
+  reader: CaptureReader,
+  name: string,
+  size: number,
+  regions: ManifestRegion[],
+  onBytes: (n: number) => void,
+): Promise<{ sha256: string; size: number; regions: Map<string, { sha256: string; chunks: string[] }> }> {
+  const file = crypto.createHash('sha256');
+  const hashers = regions.map((r) => new RegionHasher(r));
+  let pos = 0;
+  while (pos < size) {
+    const buf = reader.read(name, pos, Math.min(READ_PIECE, size - pos));
+    if (!buf.length) break;
+    file.update(buf);
+    for (const h of hashers) h.feed(buf, pos);
+    pos += buf.length;
+    onBytes(buf.length);
+    // Let a progress bar draw on long verifications.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { sha256: file.digest('hex'), size: pos, regions: new Map(hashers.map((h) => [h.r.name, h.done()])) };
+}
+
+function chunkDigests(reader: CaptureReader, r: ManifestRegion, problems: string[]): string[] | undefined {
+  if (Array.isArray(r.chunks)) return r.chunks;
+  let data: Buffer;
+  try {
+    data = reader.readFile(r.chunks.file);
+  } catch (err) {
+    problems.push(`region ${r.name}: chunk sidecar ${r.chunks.file} cannot be read (${(err as Error).message})`);
+    return undefined;
+  }
+  if (sha256(data) !== r.chunks.sha256) problems.push(`region ${r.name}: chunk sidecar ${r.chunks.file} does not match its digest in the manifest`);
+  const list = data.toString('utf8').split('\n').filter(Boolean);
+  if (list.length !== r.chunks.count) problems.push(`region ${r.name}: chunk sidecar ${r.chunks.file} has ${list.length} digests, the manifest says ${r.chunks.count}`);
+  return list;
+}
+
+function checkElf(reader: CaptureReader, m: Manifest, fileSize: number, problems: string[], passed: string[]): void {
+  const elfFile = m.regions[0]?.file ?? 'core.elf';
+  let core;
+  try {
+    core = parseElfCore((o, n) => reader.read(elfFile, o, n), fileSize);
+  } catch (err) {
+    problems.push(`${elfFile}: ELF headers: ${(err as Error).message}`);
+    return;
+  }
+  const loads = core.segments.filter((s) => s.type === PT_LOAD);
+  if (loads.length !== m.regions.length) problems.push(`${elfFile}: ${loads.length} PT_LOAD segments for ${m.regions.length} regions`);
+  m.regions.forEach((r, i) => {
+    const s = loads[i];
+    if (!s) return;
+    if (s.paddr !== BigInt(r.phys) || s.offset !== BigInt(r.offset) || s.filesz !== BigInt(r.size)) {
+      problems.push(`${elfFile}: PT_LOAD ${i} (paddr 0x${s.paddr.toString(16)}, offset ${s.offset}, size ${s.filesz}) does not match region ${r.name} (${r.phys}, offset ${r.offset}, size ${r.size})`);
+    }
+  });
+  if ((core.target.bigEndian ? 'big' : 'little') !== m.byteOrder) problems.push(`${elfFile}: ${core.target.bigEndian ? 'big' : 'little'}-endian, the manifest says ${m.byteOrder}`);
+  if (!problems.some((p) => p.startsWith(`${elfFile}: `))) passed.push(`${elfFile}: ELF core headers match the ${m.regions.length} regions`);
+}
+
+export interface VerifyOptions {
+  /** A pinned public key: the signature must be by this key. */
+  publicKey?: crypto.KeyObject;
+  /** Require a signature. */
+  requireSignature?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const reader = store.open(id);
+  const problems: string[] = [];
+  const passed: string[] = [];
+  const report = (m?: Manifest): VerifyReport => ({ id: reader.entry.id, location: reader.location, ok: problems.length === 0, passed, problems, manifest: m });
+  try {
+    const entry = reader.entry;
+    // The index: the chain, and this capture's entry.
+    const idx = store.index();
+    for (const p of idx.problems) problems.push(`index: ${p}`);
+    if (!idx.problems.length) passed.push(`index: ${idx.entries.length} entries, hash chain intact`);
+
+    let text: Buffer;
+    try {
+      text = reader.readFile('manifest.json');
+    } catch (err) {
+      problems.push(`manifest.json cannot be read (${(err as Error).message})`);
+      return report();
+    }
+    if (!entry.manifestSha256) problems.push('the index entry records no manifest digest');
+    else if (sha256(text) !== entry.manifestSha256) problems.push('manifest.json does not match the digest in its index entry (changed after it was written)');
+    else passed.push('manifest.json matches its index entry');
+
+    let m: Manifest;
+    try {
+      m = JSON.parse(text.toString('utf8')) as Manifest;
+    } catch (err) {
+      problems.push(`manifest.json is not valid JSON (${(err as Error).message})`);
+      return report();
+    }
+    const validate = validators().manifest;
+    if (!validate(m)) {
+      problems.push(`manifest.json does not match its schema: ${(validate.errors ?? []).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
+      return report();
+    }
+    if (m.id !== entry.id) problems.push(`manifest.json is for capture ${m.id}, the index says ${entry.id}`);
+    if (m.previous !== entry.prev) problems.push(`manifest.json's previous (${m.previous}) is not its index entry's prev (${entry.prev})`);
+    if (m.status !== 'complete') problems.push(`the capture is marked failed: ${m.error?.message ?? 'no reason given'}`);
+
+    // The signature.
+    const names = new Set(reader.files().map((f) => f.name));
+    if (m.signature || names.has(SIGNATURE_FILE)) {
+      if (!m.signature) problems.push(`${SIGNATURE_FILE} is present but the manifest records no signature`);
+      else if (!names.has(m.signature.file)) problems.push(`the manifest is signed but ${m.signature.file} is missing`);
+      else {
+        const { problem, keyId } = checkSignature(text, reader.readFile(m.signature.file), o.publicKey);
+        if (problem) problems.push(problem);
+        else if (keyId !== m.signature.keyId) problems.push(`${SIGNATURE_FILE} is by key ${keyId}, the manifest says ${m.signature.keyId}`);
+        else passed.push(`signature: ed25519 by key ${keyId}${o.publicKey ? ' (the pinned key)' : ' (not pinned: pass --key to check who signed)'}`);
+      }
+    } else if (o.requireSignature) problems.push('the capture is not signed');
+
+    // Every file, once; region and chunk digests from the same pass.
+    const total = m.files.reduce((a, f) => a + f.size, 0);
+    let done = 0;
+    const computed = new Map<string, string>();
+    const sidecars = new Set(m.regions.flatMap((r) => (Array.isArray(r.chunks) ? [] : [r.chunks.file])));
+    for (const f of m.files) {
+      if (!names.has(f.name)) {
+        problems.push(`${f.name} is missing`);
+        continue;
+      }
+      const inFile = m.regions.filter((r) => r.file === f.name);
+      const h = await hashFile(reader, f.name, f.size, inFile, (n) => {
+        done += n;
+        o.onProgress?.(done, total);
+      });
+      computed.set(f.name, h.sha256);
+      if (h.size !== f.size) problems.push(`${f.name}: ${h.size} bytes, the manifest says ${f.size}`);
+      if (h.sha256 !== f.sha256) problems.push(`${f.name}: SHA-256 mismatch (the file changed after it was written)`);
+      else if (h.size === f.size) passed.push(`${f.name}: ${f.size} bytes, SHA-256 matches`);
+      for (const r of inFile) {
+        const got = h.regions.get(r.name)!;
+        if (r.sha256 && got.sha256 !== r.sha256) problems.push(`region ${r.name}: SHA-256 mismatch`);
+        const want = chunkDigests(reader, r, problems);
+        let bad = 0;
+        if (want) {
+          if (want.length !== got.chunks.length) problems.push(`region ${r.name}: ${got.chunks.length} chunks, the manifest has ${want.length} digests`);
+          want.forEach((d, i) => {
+            if (got.chunks[i] !== undefined && got.chunks[i] !== d) {
+              bad++;
+              const start = BigInt(r.phys) + BigInt(i * r.chunkSize);
+              const end = start + BigInt(Math.min(r.chunkSize, r.size - i * r.chunkSize)) - 1n;
+              problems.push(`region ${r.name}: chunk ${i} (physical 0x${start.toString(16)}-0x${end.toString(16)}, file offset ${hex(r.offset + i * r.chunkSize)}) does not match`);
+            }
+          });
+        }
+        if (r.sha256 === got.sha256 && !bad) passed.push(`region ${r.name}: ${r.size} bytes at ${r.phys}, SHA-256 and ${got.chunks.length} chunk digests match`);
+      }
+      if (m.format === 'elf' && f.name === 'core.elf') checkElf(reader, m, f.size, problems, passed);
+      sidecars.delete(f.name);
+    }
+    for (const s of sidecars) problems.push(`chunk sidecar ${s} is not listed among the manifest's files`);
+
+    // SHA256SUMS: what `sha256sum -c` would check, checked the same way.
+    if (!names.has(SUMS_FILE)) problems.push(`${SUMS_FILE} is missing`);
+    else {
+      const { sums, problems: bad } = parseSums(reader.readFile(SUMS_FILE).toString('utf8'));
+      problems.push(...bad);
+      const before = problems.length;
+      for (const [name, digest] of sums) {
+        if (!names.has(name)) {
+          problems.push(`${SUMS_FILE} lists ${name}, which is missing`);
+          continue;
+        }
+        const got = computed.get(name) ?? sha256(reader.readFile(name));
+        if (got !== digest) problems.push(`${SUMS_FILE}: ${name} does not match`);
+      }
+      for (const need of ['manifest.json', ...m.files.map((f) => f.name)]) if (!sums.has(need)) problems.push(`${SUMS_FILE} does not list ${need}`);
+      if (problems.length === before) passed.push(`${SUMS_FILE}: ${sums.size} files match`);
+    }
+    return report(m);
+  } finally {
+    reader.close();
+  }
+}

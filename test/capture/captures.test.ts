@@ -1,0 +1,288 @@
+/**
+ * Captures on disk, end to end on the host with the image source: the ELF
+ * container and raw files, the manifest and its schema, SHA256SUMS, the
+ * index chain, signatures, and the post-mortem verbs as real processes —
+ * checked against the image's true bytes and against the tools analysts
+ * already use (readelf, sha256sum).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { parseLime } from '../../agent/src/container/lime';
+import { validators } from '../../agent/src/config/schemas';
+import { DirStore } from '../../agent/src/destinations/dir';
+import { entryHash } from '../../agent/src/manifest/chain';
+import type { Manifest } from '../../agent/src/manifest/types';
+import { verifyCapture } from '../../agent/src/manifest/verify';
+import { captureNow, imageProfile, makeImage, MiB, physcap, sha256, writeProfile } from './helpers';
+
+let work: string;
+let img: ReturnType<typeof makeImage>;
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-captures-'));
+  img = makeImage(work, 16 * MiB);
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+const REGIONS: Array<[string, number, number]> = [
+  ['crashlog', 0x100000, 3 * MiB + 20 * 1024],
+  ['trace', 0x600000, 4 * MiB],
+];
+
+const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+
+describe('an ELF capture into a dir destination', () => {
+  let dest: string;
+  let dir: string;
+  let m: Manifest;
+
+  beforeAll(async () => {
+    dest = path.join(work, 'elf');
+    const p = writeProfile(work, 'elfcap', imageProfile({ image: img.file, dest, regions: REGIONS, extra: 'labels:\n  case: "42"\n' }));
+    const outcome = await captureNow(p, {}, 'the first one');
+    expect(outcome).toMatchObject({ status: 'complete', removed: [] });
+    dir = outcome.location;
+    m = manifestOf(dir);
+  });
+
+  test('the directory holds core.elf, manifest.json and SHA256SUMS, nothing half-written', () => {
+    expect(fs.readdirSync(dir).sort()).toEqual(['SHA256SUMS', 'core.elf', 'manifest.json']);
+    expect(fs.readdirSync(dest).sort()).toEqual([path.basename(dir), 'index.jsonl'].sort());
+  });
+
+  test('the manifest matches its schema and says what, why, how and the digests', () => {
+    expect(validators().manifest(m)).toBe(true);
+    expect(m).toMatchObject({
+      status: 'complete',
+      format: 'elf',
+      byteOrder: 'little',
+      labels: { case: '42' },
+      profile: { name: 'elfcap' },
+      triggers: [{ kind: 'control', reason: 'the first one', coalesced: false }],
+      host: { hostname: os.hostname(), kernelRelease: os.release(), arch: process.arch },
+      previous: null,
+    });
+    expect(m.versions.addon).toMatch(/^\d+\.\d+\.\d+\+sha256\.[0-9a-f]{12}$/);
+    for (const [i, [name, start, size]] of REGIONS.entries()) {
+      const r = m.regions[i]!;
+      expect(r).toMatchObject({ name, phys: `0x${start.toString(16)}`, size, source: 'image', mode: 'zero-copy', memory: 'quiescent', digest: 'concurrent', file: 'core.elf', chunkSize: 65536 });
+      expect(r.sha256).toBe(sha256(img.range(start, size)));
+      expect(r.offset % 4096).toBe(0);
+    }
+  });
+
+  test('the region bytes in core.elf are the true bytes, and the gaps are zeros', () => {
+    const core = fs.readFileSync(path.join(dir, 'core.elf'));
+    for (const r of m.regions) expect(sha256(core.subarray(r.offset, r.offset + r.size))).toBe(sha256(img.range(Number(r.phys), r.size)));
+    const first = m.regions[0]!;
+    expect(core.subarray(first.offset + first.size, m.regions[1]!.offset).every((b) => b === 0)).toBe(true);
+    expect(m.files).toEqual([{ name: 'core.elf', size: core.length, sha256: sha256(core) }]);
+  });
+
+  test('readelf reads the container: ET_CORE for this machine, one PT_LOAD per region at its physical address', () => {
+    const out = execFileSync('readelf', ['-h', '-l', '-n', '-W', path.join(dir, 'core.elf')], { encoding: 'utf8' });
+    expect(out).toMatch(/Type:\s+CORE/);
+    expect(out).toMatch(/Machine:\s+Advanced Micro Devices X86-64/);
+    const loads = [...out.matchAll(/^\s+LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)/gm)];
+    expect(loads.map((l) => [Number(l[1]), Number(l[3]), Number(l[4])])).toEqual(m.regions.map((r) => [r.offset, Number(r.phys), r.size]));
+    expect(out).toMatch(/PHYSCAP/);
+  });
+
+  test('sha256sum -c SHA256SUMS passes inside the capture directory', () => {
+    const out = execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir, encoding: 'utf8' });
+    expect(out).toBe('core.elf: OK\nmanifest.json: OK\n');
+  });
+
+  test('physcap verify re-hashes everything and exits 0', async () => {
+    const r = await physcap(['verify', dir]);
+    expect(r.stderr).toBe('');
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.stdout).toMatch(/OK\s+region crashlog: 3166208 bytes at 0x100000, SHA-256 and 49 chunk digests match/);
+    expect(r.stdout).toMatch(/OK\s+core.elf: ELF core headers match the 2 regions/);
+    expect(r.stdout).toMatch(/verified\n$/);
+  });
+
+  test('export --format raw gives the true bytes of each region; export refuses to overwrite', async () => {
+    const out = path.join(work, 'raw-export');
+    const r = await physcap(['export', m.id, '--dest', dest, '--format', 'raw', '-o', out]);
+    expect(r).toMatchObject({ code: 0 });
+    for (const [name, start, size] of REGIONS) expect(sha256(fs.readFileSync(path.join(out, `${name}.raw`)))).toBe(sha256(img.range(start, size)));
+    const again = await physcap(['export', m.id, '--dest', dest, '--format', 'raw', '-o', out]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/EEXIST|exists/);
+  });
+
+  test('export --format lime: 32-byte little-endian headers, magic 0x4C694D45, version 1, inclusive end', async () => {
+    const out = path.join(work, 'capture.lime');
+    expect(await physcap(['export', m.id.slice(0, 20), '--dest', dest, '--format', 'lime', '-o', out])).toMatchObject({ code: 0 });
+    const lime = fs.readFileSync(out);
+    let off = 0;
+    for (const [, start, size] of REGIONS) {
+      const h = lime.subarray(off, off + 32);
+      expect(h.subarray(0, 4)).toEqual(Buffer.from([0x45, 0x4d, 0x69, 0x4c]));
+      expect(h.readUInt32LE(4)).toBe(1);
+      expect(h.readBigUInt64LE(8)).toBe(BigInt(start));
+      expect(h.readBigUInt64LE(16)).toBe(BigInt(start + size - 1));
+      expect(h.subarray(24, 32).every((b) => b === 0)).toBe(true);
+      expect(sha256(lime.subarray(off + 32, off + 32 + size))).toBe(sha256(img.range(start, size)));
+      off += 32 + size;
+    }
+    expect(off).toBe(lime.length);
+    expect(parseLime((o, n) => lime.subarray(o, o + n), lime.length)).toHaveLength(2);
+  });
+
+  test('show and list describe it; list --json has the index entry', async () => {
+    const show = await physcap(['show', m.id, '--dest', dest]);
+    expect(show.stdout).toMatch(/status:\s+complete/);
+    expect(show.stdout).toMatch(/region:\s+trace 0x600000 4.0 MiB image\/zero-copy/);
+    const list = await physcap(['list', '--dest', dest, '--json']);
+    const j = JSON.parse(list.stdout) as { captures: Array<{ id: string; status: string; data: string }>; problems: string[] };
+    expect(j.problems).toEqual([]);
+    expect(j.captures).toEqual([expect.objectContaining({ id: m.id, status: 'complete', data: 'present' })]);
+  });
+});
+
+describe('the index chain, raw format, retention and diff', () => {
+  test('three captures chain: each manifest and entry points at the entry before it', async () => {
+    const dest = path.join(work, 'chain');
+    const p = writeProfile(work, 'chain', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], format: 'raw' }));
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await captureNow(p)).id);
+    const lines = fs.readFileSync(path.join(dest, 'index.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ seq: 1, prev: null, status: 'complete', id: ids[0] });
+    for (let i = 1; i < 3; i++) {
+      expect(JSON.parse(lines[i]!)).toMatchObject({ seq: i + 1, prev: entryHash(lines[i - 1]!) });
+      expect(manifestOf(path.join(dest, ids[i]!)).previous).toBe(entryHash(lines[i - 1]!));
+    }
+    // raw: one file per region, its digest the region's.
+    expect(fs.readdirSync(path.join(dest, ids[0]!)).sort()).toEqual(['SHA256SUMS', 'low.raw', 'manifest.json']);
+    expect(sha256(fs.readFileSync(path.join(dest, ids[0]!, 'low.raw')))).toBe(sha256(img.range(0, MiB)));
+    execFileSync('sha256sum', ['-c', '--quiet', 'SHA256SUMS'], { cwd: path.join(dest, ids[2]!) });
+  });
+
+  test('retention by count removes the oldest after a capture completes, never the new one', async () => {
+    const dest = path.join(work, 'retain');
+    const p = writeProfile(work, 'retain', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]] }).replace('retention: { count: 0, keep_free: 0 }', 'retention: { count: 2, keep_free: 0 }'));
+    const a = await captureNow(p);
+    const b = await captureNow(p);
+    const c = await captureNow(p);
+    expect(c.removed).toEqual([a.id]);
+    expect(fs.readdirSync(dest).filter((d) => d !== 'index.jsonl').sort()).toEqual([b.id, c.id].sort());
+    // The index keeps the record; list says the data is gone.
+    const list = JSON.parse((await physcap(['list', '--dest', dest, '--json'])).stdout) as { captures: Array<{ id: string; data: string }> };
+    expect(list.captures.map((x) => [x.id, x.data])).toEqual([[a.id, 'removed'], [b.id, 'present'], [c.id, 'present']]);
+  });
+
+  test('diff names the changed chunks from the digests alone', async () => {
+    const dest = path.join(work, 'diff');
+    const mem = makeImage(work, 2 * MiB, 'diff.img');
+    const p = writeProfile(work, 'diffcap', imageProfile({ image: mem.file, dest, regions: [['ram', 0, 2 * MiB]], chunk: '256KiB' }));
+    const a = await captureNow(p);
+    const fd = fs.openSync(mem.file, 'r+');
+    fs.writeSync(fd, Buffer.from([0xff ^ mem.bytes[0x90000]!]), 0, 1, 0x90000); // chunk 2
+    fs.writeSync(fd, Buffer.from([0xff ^ mem.bytes[0x1fffff]!]), 0, 1, 0x1fffff); // chunk 7, its last byte
+    fs.closeSync(fd);
+    const b = await captureNow(p);
+    // The data is not reread: remove it and diff still answers.
+    fs.rmSync(path.join(dest, a.id, 'core.elf'));
+    fs.rmSync(path.join(dest, b.id, 'core.elf'));
+    const r = await physcap(['diff', a.id, b.id, '--dest', dest]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('ram (0x0): 2 of 8 chunks changed\n  chunk 2: 0x80000-0xbffff\n  chunk 7: 0x1c0000-0x1fffff\n');
+  });
+});
+
+describe('signatures', () => {
+  test('keygen, a signed capture, verify with the pinned key; a different pinned key fails', async () => {
+    const keys = path.join(work, 'keys');
+    fs.mkdirSync(keys);
+    const k = await physcap(['keygen', '-o', path.join(keys, 'site')]);
+    expect(k).toMatchObject({ code: 0 });
+    expect(fs.statSync(path.join(keys, 'site.key')).mode & 0o777).toBe(0o600);
+    expect((await physcap(['keygen', '-o', path.join(keys, 'site')])).code).not.toBe(0); // never overwrites a key
+    await physcap(['keygen', '-o', path.join(keys, 'other')]);
+
+    const dest = path.join(work, 'signed');
+    const p = writeProfile(work, 'signed', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }));
+    const o = await captureNow(p);
+    expect(fs.readdirSync(o.location).sort()).toEqual(['SHA256SUMS', 'core.elf', 'manifest.json', 'manifest.json.sig']);
+    expect(manifestOf(o.location).signature).toMatchObject({ algorithm: 'ed25519', file: 'manifest.json.sig' });
+    const good = await physcap(['verify', o.location, '--key', path.join(keys, 'site.pub')]);
+    expect(good).toMatchObject({ code: 0 });
+    expect(good.stdout).toMatch(/OK\s+signature: ed25519 by key [0-9a-f]{64} \(the pinned key\)/);
+    const bad = await physcap(['verify', o.location, '--key', path.join(keys, 'other.pub')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/FAIL\s+signed by key [0-9a-f]{64}, not by the pinned key/);
+    execFileSync('sha256sum', ['-c', '--quiet', 'SHA256SUMS'], { cwd: o.location });
+  });
+});
+
+describe('verify catches a single flipped bit at 100 random positions', () => {
+  test('data, ELF headers, manifest, signature and sums: every flip is caught and named', async () => {
+    const keyDir = path.join(work, 'flipkeys');
+    fs.mkdirSync(keyDir);
+    await physcap(['keygen', '-o', path.join(keyDir, 'k')]);
+    const dest = path.join(work, 'flips');
+    const p = writeProfile(work, 'flips', imageProfile({ image: img.file, dest, regions: [['a', 0x100000, MiB + 8192], ['b', 0x400000, 512 * 1024]], chunk: '64KiB', extra: `signing:\n  key: ${path.join(keyDir, 'k.key')}\n` }));
+    const o = await captureNow(p);
+    const m = manifestOf(o.location);
+    const store = new DirStore(dest);
+    try {
+      expect((await verifyCapture(store, o.id)).problems).toEqual([]);
+      const core = fs.statSync(path.join(o.location, 'core.elf')).size;
+      const headerEnd = m.regions[0]!.offset;
+      // Where to flip: [file, from, to) and how many times.
+      const targets: Array<[string, number, number, number]> = [
+        ['core.elf', m.regions[0]!.offset, m.regions[0]!.offset + m.regions[0]!.size, 25],
+        ['core.elf', m.regions[1]!.offset, m.regions[1]!.offset + m.regions[1]!.size, 15],
+        ['core.elf', 0, headerEnd, 20],
+        ['core.elf', m.regions[1]!.offset + m.regions[1]!.size, core, 0],
+        ['manifest.json', 0, fs.statSync(path.join(o.location, 'manifest.json')).size, 20],
+        ['manifest.json.sig', 0, fs.statSync(path.join(o.location, 'manifest.json.sig')).size, 12],
+        ['SHA256SUMS', 0, fs.statSync(path.join(o.location, 'SHA256SUMS')).size, 8],
+      ];
+      let flips = 0;
+      let seed = 12345;
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      for (const [file, from, to, count] of targets) {
+        for (let i = 0; i < count; i++) {
+          const pos = from + rand(to - from);
+          const bit = 1 << rand(8);
+          const f = path.join(o.location, file);
+          const fd = fs.openSync(f, 'r+');
+          const b = Buffer.alloc(1);
+          fs.readSync(fd, b, 0, 1, pos);
+          fs.writeSync(fd, Buffer.from([b[0]! ^ bit]), 0, 1, pos);
+          try {
+            const rep = await verifyCapture(store, o.id);
+            expect({ file, pos, ok: rep.ok }).toEqual({ file, pos, ok: false });
+            const region = m.regions.find((r) => r.file === file && pos >= r.offset && pos < r.offset + r.size);
+            if (region) {
+              const chunk = Math.floor((pos - region.offset) / region.chunkSize);
+              expect(rep.problems).toContain(
+                rep.problems.find((x) => x.startsWith(`region ${region.name}: chunk ${chunk} (`)) ?? `region ${region.name}: chunk ${chunk} ... (missing for ${file}@${pos})`,
+              );
+            } else {
+              expect(rep.problems.length).toBeGreaterThan(0);
+            }
+          } finally {
+            fs.writeSync(fd, b, 0, 1, pos);
+            fs.closeSync(fd);
+          }
+          flips++;
+        }
+      }
+      expect(flips).toBe(100);
+      expect((await verifyCapture(store, o.id)).ok).toBe(true);
+    } finally {
+      store.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,87 @@
+/**
+ * Shared by the capture tests: memory images with known bytes, profiles
+ * written as real YAML files and loaded the way the agent loads them, and
+ * the physcap CLI as a real process.
+ */
+import { execFile } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { runCapture, CaptureOptions, CaptureOutcome } from '../../agent/src/capture/pipeline';
+import { checkFile } from '../../agent/src/config/load';
+import type { Profile } from '../../agent/src/config/profile';
+import { eventId } from '../../agent/src/triggers/event';
+
+export const MiB = 2 ** 20;
+export const root = path.join(__dirname, '..', '..');
+export const cli = path.join(root, 'agent', 'bin', 'physcap.js');
+
+export const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+/** A memory image of random bytes (the image source's "physical memory", based at 0). */
+export function makeImage(dir: string, size: number, name = 'memory.img'): { file: string; bytes: Buffer; range(start: number, size: number): Buffer } {
+  const bytes = crypto.randomBytes(size);
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, bytes);
+  return { file, bytes, range: (s, n) => bytes.subarray(s, s + n) };
+}
+
+/** Writes a profile file and loads it as the agent would; fails the test on any error. */
+export function writeProfile(dir: string, name: string, body: string): Profile {
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(file, `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: ${name}\n${body}`);
+  const checked = checkFile(file);
+  const errors = checked.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length || !checked.profile) throw new Error(`profile ${file}: ${JSON.stringify(errors)}`);
+  return checked.profile;
+}
+
+/** A profile body: regions of the image, a dir destination, the image source. */
+export function imageProfile(o: { image: string; dest: string; regions: Array<[string, number, number]>; extra?: string; format?: 'elf' | 'raw'; chunk?: string }): string {
+  return `regions:
+${o.regions.map(([n, s, z]) => `  - name: ${n}\n    start: "0x${s.toString(16)}"\n    size: ${z}`).join('\n')}
+triggers:
+  - kind: control
+destination:
+  kind: dir
+  path: ${o.dest}
+  retention: { count: 0, keep_free: 0 }
+source:
+  kind: image
+  image_path: ${o.image}
+output:
+  format: ${o.format ?? 'elf'}
+hash:
+  chunk_size: ${o.chunk ?? '64KiB'}
+${o.extra ?? ''}`;
+}
+
+export function captureNow(p: Profile, o: CaptureOptions = {}, reason = 'test'): Promise<CaptureOutcome> {
+  return runCapture({ profile: p, events: [{ id: eventId(), kind: 'control', profile: p.name, time: Date.now(), reason }] }, o);
+}
+
+export function physcap(args: string[], opts: { timeout?: number; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: opts.timeout ?? 60_000, cwd: opts.cwd, maxBuffer: 64 * MiB }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** Index lines of a dir destination, parsed. */
+export function indexOf(dest: string): Array<Record<string, unknown>> {
+  const file = path.join(dest, 'index.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+export const waitUntil = async (cond: () => boolean, ms = 20_000) => {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+};
