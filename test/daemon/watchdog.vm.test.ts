@@ -5,8 +5,12 @@
  * ioctls, the device left unfed.  The agent runs inside the guest (node and
  * this checkout over 9p); the captured bytes must be the host's pattern.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { readelf, scratchCopyFile, sha256File } from '../capture/board-host';
+import type { Manifest } from '../../agent/src/manifest/types';
 import { BoardRun, bootBoard } from '../vm/board';
 import { BOARD_RANGES, hex } from '../vm/layout';
 import { artifacts, loadKernels, repoRoot } from '../vm/paths';
@@ -33,6 +37,7 @@ triggers:
 destination:
   kind: dir
   path: /run/physcap-board/disk/captures
+  retention: { keep_free: 0 }
 YAML
 insmod ${module} || exit 10
 modprobe softdog soft_noboot=1 || exit 11
@@ -44,13 +49,13 @@ agent=$!
 for i in $(seq 300); do grep -q '"agent ready"' $W/agent.log && break; sleep 0.1; done
 t0=$(date +%s%N)
 ${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 15 > $W/arm.json &
-for i in $(seq 300); do ls $D/captures 2>/dev/null | grep -qv '\\.' && break; sleep 0.1; done
+for i in $(seq 300); do grep -qs '"status":"complete"' $D/captures/index.jsonl && break; sleep 0.1; done
 t1=$(date +%s%N)
 kill -TERM $agent; wait $agent; rc=$?
 echo "@@agent - {\\"rc\\":$rc,\\"ms_to_capture\\":$(( (t1 - t0) / 1000000 ))}"
 echo "@@arm - $(cat $W/arm.json)"
-for f in $D/captures/*/capture.json; do echo "@@capture $(basename $(dirname $f)) $(tr -d '\\n' < $f)"; done
-grep -h '"trigger captured"' $W/agent.log | sed 's/^/@@log - /'
+for f in $D/captures/*/manifest.json; do echo "@@capture $(basename $(dirname $f)) $(tr -d '\\n' < $f)"; done
+grep -h '"capture complete"' $W/agent.log | sed 's/^/@@log - /'
 wait
 exit 0
 `;
@@ -80,10 +85,32 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
   });
 
   test('the kmsg trigger fired and the capture is complete and exact', () => {
-    const c = one<{ status: string; events: Array<{ kind: string; reason: string }>; regions: Array<{ sha256: string; mode: string; source: string }> }>('capture');
-    expect(c.value).toMatchObject({ status: 'complete', events: [{ kind: 'kmsg', reason: 'watchdog0: pretimeout event' }] });
-    expect(c.value.regions[0]).toMatchObject({ sha256: run.truth('trace').sha256, mode: 'zero-copy', source: 'kernel' });
-    expect(run.scratchFileSha256(`/captures/${c.label}/trace.bin`, trace.size)).toBe(run.truth('trace').sha256);
+    const c = one<Manifest>('capture');
+    expect(c.value).toMatchObject({ id: c.label, status: 'complete', format: 'elf', triggers: [{ kind: 'kmsg', reason: 'watchdog0: pretimeout event' }] });
+    expect(c.value.regions).toHaveLength(1);
+    const region = c.value.regions[0]!;
+    expect(region).toMatchObject({
+      name: 'trace',
+      phys: hex(trace.start),
+      size: trace.size,
+      sha256: run.truth('trace').sha256,
+      mode: 'zero-copy',
+      bytesZeroCopy: trace.size,
+      source: 'kernel',
+      file: 'core.elf',
+    });
+    // The bytes on disk, read on the host from the scratch image: the
+    // region's slice of core.elf, and the PT_LOAD that points at it.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-watchdog-'));
+    try {
+      const core = scratchCopyFile(run, `/captures/${c.label}/core.elf`, path.join(tmp, 'core.elf'));
+      expect(sha256File(core, region.offset, trace.size)).toBe(run.truth('trace').sha256);
+      const elf = readelf(core);
+      expect(elf.type).toBe('CORE');
+      expect(elf.loads).toEqual([expect.objectContaining({ offset: BigInt(region.offset), paddr: BigInt(trace.start), filesz: BigInt(trace.size) })]);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   test('the agent stopped cleanly on SIGTERM', () => {

@@ -82,7 +82,7 @@ function triggersOf(events: readonly TriggerEvent[]): Manifest['triggers'] {
 }
 
 /** What one region's capture produced, in manifest form, plus its sidecar if any. */
-function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, file: string, offset: bigint, chunkSize: number): { region: ManifestRegion; sidecar?: { name: string; data: Buffer } } {
+function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, source: CaptureResult['source'], file: string, offset: bigint, chunkSize: number): { region: ManifestRegion; sidecar?: { name: string; data: Buffer } } {
   const chunks = res?.chunkSha256 ?? [];
   let sidecar: { name: string; data: Buffer } | undefined;
   let chunkField: ManifestRegion['chunks'] = chunks;
@@ -96,8 +96,9 @@ function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, file: st
       name: r.name,
       phys: hex(r.start),
       size: Number(r.size),
-      source: res?.source ?? 'kernel',
-      mode: res?.mode ?? 'copy',
+      source: res?.source ?? source,
+      // Nothing written is nothing copied: the mode says how bytes moved, the counts say how many.
+      mode: res?.mode ?? 'zero-copy',
       bytesZeroCopy: res?.bytesZeroCopy ?? 0,
       bytesCopied: res?.bytesCopied ?? 0,
       bytesBounced: res?.bytesBounced ?? 0,
@@ -119,6 +120,8 @@ class Run {
   readonly sidecars: Array<{ name: string; data: Buffer }> = [];
   readonly files: ManifestFile[] = [];
   byteOrder: 'little' | 'big' = 'little';
+  /** Where each region goes (ELF: its offset in core.elf), known once laid out. */
+  private readonly placement = new Map<string, { file: string; offset: bigint }>();
   bytesDone = 0;
   failedRegion?: string;
 
@@ -165,7 +168,7 @@ class Run {
   }
 
   private record(r: PlannedRegion, res: CaptureResult | undefined, file: string, offset: bigint): void {
-    const { region, sidecar } = regionRecord(r, res, file, offset, Number(this.plan.profile.hash.chunkSize));
+    const { region, sidecar } = regionRecord(r, res, this.plan.source, file, offset, Number(this.plan.profile.hash.chunkSize));
     this.regions.push(region);
     if (sidecar) this.sidecars.push(sidecar);
   }
@@ -173,6 +176,7 @@ class Run {
   async raw(): Promise<void> {
     for (const r of this.plan.regions) {
       const name = `${r.name}.raw`;
+      this.failedRegion = r.name;
       const data = this.sink.openData(name, r.size);
       // A file ends where its region ends; a block device record keeps its planned extent.
       let res: CaptureResult | undefined;
@@ -201,6 +205,7 @@ class Run {
     const align = Math.max(Number(DATA_ALIGN), this.sink.align);
     const layout = layoutElfCore({ target, regions: this.plan.regions.map((r) => ({ paddr: r.start, size: r.size })), notes, align });
     const name = 'core.elf';
+    this.plan.regions.forEach((r, i) => this.placement.set(r.name, { file: name, offset: layout.regionOffsets[i]! }));
     const data = this.sink.openData(name, layout.fileSize);
     if (BigInt(align) % BigInt(data.dest.offsetAlign) !== 0n) {
       throw Object.assign(new Error(`${data.dest.path}: direct I/O needs ${data.dest.offsetAlign}-byte alignment, more than the container's ${align}`), { code: 'EINVAL' });
@@ -238,6 +243,15 @@ class Run {
     const p = this.plan.profile;
     const finished = new Date();
     const seconds = (finished.getTime() - this.plan.started.getTime()) / 1000;
+    if (status === 'failed') {
+      // Every planned region is in the record; those never reached say so (no digest, no bytes).
+      const recorded = new Set(this.regions.map((r) => r.name));
+      for (const r of this.plan.regions) {
+        if (recorded.has(r.name)) continue;
+        const at = this.placement.get(r.name) ?? { file: this.plan.format === 'raw' ? `${r.name}.raw` : 'core.elf', offset: 0n };
+        this.record(r, undefined, at.file, at.offset);
+      }
+    }
     const bytes = this.regions.reduce((a, r) => a + (status === 'complete' ? r.size : r.bytesZeroCopy + r.bytesCopied + r.bytesBounced), 0);
     const manifest: Manifest = {
       apiVersion: 'physcap.dev/v1',

@@ -109,6 +109,7 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           s.close();
         }
       }
+      if (problems.length) cli.setCode(1);
       if (o.json) return void cli.out(`${JSON.stringify({ captures: rows, problems })}\n`);
       if (!rows.length) cli.out('no captures\n');
       else {
@@ -118,7 +119,6 @@ export function registerPostmortem(program: Command, cli: Cli): void {
         }
       }
       for (const p of problems) cli.err(`physcap: ${p}\n`);
-      if (problems.length) cli.setCode(1);
     });
 
   withDestOptions(program.command('show').description("a capture's manifest: what, when, why, how, digests").argument('<capture>', 'id, unique id prefix, or directory'))

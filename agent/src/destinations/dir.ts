@@ -207,16 +207,32 @@ export class DirStore implements CaptureStore {
     return this.locked(() => {
       const fin = build(this.index().head);
       const dir = sink.location;
-      for (const f of fin.files) writeFileAt(sink.fd, f.name, f.data, path.join(dir, f.name));
-      writeFileAt(sink.fd, 'manifest.json', fin.manifest, path.join(dir, 'manifest.json'));
+      const written: string[] = [];
+      const finalName = `${sink.id}${suffix}`;
       try {
-        fs.unlinkSync(path.join(dir, INTENT_FILE));
+        for (const f of [...fin.files, { name: 'manifest.json', data: fin.manifest }]) {
+          writeFileAt(sink.fd, f.name, f.data, path.join(dir, f.name));
+          written.push(f.name);
+        }
+        fsyncFd(sink.fd, dir);
+        renameAt(this.fd, `${sink.id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
+      } catch (err) {
+        // Not published: take back what was written, so a failed record
+        // written next never sits beside a manifest that says complete.
+        for (const name of written.reverse()) {
+          try {
+            fs.unlinkSync(path.join(dir, name));
+          } catch {
+            /* the failed record says the publish failed either way */
+          }
+        }
+        throw err;
+      }
+      try {
+        fs.unlinkSync(path.join(this.location, finalName, INTENT_FILE));
       } catch {
         /* the manifest says everything the intent did */
       }
-      fsyncFd(sink.fd, dir);
-      const finalName = `${sink.id}${suffix}`;
-      renameAt(this.fd, `${sink.id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
       fsyncFd(this.fd, this.location);
       return this.append({ ...fin.entry, location: finalName });
     });
