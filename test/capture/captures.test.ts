@@ -286,3 +286,51 @@ describe('verify catches a single flipped bit at 100 random positions', () => {
     }
   }, 120_000);
 });
+
+describe('physcap capture and regions from the command line', () => {
+  test('on a terminal: a progress bar, then the summary; the capture verifies', async () => {
+    const dest = path.join(work, 'tty');
+    writeProfile(work, 'tty', imageProfile({ image: img.file, dest, regions: REGIONS }));
+    // script(1) gives the command a pseudo-terminal, as a user at a shell would have.
+    const cmd = `${process.execPath} ${path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js')} capture ${path.join(work, 'tty.yaml')}`;
+    const out = execFileSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8' });
+    expect(out).toMatch(/tty \[=+\] 100% \| 7\/7 MiB/);
+    expect(out).toMatch(/tty-\d{8}T\d{6}Z-[0-9a-f]{6}: complete, 7.0 MiB in/);
+    const id = /(tty-\d{8}T\d{6}Z-[0-9a-f]{6})/.exec(out)![1]!;
+    expect((await physcap(['verify', id, '--dest', dest])).code).toBe(0);
+  });
+
+  test('without a terminal, --json: one JSON line, no progress bar', async () => {
+    const dest = path.join(work, 'json');
+    writeProfile(work, 'jsoncap', imageProfile({ image: img.file, dest, regions: REGIONS }));
+    const r = await physcap(['capture', path.join(work, 'jsoncap.yaml'), '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as { status: string; regions: Array<{ name: string; sha256: string; mode: string }> };
+    expect(j.status).toBe('complete');
+    expect(j.regions.map((x) => [x.name, x.sha256, x.mode])).toEqual(REGIONS.map(([n, s, z]) => [n, sha256(img.range(s, z)), 'zero-copy']));
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('a bad profile: exit 78 and the error with file:line:col; nothing written', async () => {
+    const dest = path.join(work, 'badcap');
+    const file = path.join(work, 'badcap.yaml');
+    fs.writeFileSync(file, `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: badcap\nregions:\n  - name: a\n    start: "0x0"\n    size: 3000\ntriggers: [{ kind: control }]\ndestination: { kind: dir, path: ${dest} }\n`);
+    const r = await physcap(['capture', file]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`${file}:7:11  /regions/0/size`);
+    expect(fs.existsSync(dest)).toBe(false);
+  });
+
+  test('physcap regions resolves iomem names (inclusive ends) and says what each range is', async () => {
+    const iomem = path.join(work, 'iomem');
+    fs.writeFileSync(iomem, '00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n00100000-1fffffff : System RAM\n  01000000-01ffffff : Kernel code\n20000000-2030ffff : Reserved\n');
+    writeProfile(work, 'res', `regions:\n  - name: res\n    iomem: Reserved\ntriggers: [{ kind: control }]\ndestination: { kind: dir, path: ${path.join(work, 'res-out')} }\nsource: { kind: image, image_path: ${img.file} }\n`);
+    const r = await physcap(['regions', path.join(work, 'res.yaml'), '--iomem', iomem, '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as { regions: Array<{ name: string; start: string; end: string; size: number; iomem: string }> };
+    expect(j.regions).toEqual([
+      { name: 'res-0', start: '0x0', end: '0xfff', size: 4096, iomem: 'Reserved', memory: 'quiescent' },
+      { name: 'res-1', start: '0x20000000', end: '0x2030ffff', size: 0x310000, iomem: 'Reserved', memory: 'quiescent' },
+    ]);
+  });
+});

@@ -12,7 +12,9 @@ import { formatDiagnostic, hasErrors } from '../config/diagnostics';
 import { checkFile, DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
 import type { Profile } from '../config/profile';
 import { readIomemNames } from '../config/semantic';
+import { parseIomem } from '../capture/iomem';
 import { runCapture } from '../capture/pipeline';
+import { planCapture } from '../capture/plan';
 import { eventId } from '../triggers/event';
 import { Cli, formatBytes, progressReporter } from './shared';
 
@@ -34,7 +36,32 @@ function findProfile(ref: string, dirs: string[] | undefined, cli: Cli): Profile
   return p;
 }
 
+/** The top-level /proc/iomem resources a range touches, e.g. "System RAM", "Reserved". */
+function iomemOwners(start: bigint, size: bigint, iomem: ReturnType<typeof parseIomem>): string {
+  const end = start + size - 1n;
+  const hits = iomem.filter((r) => r.depth === 0 && r.start <= end && r.end >= start).map((r) => r.name);
+  return hits.length ? [...new Set(hits)].join(' + ') : 'not in /proc/iomem (a hole)';
+}
+
 export function registerCapture(program: Command, cli: Cli): void {
+  program
+    .command('regions')
+    .description("a profile's regions as a capture would resolve them now, with what /proc/iomem says they are")
+    .argument('<profile>', 'profile name or file')
+    .option('--profiles-dir <dirs...>', 'profile drop-in directories')
+    .option('--iomem <file>', 'the iomem table to resolve against', '/proc/iomem')
+    .option('--json', 'print JSON')
+    .action((ref: string, o: { profilesDir?: string[]; iomem: string; json?: boolean }) => {
+      const profile = findProfile(ref, o.profilesDir, cli);
+      if (!profile) return cli.setCode(78);
+      const plan = planCapture(profile, { iomemFile: o.iomem });
+      const iomem = parseIomem(fs.readFileSync(o.iomem, 'utf8'));
+      const rows = plan.regions.map((r) => ({ name: r.name, start: `0x${r.start.toString(16)}`, end: `0x${(r.start + r.size - 1n).toString(16)}`, size: Number(r.size), iomem: iomemOwners(r.start, r.size, iomem), memory: r.live ? 'live' : 'quiescent' }));
+      if (o.json) return void cli.out(`${JSON.stringify({ profile: profile.name, source: plan.source, format: plan.format, bytes: Number(plan.dataBytes), regions: rows })}\n`);
+      cli.out(`${profile.name}: source ${plan.source}, ${plan.format}, up to ${formatBytes(Number(plan.dataBytes))} on disk\n`);
+      for (const r of rows) cli.out(`  ${r.name.padEnd(16)} ${r.start}-${r.end} ${formatBytes(r.size).padStart(10)}  ${r.memory.padEnd(9)} ${r.iomem}\n`);
+    });
+
   program
     .command('capture')
     .description('take one capture now with a profile (a file, or a name from the drop-in directories)')
