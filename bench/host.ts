@@ -78,7 +78,31 @@ export function benchHost(rounds: number): HostCase[] {
     }
     const capture = path.join(root, 'dist', 'bench', 'capture-image.js');
     const dest = path.join(out, 'dest.bin');
-    const methods: Record<string, { cmd: string[]; bytes: number }> = {
+    // The whole pipeline (plan, ELF container, whole-file digest, manifest,
+    // SHA256SUMS, index) as `physcap capture` runs it, and its verifier.
+    const physcapCli = path.join(root, 'agent', 'bin', 'physcap.js');
+    const captures = path.join(out, 'captures');
+    const profile = (format: 'elf' | 'raw') => {
+      const file = path.join(out, `bench-${format}.yaml`);
+      fs.writeFileSync(
+        file,
+        `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: bench-${format}\nregions:\n  - name: all\n    start: "0x0"\n    size: 2GiB\n` +
+          `triggers: [{ kind: control }]\ndestination: { kind: dir, path: ${captures}, retention: { keep_free: 0 } }\n` +
+          `source: { kind: image, image_path: ${images.big} }\noutput: { format: ${format} }\n`,
+      );
+      return file;
+    };
+    const freshCaptures = () => fs.rmSync(captures, { recursive: true, force: true });
+    const oneCapture = () => {
+      const dirs = fs.existsSync(captures) ? fs.readdirSync(captures).filter((d) => d.startsWith('bench-elf-')) : [];
+      if (dirs.length === 1) return;
+      freshCaptures();
+      execFileSync(node, [physcapCli, 'capture', profile('elf'), '--json'], { stdio: 'ignore' });
+    };
+    const methods: Record<string, { cmd: string[]; bytes: number; before?: () => void }> = {
+      'capture-elf': { cmd: [node, physcapCli, 'capture', profile('elf'), '--json'], bytes: 2048 * MiB, before: freshCaptures },
+      'capture-raw': { cmd: [node, physcapCli, 'capture', profile('raw'), '--json'], bytes: 2048 * MiB, before: freshCaptures },
+      verify: { cmd: [node, physcapCli, 'verify', '--dest', captures, 'bench-elf-'], bytes: 2048 * MiB, before: oneCapture },
       physcap: { cmd: [node, capture, images.big, dest], bytes: 2048 * MiB },
       'physcap-no-fsync': { cmd: [node, capture, images.big, dest, '--no-sync'], bytes: 2048 * MiB },
       'physcap-256m': { cmd: [node, capture, images.small, dest], bytes: 256 * MiB },
@@ -96,6 +120,7 @@ export function benchHost(rounds: number): HostCase[] {
       for (let i = 0; i < names.length; i++) {
         const name = names[(i + round) % names.length]!;
         fs.rmSync(dest, { force: true });
+        methods[name]!.before?.();
         dropCaches();
         samples.get(name)!.push(run(methods[name]!.cmd));
       }
@@ -119,6 +144,10 @@ export function benchHost(rounds: number): HostCase[] {
     const noSync = cases.find((c) => c.name === 'host/physcap-no-fsync')!;
     noSync.ratio_vs_limit = r3(wall('physcap-no-fsync') / Math.max(wall('dd-direct'), wall('openssl-sha256')));
     physcap.speedup_vs_copy_path = r3(wall('copy-path') / wall('physcap'));
+    // What the container, its whole-file digest and the manifest cost over the bare engine.
+    cases.find((c) => c.name === 'host/capture-elf')!.ratio_vs_engine = r3(wall('capture-elf') / wall('physcap'));
+    cases.find((c) => c.name === 'host/capture-raw')!.ratio_vs_engine = r3(wall('capture-raw') / wall('physcap'));
+    cases.find((c) => c.name === 'host/verify')!.ratio_vs_limit = r3(wall('verify') / wall('openssl-sha256'));
     physcap.rss_growth_256m_to_2g_mb = r3(physcap.max_rss_mb - cases.find((c) => c.name === 'host/physcap-256m')!.max_rss_mb);
 
     for (const size of [4096, 64 * 1024, MiB]) {

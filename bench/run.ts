@@ -287,6 +287,7 @@ async function main(): Promise<void> {
 function notes(c: HostCase): string {
   const parts: string[] = [];
   if (c.ratio_vs_limit !== undefined) parts.push(`ratio_vs_limit ${c.ratio_vs_limit}`);
+  if (c.ratio_vs_engine !== undefined) parts.push(`${c.ratio_vs_engine}x the bare engine`);
   if (c.speedup_vs_copy_path !== undefined) parts.push(`${c.speedup_vs_copy_path}x the copy path`);
   if (c.rss_growth_256m_to_2g_mb !== undefined) parts.push(`RSS +${c.rss_growth_256m_to_2g_mb} MiB from 256 MiB to 2 GiB`);
   if (c.per_capture_ms !== undefined) parts.push(`${c.per_capture_ms} ms per capture`);

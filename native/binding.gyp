@@ -7,8 +7,10 @@
         "src/io/capture.cc",
         "src/io/dest.cc",
         "src/io/dirops.cc",
+        "src/io/hashfile.cc",
         "src/io/kmsg.cc",
         "src/io/physcap_dev.cc",
+        "src/io/physread.cc",
         "src/io/sha256.cc",
         "src/io/system.cc",
         "src/io/window.cc"

@@ -337,7 +337,9 @@ describe('the blockdev destination (a dump partition image)', () => {
       /destination:\n  kind: dir\n  path: \/unused\n  retention: \{ count: 0, keep_free: 0 \}/,
       `destination:\n  kind: blockdev\n  device: ${part}`,
     );
-    const p = writeProfile(work, 'board', body);
+    // Named through a symlink, as /dev/disk/by-partlabel/dump is.
+    fs.symlinkSync(part, path.join(work, 'by-partlabel-dump'));
+    const p = writeProfile(work, 'board', body.replace(`device: ${part}`, `device: ${path.join(work, 'by-partlabel-dump')}`));
     const a = await captureNow(p);
     expect(a.status).toBe('complete');
     const v = await physcap(['verify', a.id, '--dest', part]);

@@ -3,6 +3,7 @@
  * checked against the host's ground truth: the digests the engine reports
  * and the bytes on disk (read on the host from the disk images).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -255,6 +256,12 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
       const core = path.join(dir, 'core.elf');
       const elf = readelf(core);
       expect(elf.type).toBe('CORE');
+      // The guest kernel's own VMCOREINFO rides in the PT_NOTE, for crash and makedumpfile.
+      const notes = execFileSync('readelf', ['-n', '-W', core], { encoding: 'utf8' });
+      expect(notes).toMatch(/VMCOREINFO\s+0x[0-9a-f]+\s+Unknown note type: \(0x00000000\)/);
+      expect(notes).toMatch(/PHYSCAP\s+0x[0-9a-f]+\s+Unknown note type: \(0x50430001\)/);
+      const noteText = fs.readFileSync(core).toString('latin1');
+      expect(noteText).toContain(`OSRELEASE=${kernel.release}`);
       expect(elf.loads.map((l) => l.paddr)).toEqual(ELF_RANGES.map((r) => BigInt(r.start)));
       expect(elf.loads.map((l) => l.filesz)).toEqual(ELF_RANGES.map((r) => BigInt(r.size)));
       // Each PT_LOAD's bytes in the file are the range's true bytes.

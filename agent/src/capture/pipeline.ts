@@ -327,7 +327,7 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
   const store = o.store ?? openStore(p.destination);
   try {
     store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
-    const vmcoreinfo = plan.format === 'elf' && plan.source === 'kernel' ? await readVmcoreinfo(p.destination.kind === 'dir' ? p.destination.path : undefined) : null;
+    const vmcoreinfo = plan.format === 'elf' && plan.source === 'kernel' ? readVmcoreinfo() : null;
     const sink = store.begin({
       id: plan.id,
       profile: p.name,

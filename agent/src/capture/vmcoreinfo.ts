@@ -2,14 +2,12 @@
  * The kernel's VMCOREINFO (symbol addresses, struct offsets, page size...)
  * that crash and makedumpfile need to read a dump.  /sys/kernel/vmcoreinfo
  * gives only the physical address and size of the note; the note itself is
- * in kernel memory, so it is read the way every other byte is: written by
- * physcap.ko into a small direct-I/O file, then parsed.
+ * in kernel memory, read through /dev/physcap's read-only mapping.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 
-import { capture, closeDestination, openDestination } from '../native/binding';
+import { readPhysical } from '../native/binding';
 
 /** "<hex address> <hex size>" */
 export function parseVmcoreinfoLocation(text: string): { phys: bigint; size: number } | null {
@@ -37,37 +35,20 @@ export function vmcoreinfoFromNote(blob: Buffer, bigEndian = os.endianness() ===
 }
 
 /**
- * Reads the running kernel's VMCOREINFO through physcap.ko; null where it
- * cannot (no sysfs file, no module, no directory that takes direct I/O).
- * `scratchDirs` are tried in order for the temporary file.
+ * The running kernel's VMCOREINFO, read through physcap.ko's read-only
+ * mapping; null where it cannot be (no sysfs file, no module, lockdown).
  */
-export async function readVmcoreinfo(...scratchDirs: Array<string | undefined>): Promise<string | null> {
+export function readVmcoreinfo(device?: string, sysfsFile = '/sys/kernel/vmcoreinfo'): string | null {
   let loc: { phys: bigint; size: number } | null;
   try {
-    loc = parseVmcoreinfoLocation(fs.readFileSync('/sys/kernel/vmcoreinfo', 'utf8'));
+    loc = parseVmcoreinfoLocation(fs.readFileSync(sysfsFile, 'utf8'));
   } catch {
     return null;
   }
   if (!loc || loc.size <= 0 || loc.size > 1 << 20) return null;
-  const start = loc.phys & ~4095n;
-  const length = ((loc.phys + BigInt(loc.size) - start + 4095n) / 4096n) * 4096n;
-  for (const dir of [...scratchDirs, os.tmpdir()]) {
-    if (!dir) continue;
-    const file = path.join(dir, `.physcap-vmcoreinfo-${process.pid}-${Date.now()}`);
-    try {
-      const dest = openDestination(file, 'create');
-      try {
-        await capture({ source: 'kernel', phys: start, length, dest, hash: 'none', chunkSize: 0, sync: false });
-      } finally {
-        closeDestination(dest);
-      }
-      const blob = fs.readFileSync(file).subarray(Number(loc.phys - start), Number(loc.phys - start) + loc.size);
-      return vmcoreinfoFromNote(blob);
-    } catch {
-      /* try the next directory */
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
+  try {
+    return vmcoreinfoFromNote(readPhysical(loc.phys, loc.size, device));
+  } catch {
+    return null;
   }
-  return null;
 }

@@ -146,6 +146,15 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
   } else if (dest.kind === 'blockdev') {
     checkPath(String(dest.device), 'blockdev', (m, e) => add('warning', '/destination/device', m, e));
   }
+  const signing = doc.signing as Json | undefined;
+  if (typeof signing?.key === 'string') {
+    // A warning: profiles are often validated away from the machine that holds the key.
+    try {
+      fs.accessSync(signing.key, fs.constants.R_OK);
+    } catch {
+      add('warning', '/signing/key', `${signing.key} cannot be read on this machine`, 'captures are taken unsigned until it can: make one with physcap keygen');
+    }
+  }
   return out;
 }
 
@@ -159,7 +168,7 @@ function checkPath(p: string, kind: 'dir' | 'blockdev', warn: (message: string, 
     return;
   }
   if (kind === 'dir' && !st.isDirectory()) return warn(`${p} is not a directory`);
-  if (kind === 'blockdev' && !st.isBlockDevice()) return warn(`${p} is not a block device`);
+  if (kind === 'blockdev' && !st.isBlockDevice() && !st.isFile()) return warn(`${p} is neither a block device nor a partition image file`);
   try {
     fs.accessSync(p, fs.constants.W_OK);
   } catch {

@@ -1,7 +1,7 @@
 /**
  * The on-disk format of a blockdev dump area: the superblock, the index
  * slots and the record headers, as bytes.  Pure encode/decode/checksum, no
- * I/O: blockdev.ts decides what to read and write.
+ * I/O: the other blockdev modules decide what to read and write.
  *
  * Every integer is LITTLE-endian, whatever the host: a dump partition
  * written by a big-endian board is read on a little-endian workstation and

@@ -1,8 +1,15 @@
 /**
  * The blockdev destination: a raw partition (an embedded board's dump
  * partition) or a fixed-size partition image used as a ring of captures.
- * The format is in blockdev-format.ts; this module decides where records
- * go, in what order the bytes reach the disk, and who may write.
+ * This module is its public face (openBlockdevStore, initBlockdev) and the
+ * store, which decides in what order the bytes reach the disk, and who may
+ * write.  The other jobs have their own modules:
+ *   blockdev-format.ts  the on-disk format, as bytes (no I/O)
+ *   blockdev-device.ts  the device: reads, O_DIRECT writes, fsync, the lock
+ *   blockdev-index.ts   the index as state: slots, the chain, where records go
+ *   blockdev-sink.ts    one capture being written
+ *   blockdev-reader.ts  one stored capture being read
+ *   blockdev-util.ts    coded errors and the clock
  *
  * Crash safety comes from the order of writes, each step fsynced before
  * the next: records that a new one will overwrite are marked reclaimed,
@@ -17,16 +24,12 @@
  * checksum failure (reported as a problem), never a wrong entry.
  */
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 
-import { entryHash, parseEntry, serializeEntry } from '../manifest/chain';
-import { closeDestination, Destination, fsyncFd, lockFd, openDestination, unlockFd, writeAligned } from '../native/binding';
+import { Device } from './blockdev-device';
 import {
   BLOCK,
   decodeRecordHeader,
-  decodeSlot,
   decodeSuperblock,
-  encodeRecordHeader,
   encodeSlot,
   encodeSuperblock,
   FormatError,
@@ -37,22 +40,30 @@ import {
   roundUp,
   Slot,
   SLOT_SIZE,
-  SLOT_TEXT_MAX,
   SlotState,
   Superblock,
 } from './blockdev-format';
-import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, DataFile, Finish, IndexEntry, IndexRead } from './types';
+import {
+  BlockdevIndexRead,
+  ChainEnd,
+  chooseSlot,
+  fitEntry,
+  hasEntry,
+  IndexState,
+  intentText,
+  overlaps,
+  parseIntent,
+  placeRecord,
+  readIndexState,
+} from './blockdev-index';
+import { RecordReader } from './blockdev-reader';
+import { Sink } from './blockdev-sink';
+import { coded, now } from './blockdev-util';
+import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, IndexEntry } from './types';
+
+export type { BlockdevIndexRead } from './blockdev-index';
 
 export type InitMode = 'if-blank' | 'never' | 'force';
-
-/**
- * IndexRead plus what only a ring has: the ids whose entries stay in the
- * chain but whose data newer captures overwrote.  (IndexEntry has no field
- * for it, and the entry text cannot change without breaking the chain.)
- */
-export interface BlockdevIndexRead extends IndexRead {
-  reclaimed: string[];
-}
 
 export interface BlockdevStore extends CaptureStore {
   index(): BlockdevIndexRead;
@@ -93,114 +104,11 @@ export function initBlockdev(device: string): void {
 
 // ---------------------------------------------------------------- errors
 
-function coded(code: string, message: string): Error & { code: string } {
-  return Object.assign(new Error(message), { code });
-}
-
 function notDumpArea(device: string): Error {
   return coded('ENODEV', `${device} is not a physcap dump area (no superblock); initialize it with \`physcap blockdev init ${device}\``);
 }
 
-const now = () => new Date().toISOString();
-
-// ---------------------------------------------------------------- the device
-
-/**
- * The device opened twice: a plain read-only fd for reading at absolute
- * positions (O_DIRECT would want aligned buffers Node does not give), and
- * the O_DIRECT destination for every write, opened on first need so that
- * read-only verbs work on a device they may only read.  The page cache
- * stays coherent: a direct write invalidates the cached pages it covers.
- */
-class Device {
-  readonly fd: number;
-  readonly size: bigint;
-  private dest?: Destination;
-
-  constructor(readonly path: string) {
-    this.fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      const st = fs.fstatSync(this.fd);
-      if (st.isFile()) this.size = BigInt(st.size);
-      else if (st.isBlockDevice()) this.size = blockDeviceSize(st) ?? BigInt(this.writer().size);
-      else throw coded('EINVAL', `${path} is neither a block device nor a regular file`);
-    } catch (err) {
-      this.close();
-      throw err;
-    }
-  }
-
-  read(pos: bigint, length: number): Buffer {
-    const b = Buffer.alloc(length);
-    for (let got = 0; got < length; ) {
-      const n = fs.readSync(this.fd, b, got, length - got, pos + BigInt(got));
-      if (n === 0) throw coded('EIO', `${this.path}: unexpected end of device reading ${length} bytes at ${pos}`);
-      got += n;
-    }
-    return b;
-  }
-
-  writer(): Destination {
-    if (!this.dest) {
-      const d = openDestination(this.path, 'existing');
-      // Every structure sits on a 4096 boundary; a coarser device could not write them in place.
-      if (BLOCK % d.offsetAlign !== 0) {
-        closeDestination(d);
-        throw coded('EINVAL', `${this.path}: direct I/O alignment ${d.offsetAlign} does not divide ${BLOCK}`);
-      }
-      this.dest = d;
-    }
-    return this.dest;
-  }
-
-  /** An aligned write (writeAligned zero-pads the tail to the alignment). */
-  write(pos: bigint, data: Buffer): void {
-    writeAligned(this.writer(), pos, data);
-  }
-
-  /** Rewrites a range that may be smaller than the alignment: the blocks around it are read and written back whole. */
-  patch(pos: bigint, data: Buffer): void {
-    const align = BigInt(this.writer().offsetAlign);
-    const start = (pos / align) * align;
-    const end = roundUp(pos + BigInt(data.length), align);
-    const block = this.read(start, Number(end - start));
-    data.copy(block, Number(pos - start));
-    this.write(start, block);
-  }
-
-  sync(): void {
-    fsyncFd(this.writer().fd, this.path);
-  }
-
-  /** The exclusive lock, without waiting: false when another writer holds it. */
-  tryLock(): boolean {
-    return lockFd(this.writer().fd, 'exclusive', false);
-  }
-
-  unlock(): void {
-    unlockFd(this.writer().fd);
-  }
-
-  close(): void {
-    // Closing the destination also drops its flock.
-    if (this.dest) closeDestination(this.dest);
-    this.dest = undefined;
-    fs.closeSync(this.fd);
-  }
-}
-
-/** A block device's size without opening it for writing: sysfs, by device number. */
-function blockDeviceSize(st: fs.Stats): bigint | undefined {
-  // glibc's major()/minor() of a dev_t.
-  const dev = BigInt(st.rdev);
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  try {
-    return BigInt(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512n;
-  } catch {
-    return undefined;
-  }
-}
+// ---------------------------------------------------------------- the superblock
 
 function readSuperblock(dev: Device): Superblock | null {
   return decodeSuperblock(dev.read(0n, 4096), dev.path);
@@ -233,176 +141,6 @@ function initialize(dev: Device, stillWanted?: () => boolean): Superblock | null
   } finally {
     dev.unlock();
   }
-}
-
-// ---------------------------------------------------------------- the index
-
-/** One slot as read: a decoded slot, free, or corrupt; done/reclaimed ones with their entry. */
-interface SlotView {
-  n: number;
-  slot?: Slot;
-  corrupt?: string;
-  entry?: IndexEntry;
-}
-
-interface IndexState {
-  views: SlotView[];
-  index: BlockdevIndexRead;
-  maxSeq: number;
-  maxGeneration: bigint;
-}
-
-/** Where the next entry goes: after `head`, with seq maxSeq + 1. */
-interface ChainEnd {
-  head: string | null;
-  maxSeq: number;
-}
-
-const hasEntry = (v: SlotView): v is SlotView & { slot: Slot; entry: IndexEntry } => v.entry !== undefined;
-
-/**
- * Checks entries (ordered by seq) as a hash chain, like readChain in
- * chain.ts, with one rule a ring needs: once slots are reused, the oldest
- * surviving entry's prev points at an entry that is gone.  It is accepted
- * as the chain's anchor when that entry is not the first ever (seq > 1).
- */
-function checkChain(items: Array<{ text: string; entry: IndexEntry; where: string }>): { problems: string[]; head: string | null } {
-  const problems: string[] = [];
-  let head: string | null = null;
-  items.forEach(({ text, entry, where }, i) => {
-    if (i === 0 && entry.seq > 1 && entry.prev !== null) head = entry.prev;
-    if (entry.prev !== head) problems.push(`${where}: chain broken: entry ${entry.seq} (${entry.id}) does not point at the entry before it`);
-    head = entryHash(text);
-  });
-  return { problems, head };
-}
-
-function readIndexState(dev: Device, sb: Superblock): IndexState {
-  const raw = dev.read(sb.indexOffset, sb.slotCount * SLOT_SIZE);
-  const problems: string[] = [];
-  const views: SlotView[] = [];
-  const chained: Array<{ text: string; entry: IndexEntry; where: string }> = [];
-  let maxGeneration = 0n;
-  for (let n = 0; n < sb.slotCount; n++) {
-    const d = decodeSlot(raw.subarray(n * SLOT_SIZE, (n + 1) * SLOT_SIZE));
-    if (d.kind === 'free') {
-      views.push({ n });
-      continue;
-    }
-    if (d.kind === 'corrupt') {
-      problems.push(`slot ${n}: corrupt (${d.why}); skipped`);
-      views.push({ n, corrupt: d.why });
-      continue;
-    }
-    const v: SlotView = { n, slot: d.slot };
-    if (d.slot.generation > maxGeneration) maxGeneration = d.slot.generation;
-    if (d.slot.state === SlotState.Done || d.slot.state === SlotState.Reclaimed) {
-      try {
-        v.entry = parseEntry(d.slot.text);
-        chained.push({ text: d.slot.text, entry: v.entry, where: `slot ${n}` });
-      } catch (err) {
-        problems.push(`slot ${n}: corrupt entry (${(err as Error).message})`);
-      }
-    }
-    views.push(v);
-  }
-  chained.sort((a, b) => a.entry.seq - b.entry.seq);
-  for (let i = 1; i < chained.length; i++) {
-    if (chained[i].entry.seq === chained[i - 1].entry.seq) problems.push(`${chained[i].where}: seq ${chained[i].entry.seq} is also in ${chained[i - 1].where}`);
-  }
-  const chain = checkChain(chained);
-  const reclaimed = views.filter((v) => v.entry && v.slot?.state === SlotState.Reclaimed).map((v) => v.entry!.id);
-  return {
-    views,
-    index: { entries: chained.map((c) => c.entry), problems: [...problems, ...chain.problems], head: chain.head, reclaimed },
-    maxSeq: chained.reduce((m, c) => Math.max(m, c.entry.seq), 0),
-    maxGeneration,
-  };
-}
-
-/**
- * An entry's text as it will be stored, shortened to fit a slot: the
- * free-text fields (error, recovered) give way; the entry stays honest
- * and parseable.
- */
-function fitEntry(entry: IndexEntry): { entry: IndexEntry; text: string } {
-  let e = entry;
-  let text = serializeEntry(e);
-  for (const field of ['error', 'recovered'] as const) {
-    for (let excess = Buffer.byteLength(text) - SLOT_TEXT_MAX; excess > 0 && (e[field]?.length ?? 0) > 1; excess = Buffer.byteLength(text) - SLOT_TEXT_MAX) {
-      const value = e[field]!;
-      e = { ...e, [field]: `${value.slice(0, Math.max(0, value.length - excess - 2))}…` };
-      text = serializeEntry(e);
-    }
-  }
-  if (Buffer.byteLength(text) > SLOT_TEXT_MAX) throw new Error(`index entry for ${e.id} is ${Buffer.byteLength(text)} bytes; a slot holds ${SLOT_TEXT_MAX}`);
-  return { entry: e, text };
-}
-
-/**
- * What a writing slot keeps: the intent JSON, naming the capture so that
- * recovery can.  An intent that is not a JSON object, lacks the names or
- * does not fit a slot is replaced by a stand-in that has them.
- */
-function intentText(req: BeginRequest): string {
-  const names = { id: req.id, profile: req.profile, started: req.started };
-  const raw = req.intent.toString('utf8');
-  let candidate: string | undefined;
-  try {
-    const o = JSON.parse(raw) as unknown;
-    if (o !== null && typeof o === 'object' && !Array.isArray(o)) {
-      const r = o as Record<string, unknown>;
-      candidate = r.id === req.id && r.profile === req.profile && r.started === req.started ? raw : JSON.stringify({ ...r, ...names });
-    }
-  } catch {
-    // not JSON: the stand-in below
-  }
-  if (candidate !== undefined && Buffer.byteLength(candidate) <= SLOT_TEXT_MAX) return candidate;
-  return JSON.stringify({ ...names, intent: `not kept (${Buffer.byteLength(raw)} bytes: not a JSON object, or too long for a slot)` });
-}
-
-function parseIntent(text: string): { id?: string; profile?: string; started?: string } {
-  try {
-    const o = JSON.parse(text) as Record<string, unknown>;
-    const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
-    const started = str('started');
-    return { id: str('id'), profile: str('profile'), started: started !== undefined && !Number.isNaN(Date.parse(started)) ? started : undefined };
-  } catch {
-    return {};
-  }
-}
-
-// ---------------------------------------------------------------- placement
-
-interface Extent {
-  offset: bigint;
-  length: bigint;
-}
-
-const overlaps = (a: Extent, b: Extent) => a.offset < b.offset + b.length && b.offset < a.offset + a.length;
-
-/** Right after the newest record (by generation), or at the ring's start when it does not fit before the end. */
-function placeRecord(views: SlotView[], length: bigint, sb: Superblock): bigint {
-  let newest: Slot | undefined;
-  for (const v of views) {
-    if (v.slot && v.slot.state !== SlotState.Free && v.slot.recordLength > 0n && (!newest || v.slot.generation > newest.generation)) newest = v.slot;
-  }
-  const next = newest ? newest.recordOffset + newest.recordLength : sb.ringStart;
-  return next >= sb.ringStart && next + length <= sb.ringEnd ? next : sb.ringStart;
-}
-
-/**
- * The slot for a new record: a free one, else the one holding the chain's
- * first surviving entry (lowest seq; normally the oldest-generation
- * reclaimed slot).  Taking the first entry, not any reclaimed one, keeps
- * the surviving chain unbroken: only its anchor moves.
- */
-function chooseSlot(views: SlotView[], where: string): number {
-  const free = views.find((v) => !v.slot && !v.corrupt);
-  if (free) return free.n;
-  const oldest = views.filter(hasEntry).sort((a, b) => a.entry.seq - b.entry.seq)[0];
-  if (!oldest) throw coded('ENOSPC', `${where}: every index slot is unfinished or corrupt; run recovery, or initialize the dump area again`);
-  return oldest.n;
 }
 
 // ---------------------------------------------------------------- the store
@@ -577,178 +315,5 @@ class Store implements BlockdevStore {
         recovered: reason,
       }, { head: index.head, maxSeq });
     });
-  }
-}
-
-// ---------------------------------------------------------------- one capture
-
-class Sink implements CaptureSink {
-  readonly id: string;
-  readonly location: string;
-  readonly align: number;
-  private readonly files: RecordFile[] = [];
-  /** Where the next data file goes, from the record's start. */
-  private nextData = BigInt(RECORD_HEADER_SIZE);
-  private ended = false;
-
-  constructor(
-    private readonly store: Store,
-    private readonly req: BeginRequest,
-    private readonly slotNumber: number,
-    private readonly slot: Slot,
-    private readonly dataArea: bigint,
-    private readonly chainEnd: ChainEnd,
-  ) {
-    this.id = req.id;
-    this.location = `${store.location}@${slot.recordOffset}`;
-    this.align = store.device.writer().offsetAlign;
-  }
-
-  openData(name: string, size: bigint): DataFile {
-    this.assertOpen();
-    if (typeof name !== 'string' || name === '') throw coded('EINVAL', `${this.location}: a data file needs a name`);
-    if (this.files.some((f) => f.name === name)) throw coded('EEXIST', `${this.location}: data file ${name} exists`);
-    if (size < 0n) throw coded('EINVAL', `${this.location}: data file ${name}: size ${size} is negative`);
-    const end = this.nextData + roundUp(size);
-    if (end > BigInt(RECORD_HEADER_SIZE) + this.dataArea) {
-      throw coded('ENOSPC', `${this.location}: data file ${name} (${size} bytes, placed on a ${BLOCK}-byte boundary) goes beyond the ${this.dataArea} data bytes planned at begin()`);
-    }
-    const file = { name, offset: Number(this.nextData), size: Number(size) };
-    this.files.push(file);
-    this.nextData = end;
-    return Object.freeze({ name, dest: this.store.device.writer(), base: this.slot.recordOffset + BigInt(file.offset), size });
-  }
-
-  commit(build: (previous: string | null) => Finish): IndexEntry {
-    this.assertOpen();
-    const finish = build(this.chainEnd.head);
-    this.writeRecord(this.smallFiles(finish));
-    const entry = this.store.finishSlot(this.slotNumber, this.slot, finish.entry, this.chainEnd);
-    this.end();
-    return entry;
-  }
-
-  fail(build: (previous: string | null) => Finish): IndexEntry | undefined {
-    if (this.ended) return undefined;
-    const notes: string[] = [];
-    try {
-      let finish: Finish | undefined;
-      try {
-        finish = build(this.chainEnd.head);
-      } catch (err) {
-        notes.push(`no manifest: ${(err as Error).message}`);
-      }
-      let entry: Omit<IndexEntry, 'seq' | 'prev' | 'location'> = finish?.entry ?? {
-        id: this.req.id, profile: this.req.profile, status: 'failed' as const, started: this.req.started, finished: now(), bytes: 0,
-      };
-      try {
-        this.writeRecord(finish ? this.smallFiles(finish) : []);
-      } catch (err) {
-        // The manifest is not in the record: the entry must not claim one.
-        notes.push(`record not written: ${(err as Error).message}`);
-        entry = { ...entry, manifestSha256: undefined };
-      }
-      // Whatever build said, a capture ended by fail() did not complete.
-      entry = { ...entry, status: 'failed' };
-      if (notes.length > 0) entry = { ...entry, error: [entry.error, ...notes].filter(Boolean).join('; ') };
-      try {
-        return this.store.finishSlot(this.slotNumber, this.slot, entry, this.chainEnd);
-      } catch {
-        return undefined; // the slot stays "writing": recovery will record it
-      }
-    } finally {
-      this.end();
-    }
-  }
-
-  /** The store was closed under us: the lock went with the fd. */
-  abandon(): void {
-    this.ended = true;
-  }
-
-  private smallFiles(finish: Finish): Array<{ name: string; data: Buffer }> {
-    return [...finish.files, { name: 'manifest.json', data: finish.manifest }];
-  }
-
-  /**
-   * The small files, packed one after another into the small area in one
-   * zero-padded write, then the record header naming every file, then an
-   * fsync: after it the slot may say "done".
-   */
-  private writeRecord(small: Array<{ name: string; data: Buffer }>): void {
-    const dev = this.store.device;
-    const smallStart = BigInt(RECORD_HEADER_SIZE) + this.dataArea;
-    const table = [...this.files];
-    let at = 0;
-    for (const f of small) {
-      if (table.some((t) => t.name === f.name)) throw coded('EEXIST', `${this.location}: file ${f.name} is written twice`);
-      table.push({ name: f.name, offset: Number(smallStart) + at, size: f.data.length });
-      at += f.data.length;
-    }
-    const room = this.slot.recordLength - smallStart;
-    if (BigInt(at) > room) throw coded('ENOSPC', `${this.location}: the small files need ${at} bytes; begin() reserved ${room}`);
-    const header = encodeRecordHeader({ generation: this.slot.generation, uuid: this.store.uuid, id: this.id, files: table });
-    if (at > 0) dev.write(this.slot.recordOffset + smallStart, Buffer.concat(small.map((f) => f.data)));
-    dev.write(this.slot.recordOffset, header);
-    dev.sync();
-  }
-
-  private assertOpen(): void {
-    if (this.ended) throw coded('ERR_INVALID_STATE', `${this.location}: capture ${this.id} has ended`);
-  }
-
-  private end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.store.released(this);
-  }
-}
-
-// ---------------------------------------------------------------- reading a record
-
-class RecordReader implements CaptureReader {
-  private readonly fd: number;
-
-  constructor(
-    readonly entry: IndexEntry,
-    readonly location: string,
-    devicePath: string,
-    private readonly recordOffset: bigint,
-    private readonly table: RecordFile[],
-  ) {
-    // Its own fd: a reader outlives nothing, but need not die with the store either.
-    this.fd = fs.openSync(devicePath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  }
-
-  files(): Array<{ name: string; size: number }> {
-    return this.table.map((f) => ({ name: f.name, size: f.size }));
-  }
-
-  readFile(name: string): Buffer {
-    return this.read(name, 0, this.file(name).size);
-  }
-
-  read(name: string, offset: number, length: number): Buffer {
-    const f = this.file(name);
-    if (offset < 0 || length < 0) throw coded('EINVAL', `${this.location}: ${name}: offset and length must be >= 0`);
-    const n = Math.max(0, Math.min(length, f.size - offset));
-    const b = Buffer.alloc(n);
-    const at = this.recordOffset + BigInt(f.offset + offset);
-    for (let got = 0; got < n; ) {
-      const r = fs.readSync(this.fd, b, got, n - got, at + BigInt(got));
-      if (r === 0) throw coded('EIO', `${this.location}: ${name}: unexpected end of device`);
-      got += r;
-    }
-    return b;
-  }
-
-  close(): void {
-    fs.closeSync(this.fd);
-  }
-
-  private file(name: string): RecordFile {
-    const f = this.table.find((t) => t.name === name);
-    if (!f) throw coded('ENOENT', `${this.location}: capture ${this.entry.id} has no file ${name}`);
-    return f;
   }
 }

@@ -510,6 +510,11 @@ class DirReader implements CaptureReader {
     return fd;
   }
 
+  locate(name: string): { path: string; base: bigint; size: number; nofollow: boolean } {
+    const fd = this.openFile(name);
+    return { path: path.join(this.location, name), base: 0n, size: fs.fstatSync(fd).size, nofollow: true };
+  }
+
   readFile(name: string): Buffer {
     const fd = this.openFile(name);
     return this.read(name, 0, fs.fstatSync(fd).size);

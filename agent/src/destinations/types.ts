@@ -100,6 +100,12 @@ export interface CaptureReader {
   readFile(name: string): Buffer;
   /** `length` bytes of a file from `offset`; shorter only at the file's end. */
   read(name: string, offset: number, length: number): Buffer;
+  /**
+   * Where a file's bytes are, for native re-hashing: a path and the file's
+   * byte 0 on it (0 for a file in a capture directory; the record's offset
+   * on a dump partition).  nofollow: the path must not be a symlink.
+   */
+  locate(name: string): { path: string; base: bigint; size: number; nofollow: boolean };
   close(): void;
 }
 

@@ -106,6 +106,23 @@ export interface FileHash {
   digest(): string;
 }
 
+export interface StoredRegion {
+  /** Offset of the region in the file (relative to base). */
+  offset: bigint;
+  length: bigint;
+  /** Chunk digests every chunkSize bytes of the region; 0 for none. */
+  chunkSize: number;
+}
+
+export interface StoredDigests {
+  /** Bytes actually read (less than size if the file is shorter). */
+  size: number;
+  /** SHA-256 of those bytes. */
+  sha256: string;
+  /** Per region, in order: its SHA-256 and chunk digests (regions beyond the end: digests of what exists). */
+  regions: Array<{ sha256: string; chunkSha256: string[] }>;
+}
+
 export interface DeviceInfo {
   abiVersion: number;
   pageSize: number;
@@ -150,6 +167,12 @@ interface Addon {
   sdNotify(socketPath: string, message: string): void;
   kmsgOpen(path: string, onItem: (kind: 'record' | 'gap' | 'end', value: unknown) => void): { close(): void };
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  hashStored(
+    request: Record<string, unknown>,
+    onProgress: (bytesHashed: number) => void,
+    progressMs: number,
+  ): { promise: Promise<StoredDigests>; cancel(): void };
+  readPhysical(phys: bigint, length: number, device: string | undefined): Buffer;
 }
 
 const KERNEL_ALLOW_MMIO = 1;
@@ -454,6 +477,116 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
       throw restack(err, stack);
     },
   );
+}
+
+/** Offsets the native side can pass to pread/mmap (off_t is signed 64-bit). */
+const OFF_MAX = (1n << 63n) - 1n;
+
+function isCount(v: unknown): v is bigint {
+  return typeof v === 'bigint' && v >= 0n && v <= OFF_MAX;
+}
+
+/** Why regions cannot be hashed in [0, size), if they cannot. */
+function badRegions(regions: unknown, size: bigint): string | undefined {
+  if (!Array.isArray(regions)) return 'regions must be an array';
+  let end = 0n;
+  for (const [i, r] of (regions as StoredRegion[]).entries()) {
+    if (typeof r !== 'object' || r === null) return `regions[${i}] must be an object`;
+    if (!isCount(r.offset) || !isCount(r.length)) return `regions[${i}]: offset and length must be bigints >= 0`;
+    if (!Number.isSafeInteger(r.chunkSize) || r.chunkSize < 0) return `regions[${i}]: chunkSize must be an integer >= 0, not ${String(r.chunkSize)}`;
+    if (r.offset + r.length > size) return `regions[${i}] (${r.offset}+${r.length}) does not fit in the ${size} bytes hashed`;
+    if (r.offset < end) return `regions[${i}] at ${r.offset} overlaps or precedes the region before it (which ends at ${end}): regions must be sorted and must not overlap`;
+    end = r.offset + r.length;
+  }
+  return undefined;
+}
+
+/**
+ * Re-hashes a stored capture file, or a byte range of a device (a dump
+ * partition's record: base = its absolute offset): the SHA-256 of
+ * [base, base+size), and each region's SHA-256 and chunk digests, in one
+ * promise.  Runs on native threads with pread into small cache-resident
+ * buffers: the whole-file digest, the region digests and the chunk digests
+ * each on their own thread (three streams on two cores take ~1.5x one),
+ * so verifying a capture costs about what hashing it once costs.
+ * nofollow: refuse a symlink at path (capture directories); false for
+ * device paths.
+ */
+export function hashStored(o: {
+  path: string;
+  base?: bigint;
+  size: bigint;
+  regions: StoredRegion[];
+  nofollow?: boolean;
+  /** Bytes of the range every thread is past (only grows; ends at the result's size). */
+  onProgress?: (bytesHashed: number) => void;
+  /** Progress at most this often (default 250 ms). */
+  progressMs?: number;
+  signal?: AbortSignal;
+}): Promise<StoredDigests> {
+  const stack = new Error().stack;
+  try {
+    checkPath(o.path, 'path');
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const base = o.base ?? 0n;
+  if (!isCount(base) || !isCount(o.size) || base + o.size > OFF_MAX) {
+    return Promise.reject(invalid('base and size must be bigints >= 0, and base + size must fit in a file offset'));
+  }
+  const why = badRegions(o.regions, o.size);
+  if (why) return Promise.reject(invalid(why));
+  const progressMs = o.progressMs ?? 250;
+  if (!Number.isInteger(progressMs) || progressMs < 1 || progressMs > 0x7fffffff) {
+    return Promise.reject(invalid(`progressMs must be a positive integer, not ${progressMs}`));
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') return Promise.reject(invalid('onProgress must be a function'));
+  if (o.signal?.aborted) return Promise.reject(hashAbortError());
+
+  const request = {
+    path: o.path,
+    base,
+    size: o.size,
+    nofollow: o.nofollow ?? false,
+    regions: o.regions.map((r) => ({ offset: r.offset, length: r.length, chunkSize: BigInt(r.chunkSize) })),
+  };
+  const handle = withCallerStack(stack, () => load().hashStored(request, o.onProgress ?? (() => undefined), progressMs));
+  const onAbort = () => handle.cancel();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  return handle.promise.then(
+    (result) => {
+      o.signal?.removeEventListener('abort', onAbort);
+      return result;
+    },
+    (err: unknown) => {
+      o.signal?.removeEventListener('abort', onAbort);
+      throw restack(err, stack);
+    },
+  );
+}
+
+function hashAbortError(): NativeError {
+  return Object.assign(new Error('The hashing was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+/** At most this much through readPhysical: it copies on the event loop. */
+const READ_PHYSICAL_MAX = 1 << 20;
+
+/**
+ * Reads a small physical range of memory through /dev/physcap's read-only
+ * mapping into a Buffer (the kernel's VMCOREINFO note, a few KiB; at most
+ * 1 MiB): no temporary file, any destination.  Needs physcap.ko (or pass
+ * device: a file standing in for it in tests, mapped the same way at the
+ * physical address as file offset).
+ */
+export function readPhysical(phys: bigint, length: number, device?: string): Buffer {
+  if (!Number.isInteger(length) || length < 1 || length > READ_PHYSICAL_MAX) {
+    throw invalid(`length must be an integer from 1 to ${READ_PHYSICAL_MAX}, not ${length}`);
+  }
+  if (!isCount(phys) || phys + BigInt(length) > OFF_MAX) throw invalid(`phys must be a bigint >= 0 with phys + length in a file offset, not ${String(phys)}`);
+  if (device !== undefined) checkPath(device, 'device');
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().readPhysical(phys, length, device));
 }
 
 export interface KmsgHandlers {

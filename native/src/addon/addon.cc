@@ -16,8 +16,10 @@
 #include "../io/capture.h"
 #include "../io/dest.h"
 #include "../io/dirops.h"
+#include "../io/hashfile.h"
 #include "../io/kmsg.h"
 #include "../io/physcap_dev.h"
+#include "../io/physread.h"
 #include "../io/sha256.h"
 #include "../io/system.h"
 
@@ -87,6 +89,25 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   o.Set("physLimit", Napi::BigInt::New(env, static_cast<uint64_t>(di.phys_limit)));
   o.Set("batchPages", di.batch_pages);
   return o;
+}
+
+// readPhysical(phys, length, device?) -> Buffer.  A few KiB at most (the
+// facade caps it at 1 MiB): copied on the event loop, like a small read.
+Napi::Value ReadPhysical(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool lossless = true;
+  uint64_t phys = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) throw Napi::RangeError::New(env, "phys does not fit in 64 bits");
+  size_t len = info[1].As<Napi::Number>().Uint32Value();
+  std::string device = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : std::string();
+  Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, len);
+  Failure f;
+  if (physcap::read_physical(device, phys, buf.Data(), len, &f)) {
+    char what[96];
+    snprintf(what, sizeof(what), "reading physical memory %#llx+%#zx", static_cast<unsigned long long>(phys), len);
+    throw node_error(env, f, what);
+  }
+  return buf;
 }
 
 Napi::Object DestToJs(Napi::Env env, const physcap::DestInfo& d) {
@@ -502,6 +523,99 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+// ---- re-hashing a stored capture: threads of its own, settled through a TSFN ----
+
+struct HashStoredJob {
+  std::shared_ptr<physcap::StoredHash> hash;
+  Napi::Promise::Deferred deferred;
+  Napi::ThreadSafeFunction tsfn;
+  std::string what;
+  explicit HashStoredJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+Napi::Object StoredDigestsToJs(Napi::Env env, const physcap::HashStoredResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
+  o.Set("sha256", r.sha256);
+  Napi::Array regions = Napi::Array::New(env, r.regions.size());
+  for (size_t i = 0; i < r.regions.size(); i++) {
+    const physcap::RegionDigests& d = r.regions[i];
+    Napi::Object region = Napi::Object::New(env);
+    region.Set("sha256", d.sha256);
+    Napi::Array chunks = Napi::Array::New(env, d.chunk_sha256.size());
+    for (size_t j = 0; j < d.chunk_sha256.size(); j++) chunks.Set(static_cast<uint32_t>(j), d.chunk_sha256[j]);
+    region.Set("chunkSha256", chunks);
+    regions.Set(static_cast<uint32_t>(i), region);
+  }
+  o.Set("regions", regions);
+  return o;
+}
+
+// hashStored(request, onProgress(bytesHashed), progressMs) -> { promise, cancel() }
+Napi::Value HashStored(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Function on_progress = info[1].As<Napi::Function>();
+  int tick_ms = info[2].As<Napi::Number>().Int32Value();
+
+  physcap::HashStoredRequest req;
+  req.path = str(o, "path");
+  req.base = u64(o, "base");
+  req.size = u64(o, "size");
+  req.nofollow = o.Get("nofollow").ToBoolean();
+  Napi::Array regions = o.Get("regions").As<Napi::Array>();
+  for (uint32_t i = 0; i < regions.Length(); i++) {
+    Napi::Object r = regions.Get(i).As<Napi::Object>();
+    req.regions.push_back({u64(r, "offset"), u64(r, "length"), u64(r, "chunkSize")});
+  }
+  auto job = std::make_shared<HashStoredJob>(env);
+  char what[96];
+  snprintf(what, sizeof(what), "re-hashing the stored range %llu+%llu", static_cast<unsigned long long>(req.base),
+           static_cast<unsigned long long>(req.size));
+  job->what = what;
+  job->hash = std::make_shared<physcap::StoredHash>(std::move(req));
+  job->tsfn = Napi::ThreadSafeFunction::New(env, on_progress, "physcap-hash-stored", 0, 1);
+
+  std::thread([job, tick_ms] {
+    auto tick = [&](uint64_t done) {
+      auto* d = new uint64_t(done);
+      // Queued without waiting: the hashing never waits for JavaScript.
+      if (job->tsfn.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, uint64_t* d) {
+            double v = static_cast<double>(*d);
+            delete d;
+            fn.Call({Napi::Number::New(env, v)});
+          }) != napi_ok)
+        delete d;
+    };
+    job->hash->run(tick, tick_ms);
+    job->tsfn.BlockingCall([job](Napi::Env env, Napi::Function) {
+      const physcap::HashStoredResult& r = job->hash->result();
+      if (r.failure.failed()) {
+        job->deferred.Reject(node_error(env, r.failure, job->what).Value());
+      } else if (r.cancelled) {
+        Napi::Error err = Napi::Error::New(env, "The hashing was aborted (" + job->what + ")");
+        err.Set("name", "AbortError");
+        err.Set("code", "ABORT_ERR");
+        job->deferred.Reject(err.Value());
+      } else {
+        job->deferred.Resolve(StoredDigestsToJs(env, r));
+      }
+    });
+    job->tsfn.Release();
+  }).detach();
+
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("promise", job->deferred.Promise());
+  std::shared_ptr<physcap::StoredHash> hash = job->hash;
+  handle.Set("cancel", Napi::Function::New(
+                           env, [hash](const Napi::CallbackInfo& ci) -> Napi::Value {
+                             hash->cancel();
+                             return ci.Env().Undefined();
+                           },
+                           "cancel"));
+  return handle;
+}
+
 // ---- kernel log: a reader thread per open, records through a TSFN ----
 
 struct KmsgItem {
@@ -579,6 +693,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   exports.Set("FileHash", file_hash);
   exports.Set("capture", Napi::Function::New(env, StartCapture, "capture"));
+  exports.Set("hashStored", Napi::Function::New(env, HashStored, "hashStored"));
+  exports.Set("readPhysical", Napi::Function::New(env, ReadPhysical, "readPhysical"));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   return exports;

@@ -1,0 +1,146 @@
+/**
+ * One capture being written to a blockdev dump area (the CaptureSink).
+ * The store's begin() has taken the lock, marked the space's old records
+ * reclaimed and the slot "writing"; the sink places the data files in the
+ * record, then on commit() or fail() writes the small files and the record
+ * header, fsynced, before the store flips the slot to "done".  Ending it
+ * (a commit() that succeeds, or fail()) releases the lock.
+ */
+import type { Device } from './blockdev-device';
+import { BLOCK, encodeRecordHeader, RECORD_HEADER_SIZE, RecordFile, roundUp, Slot } from './blockdev-format';
+import type { ChainEnd } from './blockdev-index';
+import { coded, now } from './blockdev-util';
+import type { BeginRequest, CaptureSink, DataFile, Finish, IndexEntry } from './types';
+
+/** What a sink needs of its store (Store in blockdev.ts); called under the lock the store took in begin(). */
+export interface SinkStore {
+  readonly location: string;
+  readonly device: Device;
+  readonly uuid: Buffer;
+  /** Appends a "done" entry in the slot after `end` (the chain's end, read under the lock); fsynced. */
+  finishSlot(n: number, slot: Slot, partial: Omit<IndexEntry, 'seq' | 'prev' | 'location'>, end: ChainEnd): IndexEntry;
+  /** The capture ended: drops the lock. */
+  released(sink: Sink): void;
+}
+
+export class Sink implements CaptureSink {
+  readonly id: string;
+  readonly location: string;
+  readonly align: number;
+  private readonly files: RecordFile[] = [];
+  /** Where the next data file goes, from the record's start. */
+  private nextData = BigInt(RECORD_HEADER_SIZE);
+  private ended = false;
+
+  constructor(
+    private readonly store: SinkStore,
+    private readonly req: BeginRequest,
+    private readonly slotNumber: number,
+    private readonly slot: Slot,
+    private readonly dataArea: bigint,
+    private readonly chainEnd: ChainEnd,
+  ) {
+    this.id = req.id;
+    this.location = `${store.location}@${slot.recordOffset}`;
+    this.align = store.device.writer().offsetAlign;
+  }
+
+  openData(name: string, size: bigint): DataFile {
+    this.assertOpen();
+    if (typeof name !== 'string' || name === '') throw coded('EINVAL', `${this.location}: a data file needs a name`);
+    if (this.files.some((f) => f.name === name)) throw coded('EEXIST', `${this.location}: data file ${name} exists`);
+    if (size < 0n) throw coded('EINVAL', `${this.location}: data file ${name}: size ${size} is negative`);
+    const end = this.nextData + roundUp(size);
+    if (end > BigInt(RECORD_HEADER_SIZE) + this.dataArea) {
+      throw coded('ENOSPC', `${this.location}: data file ${name} (${size} bytes, placed on a ${BLOCK}-byte boundary) goes beyond the ${this.dataArea} data bytes planned at begin()`);
+    }
+    const file = { name, offset: Number(this.nextData), size: Number(size) };
+    this.files.push(file);
+    this.nextData = end;
+    return Object.freeze({ name, dest: this.store.device.writer(), base: this.slot.recordOffset + BigInt(file.offset), size });
+  }
+
+  commit(build: (previous: string | null) => Finish): IndexEntry {
+    this.assertOpen();
+    const finish = build(this.chainEnd.head);
+    this.writeRecord(this.smallFiles(finish));
+    const entry = this.store.finishSlot(this.slotNumber, this.slot, finish.entry, this.chainEnd);
+    this.end();
+    return entry;
+  }
+
+  fail(build: (previous: string | null) => Finish): IndexEntry | undefined {
+    if (this.ended) return undefined;
+    const notes: string[] = [];
+    try {
+      let finish: Finish | undefined;
+      try {
+        finish = build(this.chainEnd.head);
+      } catch (err) {
+        notes.push(`no manifest: ${(err as Error).message}`);
+      }
+      let entry: Omit<IndexEntry, 'seq' | 'prev' | 'location'> = finish?.entry ?? {
+        id: this.req.id, profile: this.req.profile, status: 'failed' as const, started: this.req.started, finished: now(), bytes: 0,
+      };
+      try {
+        this.writeRecord(finish ? this.smallFiles(finish) : []);
+      } catch (err) {
+        // The manifest is not in the record: the entry must not claim one.
+        notes.push(`record not written: ${(err as Error).message}`);
+        entry = { ...entry, manifestSha256: undefined };
+      }
+      // Whatever build said, a capture ended by fail() did not complete.
+      entry = { ...entry, status: 'failed' };
+      if (notes.length > 0) entry = { ...entry, error: [entry.error, ...notes].filter(Boolean).join('; ') };
+      try {
+        return this.store.finishSlot(this.slotNumber, this.slot, entry, this.chainEnd);
+      } catch {
+        return undefined; // the slot stays "writing": recovery will record it
+      }
+    } finally {
+      this.end();
+    }
+  }
+
+  /** The store was closed under us: the lock went with the fd. */
+  abandon(): void {
+    this.ended = true;
+  }
+
+  private smallFiles(finish: Finish): Array<{ name: string; data: Buffer }> {
+    return [...finish.files, { name: 'manifest.json', data: finish.manifest }];
+  }
+
+  /**
+   * The small files, packed one after another into the small area in one
+   * zero-padded write, then the record header naming every file, then an
+   * fsync: after it the slot may say "done".
+   */
+  private writeRecord(small: Array<{ name: string; data: Buffer }>): void {
+    const dev = this.store.device;
+    const smallStart = BigInt(RECORD_HEADER_SIZE) + this.dataArea;
+    const table = [...this.files];
+    let at = 0;
+    for (const f of small) {
+      if (table.some((t) => t.name === f.name)) throw coded('EEXIST', `${this.location}: file ${f.name} is written twice`);
+      table.push({ name: f.name, offset: Number(smallStart) + at, size: f.data.length });
+      at += f.data.length;
+    }
+    const room = this.slot.recordLength - smallStart;
+    if (BigInt(at) > room) throw coded('ENOSPC', `${this.location}: the small files need ${at} bytes; begin() reserved ${room}`);
+    const header = encodeRecordHeader({ generation: this.slot.generation, uuid: this.store.uuid, id: this.id, files: table });
+    if (at > 0) dev.write(this.slot.recordOffset + smallStart, Buffer.concat(small.map((f) => f.data)));
+    dev.write(this.slot.recordOffset, header);
+    dev.sync();
+  }
+
+  private assertOpen(): void {
+    if (this.ended) throw coded('ERR_INVALID_STATE', `${this.location}: capture ${this.id} has ended`);
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.store.released(this);
+  }
+}
