@@ -24,7 +24,8 @@ function note(name: string, desc: string, le = true): Buffer {
   return Buffer.concat([head, pad(n), pad(d)]);
 }
 
-test('the sysfs line is "<hex address> <hex size>"', () => {
+test('the sysfs line is "<hex address> <hex size>", the address with 0x as %pa prints it', () => {
+  expect(parseVmcoreinfoLocation('0x0000000100c66000 1024\n')).toEqual({ phys: 0x100c66000n, size: 0x1024 });
   expect(parseVmcoreinfoLocation('1bd5a2000 1024\n')).toEqual({ phys: 0x1bd5a2000n, size: 0x1024 });
   expect(parseVmcoreinfoLocation('garbage')).toBeNull();
 });
@@ -45,7 +46,7 @@ test('read through the device at its physical address, across a page boundary', 
     blob.copy(mem, phys);
     fs.writeFileSync(dev, mem);
     const sysfs = path.join(dir, 'vmcoreinfo');
-    fs.writeFileSync(sysfs, `${phys.toString(16)} ${blob.length.toString(16)}\n`);
+    fs.writeFileSync(sysfs, `0x${phys.toString(16).padStart(16, '0')} ${blob.length.toString(16)}\n`);
     expect(readVmcoreinfo(dev, sysfs)).toBe(TEXT);
     // No device, or no sysfs file: no note, no error (the capture goes on without it).
     expect(readVmcoreinfo(path.join(dir, 'absent'), sysfs)).toBeNull();

@@ -181,7 +181,7 @@ describe('the shipped examples', () => {
     const p = checkFile(path.join(configs, 'periodic-snapshot.yaml')).profile!;
     expect(p.regions[0]).toEqual({ name: 'persistent-log', kind: 'range', start: 0x2100_0000n, size: 16n << 20n, allowDevice: false, memory: 'quiescent' });
     expect(p.triggers[0]).toEqual({ kind: 'interval', everyMs: 3_600_000, atStart: false });
-    expect(p.destination).toEqual({ kind: 'dir', path: '/var/lib/physcap/snapshots', retention: { count: 24, bytes: 2n << 30n, keepFree: 1n << 30n } });
+    expect(p.destination).toEqual({ kind: 'dir', path: '/var/lib/physcap/snapshots', retention: { count: 24, bytes: 2n << 30n, keepFree: 1n << 30n }, onInterrupted: 'keep' });
     expect(p).toMatchObject({ cooldownMs: 600_000, priority: 50, enabled: true, output: { format: 'raw' } });
     expect(p.hash).toEqual({ algorithm: 'sha256', chunkSize: 4n << 20n, readback: 'auto' });
     expect(p.textSha256).toMatch(/^[0-9a-f]{64}$/);

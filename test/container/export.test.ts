@@ -25,6 +25,7 @@ class DirReader implements CaptureReader {
   }
   files() { return fs.readdirSync(this.location).map((name) => ({ name, size: fs.statSync(path.join(this.location, name)).size })); }
   readFile(name: string) { return fs.readFileSync(path.join(this.location, name)); }
+  locate(name: string) { return { path: path.join(this.location, name), base: 0n, size: fs.statSync(path.join(this.location, name)).size, nofollow: true }; }
   read(name: string, offset: number, length: number) {
     const fd = fs.openSync(path.join(this.location, name), 'r');
     try {

@@ -9,9 +9,9 @@ import * as os from 'node:os';
 
 import { readPhysical } from '../native/binding';
 
-/** "<hex address> <hex size>" */
+/** "<hex address> <hex size>", as the kernel prints it ("%pa %x": "0x0000000100c66000 1024"). */
 export function parseVmcoreinfoLocation(text: string): { phys: bigint; size: number } | null {
-  const m = /^\s*([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s*$/.exec(text);
+  const m = /^\s*(?:0[xX])?([0-9a-fA-F]+)\s+(?:0[xX])?([0-9a-fA-F]+)\s*$/.exec(text);
   if (!m) return null;
   return { phys: BigInt(`0x${m[1]}`), size: parseInt(m[2]!, 16) };
 }
