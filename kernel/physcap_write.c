@@ -13,6 +13,11 @@
  * described by a bio_vec: they are copied into bounce pages first and
  * counted as bounced.  Hardware-poisoned pages are never handed to the
  * device; the zero page is written in their place and they are counted.
+ *
+ * The same writer serves the WRITE ioctl and armed captures
+ * (physcap_arm.c).  It allocates nothing itself except bounce pages, and
+ * armed captures never bounce (PHYSCAP_WRITE_NO_BOUNCE): their bio_vec
+ * array, segments and destination are all set up at arm time.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -29,16 +34,6 @@
 
 #include "physcap.h"
 #include "physcap_compat.h"
-
-struct physcap_writer {
-	struct physcap_write *req;
-	struct physcap_dest dest;
-	struct bio_vec *bvec;
-	struct page **bounce;		/* allocated on first use */
-	unsigned int nr_bounce;
-	loff_t pos;			/* next destination offset */
-	size_t batch_bytes;		/* adapted to the destination's speed */
-};
 
 /* Bytes of [phys, seg_end] that lie in phys's page. */
 static u64 physcap_chunk(u64 phys, u64 seg_end)
@@ -70,7 +65,7 @@ static bool physcap_bvec_extends(const struct bio_vec *bv, struct page *page,
 static int physcap_write_iter(struct physcap_writer *w, struct bio_vec *bvec,
 			      unsigned int nr, size_t bytes)
 {
-	struct address_space *mapping = w->dest.file->f_mapping;
+	struct address_space *mapping = w->dest->file->f_mapping;
 	loff_t start = w->pos;
 	size_t done = 0;
 
@@ -81,14 +76,17 @@ static int physcap_write_iter(struct physcap_writer *w, struct bio_vec *bvec,
 
 		iov_iter_bvec(&iter, ITER_SOURCE, bvec, nr, bytes);
 		iov_iter_advance(&iter, done);
-		ret = physcap_vfs_iter_write(w->dest.file, &iter, &pos);
+		if (!w->first_submit)
+			w->first_submit = ktime_get();
+		ret = physcap_vfs_iter_write(w->dest->file, &iter, &pos);
 		if (ret < 0)
 			return ret;
 		if (ret == 0)
 			return -EIO;
 		done += ret;
 		w->pos += ret;
-		w->req->bytes_written += ret;
+		/* ARM_STATUS reads it while a capture runs. */
+		WRITE_ONCE(w->req->bytes_written, w->req->bytes_written + ret);
 	}
 
 	/*
@@ -310,6 +308,8 @@ static int physcap_write_segment(struct physcap_writer *w,
 	while (phys <= end) {
 		if (signal_pending(current))
 			return -EINTR;
+		if (w->stop && atomic_read(w->stop))
+			return -ECANCELED;
 
 		if (seg->kind == PHYSCAP_SEG_MEMORY && pfn_valid(PHYS_PFN(phys)))
 			ret = physcap_write_zero_copy(w, &phys, end);
@@ -335,7 +335,7 @@ static int physcap_write_check(const struct physcap_write *req)
 	return physcap_range_check(req->phys_addr, req->length);
 }
 
-static void physcap_write_account(const struct physcap_write *req, int ret)
+void physcap_write_account(const struct physcap_write *req, int ret)
 {
 	atomic64_add(req->bytes_zero_copy, &physcap_stats.bytes_zero_copy);
 	atomic64_add(req->bytes_bounced, &physcap_stats.bytes_bounced);
@@ -350,14 +350,38 @@ static void physcap_write_account(const struct physcap_write *req, int ret)
 }
 
 /*
+ * Write a classified range from req->phys_addr to w->pos.  Allocates
+ * nothing unless a segment needs bouncing and req->flags allows it.
+ */
+int physcap_writer_run(struct physcap_writer *w,
+		       const struct physcap_range *range)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < range->nr && !ret; i++)
+		ret = physcap_write_segment(w, &range->segs[i]);
+	return ret;
+}
+
+void physcap_writer_release(struct physcap_writer *w)
+{
+	physcap_bounce_free(w);
+	w->bounce = NULL;
+	w->nr_bounce = 0;
+}
+
+/*
  * Validate everything before writing a byte, then write segment by
  * segment.  The out fields always describe what reached the destination,
  * also when a signal or an I/O error stops the write part-way.
  */
 int physcap_write(struct physcap_write *req)
 {
+	struct physcap_dest dest;
 	struct physcap_writer w = {
 		.req = req,
+		.dest = &dest,
 		.batch_bytes = PHYSCAP_BATCH_START,
 	};
 	struct physcap_range range;
@@ -374,10 +398,10 @@ int physcap_write(struct physcap_write *req)
 	if (ret)
 		return ret;
 
-	ret = physcap_dest_get(req->dest_fd, &w.dest);
+	ret = physcap_dest_get(req->dest_fd, &dest);
 	if (ret)
 		return ret;
-	ret = physcap_dest_check_span(&w.dest, req->phys_addr, req->length,
+	ret = physcap_dest_check_span(&dest, req->phys_addr, req->length,
 				      req->dest_offset);
 	if (ret)
 		goto err_dest;
@@ -400,8 +424,7 @@ int physcap_write(struct physcap_write *req)
 	for (i = 0; i < range.nr; i++)
 		physcap_adopt_segment(&range.segs[i]);
 
-	for (i = 0; i < range.nr && !ret; i++)
-		ret = physcap_write_segment(&w, &range.segs[i]);
+	ret = physcap_writer_run(&w, &range);
 
 	if (ret == -EINTR)
 		pr_info_ratelimited("write of %#llx+%#llx interrupted after %llu bytes\n",
@@ -413,11 +436,11 @@ int physcap_write(struct physcap_write *req)
 				    req->bytes_written, ret);
 	physcap_write_account(req, ret);
 
-	physcap_bounce_free(&w);
+	physcap_writer_release(&w);
 	kvfree(w.bvec);
 err_range:
 	physcap_range_free(&range);
 err_dest:
-	physcap_dest_put(&w.dest);
+	physcap_dest_put(&dest);
 	return ret;
 }
