@@ -5,6 +5,8 @@
 
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/ktime.h>
+#include <linux/poll.h>
 #include <linux/types.h>
 
 #include "physcap_uapi.h"
@@ -74,7 +76,57 @@ int physcap_dest_check_span(const struct physcap_dest *dest, u64 phys,
 
 /* ---- the write path (physcap_write.c) ---- */
 
+/*
+ * One write in progress: everything it needs is set up by the caller, so
+ * an armed capture allocates nothing when it fires.
+ */
+struct physcap_writer {
+	struct physcap_write *req;	/* flags and phys_addr in; counters out */
+	struct physcap_dest *dest;
+	struct bio_vec *bvec;		/* PHYSCAP_BATCH_PAGES entries */
+	struct page **bounce;		/* allocated on first use, if allowed */
+	unsigned int nr_bounce;
+	loff_t pos;			/* next destination offset */
+	size_t batch_bytes;		/* adapted to the destination's speed */
+	const atomic_t *stop;		/* non-zero: stop between batches */
+	ktime_t first_submit;		/* first vfs_iter_write(), 0 before */
+};
+
 int physcap_write(struct physcap_write *req);
+int physcap_writer_run(struct physcap_writer *w,
+		       const struct physcap_range *range);
+void physcap_writer_release(struct physcap_writer *w);
+void physcap_write_account(const struct physcap_write *req, int ret);
+
+/* ---- events (physcap_events.c): a ring read through read(2) ---- */
+
+void physcap_event_post(struct physcap_event *ev);	/* any context */
+u64 physcap_event_oldest(void);
+ssize_t physcap_event_read(u64 *pos, char __user *buf, size_t count,
+			   bool nonblock);
+__poll_t physcap_event_poll(struct file *file, u64 pos, poll_table *wait);
+
+/* ---- armed captures (physcap_arm.c) ---- */
+
+/* Per open /dev/physcap: its event position and the arms it made. */
+struct physcap_client {
+	u64 event_pos;			/* next seq to read */
+};
+
+int physcap_arm_init(void);
+void physcap_arm_exit(void);
+long physcap_ioctl_arm(struct physcap_client *client, void __user *arg);
+long physcap_ioctl_disarm(struct physcap_client *client, void __user *arg);
+long physcap_ioctl_arm_status(void __user *arg);
+void physcap_arm_release_client(struct physcap_client *client);
+/* From the pretimeout governor: hard-irq context, a spinlock held. */
+void physcap_arm_fire(u32 watchdog_id);
+
+/* ---- the pretimeout governor (physcap_governor.c) ---- */
+
+int physcap_governor_register(void);
+void physcap_governor_unregister(void);
+bool physcap_governor_registered(void);
 
 /* ---- read-only mapping (physcap_mmap.c) ---- */
 

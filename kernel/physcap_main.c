@@ -4,7 +4,9 @@
  * straight from the pages, with no copy by the CPU.
  *
  * /dev/physcap: open, then PHYSCAP_IOC_INFO, PHYSCAP_IOC_WRITE, or mmap
- * (read-only, the offset is the physical address).  The ABI is in
+ * (read-only, the offset is the physical address); PHYSCAP_IOC_ARM,
+ * DISARM and ARM_STATUS for captures the module makes itself on a watchdog
+ * pretimeout, and read(2)/poll(2) for their events.  The ABI is in
  * physcap_uapi.h; docs/ioctl-abi.md describes it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -15,7 +17,10 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/poll.h>
 #include <linux/security.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "physcap.h"
@@ -25,9 +30,16 @@ static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE);
 
 struct physcap_stats physcap_stats;
 
+/* An open /dev/physcap: its place in the event ring, and its arms. */
+struct physcap_file {
+	struct physcap_client client;
+	struct mutex read_lock;		/* one reader of event_pos at a time */
+};
+
 /* Same gate as /dev/mem: raw I/O capability, and no kernel lockdown. */
 static int physcap_open(struct inode *inode, struct file *file)
 {
+	struct physcap_file *pf;
 	int ret;
 
 	if (!capable(CAP_SYS_RAWIO))
@@ -35,7 +47,46 @@ static int physcap_open(struct inode *inode, struct file *file)
 	ret = security_locked_down(LOCKDOWN_DEV_MEM);
 	if (ret)
 		return ret;
+
+	pf = kzalloc(sizeof(*pf), GFP_KERNEL);
+	if (!pf)
+		return -ENOMEM;
+	mutex_init(&pf->read_lock);
+	/* A reader started after a fire still sees it. */
+	pf->client.event_pos = physcap_event_oldest();
+	file->private_data = pf;
 	return 0;
+}
+
+static int physcap_release(struct inode *inode, struct file *file)
+{
+	struct physcap_file *pf = file->private_data;
+
+	physcap_arm_release_client(&pf->client);
+	mutex_destroy(&pf->read_lock);
+	kfree(pf);
+	return 0;
+}
+
+static ssize_t physcap_read(struct file *file, char __user *buf, size_t count,
+			    loff_t *ppos)
+{
+	struct physcap_file *pf = file->private_data;
+	ssize_t ret;
+
+	if (mutex_lock_interruptible(&pf->read_lock))
+		return -ERESTARTSYS;
+	ret = physcap_event_read(&pf->client.event_pos, buf, count,
+				 file->f_flags & O_NONBLOCK);
+	mutex_unlock(&pf->read_lock);
+	return ret;
+}
+
+static __poll_t physcap_poll(struct file *file, poll_table *wait)
+{
+	struct physcap_file *pf = file->private_data;
+
+	return physcap_event_poll(file, READ_ONCE(pf->client.event_pos), wait);
 }
 
 static long physcap_ioctl_info(void __user *arg)
@@ -46,7 +97,10 @@ static long physcap_ioctl_info(void __user *arg)
 		.features = PHYSCAP_FEAT_ZERO_COPY | PHYSCAP_FEAT_BOUNCE |
 			    PHYSCAP_FEAT_MMIO | PHYSCAP_FEAT_MMAP |
 			    PHYSCAP_FEAT_HWPOISON | PHYSCAP_FEAT_BLOCKDEV |
-			    (physcap_adopt_enabled() ? PHYSCAP_FEAT_ADOPT : 0),
+			    (physcap_adopt_enabled() ? PHYSCAP_FEAT_ADOPT : 0) |
+			    PHYSCAP_FEAT_ARM |
+			    (physcap_governor_registered() ?
+			     PHYSCAP_FEAT_PRETIMEOUT_GOV : 0),
 		.max_length = physcap_phys_limit(),
 		.phys_limit = physcap_phys_limit(),
 		.batch_pages = PHYSCAP_BATCH_PAGES,
@@ -79,6 +133,7 @@ static long physcap_ioctl_write(void __user *arg)
 static long physcap_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
+	struct physcap_file *pf = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
 	switch (cmd) {
@@ -86,6 +141,12 @@ static long physcap_ioctl(struct file *file, unsigned int cmd,
 		return physcap_ioctl_info(uarg);
 	case PHYSCAP_IOC_WRITE:
 		return physcap_ioctl_write(uarg);
+	case PHYSCAP_IOC_ARM:
+		return physcap_ioctl_arm(&pf->client, uarg);
+	case PHYSCAP_IOC_DISARM:
+		return physcap_ioctl_disarm(&pf->client, uarg);
+	case PHYSCAP_IOC_ARM_STATUS:
+		return physcap_ioctl_arm_status(uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -94,6 +155,9 @@ static long physcap_ioctl(struct file *file, unsigned int cmd,
 static const struct file_operations physcap_fops = {
 	.owner = THIS_MODULE,
 	.open = physcap_open,
+	.release = physcap_release,
+	.read = physcap_read,
+	.poll = physcap_poll,
 	.unlocked_ioctl = physcap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = physcap_mmap,
@@ -151,21 +215,41 @@ static int __init physcap_init(void)
 {
 	int ret;
 
+	ret = physcap_arm_init();
+	if (ret)
+		return ret;
 	ret = misc_register(&physcap_misc);
 	if (ret) {
 		pr_err("cannot register /dev/%s: %d\n",
 		       PHYSCAP_DEVICE_NAME, ret);
-		return ret;
+		goto err_arm;
 	}
-	pr_info("version %s, ABI %d, /dev/%s ready\n",
-		PHYSCAP_VERSION, PHYSCAP_ABI_VERSION, PHYSCAP_DEVICE_NAME);
+	ret = physcap_governor_register();
+	if (ret)
+		goto err_misc;
+	pr_info("version %s, ABI %d, /dev/%s ready%s\n",
+		PHYSCAP_VERSION, PHYSCAP_ABI_VERSION, PHYSCAP_DEVICE_NAME,
+		physcap_governor_registered() ?
+		", pretimeout governor \"physcap\" registered" : "");
 	return 0;
+
+err_misc:
+	misc_deregister(&physcap_misc);
+err_arm:
+	physcap_arm_exit();
+	return ret;
 }
 
+/*
+ * No descriptor is open (each holds a module reference), so the only arms
+ * left are captures still running after their descriptor closed.
+ */
 static void __exit physcap_exit(void)
 {
 	misc_deregister(&physcap_misc);
-	physcap_adopt_release_all();
+	physcap_governor_unregister();	/* nothing fires after this */
+	physcap_arm_exit();		/* stops and waits for running captures */
+	physcap_adopt_release_all();	/* no I/O from adopted pages is left */
 }
 
 module_init(physcap_init);

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 
 #define PHYSCAP_DEVICE_NAME	"physcap"
-#define PHYSCAP_ABI_VERSION	1
+#define PHYSCAP_ABI_VERSION	2	/* 2: ARM, DISARM, ARM_STATUS, events */
 
 /* Feature bits reported by PHYSCAP_IOC_INFO. */
 #define PHYSCAP_FEAT_ZERO_COPY		(1ULL << 0) /* pages handed to the destination */
@@ -22,6 +22,8 @@
 #define PHYSCAP_FEAT_HWPOISON		(1ULL << 4) /* poisoned pages written as zeros */
 #define PHYSCAP_FEAT_BLOCKDEV		(1ULL << 5) /* raw block devices as destinations */
 #define PHYSCAP_FEAT_ADOPT		(1ULL << 6) /* reserved memory given struct pages */
+#define PHYSCAP_FEAT_ARM		(1ULL << 7) /* ARM, DISARM, ARM_STATUS, read(2) events */
+#define PHYSCAP_FEAT_PRETIMEOUT_GOV	(1ULL << 8) /* the "physcap" watchdog pretimeout governor is registered */
 
 struct physcap_info {
 	__u32 abi_version;	/* PHYSCAP_ABI_VERSION */
@@ -63,11 +65,111 @@ struct physcap_write {
 	__u64 reserved[3];	/* zero */
 };
 
+/*
+ * Armed captures (ABI 2).  An arm names up to PHYSCAP_ARM_MAX_RANGES
+ * physical ranges, a destination opened, validated and held at arm time,
+ * and a watchdog (N of /sys/class/watchdog/watchdogN).  When that
+ * watchdog's pretimeout fires and its pretimeout_governor is "physcap",
+ * the module writes the ranges itself, zero-copy, with no help from user
+ * space.  An arm fires once; it lives until DISARM, until the
+ * /dev/physcap descriptor that made it is closed, or until unload.
+ */
+#define PHYSCAP_ARM_MAX_RANGES		16
+#define PHYSCAP_ARM_MAX_PER_WATCHDOG	8
+#define PHYSCAP_ARM_MAX_WATCHDOG_ID	31	/* the watchdog core's MAX_DOGS - 1 */
+
+/* ARM flags. */
+#define PHYSCAP_ARM_THEN_PANIC		(1U << 0) /* panic() after the capture, so kdump runs */
+#define PHYSCAP_ARM_FLAGS_ALL		PHYSCAP_ARM_THEN_PANIC
+
+struct physcap_arm_range {
+	__u64 phys_addr;
+	__u64 length;
+	__u64 dest_offset;
+};
+
+struct physcap_arm {
+	/* in */
+	__u32 size;		/* sizeof(struct physcap_arm) as the caller knows it */
+	__u32 flags;		/* PHYSCAP_ARM_* */
+	__s32 dest_fd;		/* O_DIRECT regular file or block device, open for writing */
+	__u32 watchdog_id;	/* N of watchdogN */
+	__u64 cookie;		/* the caller's, echoed in events and ARM_STATUS */
+	/* out */
+	__u64 arm_id;		/* never 0, never reused while the module is loaded */
+	/* in */
+	__u32 nr_ranges;	/* 1..PHYSCAP_ARM_MAX_RANGES */
+	__u32 pad;		/* zero */
+	struct physcap_arm_range ranges[PHYSCAP_ARM_MAX_RANGES];
+	__u64 reserved[4];	/* zero */
+};
+
+/* ARM_STATUS states. */
+#define PHYSCAP_ARM_STATE_ARMED		1 /* waiting for a pretimeout */
+#define PHYSCAP_ARM_STATE_FIRING	2 /* queued or writing */
+#define PHYSCAP_ARM_STATE_DONE		3 /* every byte written and synced */
+#define PHYSCAP_ARM_STATE_FAILED	4 /* see error */
+
+struct physcap_arm_status {
+	/* in */
+	__u64 arm_id;
+	/* out */
+	__u32 state;		/* PHYSCAP_ARM_STATE_* */
+	__s32 error;		/* negative errno once FAILED, else 0 */
+	__u64 bytes_written;	/* so far */
+	__u64 bytes_total;	/* sum of the ranges' lengths */
+	__u64 cookie;
+	__u32 watchdog_id;
+	__u32 flags;		/* PHYSCAP_ARM_* as armed */
+	__u64 first_byte_latency_ns;	/* pretimeout -> first byte submitted */
+	__u64 duration_ns;	/* first byte submitted -> last byte synced */
+	__u64 reserved[4];	/* zero */
+};
+
+/*
+ * Events: read(2) on /dev/physcap returns whole records, oldest first.
+ * The module keeps the last PHYSCAP_EVENT_RING records; a new descriptor
+ * starts at the oldest one still kept, and a reader that fell behind skips
+ * to it (seq shows the gap).
+ */
+#define PHYSCAP_EVENT_VERSION		1
+#define PHYSCAP_EVENT_RING		64
+
+#define PHYSCAP_EVENT_PRETIMEOUT	1 /* a watchdog's pretimeout fired */
+#define PHYSCAP_EVENT_CAPTURE_DONE	2 /* an armed capture finished */
+#define PHYSCAP_EVENT_CAPTURE_FAILED	3 /* an armed capture stopped; see error */
+
+struct physcap_event {
+	__u32 size;		/* sizeof(struct physcap_event) */
+	__u16 version;		/* PHYSCAP_EVENT_VERSION */
+	__u16 type;		/* PHYSCAP_EVENT_* */
+	__u32 watchdog_id;
+	__s32 error;		/* negative errno for CAPTURE_FAILED */
+	__u64 seq;		/* 1, 2, 3...: a gap means records were overwritten */
+	__u64 time_real_ns;	/* CLOCK_REALTIME of the pretimeout or the completion */
+	__u64 cookie;		/* the arm's (captures only) */
+	__u64 arm_id;		/* captures only */
+	__u64 bytes_written;
+	__u64 bytes_zero_copy;
+	__u64 bytes_bounced;
+	__u64 first_byte_latency_ns;	/* pretimeout -> first byte submitted */
+	__u64 duration_ns;	/* first byte submitted -> last byte synced */
+	__u64 time_mono_ns;	/* CLOCK_MONOTONIC, same instant as time_real_ns */
+	__u64 reserved[3];	/* zero */
+};
+
 #define PHYSCAP_IOC_MAGIC	0xB7
 #define PHYSCAP_IOC_INFO	_IOR(PHYSCAP_IOC_MAGIC, 0x00, struct physcap_info)
 #define PHYSCAP_IOC_WRITE	_IOWR(PHYSCAP_IOC_MAGIC, 0x01, struct physcap_write)
+#define PHYSCAP_IOC_ARM		_IOWR(PHYSCAP_IOC_MAGIC, 0x02, struct physcap_arm)
+#define PHYSCAP_IOC_DISARM	_IOW(PHYSCAP_IOC_MAGIC, 0x03, __u64)
+#define PHYSCAP_IOC_ARM_STATUS	_IOWR(PHYSCAP_IOC_MAGIC, 0x04, struct physcap_arm_status)
 
 #define PHYSCAP_INFO_SIZE	72
 #define PHYSCAP_WRITE_SIZE	96
+#define PHYSCAP_ARM_RANGE_SIZE	24
+#define PHYSCAP_ARM_SIZE	456
+#define PHYSCAP_ARM_STATUS_SIZE	96
+#define PHYSCAP_EVENT_SIZE	120
 
 #endif /* _UAPI_PHYSCAP_H */
