@@ -12,12 +12,19 @@
  *   fuzz --count N --seed S --phys P --scratch DIR
  *   poison-test --scratch DIR           a poisoned page is written as zeros
  *   watchdog-arm [--device D] [--timeout S] [--pretimeout S] [--hold S]
+ *   arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait]
+ *       [--cookie N] [--blockdev]      an in-kernel capture on a pretimeout;
+ *                                      the arm lives while this runs
+ *   events [--follow]                  the module's event records
+ *   disarm ID
+ *   status ID
  *
  * Numbers accept 0x prefixes and K/M/G suffixes (binary).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
@@ -42,6 +49,10 @@
 
 _Static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE, "info size");
 _Static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE, "write size");
+_Static_assert(sizeof(struct physcap_arm_range) == PHYSCAP_ARM_RANGE_SIZE, "arm range size");
+_Static_assert(sizeof(struct physcap_arm) == PHYSCAP_ARM_SIZE, "arm size");
+_Static_assert(sizeof(struct physcap_arm_status) == PHYSCAP_ARM_STATUS_SIZE, "arm status size");
+_Static_assert(sizeof(struct physcap_event) == PHYSCAP_EVENT_SIZE, "event size");
 
 #define DEV_PATH "/dev/physcap"
 
@@ -70,6 +81,9 @@ static const char *errno_name(int err)
 	case ENOTTY: return "ENOTTY";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EOVERFLOW: return "EOVERFLOW";
+	case EAGAIN: return "EAGAIN";
+	case E2BIG: return "E2BIG";
+	case ECANCELED: return "ECANCELED";
 	default: return "E?";
 	}
 }
@@ -342,6 +356,242 @@ static int cmd_mmap_dump(int argc, char **argv)
 	return 0;
 }
 
+/* ---- armed captures and events ---- */
+
+static const char *event_name(unsigned int type)
+{
+	switch (type) {
+	case PHYSCAP_EVENT_PRETIMEOUT: return "pretimeout";
+	case PHYSCAP_EVENT_CAPTURE_DONE: return "capture_done";
+	case PHYSCAP_EVENT_CAPTURE_FAILED: return "capture_failed";
+	default: return "unknown";
+	}
+}
+
+static const char *state_name(unsigned int state)
+{
+	switch (state) {
+	case PHYSCAP_ARM_STATE_ARMED: return "armed";
+	case PHYSCAP_ARM_STATE_FIRING: return "firing";
+	case PHYSCAP_ARM_STATE_DONE: return "done";
+	case PHYSCAP_ARM_STATE_FAILED: return "failed";
+	default: return "unknown";
+	}
+}
+
+static void print_event(const struct physcap_event *ev)
+{
+	printf("{\"event\":\"%s\",\"size\":%u,\"version\":%u,\"seq\":%" PRIu64
+	       ",\"watchdog_id\":%u,\"error\":\"%s\",\"time_real_ns\":%" PRIu64
+	       ",\"time_mono_ns\":%" PRIu64 ",\"cookie\":\"0x%" PRIx64 "\",\"arm_id\":%" PRIu64
+	       ",\"bytes_written\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64
+	       ",\"bytes_bounced\":%" PRIu64 ",\"first_byte_latency_ns\":%" PRIu64
+	       ",\"duration_ns\":%" PRIu64 "}\n",
+	       event_name(ev->type), ev->size, ev->version, (uint64_t)ev->seq,
+	       ev->watchdog_id, errno_name(-ev->error), (uint64_t)ev->time_real_ns,
+	       (uint64_t)ev->time_mono_ns, (uint64_t)ev->cookie, (uint64_t)ev->arm_id,
+	       (uint64_t)ev->bytes_written, (uint64_t)ev->bytes_zero_copy,
+	       (uint64_t)ev->bytes_bounced, (uint64_t)ev->first_byte_latency_ns,
+	       (uint64_t)ev->duration_ns);
+}
+
+/* Read whole records; returns how many, 0 on EAGAIN, -errno on error. */
+static int read_events(int fd, struct physcap_event *evs, int max)
+{
+	ssize_t r = read(fd, evs, sizeof(*evs) * (size_t)max);
+
+	if (r < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	return (int)(r / (ssize_t)sizeof(*evs));
+}
+
+static void set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+static int cmd_events(int argc, char **argv)
+{
+	struct physcap_event evs[16];
+	bool follow = argc > 0 && !strcmp(argv[0], "--follow");
+	int dev = open_device(), n, i;
+
+	set_nonblock(dev, !follow);
+	for (;;) {
+		n = read_events(dev, evs, 16);
+		if (n < 0) {
+			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"read\"}\n",
+			       errno_name(-n));
+			return 1;
+		}
+		if (!n)
+			break;
+		for (i = 0; i < n; i++)
+			print_event(&evs[i]);
+	}
+	close(dev);
+	return 0;
+}
+
+/*
+ * arm: destination opened O_DIRECT (files created and preallocated with
+ * fallocate to the ranges' total, laid out one after another from offset
+ * 0), the arm made, its id printed.  The arm lives while this process
+ * does: with --wait until its capture's record arrives, else until killed.
+ */
+static int cmd_arm(int argc, char **argv)
+{
+	struct physcap_arm a;
+	struct physcap_event evs[16];
+	bool wait_done = false;
+	uint64_t total = 0;
+	struct stat st;
+	int i, dev, dest, n;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N]\n");
+		return 2;
+	}
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.watchdog_id = (uint32_t)parse_num(argv[0]);
+	for (i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--then-panic")) {
+			a.flags |= PHYSCAP_ARM_THEN_PANIC;
+		} else if (!strcmp(argv[i], "--wait")) {
+			wait_done = true;
+		} else if (!strcmp(argv[i], "--cookie") && i + 1 < argc) {
+			a.cookie = parse_num(argv[++i]);
+		} else if (i + 1 < argc && argv[i][0] != '-') {
+			if (a.nr_ranges == PHYSCAP_ARM_MAX_RANGES) {
+				fprintf(stderr, "physcap-client: at most %d ranges\n",
+					PHYSCAP_ARM_MAX_RANGES);
+				return 2;
+			}
+			a.ranges[a.nr_ranges].phys_addr = parse_num(argv[i]);
+			a.ranges[a.nr_ranges].length = parse_num(argv[++i]);
+			a.ranges[a.nr_ranges].dest_offset = total;
+			total += a.ranges[a.nr_ranges].length;
+			a.nr_ranges++;
+		} else {
+			fprintf(stderr, "physcap-client: bad argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+
+	if (!stat(argv[1], &st) && S_ISBLK(st.st_mode)) {
+		dest = open(argv[1], O_WRONLY | O_DIRECT | O_CLOEXEC);
+	} else {
+		dest = open(argv[1], O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+		/* Blocks and size now: nothing is allocated at fire time. */
+		if (dest >= 0 && fallocate(dest, 0, 0, (off_t)total)) {
+			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"fallocate %s\"}\n",
+			       errno_name(errno), argv[1]);
+			return 1;
+		}
+	}
+	if (dest < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
+		       errno_name(errno), argv[1]);
+		return 1;
+	}
+	a.dest_fd = dest;
+
+	dev = open_device();
+	if (wait_done) {
+		/* Skip the backlog: only what follows this arm is printed. */
+		set_nonblock(dev, true);
+		while (read_events(dev, evs, 16) > 0)
+			;
+		set_nonblock(dev, false);
+	}
+	if (ioctl(dev, PHYSCAP_IOC_ARM, &a)) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"ARM\"}\n", errno_name(errno));
+		return 1;
+	}
+	/* The module holds its own reference to the destination now. */
+	close(dest);
+	printf("{\"ok\":true,\"arm_id\":%" PRIu64 ",\"watchdog_id\":%u,\"dest\":\"%s\","
+	       "\"ranges\":%u,\"bytes_total\":%" PRIu64 ",\"cookie\":\"0x%" PRIx64 "\","
+	       "\"then_panic\":%s}\n", (uint64_t)a.arm_id, a.watchdog_id, argv[1],
+	       a.nr_ranges, total, (uint64_t)a.cookie,
+	       (a.flags & PHYSCAP_ARM_THEN_PANIC) ? "true" : "false");
+
+	if (!wait_done) {
+		for (;;)
+			pause();	/* SIGTERM/SIGINT end it, and the arm */
+	}
+	for (;;) {
+		n = read_events(dev, evs, 16);
+		if (n < 0) {
+			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"read\"}\n",
+			       errno_name(-n));
+			return 1;
+		}
+		for (i = 0; i < n; i++) {
+			print_event(&evs[i]);
+			if (evs[i].arm_id == a.arm_id &&
+			    (evs[i].type == PHYSCAP_EVENT_CAPTURE_DONE ||
+			     evs[i].type == PHYSCAP_EVENT_CAPTURE_FAILED))
+				return evs[i].type == PHYSCAP_EVENT_CAPTURE_DONE ? 0 : 1;
+		}
+	}
+}
+
+static int cmd_disarm(int argc, char **argv)
+{
+	uint64_t id;
+	int dev, err;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: disarm ID\n");
+		return 2;
+	}
+	id = parse_num(argv[0]);
+	dev = open_device();
+	err = ioctl(dev, PHYSCAP_IOC_DISARM, &id) ? errno : 0;
+	printf("{\"ok\":%s,\"errno\":\"%s\",\"arm_id\":%" PRIu64 "}\n",
+	       err ? "false" : "true", errno_name(err), id);
+	close(dev);
+	return err ? 1 : 0;
+}
+
+static int arm_status(int dev, uint64_t id, struct physcap_arm_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->arm_id = id;
+	return ioctl(dev, PHYSCAP_IOC_ARM_STATUS, st) ? errno : 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct physcap_arm_status st;
+	int dev, err;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: status ID\n");
+		return 2;
+	}
+	dev = open_device();
+	err = arm_status(dev, parse_num(argv[0]), &st);
+	if (err) {
+		printf("{\"ok\":false,\"errno\":\"%s\"}\n", errno_name(err));
+		return 1;
+	}
+	printf("{\"ok\":true,\"arm_id\":%" PRIu64 ",\"state\":\"%s\",\"error\":\"%s\","
+	       "\"bytes_written\":%" PRIu64 ",\"bytes_total\":%" PRIu64 ",\"cookie\":\"0x%" PRIx64
+	       "\",\"watchdog_id\":%u,\"flags\":%u,\"first_byte_latency_ns\":%" PRIu64
+	       ",\"duration_ns\":%" PRIu64 "}\n", (uint64_t)st.arm_id, state_name(st.state),
+	       errno_name(-st.error), (uint64_t)st.bytes_written, (uint64_t)st.bytes_total,
+	       (uint64_t)st.cookie, st.watchdog_id, st.flags,
+	       (uint64_t)st.first_byte_latency_ns, (uint64_t)st.duration_ns);
+	close(dev);
+	return 0;
+}
+
+
 /* ---- /proc/iomem, to find a hole and a harmless device range ---- */
 
 struct iomem_entry {
@@ -500,9 +750,279 @@ static int mmap_errno(int dev, uint64_t phys, size_t len, int prot)
 	return 0;
 }
 
+/* ---- selftest of ARM, DISARM, ARM_STATUS and the event reads ---- */
+
+struct arm_selftest {
+	int dev;
+	uint64_t phys, hole, mmio, bdev_size;
+	int nodirect, append, pipe_w, dir, bdev;
+	const char *scratch;
+	const char *watchdog;		/* optional: the firing cases */
+	uint32_t watchdog_id;
+	const char *slow;
+	uint64_t race_phys, race_len;
+};
+
+static int do_arm(int dev, struct physcap_arm *a)
+{
+	return ioctl(dev, PHYSCAP_IOC_ARM, a) ? errno : 0;
+}
+
+static int do_disarm(int dev, uint64_t id)
+{
+	return ioctl(dev, PHYSCAP_IOC_DISARM, &id) ? errno : 0;
+}
+
+static int try_arm(int dev)
+{
+	struct physcap_arm a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.dest_fd = -1;
+	a.nr_ranges = 1;
+	a.ranges[0].length = 4096;
+	return do_arm(dev, &a);
+}
+
+static int open_prealloc(const char *scratch, const char *name, off_t size)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", scratch, name);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	if (fd >= 0 && fallocate(fd, 0, 0, size)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Wait until the arm leaves state `from` (or 20 s pass); returns its state. */
+static unsigned int wait_state_change(int dev, uint64_t id, unsigned int from,
+				      struct physcap_arm_status *st)
+{
+	double deadline = now_s() + 20;
+
+	while (now_s() < deadline) {
+		if (arm_status(dev, id, st))
+			return 0;
+		if (st->state != from)
+			return st->state;
+		usleep(1000);
+	}
+	return from;
+}
+
+static void selftest_race(struct arm_selftest *t, int evfd)
+{
+	struct physcap_arm_status st;
+	struct physcap_arm a;
+	struct pollfd pfd = { .fd = evfd, .events = POLLIN };
+	int slow, wd, timeout = 3, pretimeout = 2, err;
+
+	slow = open(t->slow, O_WRONLY | O_DIRECT);
+	wd = open(t->watchdog, O_WRONLY | O_CLOEXEC);
+	if (slow < 0 || wd < 0) {
+		row("firing: set-up (slow disk, watchdog)", 0, errno);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.dest_fd = slow;
+	a.watchdog_id = t->watchdog_id;
+	a.cookie = 0x5ace;
+	a.nr_ranges = 1;
+	a.ranges[0].phys_addr = t->race_phys;
+	a.ranges[0].length = t->race_len;
+	row("firing: ARM a long capture to the slow disk (control)", 0, do_arm(t->dev, &a));
+
+	/* Fed once now: the pretimeout fires 1 s later, and nobody feeds it. */
+	err = ioctl(wd, WDIOC_SETTIMEOUT, &timeout) || ioctl(wd, WDIOC_SETPRETIMEOUT, &pretimeout) ||
+	      ioctl(wd, WDIOC_KEEPALIVE, 0) ? errno : 0;
+	row("firing: watchdog armed with a pretimeout (control)", 0, err);
+
+	row("firing: ARM_STATUS leaves armed for firing", 0,
+	    wait_state_change(t->dev, a.arm_id, PHYSCAP_ARM_STATE_ARMED, &st) ==
+	    PHYSCAP_ARM_STATE_FIRING ? 0 : EIO);
+	row("DISARM racing a firing pretimeout", EBUSY, do_disarm(t->dev, a.arm_id));
+	row("poll: readable after a pretimeout", 0,
+	    poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLIN) ? 0 : EIO);
+	row("firing: the capture completes while DISARM is refused", 0,
+	    wait_state_change(t->dev, a.arm_id, PHYSCAP_ARM_STATE_FIRING, &st) ==
+	    PHYSCAP_ARM_STATE_DONE && st.bytes_written == t->race_len ? 0 : EIO);
+	row("firing: ARM_STATUS reports the first-byte latency", 0,
+	    st.first_byte_latency_ns > 0 && st.duration_ns > 0 ? 0 : EIO);
+	row("DISARM after the capture finished (control)", 0, do_disarm(t->dev, a.arm_id));
+
+	/* The magic close: stop the watchdog before the main test uses it. */
+	if (write(wd, "V", 1) != 1)
+		row("firing: magic close", 0, errno);
+	close(wd);
+	close(slow);
+}
+
+static void selftest_arm(struct arm_selftest *t)
+{
+	struct physcap_arm base, a;
+	struct physcap_arm_status st;
+	struct physcap_event ev;
+	uint64_t keep[10];
+	int file, ro, shortf, dev2, evfd, nkeep = 0, err, i;
+	char path[512];
+
+	file = open_prealloc(t->scratch, "selftest.arm", 1 << 20);
+	shortf = open_prealloc(t->scratch, "selftest.arm-short", 64 << 10);
+	snprintf(path, sizeof(path), "%s/selftest.arm", t->scratch);
+	ro = open(path, O_RDONLY | O_DIRECT);
+	evfd = open(DEV_PATH, O_RDONLY | O_NONBLOCK);
+	if (file < 0 || shortf < 0 || ro < 0 || evfd < 0) {
+		row("ARM: set-up", 0, errno);
+		return;
+	}
+
+	memset(&base, 0, sizeof(base));
+	base.size = sizeof(base);
+	base.dest_fd = file;
+	base.watchdog_id = 7;	/* none on the board: the table never fires */
+	base.cookie = 0xc0ffee;
+	base.nr_ranges = 1;
+	base.ranges[0].phys_addr = t->phys;
+	base.ranges[0].length = 64 << 10;
+
+#define ACASE(name, expected, ...) do {				\
+		a = base;					\
+		__VA_ARGS__;					\
+		err = do_arm(t->dev, &a);			\
+		if (!err)					\
+			do_disarm(t->dev, a.arm_id);		\
+		row(name, expected, err);			\
+	} while (0)
+
+	ACASE("ARM: valid (control)", 0, (void)0);
+	ACASE("ARM: size field not the struct's", EINVAL, a.size = sizeof(a) - 8);
+	ACASE("ARM: unknown flag", EINVAL, a.flags = 1U << 5);
+	ACASE("ARM: non-zero pad", EINVAL, a.pad = 1);
+	ACASE("ARM: non-zero reserved", EINVAL, a.reserved[3] = 1);
+	ACASE("ARM: no ranges", EINVAL, a.nr_ranges = 0);
+	ACASE("ARM: 17 ranges", EINVAL, a.nr_ranges = 17);
+	ACASE("ARM: watchdog id beyond the core's limit", EINVAL, a.watchdog_id = 32);
+	ACASE("ARM: negative fd", EBADF, a.dest_fd = -1);
+	/* A number closed just now: the set-up above reused t->closed. */
+	ACASE("ARM: closed fd", EBADF, a.dest_fd = open("/dev/null", O_WRONLY); close(a.dest_fd));
+	ACASE("ARM: read-only destination", EBADF, a.dest_fd = ro);
+	ACASE("ARM: destination without O_DIRECT", EINVAL, a.dest_fd = t->nodirect);
+	ACASE("ARM: destination with O_APPEND", EINVAL, a.dest_fd = t->append);
+	ACASE("ARM: pipe destination", EINVAL, a.dest_fd = t->pipe_w);
+	ACASE("ARM: directory destination", EISDIR, a.dest_fd = t->dir);
+	ACASE("ARM: zero length", EINVAL, a.ranges[0].length = 0);
+	ACASE("ARM: misaligned physical address", EINVAL, a.ranges[0].phys_addr += 100);
+	ACASE("ARM: misaligned length", EINVAL, a.ranges[0].length = 1000);
+	ACASE("ARM: misaligned destination offset", EINVAL, a.ranges[0].dest_offset = 100);
+	ACASE("ARM: a hole", ENXIO, a.ranges[0].phys_addr = t->hole; a.ranges[0].length = 4096);
+	ACASE("ARM: device (MMIO) range", EACCES, a.ranges[0].phys_addr = t->mmio);
+	ACASE("ARM: file shorter than the span", EFBIG, a.dest_fd = shortf;
+	      a.ranges[0].length = 128 << 10);
+	ACASE("ARM: span past the end of the block device", ENOSPC, a.dest_fd = t->bdev;
+	      a.ranges[0].dest_offset = t->bdev_size);
+	ACASE("ARM: overlapping spans within one arm", EINVAL, a.nr_ranges = 2;
+	      a.ranges[1].phys_addr = t->phys + (64 << 10); a.ranges[1].length = 64 << 10;
+	      a.ranges[1].dest_offset = 32 << 10);
+	ACASE("ARM: two disjoint spans (control)", 0, a.nr_ranges = 2;
+	      a.ranges[1].phys_addr = t->phys + (64 << 10); a.ranges[1].length = 64 << 10;
+	      a.ranges[1].dest_offset = 64 << 10);
+	ACASE("ARM: block device (control)", 0, a.dest_fd = t->bdev;
+	      a.ranges[0].dest_offset = t->bdev_size - (64 << 10));
+#undef ACASE
+
+	/* Arms that stay: overlap with an existing arm, and the limit. */
+	a = base;
+	err = do_arm(t->dev, &a);
+	row("ARM: first of several on one file (control)", 0, err);
+	if (!err)
+		keep[nkeep++] = a.arm_id;
+	a = base;
+	a.ranges[0].dest_offset = 32 << 10;
+	row("ARM: overlapping an existing arm on the same file", EBUSY, do_arm(t->dev, &a));
+	err = 0;
+	for (i = 1; i < 8 && !err; i++) {
+		a = base;
+		a.ranges[0].dest_offset = (uint64_t)i << 16;
+		err = do_arm(t->dev, &a);
+		if (!err)
+			keep[nkeep++] = a.arm_id;
+	}
+	row("ARM: eight arms on one watchdog, adjacent spans (control)", 0, err);
+	a = base;
+	a.ranges[0].dest_offset = 8 << 16;
+	row("ARM: a ninth arm on one watchdog", ENOSPC, do_arm(t->dev, &a));
+	a.watchdog_id = 6;
+	err = do_arm(t->dev, &a);
+	row("ARM: the ninth on another watchdog (control)", 0, err);
+	if (!err)
+		do_disarm(t->dev, a.arm_id);
+
+	err = nkeep ? arm_status(t->dev, keep[0], &st) : ENOENT;
+	row("ARM_STATUS of an armed capture", 0,
+	    err ? err : (st.state == PHYSCAP_ARM_STATE_ARMED && st.cookie == 0xc0ffee &&
+			 st.bytes_total == (64 << 10) && st.bytes_written == 0 &&
+			 st.watchdog_id == 7) ? 0 : EIO);
+	row("ARM_STATUS of an unknown id", ENOENT, arm_status(t->dev, UINT64_MAX, &st));
+	row("DISARM of an unknown id", ENOENT, do_disarm(t->dev, UINT64_MAX));
+	row("DISARM of id 0", ENOENT, do_disarm(t->dev, 0));
+	row("DISARM (control)", 0, nkeep ? do_disarm(t->dev, keep[0]) : ENOENT);
+	row("DISARM twice", ENOENT, nkeep ? do_disarm(t->dev, keep[0]) : 0);
+	for (i = 1; i < nkeep; i++)
+		do_disarm(t->dev, keep[i]);
+
+	/* Arms die with the descriptor that made them. */
+	dev2 = open(DEV_PATH, O_RDWR);
+	a = base;
+	err = dev2 < 0 ? errno : do_arm(dev2, &a);
+	row("ARM on a second descriptor (control)", 0, err);
+	if (dev2 >= 0)
+		close(dev2);
+	row("arms released on close: ARM_STATUS", ENOENT, err ? ENOENT : arm_status(t->dev, a.arm_id, &st));
+	a = base;
+	err = do_arm(t->dev, &a);
+	row("arms released on close: the span is free again", 0, err);
+	if (!err)
+		do_disarm(t->dev, a.arm_id);
+
+	row("ARM without CAP_SYS_RAWIO (fd opened before)", EPERM, without_rawio(try_arm, t->dev));
+	row("ARM with a NULL argument", EFAULT, ioctl(t->dev, PHYSCAP_IOC_ARM, NULL) ? errno : 0);
+	row("DISARM with a bad pointer", EFAULT, ioctl(t->dev, PHYSCAP_IOC_DISARM, (void *)16) ? errno : 0);
+	row("ARM number with a wrong size", ENOTTY,
+	    ioctl(t->dev, _IOWR(PHYSCAP_IOC_MAGIC, 0x02, struct physcap_write), &a) ? errno : 0);
+
+	/* Event reads. */
+	row("read: buffer smaller than a record", EINVAL,
+	    read(evfd, &ev, sizeof(ev) - 1) < 0 ? errno : 0);
+	for (i = 0; i < 200 && read(evfd, &ev, sizeof(ev)) == (ssize_t)sizeof(ev); i++)
+		;
+	row("read: O_NONBLOCK with no new record", EAGAIN,
+	    read(evfd, &ev, sizeof(ev)) < 0 ? errno : 0);
+	{
+		struct pollfd pfd = { .fd = evfd, .events = POLLIN };
+
+		row("poll: not readable with no new record", 0,
+		    poll(&pfd, 1, 0) == 0 ? 0 : EIO);
+	}
+
+	if (t->watchdog && t->slow)
+		selftest_race(t, evfd);
+
+	close(evfd);
+	close(ro);
+	close(shortf);
+	close(file);
+}
+
 static int cmd_selftest(int argc, char **argv)
 {
 	const char *scratch = NULL, *blockdev = NULL;
+	struct arm_selftest at = { .race_len = 32 << 20 };
 	struct iomem_entry iomem[512];
 	struct physcap_info info;
 	struct physcap_write base, w;
@@ -518,9 +1038,20 @@ static int cmd_selftest(int argc, char **argv)
 			scratch = argv[i + 1];
 		else if (!strcmp(argv[i], "--blockdev"))
 			blockdev = argv[i + 1];
+		else if (!strcmp(argv[i], "--watchdog"))
+			at.watchdog = argv[i + 1];
+		else if (!strcmp(argv[i], "--watchdog-id"))
+			at.watchdog_id = (uint32_t)parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--slow"))
+			at.slow = argv[i + 1];
+		else if (!strcmp(argv[i], "--race-phys"))
+			at.race_phys = parse_num(argv[i + 1]);
+		else if (!strcmp(argv[i], "--race-len"))
+			at.race_len = parse_num(argv[i + 1]);
 	}
 	if (!phys || !scratch || !blockdev) {
-		fprintf(stderr, "usage: selftest --phys P --scratch DIR --blockdev DEV\n");
+		fprintf(stderr, "usage: selftest --phys P --scratch DIR --blockdev DEV\n"
+			"       [--watchdog /dev/watchdogN --watchdog-id N --slow DEV --race-phys P --race-len L]\n");
 		return 2;
 	}
 
@@ -637,6 +1168,21 @@ static int cmd_selftest(int argc, char **argv)
 			munmap(p, 4096);
 	}
 #undef CASE
+
+	at.dev = dev;
+	at.phys = phys;
+	at.hole = hole;
+	at.mmio = mmio;
+	at.bdev_size = bdev_size;
+	at.nodirect = nodirect;
+	at.append = append;
+	at.pipe_w = pipefd[1];
+	at.dir = dir;
+	at.bdev = bdev;
+	at.scratch = scratch;
+	if (!at.race_phys)
+		at.race_phys = phys;
+	selftest_arm(&at);
 
 	printf("{\"note\":\"summary\",\"failures\":%d}\n", failures);
 	return failures ? 1 : 0;
@@ -873,7 +1419,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr,
-			"usage: physcap-client info|write|devmem|mmap-dump|selftest|fuzz|poison-test ...\n");
+			"usage: physcap-client info|write|devmem|mmap-dump|selftest|fuzz|poison-test|watchdog-arm|arm|events|disarm|status ...\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -893,6 +1439,14 @@ int main(int argc, char **argv)
 		return cmd_watchdog_arm(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "poison-test"))
 		return cmd_poison_test(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "arm"))
+		return cmd_arm(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "events"))
+		return cmd_events(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "disarm"))
+		return cmd_disarm(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 2, argv + 2);
 	fprintf(stderr, "physcap-client: unknown command %s\n", argv[1]);
 	return 2;
 }
