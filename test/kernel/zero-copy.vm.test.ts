@@ -104,9 +104,9 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
   });
 
-  test('INFO: ABI version 1, zero-copy, adoption and block devices', () => {
+  test('INFO: ABI version 2, zero-copy, adoption and block devices', () => {
     const info = one<{ ok: boolean; abi_version: number; page_size: number; features: number }>('info');
-    expect(info).toMatchObject({ ok: true, abi_version: 1, page_size: 4096 });
+    expect(info).toMatchObject({ ok: true, abi_version: 2, page_size: 4096 });
     expect(info.features & 0b1111111).toBe(0b1111111);
   });
 
@@ -197,7 +197,7 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
 
   test('the physcap CLI runs on the board and reads the module counters', () => {
     const cli = one<{ loaded: boolean; abiVersion: number; counters: Record<string, number> }>('cli');
-    expect(cli).toMatchObject({ loaded: true, abiVersion: 1 });
+    expect(cli).toMatchObject({ loaded: true, abiVersion: 2 });
     expect(cli.counters.bytes_adopted).toBe(256 * 2 ** 20);
     expect(cli.counters.bytes_zero_copy).toBe(one<Record<string, number>>('stats').zero_copy);
   });
