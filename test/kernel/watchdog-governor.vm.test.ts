@@ -6,8 +6,11 @@
  * the watchdog left unfed.  The module writes the capture itself: no user
  * space runs at fire time.  The host then checks the bytes against the
  * ground truth, the event records, the ARM/DISARM/ARM_STATUS bad-input
- * table, unload during a capture and with arms, and dmesg.
+ * table, throughput against the WRITE ioctl, unload during a capture and
+ * with arms, and dmesg.  The job ends with a THEN_PANIC arm: the board
+ * dies in that panic, after the capture was written and synced.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -26,6 +29,11 @@ const COOKIE = '0xfeedface';
 /** The firing case of the selftest and the unload case write to the throttled disk (16 MiB/s). */
 const RACE_LEN = 32 * MiB;
 const UNLOAD_LEN = 64 * MiB;
+const PANIC_COOKIE = '0x9a91c';
+/** Throughput samples of each way. */
+const SAMPLES = 3;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface PhyscapEvent {
   event: 'pretimeout' | 'capture_done' | 'capture_failed';
@@ -158,10 +166,25 @@ sed 's/^/@@armed - /' $T/arm.out
 rec wd - "$(cat $T/wd.out)"
 $C events | sed 's/^/@@events - /'
 
-# The same two ranges with the WRITE ioctl, into a preallocated file too.
-fallocate -l ${TOTAL} $D/written.bin || exit 14
-rec write crashlog "$($C write ${hex(crashlog.start)} ${crashlog.size} $D/written.bin --existing --offset 0)"
-rec write trace "$($C write ${hex(trace.start)} ${trace.size} $D/written.bin --existing --offset ${crashlog.size})"
+# Throughput, ${SAMPLES} samples each (one is noisy under emulation): the
+# armed capture again, then the same two ranges with the WRITE ioctl into a
+# preallocated file too, each range synced as the client does.
+for n in $(seq 2 ${SAMPLES}); do
+	$C arm 0 $D/armed-$n.bin ${hex(crashlog.start)} ${crashlog.size} ${hex(trace.start)} ${trace.size} \
+		--cookie $n --wait > $T/arm-$n.out 2>&1 &
+	armer=$!
+	arm_id $T/arm-$n.out > /dev/null || exit 19
+	$C watchdog-arm --timeout 10 --pretimeout 8 --hold 4 > /dev/null &
+	wd=$!
+	wait $armer
+	wait $wd
+	grep '"capture_done"' $T/arm-$n.out | sed "s/^/@@sample armed-$n /"
+done
+for n in $(seq ${SAMPLES}); do
+	fallocate -l ${TOTAL} $D/written-$n.bin || exit 14
+	rec write crashlog-$n "$($C write ${hex(crashlog.start)} ${crashlog.size} $D/written-$n.bin --existing --offset 0)"
+	rec write trace-$n "$($C write ${hex(trace.start)} ${trace.size} $D/written-$n.bin --existing --offset ${crashlog.size})"
+done
 
 # Unload during a capture: the arming process is killed while its capture
 # writes to the throttled disk, then the module is unloaded at once.
@@ -195,7 +218,22 @@ kill -TERM $holder
 wait $holder 2>/dev/null
 rmmod physcap
 rec unload armed "{\\"rc\\":$?}"
-exit 0
+
+# Last, THEN_PANIC: the capture, then panic() as the panic governor would.
+# Init never gets to save dmesg and the exit code after this, so the job
+# does it first; if the kernel did not panic the job goes on and fails.
+insmod $MOD || exit 20
+echo physcap > $W/pretimeout_governor || exit 21
+$C arm 0 $D/panic.bin ${hex(trace.start)} ${trace.size} --then-panic --cookie ${PANIC_COOKIE} > $T/panic.out 2>&1 &
+id=$(arm_id $T/panic.out) || exit 22
+rec panic armed "{\\"arm_id\\":$id}"
+dmesg > $PHYSCAP_BOARD_JOB/dmesg.log
+echo 0 > $PHYSCAP_BOARD_JOB/exit-code
+sync
+$C watchdog-arm --timeout 10 --pretimeout 8 --hold 30 > /dev/null
+rec panic survived '{}'
+echo 1 > $PHYSCAP_BOARD_JOB/exit-code
+exit 1
 `;
 }
 
@@ -213,8 +251,14 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   const armId = () => armed()[0]!.arm_id;
   const captureEvent = () => armed().find((e) => e.event === 'capture_done' && e.arm_id === armId())!;
 
+  let fsckStatus: number | null = null;
+
   beforeAll(async () => {
     run = await bootBoard({ kernel, job: job(kernel), reserved: BOARD_RANGES });
+    // The board ends in the THEN_PANIC panic, without unmounting the
+    // scratch disk: replay its journal as the next boot (or the kdump
+    // kernel's fsck) would, before any file is read off it on the host.
+    fsckStatus = spawnSync('e2fsck', ['-fy', run.images.scratch], { encoding: 'utf8' }).status;
   }, 15 * 60_000);
   afterAll(() => run?.cleanup());
 
@@ -307,21 +351,28 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
     expect(events.find((e) => e.event === 'capture_done' && e.cookie === COOKIE)).toEqual(captureEvent());
   });
 
-  test('throughput: the armed capture against the WRITE ioctl for the same two ranges', () => {
-    const writes = ['crashlog', 'trace'].map((n) => one<{ ok: boolean; bytes_zero_copy: number; seconds: number }>('write', n));
-    for (const w of writes) expect(w.ok).toBe(true);
-    expect(writes.reduce((a, w) => a + w.bytes_zero_copy, 0)).toBe(TOTAL);
-    const writeNs = writes.reduce((a, w) => a + w.seconds, 0) * 1e9;
-    const done = captureEvent();
+  test('throughput: the armed capture against the WRITE ioctl for the same two ranges (medians)', () => {
+    const armedRuns = [captureEvent(), ...Array.from({ length: SAMPLES - 1 }, (_, i) => one<PhyscapEvent>('sample', `armed-${i + 2}`))];
+    for (const e of armedRuns) expect(e).toMatchObject({ event: 'capture_done', bytes_written: TOTAL, bytes_zero_copy: TOTAL });
+    const writeRuns = Array.from({ length: SAMPLES }, (_, i) =>
+      ['crashlog', 'trace'].map((n) => one<{ ok: boolean; bytes_zero_copy: number; seconds: number }>('write', `${n}-${i + 1}`)),
+    );
+    for (const pair of writeRuns) {
+      for (const w of pair) expect(w.ok).toBe(true);
+      expect(pair.reduce((a, w) => a + w.bytes_zero_copy, 0)).toBe(TOTAL);
+    }
+    const armedNs = median(armedRuns.map((e) => e.duration_ns));
+    const writeNs = median(writeRuns.map((pair) => pair.reduce((a, w) => a + w.seconds, 0) * 1e9));
     const report = {
       kernel: series,
       bytes: TOTAL,
-      first_byte_latency_us: Math.round(done.first_byte_latency_ns / 1000),
-      armed_duration_ms: +(done.duration_ns / 1e6).toFixed(2),
-      write_ioctl_ms: +(writeNs / 1e6).toFixed(2),
-      armed_MiBps: +(TOTAL / MiB / (done.duration_ns / 1e9)).toFixed(1),
-      write_MiBps: +(TOTAL / MiB / (writeNs / 1e9)).toFixed(1),
-      armed_over_write_throughput: +(writeNs / done.duration_ns).toFixed(2),
+      samples: SAMPLES,
+      first_byte_latency_us: armedRuns.map((e) => Math.round(e.first_byte_latency_ns / 1000)),
+      armed_duration_ms: armedRuns.map((e) => +(e.duration_ns / 1e6).toFixed(1)),
+      write_ioctl_ms: writeRuns.map((pair) => +(pair.reduce((a, w) => a + w.seconds, 0) * 1e3).toFixed(1)),
+      armed_MiBps_median: +(TOTAL / MiB / (armedNs / 1e9)).toFixed(1),
+      write_MiBps_median: +(TOTAL / MiB / (writeNs / 1e9)).toFixed(1),
+      armed_over_write_throughput: +(writeNs / armedNs).toFixed(2),
     };
     process.stdout.write(`physcap governor throughput ${JSON.stringify(report)}\n`);
     // Same write path, same disk: neither should be wildly slower.
@@ -341,6 +392,20 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   test('unload with an arm: refused while the arming descriptor is open, clean once it is closed', () => {
     expect(one<{ rc: number }>('unload', 'busy').rc).not.toBe(0);
     expect(one<{ rc: number }>('unload', 'armed').rc).toBe(0);
+  });
+
+  test('THEN_PANIC: the capture is written and synced, then the kernel panics naming the watchdog', () => {
+    const { arm_id: id } = one<{ arm_id: number }>('panic', 'armed');
+    expect(run.records('panic').filter((r) => r.label === 'survived')).toEqual([]);
+    expect(run.console).toMatch(new RegExp(`Kernel panic - not syncing: physcap: watchdog0 pretimeout: armed capture ${id} written, panicking as asked`));
+    expect(fsckStatus === 0 || fsckStatus === 1).toBe(true);
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-panic-'));
+    try {
+      const file = scratchCopyFile(run, '/panic.bin', path.join(tmp, 'panic.bin'));
+      expect(sha256File(file)).toBe(run.truth('trace').sha256);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   test('dmesg has no WARN, BUG, Oops or lock splat', () => {

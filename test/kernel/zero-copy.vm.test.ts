@@ -78,6 +78,8 @@ const BAD_INPUT: Array<[string, string]> = [
   ['mmap of a hole', 'ENXIO'],
   ['mmap of memory (control)', 'OK'],
   ['mprotect of the mapping to writable', 'EACCES'],
+  // insmod without the watchdog core: physcap loads, without its governor.
+  ['ARM without the pretimeout governor (watchdog core not loaded)', 'EOPNOTSUPP'],
 ];
 
 const DMESG_TROUBLE = /WARNING:|BUG:|Oops|Call Trace|general protection|Kernel panic|RIP:/;
@@ -104,10 +106,13 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
   });
 
-  test('INFO: ABI version 2, zero-copy, adoption and block devices', () => {
+  test('INFO: ABI version 2, zero-copy, adoption and block devices; no governor without the watchdog core', () => {
     const info = one<{ ok: boolean; abi_version: number; page_size: number; features: number }>('info');
     expect(info).toMatchObject({ ok: true, abi_version: 2, page_size: 4096 });
     expect(info.features & 0b1111111).toBe(0b1111111);
+    // ARM is in the ABI, but no governor: the watchdog core was not loaded first.
+    expect(info.features & (1 << 7)).toBeTruthy();
+    expect(info.features & (1 << 8)).toBe(0);
   });
 
   test("the question's way fails here too: mmap(/dev/mem) + O_DIRECT write gives EFAULT", () => {
