@@ -4,6 +4,7 @@
       "target_name": "physcap",
       "sources": [
         "src/addon/addon.cc",
+        "src/io/armdev.cc",
         "src/io/capture.cc",
         "src/io/dest.cc",
         "src/io/dirops.cc",

@@ -166,6 +166,8 @@ interface Addon {
   ): { promise: Promise<CaptureResult>; cancel(): void };
   sdNotify(socketPath: string, message: string): void;
   kmsgOpen(path: string, onItem: (kind: 'record' | 'gap' | 'end', value: unknown) => void): { close(): void };
+  physcapOpen(path: string, onItem: (kind: 'event' | 'end', value: unknown) => void): NativeArmDevice;
+  physcapReadEvents(path: string): PhyscapEvent[];
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   hashStored(
     request: Record<string, unknown>,
@@ -612,6 +614,182 @@ export function openKmsg(handlers: KmsgHandlers, path = '/dev/kmsg'): { close():
       else handlers.end(value as NativeError | null);
     }),
   );
+}
+
+export interface ArmRange {
+  phys: bigint;
+  length: bigint;
+  destOffset: bigint;
+}
+
+export interface PhyscapEvent {
+  type: 'pretimeout' | 'capture-done' | 'capture-failed' | 'unknown';
+  /** 1, 2, 3...: a gap means the module's ring overwrote records before they were read. */
+  seq: bigint;
+  watchdogId: number;
+  /** CAPTURE_FAILED: the errno name (EIO, ENOSPC...); undefined otherwise. */
+  code?: string;
+  /** Negative, as in Node's errors (-5 for EIO); 0 when there is none. */
+  errno: number;
+  timeRealNs: bigint;
+  timeMonoNs: bigint;
+  cookie: bigint;
+  armId: bigint;
+  bytesWritten: number;
+  bytesZeroCopy: number;
+  bytesBounced: number;
+  firstByteLatencyNs: number;
+  durationNs: number;
+}
+
+export interface ArmStatus {
+  state: 'armed' | 'firing' | 'done' | 'failed';
+  /** failed: the errno name (EIO, ENOSPC...); undefined otherwise. */
+  code?: string;
+  /** Negative, as in Node's errors; 0 unless failed. */
+  errno: number;
+  bytesWritten: number;
+  bytesTotal: number;
+  cookie: bigint;
+  watchdogId: number;
+  thenPanic: boolean;
+  firstByteLatencyNs: number;
+  durationNs: number;
+}
+
+export interface PhyscapDevice {
+  /** Arms an in-kernel capture on a watchdog's pretimeout (PHYSCAP_IOC_ARM); returns the arm id.  The arm lives until disarm(), close(), or the module's unload. */
+  arm(o: { watchdogId: number; dest: Destination; cookie: bigint; ranges: ArmRange[]; thenPanic?: boolean }): bigint;
+  disarm(armId: bigint): void;
+  status(armId: bigint): ArmStatus;
+  /** Stops the event reader and closes the device: every arm made through it is released by the module. */
+  close(): void;
+}
+
+interface NativeArmDevice {
+  arm(request: Record<string, unknown>): bigint;
+  disarm(armId: bigint): void;
+  status(armId: bigint): ArmStatus;
+  close(): void;
+}
+
+/** physcap_uapi.h: PHYSCAP_ARM_MAX_WATCHDOG_ID, PHYSCAP_ARM_MAX_RANGES. */
+const ARM_MAX_WATCHDOG_ID = 31;
+const ARM_MAX_RANGES = 16;
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Why an arm request cannot be passed to the module, if it cannot. */
+function badArm(o: unknown): string | undefined {
+  if (typeof o !== 'object' || o === null) return 'the arm request must be an object';
+  const a = o as { watchdogId?: unknown; dest?: unknown; cookie?: unknown; ranges?: unknown; thenPanic?: unknown };
+  if (!Number.isInteger(a.watchdogId) || (a.watchdogId as number) < 0 || (a.watchdogId as number) > ARM_MAX_WATCHDOG_ID) {
+    return `watchdogId must be an integer from 0 to ${ARM_MAX_WATCHDOG_ID}, not ${String(a.watchdogId)}`;
+  }
+  const dest = a.dest as Partial<Destination> | null | undefined;
+  if (typeof dest !== 'object' || dest === null) return 'dest must be an open Destination';
+  if (!Number.isInteger(dest.fd) || (dest.fd as number) < 0 || (dest.fd as number) > 0x7fffffff) {
+    return `dest.fd must be an open file descriptor, not ${String(dest.fd)}`;
+  }
+  if (typeof a.cookie !== 'bigint' || a.cookie < 0n || a.cookie > U64_MAX) return `cookie must be a bigint in [0, 2^64), not ${String(a.cookie)}`;
+  if (a.thenPanic !== undefined && typeof a.thenPanic !== 'boolean') return `thenPanic must be a boolean, not ${String(a.thenPanic)}`;
+  if (!Array.isArray(a.ranges) || a.ranges.length < 1 || a.ranges.length > ARM_MAX_RANGES) {
+    return `ranges must be an array of 1 to ${ARM_MAX_RANGES} ranges, not ${Array.isArray(a.ranges) ? a.ranges.length : String(a.ranges)}`;
+  }
+  const align = Number.isInteger(dest.offsetAlign) && (dest.offsetAlign as number) > 0 ? BigInt(dest.offsetAlign as number) : 1n;
+  const ranges = a.ranges as ArmRange[];
+  for (const [i, r] of ranges.entries()) {
+    if (typeof r !== 'object' || r === null) return `ranges[${i}] must be an object`;
+    if (!isCount(r.phys) || !isCount(r.length) || !isCount(r.destOffset)) return `ranges[${i}]: phys, length and destOffset must be bigints >= 0 (and below 2^63)`;
+    if (r.length === 0n) return `ranges[${i}]: length must be positive`;
+    if (r.phys + r.length > U64_MAX + 1n) return `ranges[${i}] (${r.phys}+${r.length}) wraps past the end of the physical address space`;
+    if (r.destOffset + r.length > OFF_MAX) return `ranges[${i}]: destOffset + length must fit in a file offset`;
+    if (r.destOffset % align !== 0n || r.length % align !== 0n) {
+      return `ranges[${i}]: destOffset and length must be multiples of the destination's ${align}-byte direct-I/O alignment`;
+    }
+    for (const [j, q] of ranges.slice(0, i).entries()) {
+      if (r.destOffset < q.destOffset + q.length && q.destOffset < r.destOffset + r.length) {
+        return `ranges[${i}] (destination ${r.destOffset}+${r.length}) overlaps ranges[${j}] (${q.destOffset}+${q.length}) in the destination`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function checkArmId(armId: bigint): void {
+  if (typeof armId !== 'bigint' || armId < 1n || armId > U64_MAX) throw invalid(`armId must be a bigint in [1, 2^64), not ${String(armId)}`);
+}
+
+/**
+ * Opens /dev/physcap (read-write) for arming, and reads its event records on a native
+ * thread blocked in poll(2), from the oldest record the module still keeps (so an agent
+ * restarted after a pretimeout still sees it).  handlers.end follows close(), or an error
+ * that ended the reader.
+ */
+export function openPhyscapDevice(
+  handlers: { event(e: PhyscapEvent): void; end(err: NativeError | null): void },
+  path = '/dev/physcap',
+): PhyscapDevice {
+  if (typeof handlers !== 'object' || handlers === null || typeof handlers.event !== 'function' || typeof handlers.end !== 'function') {
+    throw invalid('handlers must have event() and end() functions');
+  }
+  checkPath(path, 'path');
+  const stack = new Error().stack;
+  const native = withCallerStack(stack, () =>
+    load().physcapOpen(path, (kind, value) => {
+      if (kind === 'event') handlers.event(value as PhyscapEvent);
+      else handlers.end(restack(value, stack) as NativeError | null);
+    }),
+  );
+  let closed = false;
+  const usable = () => {
+    if (closed) throw invalidState('The physcap device was closed');
+  };
+  return {
+    arm(o) {
+      const why = badArm(o);
+      if (why) throw invalid(why);
+      usable();
+      const request = {
+        watchdogId: o.watchdogId,
+        destFd: o.dest.fd,
+        destPath: String(o.dest.path),
+        cookie: o.cookie,
+        thenPanic: o.thenPanic ?? false,
+        ranges: o.ranges.map((r) => ({ phys: r.phys, length: r.length, destOffset: r.destOffset })),
+      };
+      const callerStack = new Error().stack;
+      return withCallerStack(callerStack, () => native.arm(request));
+    },
+    disarm(armId) {
+      checkArmId(armId);
+      usable();
+      const callerStack = new Error().stack;
+      withCallerStack(callerStack, () => native.disarm(armId));
+    },
+    status(armId) {
+      checkArmId(armId);
+      usable();
+      const callerStack = new Error().stack;
+      return withCallerStack(callerStack, () => native.status(armId));
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      native.close();
+    },
+  };
+}
+
+/**
+ * The event records the module keeps now (at most PHYSCAP_EVENT_RING), oldest first,
+ * read without waiting for more through a read-only descriptor of their own (which holds
+ * no arms): for an agent starting up, to learn what happened while it was not running.
+ * Errors as openPhyscapDevice's end() gets them.
+ */
+export function readPhyscapEvents(path = '/dev/physcap'): PhyscapEvent[] {
+  checkPath(path, 'path');
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().physcapReadEvents(path));
 }
 
 /** sd_notify(3): one datagram to $NOTIFY_SOCKET; a no-op outside systemd. */

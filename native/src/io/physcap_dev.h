@@ -8,6 +8,10 @@ namespace physcap {
 
 static_assert(sizeof(physcap_info) == PHYSCAP_INFO_SIZE, "physcap_info ABI");
 static_assert(sizeof(physcap_write) == PHYSCAP_WRITE_SIZE, "physcap_write ABI");
+static_assert(sizeof(physcap_arm_range) == PHYSCAP_ARM_RANGE_SIZE, "physcap_arm_range ABI");
+static_assert(sizeof(physcap_arm) == PHYSCAP_ARM_SIZE, "physcap_arm ABI");
+static_assert(sizeof(physcap_arm_status) == PHYSCAP_ARM_STATUS_SIZE, "physcap_arm_status ABI");
+static_assert(sizeof(physcap_event) == PHYSCAP_EVENT_SIZE, "physcap_event ABI");
 
 constexpr const char* kDevicePath = "/dev/" PHYSCAP_DEVICE_NAME;
 
