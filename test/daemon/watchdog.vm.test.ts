@@ -57,9 +57,76 @@ echo "@@arm - $(cat $W/arm.json)"
 for f in $D/captures/*/manifest.json; do echo "@@capture $(basename $(dirname $f)) $(tr -d '\\n' < $f)"; done
 grep -h '"capture complete"' $W/agent.log | sed 's/^/@@log - /'
 wait
+
+# --- Armed in the kernel: the physcap governor, the agent frozen (SIGSTOP).
+A=$TMPDIR/armed
+mkdir -p $A/profiles
+cat > $A/profiles/armed.yaml <<'YAML'
+apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: armed
+regions:
+${ARMED_RANGES.map((r) => `  - name: ${r.name}
+    start: "${hex(r.start)}"
+    size: ${r.size}`).join('
+')}
+triggers:
+  - kind: watchdog
+    device: /dev/watchdog0
+destination:
+  kind: dir
+  path: /run/physcap-board/disk/armed
+  retention: { keep_free: 0 }
+hash:
+  chunk_size: 1MiB
+YAML
+start_agent() {
+	node ${cli} run --config $A/none.yaml --profiles-dir $A/profiles --state-dir $A/state \
+		--runtime-dir $A/run --spool-dir $A/run/triggers 2>> $A/agent.log &
+	agent=$!
+}
+armed_count() { grep -c '"capture armed in the kernel"' $A/agent.log; }
+done_events() { ${client} events | grep -c '"event":"capture_done"'; }
+complete_count() { grep -cs '"status":"complete"' $D/armed/index.jsonl || true; }
+frozen() {
+	echo "@@frozen $1 {\"state\":\"$(awk '{print $3}' /proc/$agent/stat)\",\"partial\":$(ls $D/armed | grep -c '\.partial$'),\"complete\":$(complete_count)}"
+}
+start_agent
+for i in $(seq 600); do [ "$(armed_count)" -ge 1 ] && break; sleep 0.1; done
+echo "@@governor armed {\"value\":\"$(cat /sys/class/watchdog/watchdog0/pretimeout_governor)\"}"
+
+# A: frozen while the kernel captures; SIGCONT, and the agent finishes it.
+kill -STOP $agent
+${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-a.json &
+holder=$!
+for i in $(seq 600); do [ "$(done_events)" -ge 1 ] && break; sleep 0.1; done
+frozen a
+kill -CONT $agent
+for i in $(seq 600); do [ "$(complete_count)" -ge 1 ] && [ "$(armed_count)" -ge 2 ] && break; sleep 0.1; done
+wait $holder
+
+# B: frozen while the kernel captures, then killed; a new agent finishes it.
+kill -STOP $agent
+${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-b.json &
+holder=$!
+for i in $(seq 600); do [ "$(done_events)" -ge 2 ] && break; sleep 0.1; done
+frozen b
+kill -KILL $agent; wait $agent 2>/dev/null
+start_agent
+for i in $(seq 600); do [ "$(complete_count)" -ge 2 ] && [ "$(armed_count)" -ge 3 ] && break; sleep 0.1; done
+kill -TERM $agent; wait $agent; rc=$?
+wait $holder
+echo "@@armedagent - {\"rc\":$rc}"
+${client} events | sed 's/^/@@event - /'
+for f in $D/armed/*/manifest.json; do echo "@@armed $(basename $(dirname $f)) $(tr -d '\n' < $f)"; done
+sed 's/^/@@index - /' $D/armed/index.jsonl
+echo "@@leftover - {\"entries\":\"$(ls $D/armed | tr '\n' ' ')\"}"
+grep -h '"armed capture complete"\|"could not\|"error"' $A/agent.log | sed 's/^/@@armedlog - /'
 exit 0
 `;
 }
+
+const ARMED_RANGES = BOARD_RANGES.filter((r) => r.name === 'crashlog' || r.name === 'trace');
 
 const kernel = loadKernels()[0]!;
 
@@ -79,7 +146,7 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
 
   test('the noop governor is the pretimeout governor; the watchdog was armed', () => {
     expect(run.exitCode).toBe(0);
-    expect(one<{ value: string }>('governor').value.value).toBe('noop');
+    expect(run.records<{ value: string }>('governor').find((r) => r.label === '-')?.value.value).toBe('noop');
     expect(one<{ ok: boolean; pretimeout: number }>('arm').value).toMatchObject({ ok: true, pretimeout: 8 });
     expect(run.dmesg).toMatch(/watchdog0: pretimeout event/);
   });
@@ -111,6 +178,72 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  describe('armed in the kernel (the physcap governor) while the agent is frozen', () => {
+    const armed = () => run.records<Manifest>('armed').sort((a, b) => a.value.timing.started.localeCompare(b.value.timing.started));
+    const index = () => run.records<Record<string, unknown>>('index').map((r) => r.value);
+
+    test('the agent armed a capture and selected the physcap governor', () => {
+      const g = run.records<{ value: string }>('governor').find((r) => r.label === 'armed');
+      expect(g?.value.value).toBe('physcap');
+    });
+
+    test('the kernel captured while the agent was stopped: nothing published until it ran again', () => {
+      for (const label of ['a', 'b']) {
+        const f = run.records<{ state: string; partial: number; complete: number }>('frozen').find((r) => r.label === label);
+        expect({ label, ...f?.value }).toEqual({ label, state: 'T', partial: 1, complete: label === 'a' ? 0 : 1 });
+      }
+      const done = run.records<{ event: string; cookie: string; bytes_written: number; bytes_zero_copy: number; first_byte_latency_ns: number }>('event').filter((e) => e.value.event === 'capture_done');
+      expect(done).toHaveLength(2);
+      const total = ARMED_RANGES.reduce((a, r) => a + r.size, 0);
+      for (const e of done) expect(e.value).toMatchObject({ bytes_written: total, bytes_zero_copy: total });
+    });
+
+    test('both captures are complete, read back and exact; the second was finished by the restarted agent', () => {
+      const caps = armed();
+      expect(caps.map((c) => c.value.status)).toEqual(['complete', 'complete']);
+      for (const c of caps) {
+        expect(c.value.triggers).toEqual([expect.objectContaining({ kind: 'watchdog', reason: 'watchdog0 pretimeout: captured by physcap.ko' })]);
+        for (const r of ARMED_RANGES) {
+          expect(c.value.regions.find((x) => x.name === r.name)).toMatchObject({
+            phys: hex(r.start),
+            size: r.size,
+            source: 'kernel',
+            mode: 'zero-copy',
+            bytesZeroCopy: r.size,
+            digest: 'read-back',
+            sha256: run.truth(r.name).sha256,
+          });
+        }
+      }
+      expect(caps[0]!.value.triggers[0]!.detail).not.toHaveProperty('finalized');
+      expect(caps[1]!.value.triggers[0]!.detail).toMatchObject({ finalized: expect.stringMatching(/^finalized after a restart/) });
+      const idx = index();
+      expect(idx.map((e) => [e.status, e.recovered ?? null])).toEqual([
+        ['complete', null],
+        ['complete', expect.stringMatching(/^finalized after a restart/)],
+      ]);
+      // The third arm (after the restart) was disarmed and removed at SIGTERM: nothing half-made is left.
+      expect(one<{ entries: string }>('leftover').value.entries.trim().split(' ').sort()).toEqual([...caps.map((c) => c.label), 'index.jsonl'].sort());
+      expect(one<{ rc: number }>('armedagent').value.rc).toBe(0);
+    });
+
+    test('the bytes on disk, read on the host, are the ground truth', () => {
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-armed-'));
+      try {
+        for (const c of armed()) {
+          const core = scratchCopyFile(run, `/armed/${c.label}/core.elf`, path.join(tmp, `${c.label}.elf`));
+          for (const r of c.value.regions) expect(sha256File(core, r.offset, r.size)).toBe(run.truth(r.name).sha256);
+        }
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+
+    test('dmesg is clean', () => {
+      expect(run.dmesg).not.toMatch(/WARNING:|BUG:|Oops|general protection|circular locking/);
+    });
   });
 
   test('the agent stopped cleanly on SIGTERM', () => {

@@ -16,7 +16,7 @@ import type { Profile } from '../config/profile';
 import type { Logger } from '../core/logger';
 import { validators } from '../config/schemas';
 import { hostElfTarget, layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO } from '../container/elf';
-import type { ElfNote } from '../container/elf';
+import type { ElfLayout, ElfNote } from '../container/elf';
 import { openStore } from '../destinations/registry';
 import type { CaptureSink, CaptureStore, DataFile, Finish, IndexEntry } from '../destinations/types';
 import { hostInfo, versions } from '../manifest/host';
@@ -27,6 +27,8 @@ import { capture, CaptureResult, createFileHash, FileHash, writeAligned } from '
 import type { TriggerEvent } from '../triggers/event';
 import { CapturePlan, DATA_ALIGN, planCapture, PlannedRegion } from './plan';
 import { readVmcoreinfo } from './vmcoreinfo';
+
+export const ELF_FILE = 'core.elf';
 
 /** Chunk digests beyond this many go to a sidecar file instead of the manifest. */
 const INLINE_CHUNKS = 64;
@@ -115,7 +117,8 @@ function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, source: 
   };
 }
 
-class Run {
+/** One capture being written: the layout, the per-region records, and the manifest at the end. */
+export class CaptureRun {
   readonly regions: ManifestRegion[] = [];
   readonly sidecars: Array<{ name: string; data: Buffer }> = [];
   readonly files: ManifestFile[] = [];
@@ -131,7 +134,7 @@ class Run {
     readonly o: CaptureOptions,
   ) {}
 
-  private get total(): number {
+  get total(): number {
     return this.plan.regions.reduce((a, r) => a + Number(r.size), 0);
   }
 
@@ -167,7 +170,7 @@ class Run {
     return res;
   }
 
-  private record(r: PlannedRegion, res: CaptureResult | undefined, file: string, offset: bigint): void {
+  record(r: PlannedRegion, res: CaptureResult | undefined, file: string, offset: bigint): void {
     const { region, sidecar } = regionRecord(r, res, this.plan.source, file, offset, Number(this.plan.profile.hash.chunkSize));
     this.regions.push(region);
     if (sidecar) this.sidecars.push(sidecar);
@@ -191,7 +194,12 @@ class Run {
     }
   }
 
-  async elf(vmcoreinfo: string | null): Promise<void> {
+  /**
+   * The ELF container laid out: core.elf preallocated, its header written,
+   * each region's offset known.  The regions are written next, by the
+   * engine (elf()) or by the kernel on a watchdog pretimeout (armed.ts).
+   */
+  layoutElf(vmcoreinfo: string | null): { data: DataFile; layout: ElfLayout } {
     const target = hostElfTarget();
     this.byteOrder = target.bigEndian ? 'big' : 'little';
     const p = this.plan.profile;
@@ -204,14 +212,19 @@ class Run {
     if (vmcoreinfo) notes.push({ ...NOTE_VMCOREINFO, desc: Buffer.from(vmcoreinfo) });
     const align = Math.max(Number(DATA_ALIGN), this.sink.align);
     const layout = layoutElfCore({ target, regions: this.plan.regions.map((r) => ({ paddr: r.start, size: r.size })), notes, align });
-    const name = 'core.elf';
-    this.plan.regions.forEach((r, i) => this.placement.set(r.name, { file: name, offset: layout.regionOffsets[i]! }));
-    const data = this.sink.openData(name, layout.fileSize);
+    this.plan.regions.forEach((r, i) => this.placement.set(r.name, { file: ELF_FILE, offset: layout.regionOffsets[i]! }));
+    const data = this.sink.openData(ELF_FILE, layout.fileSize);
     if (BigInt(align) % BigInt(data.dest.offsetAlign) !== 0n) {
       throw Object.assign(new Error(`${data.dest.path}: direct I/O needs ${data.dest.offsetAlign}-byte alignment, more than the container's ${align}`), { code: 'EINVAL' });
     }
-    const fileHash = createFileHash();
     writeAligned(data.dest, data.base, layout.header);
+    return { data, layout };
+  }
+
+  async elf(vmcoreinfo: string | null): Promise<void> {
+    const { data, layout } = this.layoutElf(vmcoreinfo);
+    const name = ELF_FILE;
+    const fileHash = createFileHash();
     fileHash.update(layout.header);
     let pos = BigInt(layout.header.length);
     for (const [i, r] of this.plan.regions.entries()) {
@@ -336,7 +349,7 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
       smallBytes: plan.smallBytes,
       intent: Buffer.from(`${JSON.stringify({ id: plan.id, profile: p.name, started: plan.started.toISOString(), regions: plan.regions.map((r) => ({ name: r.name, phys: hex(r.start), size: Number(r.size) })) })}\n`),
     });
-    const run = new Run(plan, sink, { ...o, events: input.events });
+    const run = new CaptureRun(plan, sink, { ...o, events: input.events });
     log?.info({ capture: plan.id, profile: p.name, location: sink.location, source: plan.source, format: plan.format, regions: plan.regions.length }, 'capture started');
     try {
       await (plan.format === 'elf' ? run.elf(vmcoreinfo) : run.raw());

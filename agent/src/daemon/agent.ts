@@ -23,6 +23,7 @@ import { destinationKey, openStore } from '../destinations/registry';
 import { sdNotify } from '../native/binding';
 import { Scheduler } from '../scheduler/scheduler';
 import { Metrics } from './metrics';
+import { Watchdogs } from './watchdogs';
 import { eventId, TriggerEvent } from '../triggers/event';
 import { KmsgMatcher } from '../triggers/kmsg-record';
 import { KmsgSource } from '../triggers/kmsg-source';
@@ -35,6 +36,10 @@ export interface AgentOptions {
   clock: Clock;
   /** Where /dev/kmsg is (tests and the board may point elsewhere). */
   kmsgPath?: string;
+  /** Where /dev/physcap is (default /dev/physcap). */
+  physcapDevice?: string;
+  /** Where sysfs is (default /sys): the watchdogs' pretimeout_governor files. */
+  sysRoot?: string;
 }
 
 export class Agent {
@@ -47,6 +52,7 @@ export class Agent {
   private kmsgStarted = false;
   private unsubscribeKmsg?: () => void;
   private readonly metrics = new Metrics();
+  private readonly watchdogs: Watchdogs;
   /** Reloads are applied one after another, in order. */
   private applying: Promise<void> = Promise.resolve();
 
@@ -93,6 +99,24 @@ export class Agent {
       captureId: (profile, now) => captureId(profile, new Date(now)),
       onFate: (event, fate) => this.metrics.triggers.inc({ kind: event.kind, fate }),
     });
+    this.watchdogs = new Watchdogs({
+      log,
+      devicePath: o.physcapDevice,
+      sysRoot: o.sysRoot,
+      onOutcome: (profile, outcome) => {
+        this.metrics.captures.inc({ profile, result: outcome.status });
+        this.metrics.duration.observe({ profile }, outcome.seconds);
+        this.metrics.triggers.inc({ kind: 'watchdog', fate: 'captured' });
+        if (outcome.status === 'complete') {
+          this.metrics.bytes.inc({ profile }, outcome.bytes);
+          this.metrics.lastSuccess.set({ profile }, Date.now() / 1000);
+        }
+      },
+      // Without the governor: the noop governor's kernel log line, captured by the agent.
+      fallback: (p, id) => {
+        if (!this.kmsgMatchers.has(p.name)) this.kmsgMatchers.set(p.name, new KmsgMatcher([], [`^watchdog${id}: pretimeout event$`], 7));
+      },
+    });
     this.control = new ControlServer(path.join(config.runtimeDir, CONTROL_SOCKET), (req) => this.onControl(req), log);
     this.kmsg = new KmsgSource(log, o.kmsgPath);
   }
@@ -118,8 +142,12 @@ export class Agent {
         this.kmsgMatchers.set(p.name, new KmsgMatcher(spec.presets, spec.patterns, spec.maxPriority));
         continue;
       }
+      if (spec.kind === 'watchdog') {
+        this.watchdogs.start(p, spec);
+        continue;
+      }
       const t = TRIGGER_KINDS[spec.kind]?.(p, spec, this.triggerContext);
-      if (!t) continue; // control: answered by the socket; watchdog: armed by its own issue
+      if (!t) continue; // control: answered by the socket
       try {
         await t.start();
         started.push(t);
@@ -135,6 +163,7 @@ export class Agent {
     for (const t of this.triggers.get(name) ?? []) await t.stop();
     this.triggers.delete(name);
     this.kmsgMatchers.delete(name);
+    this.watchdogs.stop(name);
   }
 
   private startKmsg(): void {
@@ -191,6 +220,8 @@ export class Agent {
   /** Applies a reload's difference: only changed profiles' triggers move. */
   private async apply(c: ProfileChange): Promise<void> {
     for (const p of [...c.removed, ...c.changed.map((x) => x.before)]) await this.stopTriggers(p.name);
+    // What the kernel wrote while no agent was there is finished first; recovery records the rest.
+    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.watchdogs.resume(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) this.recoverDestination(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.startTriggers(p);
     // READY=1 also ends a RELOADING=1.
@@ -278,6 +309,7 @@ export class Agent {
     await this.control.stop();
     await this.scheduler.stop(graceMs);
     await this.metrics.close();
+    this.watchdogs.close();
     this.unsubscribeKmsg?.();
     if (this.kmsgStarted) await this.kmsg.stop();
     this.o.log.info({}, 'agent stopped');

@@ -21,6 +21,8 @@ export interface SinkStore {
   finishSlot(n: number, slot: Slot, partial: Omit<IndexEntry, 'seq' | 'prev' | 'location'>, end: ChainEnd): IndexEntry;
   /** The capture ended: drops the lock. */
   released(sink: Sink): void;
+  /** Frees a "writing" slot whose capture never happened; fsynced. */
+  freeSlot(n: number, slot: Slot): void;
 }
 
 export class Sink implements CaptureSink {
@@ -97,6 +99,15 @@ export class Sink implements CaptureSink {
       } catch {
         return undefined; // the slot stays "writing": recovery will record it
       }
+    } finally {
+      this.end();
+    }
+  }
+
+  discard(): void {
+    if (this.ended) return;
+    try {
+      this.store.freeSlot(this.slotNumber, this.slot);
     } finally {
       this.end();
     }

@@ -291,6 +291,24 @@ class Store implements BlockdevStore {
     return entry;
   }
 
+  freeSlot(n: number, slot: Slot): void {
+    this.writeSlot(n, { ...slot, state: SlotState.Free, text: '' });
+    this.dev.sync();
+  }
+
+  unfinished(): Array<{ id: string; intent: Buffer }> {
+    return this.state()
+      .views.filter((v) => v.slot?.state === SlotState.Writing)
+      .map((v) => ({ id: parseIntent(v.slot!.text).id ?? `unknown-generation-${v.slot!.generation}`, intent: Buffer.from(v.slot!.text) }));
+  }
+
+  resume(id: string): never {
+    // An armed capture's record is written by the kernel into space this
+    // store placed; finishing it after a restart is supported for dir
+    // destinations only, for now.
+    throw coded('ENOTSUP', `${this.location}: capture ${id} cannot be resumed on a dump partition; start-up recovery records it as failed`);
+  }
+
   released(sink: Sink): void {
     if (this.active === sink) this.active = undefined;
     this.dev.unlock();

@@ -199,7 +199,34 @@ export class DirStore implements CaptureStore {
       closeFd(partialFd);
       throw err;
     }
-    return new DirSink(this, req, partialFd);
+    return new DirSink(this, req.id, partialFd);
+  }
+
+  unfinished(): Array<{ id: string; intent: Buffer }> {
+    const out: Array<{ id: string; intent: Buffer }> = [];
+    for (const d of fs.readdirSync(this.location, { withFileTypes: true })) {
+      if (!d.isDirectory() || !d.name.endsWith(PARTIAL)) continue;
+      let intent: Buffer = Buffer.alloc(0);
+      try {
+        intent = readNoFollow(path.join(this.location, d.name, INTENT_FILE));
+      } catch {
+        /* no intent: nothing to resume by */
+      }
+      out.push({ id: d.name.slice(0, -PARTIAL.length), intent });
+    }
+    return out;
+  }
+
+  resume(id: string): { sink: CaptureSink; data(name: string): DataFile } {
+    const name = `${id}${PARTIAL}`;
+    const display = path.join(this.location, name);
+    const fd = openDirAt(this.fd, name, display);
+    if (!lockFd(fd, 'exclusive', false)) {
+      closeFd(fd);
+      throw errorWithCode('EBUSY', `${display} is being written by another process`);
+    }
+    const sink = new DirSink(this, id, fd);
+    return { sink, data: (file) => sink.reopenData(file) };
   }
 
   /** Used by DirSink: publish a finished capture and append its entry, under the lock. */
@@ -422,11 +449,30 @@ class DirSink implements CaptureSink {
 
   constructor(
     private readonly store: DirStore,
-    req: BeginRequest,
+    id: string,
     readonly fd: number,
   ) {
-    this.id = req.id;
-    this.location = path.join(store.location, `${req.id}${PARTIAL}`);
+    this.id = id;
+    this.location = path.join(store.location, `${id}${PARTIAL}`);
+  }
+
+  /** A data file written earlier (by the kernel, for an armed capture), opened to be read back and finished. */
+  reopenData(name: string): DataFile {
+    const dest = openDestinationAt(this.fd, name, 'existing', path.join(this.location, name));
+    this.opened.push(dest);
+    return { name, dest, base: 0n, size: BigInt(dest.size) };
+  }
+
+  discard(): void {
+    if (this.done) return;
+    this.done = true;
+    this.closeAll();
+    fs.rmSync(this.location, { recursive: true, force: true });
+    try {
+      closeFd(this.fd);
+    } catch {
+      /* already closed */
+    }
   }
 
   openData(name: string, size: bigint): DataFile {

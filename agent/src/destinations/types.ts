@@ -87,6 +87,11 @@ export interface CaptureSink {
    * what it could and returns the entry it appended, if any.
    */
   fail(build: (previous: string | null) => Finish): IndexEntry | undefined;
+  /**
+   * Nothing was captured (an armed capture that never fired, disarmed when
+   * the agent stops): the unfinished record is removed, no index entry.
+   */
+  discard(): void;
 }
 
 /** A stored capture opened for reading. */
@@ -144,6 +149,13 @@ export interface CaptureStore {
    * (renamed .failed) or removed; returns the entries appended.
    */
   recover(o: { keep: boolean; reason: string }): IndexEntry[];
+  /** Unfinished captures and their intents, for their owner to finish before recover() records the rest as failed. */
+  unfinished(): Array<{ id: string; intent: Buffer }>;
+  /**
+   * Reopens an unfinished capture to finish it (an armed capture the
+   * kernel wrote while its agent was down): its sink, and its data files.
+   */
+  resume(id: string): { sink: CaptureSink; data(name: string): DataFile };
   /**
    * Retention after a capture completed: removes the oldest captures while
    * over the policy, never `justWritten`; returns the ids removed.

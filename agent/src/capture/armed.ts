@@ -1,0 +1,370 @@
+/**
+ * Armed captures: a watchdog profile's capture prepared ahead of time and
+ * handed to physcap.ko, which writes it itself when the watchdog's
+ * pretimeout fires — when user space (this agent included) may be the
+ * thing that is wedged.
+ *
+ * Ahead of time: the capture is planned, its destination record begun
+ * (<id>.partial/ with an intent that carries the arm's cookie), core.elf
+ * preallocated and its ELF header written, and the regions armed at their
+ * offsets.  When the kernel reports the capture done, the agent reads back
+ * what reached the disk (memory cannot be hashed at fire time), writes the
+ * manifest and publishes the capture like any other, then arms the next.
+ * If the agent was down when it fired, the next start finds the .partial,
+ * the kernel's record of the fire, and finishes it, saying so.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+
+import type { Profile } from '../config/profile';
+import type { Logger } from '../core/logger';
+import { openStore } from '../destinations/registry';
+import type { CaptureSink, CaptureStore, DataFile } from '../destinations/types';
+import { parseElfCore, PT_LOAD } from '../container/elf';
+import { hostInfo } from '../manifest/host';
+import { loadPrivateKey } from '../manifest/sign';
+import { CaptureResult, hashStored, PhyscapDevice, PhyscapEvent } from '../native/binding';
+import { CaptureOutcome, CaptureRun, ELF_FILE } from './pipeline';
+import { captureId, CapturePlan, planCapture } from './plan';
+import { readVmcoreinfo } from './vmcoreinfo';
+
+/** What an armed capture's intent records, beside the usual id/profile/started. */
+export interface ArmedIntent {
+  id: string;
+  profile: string;
+  started: string;
+  regions: Array<{ name: string; phys: string; size: number }>;
+  armed: { cookie: string; watchdogId: number; bootId: string | null };
+}
+
+/** N of /dev/watchdogN (/dev/watchdog is watchdog0). */
+export function watchdogId(device: string): number {
+  const m = /watchdog(\d*)$/.exec(device);
+  if (!m) throw Object.assign(new Error(`${device} is not a watchdog device (expected /dev/watchdogN)`), { code: 'EINVAL' });
+  return m[1] ? Number(m[1]) : 0;
+}
+
+/** Sets a watchdog's pretimeout governor (sysfs); returns the one it replaced. */
+export function setGovernor(id: number, governor: string, sysRoot = '/sys'): string {
+  const file = `${sysRoot}/class/watchdog/watchdog${id}/pretimeout_governor`;
+  const before = fs.readFileSync(file, 'utf8').trim();
+  if (before !== governor) fs.writeFileSync(file, `${governor}\n`);
+  const now = fs.readFileSync(file, 'utf8').trim();
+  if (now !== governor) throw Object.assign(new Error(`${file} says "${now}" after writing "${governor}"`), { code: 'EIO' });
+  return before;
+}
+
+const parseCookie = (hex: string) => BigInt(`0x${hex}`);
+
+/** The regions' places in a core.elf written at arm time, from its own program headers. */
+function loadsOf(file: DataFile): Array<{ offset: bigint; size: bigint }> {
+  const fd = fs.openSync(file.dest.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const core = parseElfCore((off, len) => {
+      const b = Buffer.alloc(len);
+      const n = fs.readSync(fd, b, 0, len, Number(file.base) + off);
+      return b.subarray(0, n);
+    }, Number(file.size));
+    return core.segments.filter((seg) => seg.type === PT_LOAD).map((seg) => ({ offset: seg.offset, size: seg.filesz }));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The per-region byte counts of a capture the kernel wrote.  The event
+ * gives totals; per region only the all-zero-copy case is exact, so
+ * anything else is recorded conservatively as possibly bounced (never a
+ * zero-copy claim that may be false).
+ */
+function kernelResult(size: bigint, e: PhyscapEvent, digest: { sha256: string; chunkSha256: string[] }, total: bigint): CaptureResult {
+  const exact = BigInt(e.bytesZeroCopy) === total;
+  return {
+    source: 'kernel',
+    mode: exact ? 'zero-copy' : 'copy',
+    bytesWritten: Number(size),
+    bytesZeroCopy: exact ? Number(size) : 0,
+    bytesCopied: 0,
+    bytesBounced: exact ? 0 : Number(size),
+    bytesPoisoned: 0,
+    hashMode: 'readback',
+    sha256: digest.sha256,
+    chunkSha256: digest.chunkSha256,
+    seconds: e.durationNs / 1e9,
+    writeSeconds: e.durationNs / 1e9,
+    hashSeconds: 0,
+  };
+}
+
+/** One capture waiting in the kernel for a pretimeout. */
+class Armed {
+  constructor(
+    readonly cookie: bigint,
+    readonly armId: bigint | undefined,
+    readonly plan: CapturePlan,
+    readonly store: CaptureStore,
+    readonly sink: CaptureSink,
+    readonly run: CaptureRun,
+    readonly data: DataFile,
+    readonly layout: Array<{ offset: bigint; size: bigint }>,
+    readonly fileSize: bigint,
+  ) {}
+}
+
+export interface ArmedCaptureOptions {
+  profile: Profile;
+  device: PhyscapDevice;
+  watchdogDevice: string;
+  selectGovernor: boolean;
+  thenPanic: boolean;
+  log: Logger;
+  /** Every finished capture, complete or failed (metrics, status). */
+  onOutcome?: (o: CaptureOutcome) => void;
+  sysRoot?: string;
+}
+
+/** A watchdog profile's armed capture: arms, finishes what fired, re-arms. */
+export class ArmedCapture {
+  private current?: Armed;
+  private stopped = false;
+  /** The governor this replaced, put back at stop (without an arm, physcap's only records). */
+  private previousGovernor?: string;
+  readonly watchdogId: number;
+
+  constructor(private readonly o: ArmedCaptureOptions) {
+    this.watchdogId = watchdogId(o.watchdogDevice);
+  }
+
+  get cookie(): bigint | undefined {
+    return this.current?.cookie;
+  }
+
+  /** Prepares and arms the next capture; throws (nothing left behind) when it cannot. */
+  arm(): void {
+    const p = this.o.profile;
+    if (p.output.format !== 'elf') {
+      throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by the kernel into one ELF container; output.format raw is not supported for it`), { code: 'EINVAL' });
+    }
+    if (p.destination.kind !== 'dir') {
+      // A dump partition's ring is locked from begin to commit; held for as
+      // long as an arm waits, it would stop every other capture to it.
+      throw Object.assign(new Error(`profile ${p.name}: armed captures need a dir destination for now (not ${p.destination.kind})`), { code: 'ENOTSUP' });
+    }
+    if (this.o.selectGovernor) {
+      const before = setGovernor(this.watchdogId, 'physcap', this.o.sysRoot);
+      this.previousGovernor ??= before;
+    }
+    const cookie = crypto.randomBytes(8).readBigUInt64BE();
+    const plan = planCapture(p, { id: captureId(p.name, new Date()) });
+    if (plan.source !== 'kernel') {
+      throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by physcap.ko; source ${plan.source} cannot be armed`), { code: 'EINVAL' });
+    }
+    const store = openStore(p.destination);
+    let sink: CaptureSink | undefined;
+    try {
+      store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
+      const intent: ArmedIntent = {
+        id: plan.id,
+        profile: p.name,
+        started: plan.started.toISOString(),
+        regions: plan.regions.map((r) => ({ name: r.name, phys: `0x${r.start.toString(16)}`, size: Number(r.size) })),
+        armed: { cookie: cookie.toString(16), watchdogId: this.watchdogId, bootId: hostInfo().bootId },
+      };
+      sink = store.begin({
+        id: plan.id,
+        profile: p.name,
+        started: plan.started.toISOString(),
+        dataBytes: plan.dataBytes,
+        smallBytes: plan.smallBytes,
+        intent: Buffer.from(`${JSON.stringify(intent)}\n`),
+      });
+      const run = new CaptureRun(plan, sink, { events: [] });
+      // The ELF header goes to disk now: it is also how a restarted agent
+      // finds each region in the file.
+      const { data, layout } = run.layoutElf(readVmcoreinfo());
+      const regions = plan.regions.map((r, i) => ({ offset: layout.regionOffsets[i]!, size: r.size }));
+      const armId = this.o.device.arm({
+        watchdogId: this.watchdogId,
+        dest: data.dest,
+        cookie,
+        ranges: plan.regions.map((r, i) => ({ phys: r.start, length: r.size, destOffset: data.base + regions[i]!.offset })),
+        thenPanic: this.o.thenPanic,
+      });
+      this.current = new Armed(cookie, armId, plan, store, sink, run, data, regions, layout.fileSize);
+      this.o.log.info({ profile: p.name, capture: plan.id, watchdog: `watchdog${this.watchdogId}`, armId: String(armId), thenPanic: this.o.thenPanic }, 'capture armed in the kernel');
+    } catch (err) {
+      try {
+        sink?.discard();
+      } finally {
+        store.close();
+      }
+      throw err;
+    }
+  }
+
+  /** An event from the device: finishes the capture it is about, then arms the next. */
+  async onEvent(e: PhyscapEvent): Promise<void> {
+    const a = this.current;
+    if (!a || e.cookie !== a.cookie || (e.type !== 'capture-done' && e.type !== 'capture-failed')) return;
+    this.current = undefined;
+    try {
+      const outcome = await finishArmed(a, e, this.o, undefined);
+      this.o.onOutcome?.(outcome);
+    } finally {
+      a.store.close();
+    }
+    if (!this.stopped) {
+      try {
+        this.arm();
+      } catch (err) {
+        this.o.log.error({ profile: this.o.profile.name, err: (err as Error).message }, 'could not arm the next capture');
+      }
+    }
+  }
+
+  /** Disarms and removes the prepared capture (it never happened); gives the watchdog its governor back. */
+  stop(): void {
+    this.stopped = true;
+    if (this.previousGovernor && this.previousGovernor !== 'physcap') {
+      try {
+        setGovernor(this.watchdogId, this.previousGovernor, this.o.sysRoot);
+      } catch (err) {
+        this.o.log.warn({ watchdog: `watchdog${this.watchdogId}`, governor: this.previousGovernor, err: (err as Error).message }, 'could not restore the pretimeout governor');
+      }
+    }
+    const a = this.current;
+    this.current = undefined;
+    if (!a) return;
+    try {
+      if (a.armId !== undefined) this.o.device.disarm(a.armId);
+    } catch (err) {
+      // Already firing: the kernel finishes it, and the next start's recovery publishes it.
+      this.o.log.warn({ profile: this.o.profile.name, capture: a.plan.id, err: (err as Error).message }, 'could not disarm; leaving the capture for recovery');
+      a.store.close();
+      return;
+    }
+    try {
+      a.sink.discard();
+    } finally {
+      a.store.close();
+    }
+  }
+}
+
+/**
+ * Reads back what the kernel wrote, then publishes the capture (complete)
+ * or its failure.  `recovered`: why it is finished now and not when it
+ * fired (an agent restart).
+ */
+async function finishArmed(a: Armed, e: PhyscapEvent, o: Pick<ArmedCaptureOptions, 'profile' | 'log'>, recovered: string | undefined): Promise<CaptureOutcome> {
+  const p = o.profile;
+  const fired = new Date(Number(e.timeRealNs / 1_000_000n));
+  a.plan.started = fired;
+  a.run.o.events = [
+    {
+      id: `kernel-${e.seq}`,
+      kind: 'watchdog',
+      profile: p.name,
+      time: fired.getTime(),
+      reason: `watchdog${e.watchdogId} pretimeout: captured by physcap.ko`,
+      detail: {
+        armId: String(e.armId),
+        firstByteLatencyNs: e.firstByteLatencyNs,
+        durationNs: e.durationNs,
+        bytesWritten: e.bytesWritten,
+        ...(recovered ? { finalized: recovered } : {}),
+      },
+    },
+  ];
+  let key: crypto.KeyObject | undefined;
+  if (p.signingKey) {
+    try {
+      key = loadPrivateKey(p.signingKey);
+    } catch (err) {
+      o.log.error({ profile: p.name, err: (err as Error).message }, 'manifest will not be signed');
+    }
+  }
+  const total = a.layout.reduce((s, r) => s + r.size, 0n);
+  if (e.type === 'capture-failed') {
+    a.plan.regions.forEach((r, i) => a.run.record(r, undefined, ELF_FILE, a.layout[i]!.offset));
+    const error = { code: e.code, message: `the armed capture failed in the kernel${e.code ? ` (${e.code})` : ''} after ${e.bytesWritten} of ${total} bytes` };
+    const entry = a.sink.fail((prev) => a.run.finish(prev, 'failed', error, key));
+    o.log.error({ capture: a.plan.id, profile: p.name, error }, 'armed capture failed');
+    return { id: a.plan.id, status: 'failed', location: a.sink.location, entry, bytes: e.bytesWritten, seconds: e.durationNs / 1e9, error, removed: [] };
+  }
+  // Memory cannot be hashed at fire time: what reached the disk is.
+  const digests = await hashStored({
+    path: a.data.dest.path,
+    base: a.data.base,
+    size: a.fileSize,
+    nofollow: true,
+    regions: a.layout.map((r) => ({ offset: r.offset, length: r.size, chunkSize: Number(p.hash.chunkSize) })),
+  });
+  a.plan.regions.forEach((r, i) => a.run.record(r, kernelResult(r.size, e, digests.regions[i]!, total), ELF_FILE, a.layout[i]!.offset));
+  a.run.files.push({ name: ELF_FILE, size: digests.size, sha256: digests.sha256 });
+  const finish = { manifest: undefined as Buffer | undefined };
+  const entry = a.sink.commit((prev) => {
+    const f = a.run.finish(prev, 'complete', undefined, key);
+    finish.manifest = f.manifest;
+    return recovered ? { ...f, entry: { ...f.entry, recovered } } : f;
+  });
+  o.log.info({ capture: a.plan.id, profile: p.name, bytes: Number(total), firstByteLatencyNs: e.firstByteLatencyNs, durationNs: e.durationNs, recovered }, 'armed capture complete');
+  return {
+    id: a.plan.id,
+    status: 'complete',
+    location: a.sink.location.replace(/\.partial$/, ''),
+    entry,
+    manifest: finish.manifest ? JSON.parse(finish.manifest.toString('utf8')) : undefined,
+    bytes: Number(total),
+    seconds: e.durationNs / 1e9,
+    removed: [],
+  };
+}
+
+/**
+ * Start-up: armed captures a previous agent left.  One the kernel reports
+ * done (or failed) is finished now; one armed in this boot that never
+ * fired is removed (its arm died with that agent); one armed in an earlier
+ * boot is left for recovery to record as failed, its data kept — the
+ * machine reset, and whether the kernel got to write it is not known.
+ */
+export async function resumeArmed(profile: Profile, events: PhyscapEvent[], log: Logger): Promise<CaptureOutcome[]> {
+  const store = openStore(profile.destination);
+  const out: CaptureOutcome[] = [];
+  try {
+    for (const u of store.unfinished()) {
+      let intent: ArmedIntent;
+      try {
+        intent = JSON.parse(u.intent.toString('utf8')) as ArmedIntent;
+      } catch {
+        continue;
+      }
+      if (!intent.armed || intent.profile !== profile.name) continue;
+      const cookie = parseCookie(intent.armed.cookie);
+      const e = [...events].reverse().find((x) => x.cookie === cookie && (x.type === 'capture-done' || x.type === 'capture-failed'));
+      const thisBoot = intent.armed.bootId !== null && intent.armed.bootId === hostInfo().bootId;
+      if (!e) {
+        if (thisBoot) {
+          const { sink } = store.resume(u.id);
+          sink.discard();
+          log.info({ capture: u.id, profile: profile.name }, 'an armed capture that never fired was removed (its arm ended with the previous agent)');
+        }
+        continue; // an earlier boot's: recovery records it as failed, data kept
+      }
+      const { sink, data } = store.resume(u.id);
+      const file = data(ELF_FILE);
+      const plan = planCapture(profile, { id: u.id, now: new Date(intent.started) });
+      const run = new CaptureRun(plan, sink, { events: [] });
+      const layout = loadsOf(file);
+      if (layout.length !== plan.regions.length) {
+        sink.fail((prev) => run.finish(prev, 'failed', { code: 'EINVAL', message: `core.elf has ${layout.length} PT_LOAD segments, the profile now has ${plan.regions.length} regions: finished as failed` }));
+        continue;
+      }
+      const a = new Armed(cookie, undefined, plan, store, sink, run, file, layout, file.size);
+      out.push(await finishArmed(a, e, { profile, log }, 'finalized after a restart (the agent was down when the kernel wrote it)'));
+    }
+  } finally {
+    store.close();
+  }
+  return out;
+}
