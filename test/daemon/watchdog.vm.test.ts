@@ -39,9 +39,10 @@ destination:
   path: /run/physcap-board/disk/captures
   retention: { keep_free: 0 }
 YAML
-insmod ${module} || exit 10
+# The watchdog core first: physcap.ko binds to its governor API at load time.
 modprobe softdog soft_noboot=1 || exit 11
 modprobe pretimeout_noop || exit 12
+insmod ${module} || exit 10
 echo "@@governor - {\\"value\\":\\"$(cat /sys/class/watchdog/watchdog0/pretimeout_governor)\\"}"
 node ${cli} run --config $W/none.yaml --profiles-dir $W/profiles --state-dir $W/state \\
 	--runtime-dir $W/run --spool-dir $W/run/triggers 2> $W/agent.log &
@@ -66,10 +67,7 @@ apiVersion: physcap.dev/v1
 kind: CaptureProfile
 name: armed
 regions:
-${ARMED_RANGES.map((r) => `  - name: ${r.name}
-    start: "${hex(r.start)}"
-    size: ${r.size}`).join('
-')}
+${ARMED_RANGES.map((r) => `  - name: ${r.name}\n    start: "${hex(r.start)}"\n    size: ${r.size}`).join('\n')}
 triggers:
   - kind: watchdog
     device: /dev/watchdog0
@@ -81,47 +79,63 @@ hash:
   chunk_size: 1MiB
 YAML
 start_agent() {
-	node ${cli} run --config $A/none.yaml --profiles-dir $A/profiles --state-dir $A/state \
+	node ${cli} run --config $A/none.yaml --profiles-dir $A/profiles --state-dir $A/state \\
 		--runtime-dir $A/run --spool-dir $A/run/triggers 2>> $A/agent.log &
 	agent=$!
 }
-armed_count() { grep -c '"capture armed in the kernel"' $A/agent.log; }
-done_events() { ${client} events | grep -c '"event":"capture_done"'; }
-complete_count() { grep -cs '"status":"complete"' $D/armed/index.jsonl || true; }
-frozen() {
-	echo "@@frozen $1 {\"state\":\"$(awk '{print $3}' /proc/$agent/stat)\",\"partial\":$(ls $D/armed | grep -c '\.partial$'),\"complete\":$(complete_count)}"
+# wait_for SECONDS COMMAND...: true once COMMAND holds; false at the deadline.
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
 }
+armed_at_least() { [ "$(grep -c '"capture armed in the kernel"' $A/agent.log)" -ge $1 ]; }
+done_at_least() { [ "$(${client} events | grep -c '"event":"capture_done"')" -ge $1 ]; }
+completes() { cat $D/armed/index.jsonl 2>/dev/null | grep -c '"status":"complete"'; }
+complete_at_least() { [ "$(completes)" -ge $1 ]; }
+frozen() {
+	echo "@@frozen $1 {\\"state\\":\\"$(awk '{print $3}' /proc/$agent/stat)\\",\\"partial\\":$(ls $D/armed | grep -c '\\.partial$'),\\"complete\\":$(completes)}"
+}
+report() {
+	echo "@@armedagent - {\\"rc\\":\\"$1\\",\\"step\\":\\"$2\\"}"
+	${client} events | sed 's/^/@@event - /'
+	for f in $D/armed/*/manifest.json; do [ -f $f ] && echo "@@armed $(basename $(dirname $f)) $(tr -d '\\n' < $f)"; done
+	[ -f $D/armed/index.jsonl ] && sed 's/^/@@index - /' $D/armed/index.jsonl
+	echo "@@leftover - {\\"entries\\":\\"$(ls $D/armed 2>/dev/null | tr '\\n' ' ')\\"}"
+	if [ "$1" = failed ]; then tail -40 $A/agent.log | grep '^{' | sed 's/^/@@armedlog - /'; else grep -h '"level":[456]0' $A/agent.log | sed 's/^/@@armedlog - /'; fi
+	echo "@@armedlog - {\\"lines\\":$(wc -l < $A/agent.log),\\"profiles\\":\\"$(ls $A/profiles | tr '\\n' ' ')\\"}"
+	# Anything that is not a JSON log line (a crash's stack) too.
+	grep -hv '^{' $A/agent.log | head -40 | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g; s/^/@@armedlog - {"text":"/; s/$/"}/'
+}
+fail() { kill -CONT $agent 2>/dev/null; kill -KILL $agent 2>/dev/null; report failed "$1"; exit 0; }
+
 start_agent
-for i in $(seq 600); do [ "$(armed_count)" -ge 1 ] && break; sleep 0.1; done
-echo "@@governor armed {\"value\":\"$(cat /sys/class/watchdog/watchdog0/pretimeout_governor)\"}"
+wait_for 120 armed_at_least 1 || fail "first arm"
+echo "@@governor armed {\\"value\\":\\"$(cat /sys/class/watchdog/watchdog0/pretimeout_governor)\\"}"
 
 # A: frozen while the kernel captures; SIGCONT, and the agent finishes it.
 kill -STOP $agent
 ${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-a.json &
 holder=$!
-for i in $(seq 600); do [ "$(done_events)" -ge 1 ] && break; sleep 0.1; done
+wait_for 60 done_at_least 1 || fail "kernel capture A"
 frozen a
 kill -CONT $agent
-for i in $(seq 600); do [ "$(complete_count)" -ge 1 ] && [ "$(armed_count)" -ge 2 ] && break; sleep 0.1; done
+wait_for 120 complete_at_least 1 || fail "agent finishing A"
+wait_for 60 armed_at_least 2 || fail "re-arm after A"
 wait $holder
 
 # B: frozen while the kernel captures, then killed; a new agent finishes it.
 kill -STOP $agent
 ${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-b.json &
 holder=$!
-for i in $(seq 600); do [ "$(done_events)" -ge 2 ] && break; sleep 0.1; done
+wait_for 60 done_at_least 2 || fail "kernel capture B"
 frozen b
 kill -KILL $agent; wait $agent 2>/dev/null
 start_agent
-for i in $(seq 600); do [ "$(complete_count)" -ge 2 ] && [ "$(armed_count)" -ge 3 ] && break; sleep 0.1; done
+wait_for 120 complete_at_least 2 || fail "restarted agent finishing B"
+wait_for 60 armed_at_least 3 || fail "re-arm after restart"
 kill -TERM $agent; wait $agent; rc=$?
 wait $holder
-echo "@@armedagent - {\"rc\":$rc}"
-${client} events | sed 's/^/@@event - /'
-for f in $D/armed/*/manifest.json; do echo "@@armed $(basename $(dirname $f)) $(tr -d '\n' < $f)"; done
-sed 's/^/@@index - /' $D/armed/index.jsonl
-echo "@@leftover - {\"entries\":\"$(ls $D/armed | tr '\n' ' ')\"}"
-grep -h '"armed capture complete"\|"could not\|"error"' $A/agent.log | sed 's/^/@@armedlog - /'
+report $rc done
 exit 0
 `;
 }
@@ -185,6 +199,8 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
     const index = () => run.records<Record<string, unknown>>('index').map((r) => r.value);
 
     test('the agent armed a capture and selected the physcap governor', () => {
+      const step = one<{ rc: string; step: string }>('armedagent').value;
+      if (step.rc === 'failed') throw new Error(`the armed job stopped at: ${step.step}\n${run.output.split('\n').filter((l) => l.includes('@@armedlog')).join('\n')}`);
       const g = run.records<{ value: string }>('governor').find((r) => r.label === 'armed');
       expect(g?.value.value).toBe('physcap');
     });
@@ -226,10 +242,11 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
       ]);
       // The third arm (after the restart) was disarmed and removed at SIGTERM: nothing half-made is left.
       expect(one<{ entries: string }>('leftover').value.entries.trim().split(' ').sort()).toEqual([...caps.map((c) => c.label), 'index.jsonl'].sort());
-      expect(one<{ rc: number }>('armedagent').value.rc).toBe(0);
+      expect(one<{ rc: string; step: string }>('armedagent').value).toEqual({ rc: '0', step: 'done' });
     });
 
     test('the bytes on disk, read on the host, are the ground truth', () => {
+      expect(armed()).toHaveLength(2);
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-armed-'));
       try {
         for (const c of armed()) {

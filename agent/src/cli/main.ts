@@ -130,8 +130,9 @@ Trigger kinds (a profile's "triggers:" list):
             hard_lockup, hung_task, rcu_stall, oops, bug; or patterns
   interval  every: 1h (at_start: true fires once at start too)
   control   physcap trigger <profile> [--reason TEXT]
-  watchdog  an armed in-kernel capture on a watchdog pretimeout: validated,
-            not started by the agent yet (use kmsg's watchdog_pretimeout)
+  watchdog  a capture armed in physcap.ko, written by the kernel on the
+            watchdog's pretimeout even if the agent is wedged (docs/watchdog.md);
+            without the module's governor, the kernel log's pretimeout line
 
 Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.yaml.`,
     )
