@@ -491,6 +491,8 @@ long physcap_ioctl_disarm(struct physcap_client *client, void __user *arg)
 	arm = physcap_arm_find_locked(id);
 	if (!arm)
 		ret = -ENOENT;
+	else if (arm->owner != client)
+		ret = -EPERM;		/* another descriptor's arm: only its owner (or its close) undoes it */
 	else if (arm->state == PHYSCAP_ARM_STATE_FIRING)
 		ret = -EBUSY;		/* let it finish; DISARM again then */
 	else

@@ -971,6 +971,15 @@ static void selftest_arm(struct arm_selftest *t)
 	row("ARM_STATUS of an unknown id", ENOENT, arm_status(t->dev, UINT64_MAX, &st));
 	row("DISARM of an unknown id", ENOENT, do_disarm(t->dev, UINT64_MAX));
 	row("DISARM of id 0", ENOENT, do_disarm(t->dev, 0));
+	{
+		/* An arm is undone only through the descriptor that made it. */
+		int other = open(DEV_PATH, O_RDWR | O_CLOEXEC);
+
+		row("DISARM of another descriptor's arm", EPERM,
+		    other < 0 ? errno : nkeep ? do_disarm(other, keep[0]) : 0);
+		if (other >= 0)
+			close(other);
+	}
 	row("DISARM (control)", 0, nkeep ? do_disarm(t->dev, keep[0]) : ENOENT);
 	row("DISARM twice", ENOENT, nkeep ? do_disarm(t->dev, keep[0]) : 0);
 	for (i = 1; i < nkeep; i++)

@@ -100,6 +100,7 @@ const ARM_TABLE: Array<[string, string]> = [
   ['ARM_STATUS of an unknown id', 'ENOENT'],
   ['DISARM of an unknown id', 'ENOENT'],
   ['DISARM of id 0', 'ENOENT'],
+  ["DISARM of another descriptor's arm", 'EPERM'],
   ['DISARM (control)', 'OK'],
   ['DISARM twice', 'ENOENT'],
   ['ARM on a second descriptor (control)', 'OK'],
