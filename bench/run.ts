@@ -10,6 +10,14 @@
  * Software emulation distorts absolute numbers; the ratios, measured side
  * by side in one boot, tell the story.  Writes bench/results/latest.json.
  *
+ * Then, in the same boot after those cases, armed captures (the physcap
+ * watchdog pretimeout governor, softdog with soft_noboot=1): the board's
+ * three reserved ranges captured by the module on a pretimeout, alternating
+ * round by round with the same ranges through the WRITE ioctl.  Reported:
+ * the module's own first_byte_latency_ns (pretimeout -> first byte
+ * submitted) and duration_ns (first byte -> synced) against the WRITE
+ * client's own time (first ioctl -> fsync, one fsync at the end).
+ *
  * Also the host benchmark of the native engine (bench/host.ts).
  *
  * And the agent's trigger latency and idle cost (bench/agent.ts).
@@ -20,14 +28,24 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { bootBoard } from '../test/vm/board';
+import { BoardRun, bootBoard } from '../test/vm/board';
 import { benchAgent } from './agent';
 import { benchHost, HostCase } from './host';
-import { hex } from '../test/vm/layout';
+import { BOARD_RANGES, hex } from '../test/vm/layout';
 import { artifacts, KernelSpec, loadKernels, repoRoot } from '../test/vm/paths';
 
 const MiB = 2 ** 20;
-const RANGE = { name: 'big', start: 0x2800_0000, size: 256 * MiB };
+/** The board's 256 MiB range without struct pages (test/vm/layout.ts). */
+const RANGE = BOARD_RANGES.find((r) => r.name === 'big')!;
+/**
+ * The armed cases capture every reserved range of the board (crashlog,
+ * trace, big), laid out one after another in one preallocated file, as the
+ * client's arm lays them out.
+ */
+const ARMED_RANGES = BOARD_RANGES;
+const ARMED_TOTAL = ARMED_RANGES.reduce((a, r) => a + r.size, 0);
+/** The issue's target for pretimeout -> first byte submitted. */
+const FIRST_BYTE_TARGET_MS = 1;
 /**
  * module: the C client's WRITE ioctl; question: mmap /dev/mem + buffered
  * write + fsync; dd: dd from /dev/mem with direct writes; engine-kernel and
@@ -57,9 +75,10 @@ export interface BenchCase {
   wall_s: number;
   cpu_s: number;
   max_rss_mb: number;
-  throughput_mib_s: number;
+  /** Absent where no throughput is measured (the first-byte latency). */
+  throughput_mib_s?: number;
   rounds: number;
-  [extra: string]: number | string;
+  [extra: string]: number | string | number[] | undefined;
 }
 
 function arg(name: string, fallback: string): string {
@@ -101,7 +120,12 @@ function benchJob(kernel: KernelSpec, rounds: number): string {
 D=$PHYSCAP_BOARD_DISK
 RAW=$PHYSCAP_BOARD_RAW
 T=$TMPDIR
+W=/sys/class/watchdog/watchdog0
+# The watchdog core before physcap, which binds its governor at load; softdog
+# sits idle (nothing opens it) until the armed cases at the end.
+modprobe softdog soft_noboot=1 || exit 11
 insmod ${module} || exit 10
+echo physcap > $W/pretimeout_governor || exit 12
 measure() {
 	local name=$1 dest=$2; shift 2
 	rm -f $D/*.bin; sync; echo 3 > /proc/sys/vm/drop_caches
@@ -122,8 +146,66 @@ measure() {
 # Warm-up, not measured: the first write gives the reserved range struct pages.
 ${cmd.module('file', '$D/warmup.bin')} > /dev/null
 ${lines.join('\n')}
+${armedJob(client, rounds)}
 exit 0
 `;
+}
+
+/**
+ * The armed cases, after every other case of the boot (so they disturb none
+ * of them): per round, one armed capture of ARMED_RANGES fired by a softdog
+ * pretimeout and the same ranges through WRITE, in alternating order.
+ * Both start from the same state: old files removed, caches dropped, the
+ * destination preallocated and the preallocation synced.  Both sync once,
+ * at the end: the module's vfs_fsync_range after the last range; WRITE
+ * with --no-fsync for all but the last range, whose client fsyncs.  The
+ * client's time starts before its ioctl's argument checks and range
+ * classification, which an arm does at arm time: if anything, WRITE is
+ * charged a little more.
+ */
+function armedJob(client: string, rounds: number): string {
+  const ranges = ARMED_RANGES.map((r) => `${hex(r.start)} ${r.size}`).join(' ');
+  let offset = 0;
+  const writes = ARMED_RANGES.map((r, i) => {
+    const last = i === ARMED_RANGES.length - 1;
+    const line =
+      `\t${client} write ${hex(r.start)} ${r.size} $f --existing --offset ${offset}${last ? '' : ' --no-fsync'} > $T/w.out; rc=$?\n` +
+      `\tprintf '@@armedwrite %s-%s %s\\n' $r ${r.name} "$(cat $T/w.out)"; [ $rc = 0 ] || return 1`;
+    offset += r.size;
+    return line;
+  });
+  const order: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    order.push(round % 2 ? `write_round ${round} || exit 15; armed_round ${round} || exit 16` : `armed_round ${round} || exit 16; write_round ${round} || exit 15`);
+  }
+  return `# ---- armed captures against WRITE ----
+# Wait for the arm's JSON line (its arm_id) in a file.
+arm_id() { for i in $(seq 200); do grep -q '"arm_id"' "$1" && return 0; sleep 0.05; done; return 1; }
+fresh() { rm -f $D/*.bin; sync; echo 3 > /proc/sys/vm/drop_caches; }
+armed_round() {
+	local r=$1 armer wd rc
+	fresh
+	# The client preallocates the file (fallocate) before it arms.
+	timeout 120 ${client} arm 0 $D/armed-$r.bin ${ranges} --cookie $((r + 1)) --wait > $T/arm.out 2>&1 &
+	armer=$!
+	arm_id $T/arm.out || { cat $T/arm.out; return 1; }
+	sync
+	# Fed once, then left alone: the pretimeout fires 2 s later.
+	${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 3 > /dev/null &
+	wd=$!
+	wait $armer; rc=$?
+	wait $wd
+	sed "s/^/@@armed $r /" $T/arm.out
+	[ $rc = 0 ] || { cat $T/arm.out; return 1; }
+}
+write_round() {
+	local r=$1 f=$D/written-$1.bin rc
+	fresh
+	fallocate -l ${ARMED_TOTAL} $f || return 1
+	sync
+${writes.join('\n')}
+}
+${order.join('\n')}`;
 }
 
 function median(xs: number[]): number {
@@ -152,7 +234,7 @@ async function benchKernel(kernel: KernelSpec, rounds: number): Promise<BenchCas
   const run = await bootBoard({
     kernel,
     job: benchJob(kernel, rounds),
-    reserved: [RANGE],
+    reserved: BOARD_RANGES,
     preallocate: true,
     scratchMiB: 1024,
     rawMiB: 320,
@@ -163,7 +245,10 @@ async function benchKernel(kernel: KernelSpec, rounds: number): Promise<BenchCas
     const failed = samples.filter((s) => s.rc !== 0);
     if (failed.length) throw new Error(`bench runs failed:\n${run.output}`);
 
-    return DESTS.flatMap((d) => summarize(kernel, samples.filter((s) => s.dest === d), d));
+    return [
+      ...DESTS.flatMap((d) => summarize(kernel, samples.filter((s) => s.dest === d), d)),
+      ...summarizeArmed(kernel, run, rounds),
+    ];
   } finally {
     run.cleanup();
   }
@@ -201,6 +286,100 @@ function summarize(kernel: KernelSpec, samples: Sample[], dest: Dest): BenchCase
   });
 }
 
+/** The fields of a physcap event record the armed cases read. */
+interface ArmedEvent {
+  event?: string;
+  ok?: boolean;
+  arm_id: number;
+  bytes_written: number;
+  bytes_zero_copy: number;
+  first_byte_latency_ns: number;
+  duration_ns: number;
+}
+
+interface WriteOut {
+  ok: boolean;
+  bytes_written: number;
+  bytes_zero_copy: number;
+  seconds: number;
+}
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * board/<series>/armed-first-byte and board/<series>/armed-vs-write, from
+ * the armed rounds of the boot (the same pretimeouts feed both).
+ */
+function summarizeArmed(kernel: KernelSpec, run: BoardRun, rounds: number): BenchCase[] {
+  const fail = (why: string): never => {
+    throw new Error(`armed cases: ${why}\n${run.output}`);
+  };
+  const armed: ArmedEvent[] = [];
+  const written: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const lines = run.records<ArmedEvent>('armed').filter((x) => x.label === String(r)).map((x) => x.value);
+    const id = lines.find((l) => l.ok === true && l.arm_id)?.arm_id;
+    const done = lines.find((l) => l.event === 'capture_done' && l.arm_id === id);
+    if (!id || !done) fail(`round ${r}: no CAPTURE_DONE record for the arm`);
+    if (done!.bytes_written !== ARMED_TOTAL || done!.bytes_zero_copy !== ARMED_TOTAL) {
+      fail(`round ${r}: armed capture wrote ${done!.bytes_written} bytes (${done!.bytes_zero_copy} zero-copy), expected ${ARMED_TOTAL}`);
+    }
+    armed.push(done!);
+
+    const outs = ARMED_RANGES.map((g) => {
+      const rec = run.records<WriteOut>('armedwrite').find((x) => x.label === `${r}-${g.name}`);
+      if (!rec?.value.ok) fail(`round ${r}: WRITE of ${g.name} failed or is missing`);
+      return rec!.value;
+    });
+    const bytes = outs.reduce((a, o) => a + o.bytes_written, 0);
+    if (bytes !== ARMED_TOTAL) fail(`round ${r}: WRITE wrote ${bytes} bytes, expected ${ARMED_TOTAL}`);
+    // The client's own time, ioctl to fsync, summed over the ranges: process
+    // start-up between them is left out, as the armed capture has none.
+    written.push(outs.reduce((a, o) => a + o.seconds, 0));
+  }
+
+  const latencyMs = armed.map((e) => e.first_byte_latency_ns / 1e6);
+  const armedS = armed.map((e) => e.duration_ns / 1e9);
+  const p50 = median(latencyMs);
+  const armedMed = median(armedS);
+  const writeMed = median(written);
+  const base = (what: string, wall_s: number) => ({
+    name: `board/${kernel.series}/${what}`,
+    kernel: kernel.release,
+    bytes: ARMED_TOTAL,
+    wall_s,
+    // The armed capture runs in a kernel worker with no process of its own:
+    // no per-process CPU time or RSS to measure honestly, so 0 for both (the
+    // arming client only sleeps in read(2) until the capture's record).
+    cpu_s: 0,
+    max_rss_mb: 0,
+    rounds,
+  });
+  return [
+    {
+      // wall_s: the median first-byte latency, in seconds.
+      ...base('armed-first-byte', round6(p50 / 1000)),
+      latency_p50_ms: round3(p50),
+      latency_max_ms: round3(Math.max(...latencyMs)),
+      latency_samples_ms: latencyMs.map(round3),
+      target_ms: FIRST_BYTE_TARGET_MS,
+    },
+    {
+      // wall_s: the armed capture's median, first byte submitted to synced.
+      ...base('armed-vs-write', round3(armedMed)),
+      armed_wall_s: round3(armedMed),
+      write_wall_s: round3(writeMed),
+      ratio_armed_vs_write: round3(armedMed / writeMed),
+      armed_samples_s: armedS.map(round3),
+      write_samples_s: written.map(round3),
+      throughput_mib_s: Math.round(ARMED_TOTAL / MiB / armedMed),
+      write_throughput_mib_s: Math.round(ARMED_TOTAL / MiB / writeMed),
+      // Pretimeout to synced: what a watchdog reset has to wait for.
+      armed_pretimeout_to_synced_s: round3(median(armed.map((e) => (e.first_byte_latency_ns + e.duration_ns) / 1e9))),
+    },
+  ];
+}
+
 function printTable(head: string[], rows: string[][]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
@@ -210,7 +389,8 @@ function printTable(head: string[], rows: string[][]): void {
   console.log('');
 }
 
-function printBoard(cases: BenchCase[]): void {
+function printBoard(all: BenchCase[]): void {
+  const cases = all.filter((c) => c.capture_s !== undefined);
   const rows = cases.map((c) => [
     c.name,
     `${c.bytes / MiB} MiB`,
@@ -231,6 +411,35 @@ function printBoard(cases: BenchCase[]): void {
         `${c.zero_copy_bytes} bytes zero-copy, ${c.cpu_copied_bytes} copied by the CPU`,
     );
   }
+  printArmed(all.filter((c) => c.name.startsWith('board/')));
+}
+
+/** The armed cases: first-byte latency, and the armed capture against WRITE. */
+function printArmed(cases: BenchCase[]): void {
+  if (!cases.length) return;
+  console.log('');
+  const f3 = (x: unknown) => (x === undefined ? '' : Number(x).toFixed(3));
+  printTable(
+    ['case', 'bytes', 'rounds', 'first byte p50 ms', 'max ms', 'armed s', 'WRITE s', 'armed/WRITE', 'samples'],
+    cases.map((c) => [
+      c.name,
+      `${(c.bytes / MiB).toFixed(1)} MiB`,
+      String(c.rounds),
+      f3(c.latency_p50_ms),
+      f3(c.latency_max_ms),
+      f3(c.armed_wall_s),
+      f3(c.write_wall_s),
+      c.ratio_armed_vs_write === undefined ? '' : `${Number(c.ratio_armed_vs_write).toFixed(3)}x`,
+      c.latency_samples_ms !== undefined
+        ? `${String(c.latency_samples_ms)} ms`
+        : `armed ${String(c.armed_samples_s)} s; WRITE ${String(c.write_samples_s)} s`,
+    ]),
+  );
+  console.log(
+    'armed: the module\'s first_byte_latency_ns (pretimeout -> first byte submitted) and duration_ns ' +
+      '(first byte -> synced); WRITE: the client\'s own time, first ioctl -> fsync, one fsync at the end. ' +
+      `Target for the first byte: <= ${FIRST_BYTE_TARGET_MS} ms.`,
+  );
 }
 
 async function main(): Promise<void> {
