@@ -23,26 +23,11 @@ import {
   sdNotify,
   writeAligned,
 } from '../../agent/src/native/binding';
+import { useScratch } from './scratch';
 
 const MiB = 2 ** 20;
-let shm: string;
-let work: string;
-
-beforeAll(() => {
-  shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'physcap-img-'));
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-dest-'));
-});
-afterAll(() => {
-  fs.rmSync(shm, { recursive: true, force: true });
-  fs.rmSync(work, { recursive: true, force: true });
-});
-
-function image(name: string, size: number): { file: string; data: Buffer } {
-  const data = crypto.randomBytes(size);
-  const file = path.join(shm, name);
-  fs.writeFileSync(file, data);
-  return { file, data };
-}
+const scratch = useScratch('physcap');
+const image = scratch.image;
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const sha256sum = (file: string) => execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0];
@@ -68,7 +53,7 @@ describe('image source to an O_DIRECT file', () => {
     ['1 byte', 1],
   ])('%s: the file and the digest equal sha256sum of the image', async (_name, size) => {
     const img = image(`img-${size}`, size);
-    const out = path.join(work, `out-${size}.bin`);
+    const out = path.join(scratch.work(), `out-${size}.bin`);
     const { result } = await captureTo(out, {
       source: 'image',
       sourcePath: img.file,
@@ -85,7 +70,7 @@ describe('image source to an O_DIRECT file', () => {
 
   test('aligned ranges go zero-copy straight from the mapping', async () => {
     const img = image('aligned', 8 * MiB);
-    const { result } = await captureTo(path.join(work, 'aligned.bin'), {
+    const { result } = await captureTo(path.join(scratch.work(), 'aligned.bin'), {
       source: 'image',
       sourcePath: img.file,
       phys: 0n,
@@ -97,7 +82,7 @@ describe('image source to an O_DIRECT file', () => {
   test('chunk digests cover the range in order, the last one short', async () => {
     const size = 9 * MiB + 512;
     const img = image('chunks', size);
-    const { result } = await captureTo(path.join(work, 'chunks.bin'), {
+    const { result } = await captureTo(path.join(scratch.work(), 'chunks.bin'), {
       source: 'image',
       sourcePath: img.file,
       phys: 0n,
@@ -110,7 +95,7 @@ describe('image source to an O_DIRECT file', () => {
 
   test('phys is the image offset above imageBase; destOffset places it in the file', async () => {
     const img = image('based', 6 * MiB);
-    const out = path.join(work, 'based.bin');
+    const out = path.join(scratch.work(), 'based.bin');
     const { result } = await captureTo(out, {
       source: 'image',
       sourcePath: img.file,
@@ -127,7 +112,7 @@ describe('image source to an O_DIRECT file', () => {
 
   test('readback mode hashes what reached the disk, and says so', async () => {
     const img = image('readback', 12 * MiB + 4096);
-    const { result } = await captureTo(path.join(work, 'readback.bin'), {
+    const { result } = await captureTo(path.join(scratch.work(), 'readback.bin'), {
       source: 'image',
       sourcePath: img.file,
       phys: 0n,
@@ -141,7 +126,7 @@ describe('image source to an O_DIRECT file', () => {
 
   test('hash none: no digest, and none claimed', async () => {
     const img = image('nohash', MiB);
-    const { result } = await captureTo(path.join(work, 'nohash.bin'), {
+    const { result } = await captureTo(path.join(scratch.work(), 'nohash.bin'), {
       source: 'image',
       sourcePath: img.file,
       phys: 0n,
@@ -155,7 +140,7 @@ describe('image source to an O_DIRECT file', () => {
   test('progress arrives, bounded in rate, and ends at the full length', async () => {
     const img = image('progress', 64 * MiB);
     const seen: number[] = [];
-    const { result } = await captureTo(path.join(work, 'progress.bin'), {
+    const { result } = await captureTo(path.join(scratch.work(), 'progress.bin'), {
       source: 'image',
       sourcePath: img.file,
       phys: 0n,
@@ -185,7 +170,7 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
   };
 
   test('create never overwrites: EEXIST', async () => {
-    const out = path.join(work, 'exists.bin');
+    const out = path.join(scratch.work(), 'exists.bin');
     fs.writeFileSync(out, 'precious');
     const err = await expectNodeError(() => openDestination(out, 'create'), 'EEXIST', 'open');
     expect(err).toMatchObject({ errno: -17, path: out });
@@ -194,15 +179,15 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
   });
 
   test('a symlink is never followed: ELOOP', async () => {
-    const link = path.join(work, 'link.bin');
-    fs.symlinkSync(path.join(work, 'target.bin'), link);
+    const link = path.join(scratch.work(), 'link.bin');
+    fs.symlinkSync(path.join(scratch.work(), 'target.bin'), link);
     await expectNodeError(() => openDestination(link, 'existing'), 'ELOOP', 'open');
-    expect(fs.existsSync(path.join(work, 'target.bin'))).toBe(false);
+    expect(fs.existsSync(path.join(scratch.work(), 'target.bin'))).toBe(false);
   });
 
   test('a directory or a pipe is no destination', async () => {
-    await expectNodeError(() => openDestination(work, 'existing'), 'EISDIR', 'open');
-    const fifo = path.join(work, 'fifo');
+    await expectNodeError(() => openDestination(scratch.work(), 'existing'), 'EISDIR', 'open');
+    const fifo = path.join(scratch.work(), 'fifo');
     execFileSync('mkfifo', [fifo]);
     // No reader: a FIFO open must fail at once (ENXIO), never wait for one.
     await expectNodeError(() => openDestination(fifo, 'existing'), 'ENXIO', 'open');
@@ -211,7 +196,7 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
   test('a range past the end of the image: ENXIO, nothing mapped past EOF', async () => {
     const img = image('short', MiB);
     await expectNodeError(
-      captureTo(path.join(work, 'short.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(2 * MiB) }),
+      captureTo(path.join(scratch.work(), 'short.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(2 * MiB) }),
       'ENXIO',
       'capture',
     );
@@ -220,7 +205,7 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
   test('a misaligned destination offset: EINVAL before any write', async () => {
     const img = image('misaligned', MiB);
     await expectNodeError(
-      captureTo(path.join(work, 'misaligned.bin'), {
+      captureTo(path.join(scratch.work(), 'misaligned.bin'), {
         source: 'image',
         sourcePath: img.file,
         phys: 0n,
@@ -233,14 +218,14 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
 
   test('a closed destination: EBADF', async () => {
     const img = image('closed', MiB);
-    const d = openDestination(path.join(work, 'closed.bin'), 'create');
+    const d = openDestination(path.join(scratch.work(), 'closed.bin'), 'create');
     closeDestination(d);
     await expectNodeError(capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(MiB), dest: d }), 'EBADF');
     await expectNodeError(() => closeDestination(d), 'EBADF', 'close');
   });
 
   test('bad arguments are refused in JavaScript', async () => {
-    const d = openDestination(path.join(work, 'args.bin'), 'create');
+    const d = openDestination(path.join(scratch.work(), 'args.bin'), 'create');
     try {
       await expectNodeError(capture({ source: 'image', sourcePath: '/x', phys: 0n, length: 0n, dest: d }), 'ERR_INVALID_ARG_VALUE');
       await expectNodeError(capture({ source: 'image', phys: 0n, length: 1n, dest: d }), 'ERR_INVALID_ARG_VALUE');
@@ -253,7 +238,7 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
   test('the rejection carries a JavaScript stack from the caller', async () => {
     const img = image('stack', MiB);
     const err = await expectNodeError(
-      captureTo(path.join(work, 'stack.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(4 * MiB) }),
+      captureTo(path.join(scratch.work(), 'stack.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(4 * MiB) }),
       'ENXIO',
     );
     expect(err.stack).toMatch(/captureTo|engine\.test/);
@@ -307,7 +292,7 @@ describe('cancellation', () => {
     const started = Date.now();
     let err: NativeError | undefined;
     try {
-      await captureTo(path.join(work, 'cancel.bin'), {
+      await captureTo(path.join(scratch.work(), 'cancel.bin'), {
         source: 'image',
         sourcePath: img.file,
         phys: 0n,
@@ -331,7 +316,7 @@ describe('cancellation', () => {
   }, 30_000);
 
   test('an already-aborted signal rejects at once', async () => {
-    const d = openDestination(path.join(work, 'pre-aborted.bin'), 'create');
+    const d = openDestination(path.join(scratch.work(), 'pre-aborted.bin'), 'create');
     try {
       await expect(
         capture({ source: 'image', sourcePath: '/dev/null', phys: 0n, length: 1n, dest: d, signal: AbortSignal.abort() }),
@@ -346,14 +331,14 @@ test('1000 small captures leak neither file descriptors nor memory', async () =>
   const img = image('leak', 64 * 1024);
   const fds = () => fs.readdirSync('/proc/self/fd').length;
   const run = async (i: number) => {
-    const { result } = await captureTo(path.join(work, `leak-${i % 4}.bin`), {
+    const { result } = await captureTo(path.join(scratch.work(), `leak-${i % 4}.bin`), {
       source: 'image',
       sourcePath: img.file,
       phys: 0n,
       length: BigInt(64 * 1024),
       sync: false,
     });
-    fs.rmSync(path.join(work, `leak-${i % 4}.bin`));
+    fs.rmSync(path.join(scratch.work(), `leak-${i % 4}.bin`));
     return result;
   };
   for (let i = 0; i < 50; i++) await run(i); // warm up allocators
@@ -365,7 +350,7 @@ test('1000 small captures leak neither file descriptors nor memory', async () =>
 }, 120_000);
 
 test('sd_notify sends one datagram to NOTIFY_SOCKET', async () => {
-  const sock = path.join(work, 'notify.sock');
+  const sock = path.join(scratch.work(), 'notify.sock');
   // Node has no unix datagram sockets: a python3 listener stands in for systemd.
   const listener = spawn('python3', [
     '-c',
@@ -394,7 +379,7 @@ print(s.recv(4096).decode(), flush=True)`,
 });
 
 test('peer credentials of a unix-socket connection', async () => {
-  const sock = path.join(work, 'control.sock');
+  const sock = path.join(scratch.work(), 'control.sock');
   let client: net.Socket | undefined;
   const creds = await new Promise<{ pid: number; uid: number }>((resolve, reject) => {
     const server = net.createServer((conn) => {

@@ -6,7 +6,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -18,26 +17,11 @@ import {
   NativeError,
   openDestination,
 } from '../../agent/src/native/binding';
+import { useScratch } from './scratch';
 
 const MiB = 2 ** 20;
-let shm: string;
-let work: string;
-
-beforeAll(() => {
-  shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'physcap-fh-img-'));
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-fh-dest-'));
-});
-afterAll(() => {
-  fs.rmSync(shm, { recursive: true, force: true });
-  fs.rmSync(work, { recursive: true, force: true });
-});
-
-function image(name: string, size: number): { file: string; data: Buffer } {
-  const data = crypto.randomBytes(size);
-  const file = path.join(shm, name);
-  fs.writeFileSync(file, data);
-  return { file, data };
-}
+const scratch = useScratch('physcap-fh');
+const image = scratch.image;
 
 const sha256 = (...parts: Buffer[]) => {
   const h = crypto.createHash('sha256');
@@ -106,7 +90,7 @@ async function containerCase(size: number, opts: Partial<CaptureOptions>) {
   const fh = createFileHash();
   fh.update(header);
   fh.updateZeros(BigInt(regionAt - header.length));
-  const dest = openDestination(path.join(work, path.basename(img.file) + '.bin'), 'create');
+  const dest = openDestination(path.join(scratch.work(), path.basename(img.file) + '.bin'), 'create');
   let result;
   try {
     result = await capture({
@@ -151,7 +135,7 @@ describe('capture() feeds a whole-file hash', () => {
 
   test("hash 'none' with a fileHash is refused before anything is written", async () => {
     const img = image('none', MiB);
-    const out = path.join(work, 'none.bin');
+    const out = path.join(scratch.work(), 'none.bin');
     const dest = openDestination(out, 'create');
     const fh = createFileHash();
     try {
@@ -167,7 +151,7 @@ describe('capture() feeds a whole-file hash', () => {
   });
 
   test('a fileHash not made by createFileHash is refused', async () => {
-    const dest = openDestination(path.join(work, 'foreign.bin'), 'create');
+    const dest = openDestination(path.join(scratch.work(), 'foreign.bin'), 'create');
     const fake: FileHash = { update: () => undefined, updateZeros: () => undefined, digest: () => '' };
     try {
       await expect(
@@ -182,8 +166,8 @@ describe('capture() feeds a whole-file hash', () => {
     const size = 64 * MiB;
     const img = image('busy', size);
     const fh = createFileHash();
-    const d1 = openDestination(path.join(work, 'busy1.bin'), 'create');
-    const d2 = openDestination(path.join(work, 'busy2.bin'), 'create');
+    const d1 = openDestination(path.join(scratch.work(), 'busy1.bin'), 'create');
+    const d2 = openDestination(path.join(scratch.work(), 'busy2.bin'), 'create');
     try {
       const running = capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(size), dest: d1, fileHash: fh });
       expect(() => fh.update(Buffer.from('x'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
@@ -204,7 +188,7 @@ describe('capture() feeds a whole-file hash', () => {
     const img = image('fail', MiB);
     const fh = createFileHash();
     fh.update(Buffer.from('header'));
-    const dest = openDestination(path.join(work, 'fail.bin'), 'create');
+    const dest = openDestination(path.join(scratch.work(), 'fail.bin'), 'create');
     let err: NativeError | undefined;
     try {
       // Past the end of the image: fails before any byte is fed.
@@ -220,7 +204,7 @@ describe('capture() feeds a whole-file hash', () => {
     const big = image('abort', 256 * MiB);
     const fh2 = createFileHash();
     const ac = new AbortController();
-    const dest2 = openDestination(path.join(work, 'abort.bin'), 'create');
+    const dest2 = openDestination(path.join(scratch.work(), 'abort.bin'), 'create');
     try {
       await expect(
         capture({
