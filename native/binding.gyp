@@ -14,7 +14,8 @@
         "src/io/physread.cc",
         "src/io/sha256.cc",
         "src/io/system.cc",
-        "src/io/window.cc"
+        "src/io/window.cc",
+        "src/io/workers.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=6", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "physcap_dev.h"
 #include "sha256.h"
 #include "window.h"
+#include "workers.h"
 
 namespace physcap {
 
@@ -415,67 +417,29 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
     }
   }
 
-
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  int finished = 0;
-  auto finish = [&] {
-    {
-      std::lock_guard<std::mutex> lock(done_mu);
-      finished++;
-    }
-    done_cv.notify_all();
-  };
-
   // Hashers: the whole digest, the chunk digests and the file hash each get
   // a thread.  With two cores, three streams take ~1.5x as long as one; a
   // thread feeding two of them would take 2x.
-  std::vector<std::thread> hashers;
+  std::vector<std::function<void()>> jobs;
   if (req_.hash == HashMode::readback) {
-    hashers.emplace_back([&] {
-      hash_readback();
-      finish();
-    });
+    jobs.emplace_back([this] { hash_readback(); });
   } else if (req_.hash == HashMode::source && req_.source != SourceKind::devmem) {
-    hashers.emplace_back([&] {
-      hash_source(true, false, false);
-      finish();
-    });
-    if (req_.chunk_size) {
-      hashers.emplace_back([&] {
-        hash_source(false, true, false);
-        finish();
-      });
-    }
-    if (req_.file_hash) {
-      hashers.emplace_back([&] {
-        hash_source(false, false, true);
-        finish();
-      });
-    }
+    jobs.emplace_back([this] { hash_source(true, false, false); });
+    if (req_.chunk_size) jobs.emplace_back([this] { hash_source(false, true, false); });
+    if (req_.file_hash) jobs.emplace_back([this] { hash_source(false, false, true); });
   }
-  const int threads = 1 + static_cast<int>(hashers.size());
-  std::thread writer([&] {
+  jobs.emplace_back([this] {
     switch (req_.source) {
       case SourceKind::image: write_image(); break;
       case SourceKind::kernel: write_kernel(); break;
       case SourceKind::devmem: write_devmem(); break;
     }
     writer_done_ = true;
-    finish();
   });
-
-  // This thread only reports progress until both are done.
-  {
-    std::unique_lock<std::mutex> lock(done_mu);
-    while (!done_cv.wait_for(lock, std::chrono::milliseconds(tick_ms), [&] { return finished == threads; })) {
-      lock.unlock();
-      if (on_tick) on_tick(written_.load(), hashed_.load());
-      lock.lock();
-    }
-  }
-  writer.join();
-  for (std::thread& t : hashers) t.join();
+  // This thread only reports progress until all are done.
+  run_workers(jobs, tick_ms, [&] {
+    if (on_tick) on_tick(written_.load(), hashed_.load());
+  });
 
   if (!stopping() && !req_.dest.is_blockdev && req_.truncate_to_end &&
       ftruncate(req_.dest.fd, static_cast<off_t>(req_.dest_offset + req_.length))) {

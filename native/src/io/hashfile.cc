@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <new>
-#include <thread>
 
 #include "sha256.h"
+#include "workers.h"
 
 namespace physcap {
 
@@ -173,51 +173,20 @@ void StoredHash::run(const std::function<void(uint64_t)>& on_tick, int tick_ms) 
   regions_done_ = req_.regions.empty() ? req_.size : 0;
   chunks_done_ = chunks ? 0 : req_.size;
 
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  int finished = 0;
-  auto finish = [&] {
-    {
-      std::lock_guard<std::mutex> lock(done_mu);
-      finished++;
-    }
-    done_cv.notify_all();
-  };
-  // With two cores, three streams take ~1.5x as long as one; a thread
-  // feeding two of the digests would take 2x.
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] {
-    hash_whole(fd);
-    finish();
-  });
-  if (!req_.regions.empty()) {
-    threads.emplace_back([&] {
-      hash_regions(fd);
-      finish();
-    });
-  }
-  if (chunks) {
-    threads.emplace_back([&] {
-      hash_chunks(fd);
-      finish();
-    });
-  }
   auto done = [&] {
     return std::min({whole_done_.load(std::memory_order_acquire), regions_done_.load(std::memory_order_acquire),
                      chunks_done_.load(std::memory_order_acquire)});
   };
-
+  // With two cores, three streams take ~1.5x as long as one; a thread
+  // feeding two of the digests would take 2x.
+  std::vector<std::function<void()>> jobs;
+  jobs.emplace_back([&] { hash_whole(fd); });
+  if (!req_.regions.empty()) jobs.emplace_back([&] { hash_regions(fd); });
+  if (chunks) jobs.emplace_back([&] { hash_chunks(fd); });
   // This thread only reports progress until all are done.
-  {
-    const int count = static_cast<int>(threads.size());
-    std::unique_lock<std::mutex> lock(done_mu);
-    while (!done_cv.wait_for(lock, std::chrono::milliseconds(tick_ms), [&] { return finished == count; })) {
-      lock.unlock();
-      if (on_tick) on_tick(done());
-      lock.lock();
-    }
-  }
-  for (std::thread& t : threads) t.join();
+  run_workers(jobs, tick_ms, [&] {
+    if (on_tick) on_tick(done());
+  });
 
   res_.cancelled = cancel_ && !res_.failure.failed();
   res_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
