@@ -60,6 +60,10 @@ export interface CaptureOptions {
   store?: CaptureStore;
   /** Set by runCapture from its input. */
   events?: readonly TriggerEvent[];
+  /** The VMCOREINFO note's text to carry (an import's); default: the running kernel's, for kernel-source ELF captures. */
+  vmcoreinfo?: string | null;
+  /** More for the PHYSCAP note (an import's provenance). */
+  note?: Record<string, unknown>;
 }
 
 const hex = (n: bigint) => `0x${n.toString(16)}`;
@@ -151,7 +155,7 @@ export class CaptureRun {
     const res = await capture({
       source: this.plan.source,
       sourcePath: this.plan.source === 'image' ? p.source.imagePath : undefined,
-      imageBase: p.source.imageBase,
+      ...(r.imageOffset !== undefined ? { imageBase: r.start, imageOffset: r.imageOffset } : { imageBase: p.source.imageBase }),
       phys: r.start,
       length: r.size,
       allowMmio: r.allowDevice,
@@ -200,13 +204,14 @@ export class CaptureRun {
    * engine (elf()) or by the kernel on a watchdog pretimeout (armed.ts).
    */
   layoutElf(vmcoreinfo: string | null): { data: DataFile; layout: ElfLayout } {
-    const target = hostElfTarget();
+    const target = this.plan.target ?? hostElfTarget();
     this.byteOrder = target.bigEndian ? 'big' : 'little';
     const p = this.plan.profile;
     const meta = {
       id: this.plan.id,
       profile: p.name,
       regions: this.plan.regions.map((r) => ({ name: r.name, phys: hex(r.start), size: Number(r.size) })),
+      ...this.o.note,
     };
     const notes: ElfNote[] = [{ ...NOTE_PHYSCAP, desc: Buffer.from(JSON.stringify(meta)) }];
     if (vmcoreinfo) notes.push({ ...NOTE_VMCOREINFO, desc: Buffer.from(vmcoreinfo) });
@@ -340,7 +345,7 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
   const store = o.store ?? openStore(p.destination);
   try {
     store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
-    const vmcoreinfo = plan.format === 'elf' && plan.source === 'kernel' ? readVmcoreinfo() : null;
+    const vmcoreinfo = o.vmcoreinfo !== undefined ? o.vmcoreinfo : plan.format === 'elf' && plan.source === 'kernel' ? readVmcoreinfo() : null;
     const sink = store.begin({
       id: plan.id,
       profile: p.name,

@@ -8,6 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 
 import type { Profile } from '../config/profile';
+import type { ElfTarget } from '../container/elf';
 import type { SourceKind } from '../native/binding';
 import { resolveIomem } from './iomem';
 
@@ -17,6 +18,8 @@ export interface PlannedRegion {
   size: bigint;
   live: boolean;
   allowDevice: boolean;
+  /** image source: the file offset of this region's first byte (an imported ELF core's p_offset); default: start - the profile's image base. */
+  imageOffset?: bigint;
 }
 
 export interface CapturePlan {
@@ -25,6 +28,8 @@ export interface CapturePlan {
   regions: PlannedRegion[];
   source: SourceKind;
   format: 'elf' | 'raw';
+  /** The ELF container's machine and byte order; default: this host's (an import keeps the board's). */
+  target?: ElfTarget;
   started: Date;
   /** Data files' size, upper bound (headers and alignment included). */
   dataBytes: bigint;
@@ -68,8 +73,12 @@ export function resolveRegions(p: Profile, iomemFile = '/proc/iomem'): PlannedRe
 }
 
 export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?: string; devicePath?: string } = {}): CapturePlan {
+  return planOf(p, resolveRegions(p, o.iomemFile), chooseSource(p, o.devicePath), o);
+}
+
+/** A plan for regions already resolved: sizes, bounds and the id. */
+export function planOf(p: Profile, regions: PlannedRegion[], source: SourceKind, o: { id?: string; now?: Date; target?: ElfTarget } = {}): CapturePlan {
   const started = o.now ?? new Date();
-  const regions = resolveRegions(p, o.iomemFile);
   const format = p.output.format;
   // ELF: a header block, then each region at an aligned offset.
   const body = regions.reduce((a, r) => a + roundUp(r.size, DATA_ALIGN), 0n);
@@ -79,5 +88,5 @@ export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?
   const chunks = chunk > 0n ? regions.reduce((a, r) => a + Number((r.size + chunk - 1n) / chunk), 0) : 0;
   // Manifest ~2 KiB per region, digests 65 bytes per chunk (sidecar or inline), sums and signature small.
   const smallBytes = 64 * 1024 + regions.length * 2048 + chunks * 72 * 2;
-  return { id: o.id ?? captureId(p.name, started), profile: p, regions, source: chooseSource(p, o.devicePath), format, started, dataBytes, smallBytes };
+  return { id: o.id ?? captureId(p.name, started), profile: p, regions, source, format, ...(o.target ? { target: o.target } : {}), started, dataBytes, smallBytes };
 }

@@ -15,6 +15,7 @@ import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
 import { VERSION } from '../core/version';
 import { registerCapture } from './capture';
+import { registerImport } from './import';
 import { registerPostmortem } from './postmortem';
 import { Cli, formatBytes } from './shared';
 
@@ -217,6 +218,7 @@ Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.y
   };
   registerCapture(program, cli);
   registerPostmortem(program, cli);
+  registerImport(program, cli);
 
   try {
     await program.parseAsync(argv);

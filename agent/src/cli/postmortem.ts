@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { formatDiagnostic } from '../config/diagnostics';
 import { DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
 import { hostElfTarget } from '../container/elf';
-import { exportCapture, ExportFormat } from '../container/export';
+import { capturedElfTarget, exportCapture, ExportFormat } from '../container/export';
 import { initBlockdev } from '../destinations/blockdev';
 import { destinationKey, openStoreAt } from '../destinations/registry';
 import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
@@ -194,12 +194,15 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       try {
         const manifest = readManifest(reader);
         if (manifest.status !== 'complete') cli.err(`physcap: warning: capture ${manifest.id} is marked failed; exporting what it holds\n`);
-        // An ELF export describes the machine that was captured, not the one exporting it.
-        let target;
-        try {
-          target = hostElfTarget(manifest.host.arch, manifest.byteOrder === 'big' ? 'BE' : 'LE');
-        } catch {
-          target = undefined;
+        // An ELF export describes the machine that was captured, not the one
+        // exporting it: the stored core's own header, else the capturing host.
+        let target = capturedElfTarget(reader, manifest);
+        if (!target) {
+          try {
+            target = hostElfTarget(manifest.host.arch, manifest.byteOrder === 'big' ? 'BE' : 'LE');
+          } catch {
+            target = undefined;
+          }
         }
         const res = await exportCapture({ reader, manifest, format: o.format as ExportFormat, out: path.resolve(o.out), region: o.region, target, onProgress: progress?.update });
         progress?.stop();

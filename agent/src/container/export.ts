@@ -142,6 +142,23 @@ async function exportElf(reader: CaptureReader, manifest: Manifest, regions: Sou
 }
 
 /**
+ * The machine and byte order an ELF capture was stored in (its core's
+ * header): what an ELF export of it must keep.  A capture imported from a
+ * big-endian board was made on a little-endian host, so the manifest's
+ * host cannot say.  Undefined for raw captures.
+ */
+export function capturedElfTarget(reader: CaptureReader, manifest: Manifest): ElfTarget | undefined {
+  if (manifest.format !== 'elf' || !manifest.regions.length) return undefined;
+  const file = manifest.regions[0]!.file;
+  const size = reader.files().find((f) => f.name === file)?.size ?? 0;
+  try {
+    return parseElfCore((offset, length) => reader.read(file, offset, length), size).target;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * An ELF capture already carries the kernel's VMCOREINFO (crash and drgn
  * need it to find their way); the export keeps it.  Raw captures have none.
  */

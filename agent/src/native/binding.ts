@@ -38,6 +38,8 @@ export interface CaptureOptions {
   phys: bigint;
   /** image: the physical address of the image's first byte (default 0). */
   imageBase?: bigint;
+  /** image: the file offset of imageBase's byte (default 0): an ELF core's p_offset. */
+  imageOffset?: bigint;
   length: bigint;
   /** kernel: read device (MMIO) ranges; reads there can have side effects. */
   allowMmio?: boolean;
@@ -449,6 +451,7 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
     sourcePath: o.sourcePath ?? '',
     phys: o.phys,
     imageBase: o.imageBase ?? 0n,
+    imageOffset: o.imageOffset ?? 0n,
     length: o.length,
     kernelFlags: BigInt((o.allowMmio ? KERNEL_ALLOW_MMIO : 0) | (o.noBounce ? KERNEL_NO_BOUNCE : 0)),
     dest: o.dest,

@@ -2,7 +2,7 @@
 export interface TriggerEvent {
   /** Unique per agent run, e.g. "ev-42". */
   id: string;
-  kind: 'file' | 'signal' | 'kmsg' | 'interval' | 'control' | 'watchdog';
+  kind: 'file' | 'signal' | 'kmsg' | 'interval' | 'control' | 'watchdog' | 'import';
   profile: string;
   /** Milliseconds since the epoch. */
   time: number;

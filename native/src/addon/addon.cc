@@ -422,6 +422,7 @@ physcap::CaptureRequest RequestFromJs(const Napi::Object& o) {
   req.source_path = str(o, "sourcePath");
   req.phys = u64(o, "phys");
   req.image_base = u64(o, "imageBase");
+  req.image_offset = u64(o, "imageOffset");
   req.length = u64(o, "length");
   req.kernel_flags = static_cast<uint32_t>(u64(o, "kernelFlags"));
   req.dest = DestFromJs(o.Get("dest").As<Napi::Object>());

@@ -133,7 +133,7 @@ void Capture::write_image() {
   if (src < 0) return fail(errno, "open", req_.source_path);
   std::unique_ptr<int, void (*)(int*)> guard(&src, [](int* fd) { close(*fd); });
 
-  uint64_t off = req_.phys - req_.image_base;  // checked by run() before any thread started
+  uint64_t off = req_.phys - req_.image_base + req_.image_offset;  // checked by run() before any thread started
 
   const DioAlign& a = req_.dest.align;
   uint64_t body = req_.length / a.offset * a.offset;
@@ -330,7 +330,7 @@ void Capture::hash_source(bool whole, bool chunks, bool file) {
   } else {
     AlignedBuf buf(kHashBlock);
     if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
-    uint64_t off = req_.phys - req_.image_base;
+    uint64_t off = req_.phys - req_.image_base + req_.image_offset;
     while (pos < req_.length && !stopping()) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kHashBlock, req_.length - pos));
       ssize_t r = pread(fd, buf.data, n, static_cast<off_t>(off + pos));
@@ -410,8 +410,8 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
       return;
     }
     uint64_t size = static_cast<uint64_t>(st.st_size);
-    uint64_t off = req_.phys - req_.image_base;
-    if (req_.phys < req_.image_base || off > size || req_.length > size - off) {
+    uint64_t off = req_.phys - req_.image_base + req_.image_offset;
+    if (req_.phys < req_.image_base || off < req_.image_offset || off > size || req_.length > size - off) {
       res_.failure.set(ENXIO, "capture", req_.source_path);
       return;
     }

@@ -30,7 +30,8 @@ struct CaptureRequest {
   SourceKind source = SourceKind::image;
   std::string source_path;      // the image; or the device (default /dev/physcap, /dev/mem)
   uint64_t phys = 0;            // physical address of the range
-  uint64_t image_base = 0;      // image: physical address of the image's first byte
+  uint64_t image_base = 0;      // image: physical address of the image's first byte...
+  uint64_t image_offset = 0;    // ...which is at this file offset (an ELF core's p_offset)
   uint64_t length = 0;
   uint32_t kernel_flags = 0;    // PHYSCAP_WRITE_* for the kernel source
   DestInfo dest;                // open for O_DIRECT writing; the fd stays the caller's

@@ -1,0 +1,146 @@
+/**
+ * Import: an ELF core taken elsewhere (a board without Node, by
+ * physcap-client capture) becomes a capture in a destination, with the
+ * manifest, digests, index entry and signature every capture has, so
+ * list, show, verify, export and diff work on it.
+ *
+ * The core is rewritten, not copied: the same plan → run → finish as a
+ * capture, with the core as an image source (each PT_LOAD read at its
+ * p_offset) and the ELF container in the core's own machine and byte
+ * order, so a big-endian board's capture stays big-endian.  Its VMCOREINFO
+ * is carried over, and the board's own PHYSCAP note (machine, kernel,
+ * region names, time) is kept in the manifest's trigger and in the new
+ * core's note.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+import type { DestinationSpec, Profile } from '../config/profile';
+import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCore, PT_LOAD } from '../container/elf';
+import type { ElfCore } from '../container/elf';
+import type { CaptureStore } from '../destinations/types';
+import { eventId } from '../triggers/event';
+import { CaptureOptions, CaptureOutcome, runCapture } from './pipeline';
+import { planOf, PlannedRegion } from './plan';
+
+export interface ImportInput {
+  /** The ELF core to import. */
+  file: string;
+  /** Where it goes: an open store (the CLI's --dest). */
+  store: CaptureStore;
+  /** The capture's profile name (default "import"). */
+  name?: string;
+  /** An ed25519 private key (PEM file) to sign the manifest with. */
+  signingKey?: string;
+  chunkSize?: bigint;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const DEFAULT_CHUNK = 4n << 20n;
+
+/** The core's PHYSCAP note as JSON, if it has one that parses. */
+function physcapNote(core: ElfCore): Record<string, unknown> | undefined {
+  const n = core.notes.find((x) => x.name === NOTE_PHYSCAP.name && x.type === NOTE_PHYSCAP.type);
+  if (!n) return undefined;
+  try {
+    const v = JSON.parse(n.desc.toString('utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Region names from the note where it names a segment's exact range; load<i> otherwise. */
+function regionNames(note: Record<string, unknown> | undefined): Map<string, string> {
+  const named = new Map<string, string>();
+  const list = Array.isArray(note?.regions) ? (note!.regions as Array<Record<string, unknown>>) : [];
+  for (const r of list) {
+    if (typeof r?.name !== 'string' || typeof r.phys !== 'string' || typeof r.size !== 'number' || !NAME.test(r.name)) continue;
+    try {
+      named.set(`${BigInt(r.phys)}+${r.size}`, r.name);
+    } catch {
+      /* not a number: ignore the name */
+    }
+  }
+  return named;
+}
+
+/** Reads the core and turns its PT_LOAD segments into planned regions; throws with the file named. */
+export function readCoreForImport(file: string): { core: ElfCore; regions: PlannedRegion[]; note?: Record<string, unknown>; vmcoreinfo: string | null } {
+  const fd = fs.openSync(file, 'r');
+  let core: ElfCore;
+  try {
+    const size = fs.fstatSync(fd).size;
+    core = parseElfCore((offset, length) => {
+      const b = Buffer.alloc(length);
+      const n = fs.readSync(fd, b, 0, length, offset);
+      return b.subarray(0, n);
+    }, size);
+    const note = physcapNote(core);
+    const names = regionNames(note);
+    const used = new Set<string>();
+    const regions: PlannedRegion[] = [];
+    core.segments.forEach((s, i) => {
+      if (s.type !== PT_LOAD || s.filesz === 0n) return;
+      if (s.filesz !== s.memsz) throw new Error(`${file}: segment ${i} holds ${s.filesz} of its ${s.memsz} bytes; a capture's segments hold all of theirs`);
+      if (s.offset + s.filesz > BigInt(size)) throw new Error(`${file}: segment ${i} (offset ${s.offset}, ${s.filesz} bytes) runs past the end of the file (${size} bytes)`);
+      let name = names.get(`${s.paddr}+${s.filesz}`) ?? `load${i}`;
+      if (used.has(name)) name = `${name}-${i}`;
+      used.add(name);
+      regions.push({ name, start: s.paddr, size: s.filesz, live: false, allowDevice: false, imageOffset: s.offset });
+    });
+    if (!regions.length) throw new Error(`${file}: no PT_LOAD segment with data: nothing to import`);
+    const vmcoreinfoNote = core.notes.find((n) => n.name === NOTE_VMCOREINFO.name && n.type === NOTE_VMCOREINFO.type);
+    return { core, regions, ...(note ? { note } : {}), vmcoreinfo: vmcoreinfoNote ? vmcoreinfoNote.desc.toString('utf8') : null };
+  } catch (err) {
+    const msg = (err as Error).message;
+    throw Object.assign(new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`), { code: (err as { code?: string }).code ?? 'EINVAL' });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function destinationOf(store: CaptureStore): DestinationSpec {
+  return store.kind === 'dir'
+    ? { kind: 'dir', path: store.location, retention: { count: 0, bytes: 0n, keepFree: 0n }, onInterrupted: 'keep' }
+    : { kind: 'blockdev', device: store.location, init: 'never' };
+}
+
+/** SHA-256 of the file as imported: the manifest's profile.sha256, so the board's original can be matched later. */
+async function fileSha256(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  await pipeline(fs.createReadStream(file, { highWaterMark: 4 << 20 }), hash);
+  return hash.digest('hex');
+}
+
+export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'store' | 'plan' | 'vmcoreinfo' | 'note'> = {}): Promise<CaptureOutcome> {
+  const name = input.name ?? 'import';
+  if (!NAME.test(name)) throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
+  const file = path.resolve(input.file);
+  const { core, regions, note, vmcoreinfo } = readCoreForImport(file);
+  const profile: Profile = {
+    name,
+    description: `imported from ${file}`,
+    enabled: true,
+    regions: [],
+    triggers: [],
+    destination: destinationOf(input.store),
+    output: { format: 'elf' },
+    hash: { algorithm: 'sha256', chunkSize: input.chunkSize ?? DEFAULT_CHUNK, readback: 'never' },
+    ...(input.signingKey ? { signingKey: input.signingKey } : {}),
+    source: { kind: 'image', imagePath: file, imageBase: 0n },
+    cooldownMs: 0,
+    priority: 0,
+    labels: {},
+    file,
+    textSha256: await fileSha256(file),
+  };
+  const plan = planOf(profile, regions, 'image', { target: core.target, id: o.id });
+  const from = { file, ...(note ? { note } : {}) };
+  return runCapture(
+    { profile, events: [{ id: eventId(), kind: 'import', profile: name, time: Date.now(), reason: `imported from ${file}`, detail: from }] },
+    { ...o, store: input.store, plan, vmcoreinfo, note: { importedFrom: from } },
+  );
+}
