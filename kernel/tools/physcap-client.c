@@ -18,10 +18,15 @@
  *   events [--follow]                  the module's event records
  *   disarm ID
  *   status ID
+ *   capture OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync]
+ *                                      an ELF core of the ranges (elfcore.h),
+ *                                      written zero-copy; OUT a new file or
+ *                                      (--existing) a block device
  *
  * Numbers accept 0x prefixes and K/M/G suffixes (binary).
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -40,12 +45,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../physcap_uapi.h"
+#include "elfcore.h"
 
 _Static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE, "info size");
 _Static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE, "write size");
@@ -354,6 +361,243 @@ static int cmd_mmap_dump(int argc, char **argv)
 	munmap(map, len);
 	close(dev);
 	return 0;
+}
+
+/* ---- capture: an ELF core on a board without Node ---- */
+
+#define CAPTURE_MAX_REGIONS 64
+#define CAPTURE_HEADER_MAX (1 << 20)
+
+static bool valid_region_name(const char *s)
+{
+	const char *p;
+
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+			return false;
+	return true;
+}
+
+/*
+ * The kernel's VMCOREINFO note desc, read through the module's read-only
+ * mapping at the address /sys/kernel/vmcoreinfo gives; NULL if any step
+ * fails (the capture goes on without it and says so).
+ */
+static char *read_vmcoreinfo(int dev, size_t *len)
+{
+	unsigned long long phys;
+	unsigned int size;
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t base;
+	size_t span;
+	uint8_t *map;
+	Elf64_Nhdr nh;
+	char *desc = NULL;
+	FILE *f = fopen("/sys/kernel/vmcoreinfo", "re");
+
+	if (!f)
+		return NULL;
+	if (fscanf(f, "%llx %x", &phys, &size) != 2 || !size || size > (1 << 20)) {
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	base = phys & ~(uint64_t)(page - 1);
+	span = phys - base + size;
+	map = mmap(NULL, span, PROT_READ, MAP_SHARED, dev, (off_t)base);
+	if (map == MAP_FAILED)
+		return NULL;
+	memcpy(&nh, map + (phys - base), sizeof(nh));
+	/* One note: name "VMCOREINFO\0" padded to 4, then the text. */
+	if (nh.n_namesz == 11 && sizeof(nh) + 12 + (size_t)nh.n_descsz <= size &&
+	    !memcmp(map + (phys - base) + sizeof(nh), "VMCOREINFO", 11)) {
+		desc = malloc(nh.n_descsz);
+		if (desc) {
+			memcpy(desc, map + (phys - base) + sizeof(nh) + 12, nh.n_descsz);
+			*len = nh.n_descsz;
+		}
+	}
+	munmap(map, span);
+	return desc;
+}
+
+static int cmd_capture(int argc, char **argv)
+{
+	struct core_region regions[CAPTURE_MAX_REGIONS];
+	struct physcap_write stats[CAPTURE_MAX_REGIONS];
+	struct core_note notes[2];
+	struct physcap_info info;
+	struct utsname uts;
+	int oflags = O_WRONLY | O_DIRECT | O_CLOEXEC | O_CREAT | O_EXCL;
+	bool do_fsync = true, is_blockdev;
+	unsigned int nr = 0, nr_notes = 0, i;
+	char *meta, *vmcoreinfo;
+	size_t meta_len, vmcoreinfo_len = 0, header_len, align, at;
+	uint64_t file_size, total = 0, zero_copy = 0;
+	void *header;
+	struct stat st;
+	double t0, secs;
+	int dev, dest, err = 0, argi;
+	const char *what = "";
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: capture OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync]\n");
+		return 2;
+	}
+	for (argi = 1; argi < argc; argi++) {
+		if (!strcmp(argv[argi], "--existing")) {
+			oflags &= ~(O_CREAT | O_EXCL);
+		} else if (!strcmp(argv[argi], "--no-fsync")) {
+			do_fsync = false;
+		} else if (argv[argi][0] == '-') {
+			fprintf(stderr, "physcap-client: unknown option %s\n", argv[argi]);
+			return 2;
+		} else if (argi + 2 >= argc || nr == CAPTURE_MAX_REGIONS) {
+			fprintf(stderr, "physcap-client: regions are NAME PHYS LEN triples, at most %d\n",
+				CAPTURE_MAX_REGIONS);
+			return 2;
+		} else {
+			if (!valid_region_name(argv[argi])) {
+				fprintf(stderr, "physcap-client: region name '%s': use 1-64 of A-Z a-z 0-9 _ - .\n",
+					argv[argi]);
+				return 2;
+			}
+			regions[nr].name = argv[argi];
+			regions[nr].phys = parse_num(argv[argi + 1]);
+			regions[nr].len = parse_num(argv[argi + 2]);
+			total += regions[nr].len;
+			nr++;
+			argi += 2;
+		}
+	}
+	if (!nr) {
+		fprintf(stderr, "physcap-client: no regions\n");
+		return 2;
+	}
+
+	dev = open_device();
+	memset(&info, 0, sizeof(info));
+	if (ioctl(dev, PHYSCAP_IOC_INFO, &info)) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"info\"}\n", errno_name(errno));
+		return 1;
+	}
+	/* The agent's DATA_ALIGN, or the page if larger: every p_offset direct-I/O aligned. */
+	align = info.page_size > 4096 ? info.page_size : 4096;
+	for (i = 0; i < nr; i++) {
+		if (regions[i].len % align || regions[i].phys % align) {
+			fprintf(stderr, "physcap-client: region %s: start and length must be multiples of %zu\n",
+				regions[i].name, align);
+			return 2;
+		}
+	}
+
+	/* The PHYSCAP note: what this is, from where, for the host's physcap. */
+	uname(&uts);
+	meta_len = 512 + (size_t)nr * 128;
+	meta = calloc(1, meta_len);
+	if (!meta)
+		return 1;
+	at = snprintf(meta, meta_len,
+		      "{\"tool\":\"physcap-client\",\"machine\":\"%s\",\"release\":\"%s\","
+		      "\"node\":\"%s\",\"time\":%lld,\"regions\":[",
+		      uts.machine, uts.release, uts.nodename, (long long)time(NULL));
+	for (i = 0; i < nr && at < meta_len; i++)
+		at += snprintf(meta + at, meta_len - at,
+			       "%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"size\":%" PRIu64 "}",
+			       i ? "," : "", regions[i].name, regions[i].phys, regions[i].len);
+	if (at < meta_len)
+		at += snprintf(meta + at, meta_len - at, "]}");
+	if (at >= meta_len) {
+		fprintf(stderr, "physcap-client: note too long\n");
+		return 1;
+	}
+	notes[nr_notes++] = (struct core_note) {
+		.name = "PHYSCAP", .type = NOTE_TYPE_PHYSCAP, .desc = meta, .desc_len = at,
+	};
+	vmcoreinfo = read_vmcoreinfo(dev, &vmcoreinfo_len);
+	if (vmcoreinfo)
+		notes[nr_notes++] = (struct core_note) {
+			.name = "VMCOREINFO", .type = NOTE_TYPE_VMCOREINFO,
+			.desc = vmcoreinfo, .desc_len = vmcoreinfo_len,
+		};
+
+	if (posix_memalign(&header, align, CAPTURE_HEADER_MAX))
+		return 1;
+	header_len = core_layout(header, CAPTURE_HEADER_MAX, regions, nr, notes, nr_notes,
+				 align, &file_size);
+	if (!header_len) {
+		fprintf(stderr, "physcap-client: the ELF header does not fit in %d bytes\n",
+			CAPTURE_HEADER_MAX);
+		return 1;
+	}
+
+	dest = open(argv[0], oflags, 0600);
+	if (dest < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
+		       errno_name(errno), argv[0]);
+		return 1;
+	}
+	t0 = now_s();
+	fstat(dest, &st);
+	is_blockdev = S_ISBLK(st.st_mode);
+	if (is_blockdev) {
+		uint64_t dev_size = 0;
+
+		if (ioctl(dest, BLKGETSIZE64, &dev_size) || dev_size < file_size) {
+			err = dev_size < file_size ? ENOSPC : errno;
+			what = "device size";
+		}
+	} else if ((err = posix_fallocate(dest, 0, (off_t)file_size))) {
+		/* All of it up front: ENOSPC now, not half-way. */
+		what = "preallocate";
+	}
+	if (!err && pwrite(dest, header, header_len, 0) != (ssize_t)header_len) {
+		err = errno ? errno : EIO;
+		what = "ELF header";
+	}
+	for (i = 0; !err && i < nr; i++) {
+		memset(&stats[i], 0, sizeof(stats[i]));
+		stats[i].phys_addr = regions[i].phys;
+		stats[i].length = regions[i].len;
+		stats[i].dest_fd = dest;
+		stats[i].dest_offset = regions[i].offset;
+		if (ioctl(dev, PHYSCAP_IOC_WRITE, &stats[i])) {
+			err = errno;
+			what = regions[i].name;
+		}
+		zero_copy += stats[i].bytes_zero_copy;
+	}
+	for (; i < nr; i++)
+		memset(&stats[i], 0, sizeof(stats[i]));	/* never reached */
+	if (!err && do_fsync && fsync(dest)) {
+		err = errno;
+		what = "fsync";
+	}
+	secs = now_s() - t0;
+
+	printf("{\"ok\":%s,\"errno\":\"%s\",\"what\":\"%s\",\"out\":\"%s\",\"machine\":%u,"
+	       "\"big_endian\":%s,\"vmcoreinfo\":%s,\"file_size\":%" PRIu64 ","
+	       "\"bytes\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64 ",\"seconds\":%.6f,\"regions\":[",
+	       err ? "false" : "true", errno_name(err), what, argv[0], core_machine(),
+	       __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? "true" : "false",
+	       vmcoreinfo ? "true" : "false", file_size, total, zero_copy, secs);
+	for (i = 0; i < nr; i++)
+		printf("%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"length\":%" PRIu64
+		       ",\"offset\":%" PRIu64 ",\"bytes_written\":%" PRIu64
+		       ",\"bytes_zero_copy\":%" PRIu64 ",\"bytes_bounced\":%" PRIu64 "}",
+		       i ? "," : "", regions[i].name, regions[i].phys, regions[i].len,
+		       regions[i].offset, (uint64_t)stats[i].bytes_written,
+		       (uint64_t)stats[i].bytes_zero_copy, (uint64_t)stats[i].bytes_bounced);
+	printf("]}\n");
+	close(dest);
+	close(dev);
+	free(header);
+	free(meta);
+	free(vmcoreinfo);
+	return err ? 1 : 0;
 }
 
 /* ---- armed captures and events ---- */
@@ -1432,7 +1676,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr,
-			"usage: physcap-client info|write|devmem|mmap-dump|selftest|fuzz|poison-test|watchdog-arm|arm|events|disarm|status ...\n");
+			"usage: physcap-client info|write|devmem|mmap-dump|selftest|fuzz|poison-test|watchdog-arm|arm|events|disarm|status|capture ...\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1460,6 +1704,8 @@ int main(int argc, char **argv)
 		return cmd_disarm(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "capture"))
+		return cmd_capture(argc - 2, argv + 2);
 	fprintf(stderr, "physcap-client: unknown command %s\n", argv[1]);
 	return 2;
 }

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The ELF core container physcap-client writes on a board without Node:
+ * the same layout as the agent's (agent/src/container/elf.ts), so the
+ * host's physcap reads both the same way.
+ *
+ *   ELF64 ET_CORE, in this machine's own byte order and e_machine
+ *   PT_NOTE     "PHYSCAP" (JSON: tool, regions) and, when the kernel
+ *               exports it, "VMCOREINFO" (crash/makedumpfile's key)
+ *   PT_LOAD...  one per region, p_paddr = its physical start, p_vaddr 0,
+ *               p_offset a multiple of the alignment (direct I/O)
+ *
+ * The structures are written natively (<elf.h>): on a big-endian board
+ * every field is big-endian and e_ident says ELFDATA2MSB, as a reader of a
+ * core from that board expects.
+ */
+#ifndef PHYSCAP_ELFCORE_H
+#define PHYSCAP_ELFCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct core_region {
+	const char *name;
+	uint64_t phys;
+	uint64_t len;
+	uint64_t offset;	/* set by core_layout(): where its bytes go */
+};
+
+struct core_note {
+	const char *name;	/* "PHYSCAP", "VMCOREINFO" */
+	uint32_t type;
+	const void *desc;
+	size_t desc_len;
+};
+
+#define NOTE_TYPE_PHYSCAP	0x50430001u	/* "PC" 1: the agent's value */
+#define NOTE_TYPE_VMCOREINFO	0u
+
+/* This machine's e_machine; 0 (EM_NONE) where physcap knows none. */
+unsigned int core_machine(void);
+
+/*
+ * Lays out the container: fills buf (of cap bytes, zeroed here) with the
+ * ELF header, the program headers and the notes, padded to a multiple of
+ * align; sets each region's offset.  Returns the header's length, or 0 if
+ * it does not fit in cap or align is not a power of two >= 512.
+ * *file_size is the last region's end rounded up to align.
+ */
+size_t core_layout(void *buf, size_t cap, struct core_region *regions,
+		   unsigned int nr, const struct core_note *notes,
+		   unsigned int nr_notes, size_t align, uint64_t *file_size);
+
+#endif
