@@ -12,6 +12,10 @@
  * the module is unloaded.  Only whole subsections (2 MiB on x86-64) that
  * lie in reserved memory and nowhere near System RAM are adopted; anything
  * else keeps using the bounce path.
+ *
+ * Kernels without ZONE_DEVICE (32-bit parts such as the PowerPC e500 with
+ * FLATMEM) adopt nothing: there, all RAM the kernel knows has struct pages
+ * (reserved ranges included), and what it does not know is bounced.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -29,6 +33,13 @@ static bool adopt = true;
 module_param(adopt, bool, 0444);
 MODULE_PARM_DESC(adopt, "Give reserved memory without struct pages ZONE_DEVICE pages, so it is written zero-copy (default: on)");
 
+bool physcap_adopt_enabled(void)
+{
+	return IS_ENABLED(CONFIG_ZONE_DEVICE) && adopt;
+}
+
+#ifdef CONFIG_ZONE_DEVICE
+
 #define PHYSCAP_SUBSECTION	((u64)PAGES_PER_SUBSECTION << PAGE_SHIFT)
 
 struct physcap_adopted {
@@ -38,11 +49,6 @@ struct physcap_adopted {
 
 static LIST_HEAD(physcap_adopted_list);
 static DEFINE_MUTEX(physcap_adopt_lock);
-
-bool physcap_adopt_enabled(void)
-{
-	return IS_ENABLED(CONFIG_ZONE_DEVICE) && adopt;
-}
 
 static int physcap_adopt_run(u64 start, u64 end)
 {
@@ -118,3 +124,15 @@ void physcap_adopt_release_all(void)
 	}
 	mutex_unlock(&physcap_adopt_lock);
 }
+
+#else /* !CONFIG_ZONE_DEVICE */
+
+void physcap_adopt_segment(const struct physcap_seg *seg)
+{
+}
+
+void physcap_adopt_release_all(void)
+{
+}
+
+#endif

@@ -28,6 +28,7 @@
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/math64.h>
 #include <linux/mm.h>
 #include <linux/panic.h>
 #include <linux/slab.h>
@@ -244,8 +245,8 @@ static void physcap_arm_work(struct work_struct *work)
 		pr_info("watchdog%u: armed capture %llu done: %llu bytes (%llu zero-copy), first byte %llu us after the pretimeout, %llu us\n",
 			arm->watchdog_id, arm->id, arm->req.bytes_written,
 			arm->req.bytes_zero_copy,
-			arm->first_byte_latency_ns / NSEC_PER_USEC,
-			arm->duration_ns / NSEC_PER_USEC);
+			div_u64(arm->first_byte_latency_ns, NSEC_PER_USEC),
+			div_u64(arm->duration_ns, NSEC_PER_USEC));
 
 	if (then_panic)
 		panic("physcap: watchdog%u pretimeout: armed capture %llu %s, panicking as asked",

@@ -51,9 +51,14 @@ static bool physcap_bvec_extends(const struct bio_vec *bv, struct page *page,
 
 	if (offset || offset_in_page(end))
 		return false;
-	/* Keep bio_vecs within a section: memory maps may differ across. */
+#ifdef CONFIG_SPARSEMEM
+	/*
+	 * Keep bio_vecs within a section: memory maps may differ across.
+	 * (Without sparsemem there is one mem_map for all of RAM.)
+	 */
 	if (!(page_to_pfn(page) % PAGES_PER_SECTION))
 		return false;
+#endif
 	return page_to_pfn(page) == page_to_pfn(bv->bv_page) + (end >> PAGE_SHIFT) &&
 	       page == bv->bv_page + (end >> PAGE_SHIFT);
 }
