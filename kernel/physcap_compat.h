@@ -56,4 +56,22 @@ static inline ssize_t physcap_vfs_iter_write(struct file *file,
 #endif
 }
 
+/*
+ * File offsets are physical addresses, unsigned and past ULONG_MAX on a
+ * 32-bit kernel with 36-bit physical addresses: an open-time f_mode flag
+ * until 6.12, a file_operations flag since.
+ */
+#ifdef FMODE_UNSIGNED_OFFSET
+#define PHYSCAP_FOP_UNSIGNED_OFFSET
+static inline void physcap_file_unsigned_offset(struct file *file)
+{
+	file->f_mode |= FMODE_UNSIGNED_OFFSET;
+}
+#else
+#define PHYSCAP_FOP_UNSIGNED_OFFSET	.fop_flags = FOP_UNSIGNED_OFFSET,
+static inline void physcap_file_unsigned_offset(struct file *file)
+{
+}
+#endif
+
 #endif /* _PHYSCAP_COMPAT_H */

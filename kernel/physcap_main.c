@@ -24,6 +24,7 @@
 #include <linux/uaccess.h>
 
 #include "physcap.h"
+#include "physcap_compat.h"
 
 static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE);
 static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE);
@@ -55,6 +56,13 @@ static int physcap_open(struct inode *inode, struct file *file)
 	/* A reader started after a fire still sees it. */
 	pf->client.event_pos = physcap_event_oldest();
 	file->private_data = pf;
+	/*
+	 * mmap offsets are physical addresses.  Without this, a character
+	 * device's mappings stop at ULONG_MAX (file_mmap_ok()), so a 32-bit
+	 * kernel with 36-bit physical addresses could not map memory above
+	 * 4 GiB.  /dev/mem does the same.
+	 */
+	physcap_file_unsigned_offset(file);
 	return 0;
 }
 
@@ -162,6 +170,7 @@ static const struct file_operations physcap_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = physcap_mmap,
 	.llseek = noop_llseek,
+	PHYSCAP_FOP_UNSIGNED_OFFSET
 };
 
 #define PHYSCAP_STAT_ATTR(name)						\

@@ -15,7 +15,15 @@
 
 u64 physcap_phys_limit(void)
 {
-	/* iomem_resource spans the CPU's physical address space. */
+	/*
+	 * iomem_resource spans the CPU's physical address space.  Where the
+	 * architecture leaves it at its default, all of a 64-bit phys_addr_t
+	 * (32-bit PowerPC with PHYS_64BIT), end + 1 would wrap to 0: the
+	 * space then ends at the last address, and what lies where is the
+	 * resource tree's business (a hole is refused with ENXIO).
+	 */
+	if ((u64)iomem_resource.end == U64_MAX)
+		return U64_MAX;
 	return (u64)iomem_resource.end + 1;
 }
 

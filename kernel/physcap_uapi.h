@@ -30,7 +30,7 @@ struct physcap_info {
 	__u32 page_size;
 	__u64 features;		/* PHYSCAP_FEAT_* */
 	__u64 max_length;	/* largest length one WRITE accepts */
-	__u64 phys_limit;	/* highest physical address + 1 */
+	__u64 phys_limit;	/* highest physical address + 1 (or ~0: all of 64 bits) */
 	__u32 batch_pages;	/* pages handed to one vfs_iter_write() */
 	__u32 pad;		/* zero */
 	__u64 reserved[4];	/* zero */

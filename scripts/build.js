@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // Builds everything the tests, the benchmark and the demo need, incrementally:
 // physcap.ko for every kernel in build/kernels.json (warning-free), the C
-// client, an initramfs per kernel for the emulated board, and the TypeScript.
+// client, an initramfs per kernel for the emulated board, the cross trees
+// (scripts/cross/trees.sh, cached outside the checkout) with the PowerPC
+// board's module, static client and init, and the TypeScript.
 'use strict';
 
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+
+const kbuild = require('./kbuild');
 
 const root = path.resolve(__dirname, '..');
 const build = path.join(root, 'build');
@@ -19,36 +23,33 @@ function run(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 }
 
-// Copy a file only when its bytes changed, so make's timestamps stay useful.
-function syncFile(src, dst) {
-  const data = fs.readFileSync(src);
-  if (fs.existsSync(dst) && fs.readFileSync(dst).equals(data)) return;
-  fs.writeFileSync(dst, data);
+function buildModule(kernel) {
+  const target = { target: `x86-64-${kernel.series}`, tree: kernel.headers, release: kernel.release, full: true };
+  const out = path.join(build, 'kernel', kernel.release);
+  kbuild.buildModule(target, out);
+  return path.join(out, 'physcap.ko');
 }
 
-function buildModule(kernel) {
-  const out = path.join(build, 'kernel', kernel.release);
-  fs.mkdirSync(out, { recursive: true });
-  for (const name of fs.readdirSync(path.join(root, 'kernel'))) {
-    if (/\.(c|h)$/.test(name) || name === 'Kbuild') {
-      syncFile(path.join(root, 'kernel', name), path.join(out, name));
-    }
+/**
+ * The emulated PowerPC board's parts: its kernel tree (built by
+ * trees.sh), physcap.ko against it, and the static physcap-client and
+ * board init (test/ppc/init.c) cross-compiled for it.
+ */
+function buildPpcBoard() {
+  const t = kbuild.targets().find((x) => x.target === 'ppce500-board');
+  if (!t) throw new Error('build/cross.json has no ppce500-board tree (scripts/cross/trees.sh)');
+  const out = path.join(build, 'ppc');
+  kbuild.buildModule(t, path.join(out, 'module'));
+  kbuild.buildClient(t, out);
+  const init = path.join(root, 'test', 'ppc', 'init.c');
+  const initOut = path.join(out, 'board-init');
+  if (!fs.existsSync(initOut) || fs.statSync(initOut).mtimeMs < fs.statSync(init).mtimeMs) {
+    run(t.clientCc, ['-O2', '-Wall', '-Wextra', '-Werror', '-static', '-o', initOut, init]);
   }
-  let output;
-  try {
-    output = run('make', ['-C', kernel.headers, `M=${out}`, 'PHYSCAP_WERROR=1', 'modules'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (err) {
-    process.stderr.write(`${err.stdout || ''}${err.stderr || ''}`);
-    throw new Error(`physcap.ko does not build against ${kernel.release}`);
-  }
-  if (/warning:/i.test(output)) {
-    process.stderr.write(output);
-    throw new Error(`physcap.ko builds with warnings against ${kernel.release}`);
-  }
-  fs.writeFileSync(path.join(out, 'build.log'), output);
-  return path.join(out, 'physcap.ko');
+  fs.writeFileSync(
+    path.join(out, 'board.json'),
+    `${JSON.stringify({ release: t.release, tree: t.tree, vmlinux: path.join(t.tree, 'vmlinux'), softdog: path.join(t.tree, 'drivers', 'watchdog', 'softdog.ko'), genInitCpio: path.join(t.tree, 'usr', 'gen_init_cpio'), module: path.join(out, 'module', 'physcap.ko'), client: path.join(out, 'physcap-client'), init: initOut }, null, 2)}\n`,
+  );
 }
 
 function newestMtime(files) {
@@ -84,13 +85,15 @@ function main() {
     buildModule(kernel);
     buildInitramfs(kernel);
   }
+  run('bash', [path.join(root, 'scripts', 'cross', 'trees.sh')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  buildPpcBoard();
   fs.mkdirSync(path.join(build, 'bin'), { recursive: true });
   run('make', ['-s', '-C', path.join(root, 'kernel', 'tools'), `OUT=${path.join(build, 'bin')}`]);
   buildAddon();
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], {
     cwd: root,
   });
-  log(`ready: physcap.ko for ${kernels.map((k) => k.release).join(', ')}, physcap.node, the CLI`);
+  log(`ready: physcap.ko for ${kernels.map((k) => k.release).join(', ')} and the PowerPC board, physcap.node, the CLI`);
 }
 
 try {

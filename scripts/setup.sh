@@ -6,6 +6,11 @@
 #     headers physcap.ko is built against: 6.1 (bookworm's own) and 6.12
 #     (linux-image-6.12.*+deb12-amd64).  Exact versions are resolved from the
 #     package index (they move); image and headers always match;
+#   - for the compile matrix and the emulated PowerPC board: Debian's
+#     linux-source-6.1, its cross compilers and static libcs (arm64, ppc64el,
+#     powerpc), kernel build tools, qemu-system-ppc and dtc
+#     (scripts/cross/trees.sh, run by scripts/build.js, prepares the trees);
+#   - dkms, for the test that builds the module the way users install it;
 #   - the npm dependencies.
 # Writes build/kernels.json: the kernels the tests and the demo boot.
 set -euo pipefail
@@ -26,7 +31,12 @@ as_root() {
 }
 
 base_packages=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd e2fsprogs time
-	gcc make libc6-dev)
+	gcc make libc6-dev
+	linux-source-6.1 flex bison bc libssl-dev libelf-dev
+	gcc-aarch64-linux-gnu gcc-powerpc64le-linux-gnu gcc-powerpc-linux-gnu
+	libc6-dev-arm64-cross libc6-dev-ppc64el-cross libc6-dev-powerpc-cross
+	qemu-system-ppc device-tree-compiler
+	dkms)
 
 missing_packages() {
 	local p

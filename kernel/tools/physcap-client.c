@@ -894,7 +894,16 @@ static uint64_t find_hole(const struct iomem_entry *e, int n, uint64_t limit)
 	return cand;
 }
 
-/* 64 KiB inside a top-level PCI window that no device claimed: reads 0xff. */
+/*
+ * 64 KiB inside a top-level PCI window that no device claimed: reads 0xff.
+ * x86 names the windows "PCI Bus 0000:00"; device-tree platforms name them
+ * after the host bridge's node ("pci@fe0008000" on the PowerPC e500).
+ */
+static bool is_pci_window(const char *name)
+{
+	return !strncmp(name, "PCI Bus", 7) || !strncmp(name, "pci@", 4);
+}
+
 static uint64_t find_mmio(const struct iomem_entry *e, int n)
 {
 	int i, j;
@@ -902,7 +911,7 @@ static uint64_t find_mmio(const struct iomem_entry *e, int n)
 	for (i = 0; i < n; i++) {
 		uint64_t cand;
 
-		if (e[i].depth || strncmp(e[i].name, "PCI Bus", 7))
+		if (e[i].depth || !is_pci_window(e[i].name))
 			continue;
 		for (cand = (e[i].start + 0xffff) & ~0xffffULL;
 		     cand + 0xffff <= e[i].end; cand += 0x10000) {

@@ -82,7 +82,7 @@ const DEFAULTS = {
 };
 
 /** Where guest RAM lives: tmpfs when it has room, else the temp directory. */
-function memoryDir(memoryMiB: number): string {
+export function memoryDir(memoryMiB: number): string {
   try {
     const st = fs.statfsSync('/dev/shm');
     if (st.bavail * st.bsize > (memoryMiB + 1024) * 2 ** 20) return '/dev/shm';
