@@ -1,118 +1,257 @@
 /**
- * npm run demo: physcap's story on the emulated board, narrated.
+ * npm run demo: physcap's whole job on the emulated board, narrated.
  *
- * A board whose firmware reserved a crash log, a trace buffer and a large
- * dump area, each filled by the host with bytes only it knows.  In the guest:
- * the question's way fails with EFAULT; physcap.ko writes each range straight
- * from the pages to an O_DIRECT file and to the raw dump partition; the
- * question's buffered way is timed beside it.  On the host: every capture is
- * checked byte for byte against the ground truth.  Exit 0 only if every
- * check held.  (The agent, profiles and triggers join this demo as their
- * issues land.)
+ * The host fills the board's reserved ranges (a crash log, a trace buffer,
+ * a 256 MiB dump area) with bytes only it knows and boots the board.  In
+ * the guest the question's way fails with EFAULT; then physcap.ko loads and
+ * `physcap run` starts with the profiles in configs/demo/, and one after
+ * another:
+ *   1. a "watchdog repair hook" drops a trigger file;
+ *   2. the agent is frozen (SIGSTOP) and softdog's pretimeout fires: the
+ *      kernel writes the armed capture itself, the agent finishes it when it
+ *      runs again;
+ *   3. `physcap trigger` asks over the control socket;
+ *   4. a broken profile is dropped in: the agent names file:line:col and
+ *      keeps going.
+ * Back on the host the captures are copied off the board's disk (debugfs, no
+ * guest code trusted) into build/demo/<time>/, verified with `physcap
+ * verify`, and every region's digest compared with the host's ground
+ * truth.  Exit 0 only if every check held.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import type { Manifest } from '../agent/src/manifest/types';
 import { BoardRun, bootBoard } from '../test/vm/board';
-import { BOARD_RANGES, hex, rawOffsets } from '../test/vm/layout';
-import { artifacts, loadKernels } from '../test/vm/paths';
+import { BOARD_RANGES, hex } from '../test/vm/layout';
+import { artifacts, loadKernels, repoRoot } from '../test/vm/paths';
 
 const MiB = 2 ** 20;
 const say = (s: string) => console.log(s);
+const root = repoRoot();
+const cli = path.join(root, 'agent', 'bin', 'physcap.js');
+const profilesDir = path.join(root, 'configs', 'demo');
+/** Where the guest's profiles put captures, on the board's ext4 disk. */
+const GUEST_DEST = 'demo-captures';
+/** Which board range each profile region name holds. */
+const RANGE_OF: Record<string, string> = { crashlog: 'crashlog', trace: 'trace', dump: 'big' };
 
-interface WriteResult {
-  ok: boolean;
-  errno: string;
-  bytes_written: number;
-  bytes_zero_copy: number;
-  bytes_bounced: number;
-  seconds: number;
-}
+const BROKEN_PROFILE = `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: broken
+regions:
+  - name: crashlog
+    start: "0x20000000"
+    size: 3 MiBs
+triggers:
+  - kind: control
+destination:
+  kind: dir
+  path: /run/physcap-board/disk/${GUEST_DEST}
+`;
 
 function demoJob(client: string, module: string): string {
-  const offsets = rawOffsets(BOARD_RANGES);
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
-  const captures = BOARD_RANGES.map(
-    (r) => `
-narrate "capturing ${r.name} (${(r.size / MiB).toFixed(2)} MiB at ${hex(r.start)}) zero-copy to an O_DIRECT file and to the dump partition"
-rec file ${r.name} "$($C write ${hex(r.start)} ${r.size} $D/${r.name}.bin)"
-rec raw ${r.name} "$($C write ${hex(r.start)} ${r.size} $RAW --existing --offset ${offsets.get(r.name)})"`,
-  ).join('\n');
-  return `#!/bin/sh
+  return `#!/bin/bash
 C=${client}
+CLI=${cli}
 D=$PHYSCAP_BOARD_DISK
-RAW=$PHYSCAP_BOARD_RAW
+W=$TMPDIR/agent
+P=$W/profiles
+SPOOL=$W/run/triggers
 rec() { printf '@@%s %s %s\\n' "$1" "$2" "$3"; }
 narrate() { echo "physcap-demo: $*" > /dev/console; }
+fail() {
+	narrate "FAILED: $*"
+	kill -CONT $agent 2>/dev/null; kill -TERM $agent 2>/dev/null; wait $agent 2>/dev/null
+	tail -30 $W/agent.log | sed 's/^/@@agentlog - /'
+	exit 1
+}
+# wait_for SECONDS COMMAND...: true once COMMAND holds; false at the deadline.
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
+}
+completes() { cat $D/${GUEST_DEST}/index.jsonl 2>/dev/null | grep -c '"status":"complete"'; }
+complete_at_least() { [ "$(completes)" -ge $1 ]; }
+armed() { grep -q '"capture armed in the kernel"' $W/agent.log; }
+fired() { $C events | grep -q '"event":"capture_done"'; }
+ready() { grep -q '"agent ready"' $W/agent.log; }
+rejected() { grep -q '"profile is invalid; not activated"' $W/agent.log; }
 
 narrate "board up: $(uname -r), $(grep -c Reserved /proc/iomem) reserved ranges in /proc/iomem"
 narrate "the question's way: mmap /dev/mem, write(2) to an O_DIRECT file..."
-rec question - "$($C devmem ${hex(trace.start)} 4096 $D/question.bin --direct)"
+q=$($C devmem ${hex(trace.start)} 4096 $D/question.bin --direct)
+rec question - "$q"
+narrate "    $(sed -n 's/.*"errno":"\\([A-Z]*\\)".*/\\1/p' <<< "$q"): the mapping has no struct pages for O_DIRECT to hand to the disk"
+
+# The watchdog core first: physcap.ko registers its pretimeout governor with it.
+modprobe softdog soft_noboot=1 || exit 11
 insmod ${module} || exit 10
-narrate "physcap.ko loaded: /dev/physcap"
-${captures}
-narrate "for comparison, the question's buffered way on ${trace.name} (one CPU copy through the page cache)"
-rec buffered ${trace.name} "$($C devmem ${hex(trace.start)} ${trace.size} $D/buffered.bin)"
-narrate "done; powering off"
+narrate "physcap.ko loaded: /dev/physcap, the 'physcap' pretimeout governor"
+
+mkdir -p $P $SPOOL
+cp ${profilesDir}/*.yaml $P/
+node $CLI run --config $W/none.yaml --profiles-dir $P --state-dir $W/state \\
+	--runtime-dir $W/run --spool-dir $SPOOL 2> $W/agent.log &
+agent=$!
+wait_for 120 ready || fail "the agent did not start"
+wait_for 120 armed || fail "the pretimeout profile was not armed"
+narrate "physcap run: $(node $CLI status --runtime-dir $W/run | head -n 1) ($(ls $P | tr '\\n' ' ' | sed 's/ $//')); the pretimeout capture is armed in the kernel"
+
+narrate "1/4 the watchdog repair hook drops its trigger file into the spool directory"
+echo 'reason: "watchdog repair hook: /usr/sbin/watchdog ran its repair program"' > $SPOOL/.watchdog-repair.tmp
+mv $SPOOL/.watchdog-repair.tmp $SPOOL/watchdog-repair
+wait_for 180 complete_at_least 1 || fail "the file trigger's capture"
+narrate "    captured: $(tail -n 1 $D/${GUEST_DEST}/index.jsonl | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')"
+
+narrate "2/4 freezing the agent (SIGSTOP); softdog's pretimeout fires 2 s before its timeout"
+kill -STOP $agent
+$C watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $W/watchdog.json &
+holder=$!
+wait_for 60 fired || fail "the kernel's armed capture"
+ev=$($C events | grep '"event":"capture_done"' | tail -n 1)
+rec event - "$ev"
+narrate "    the kernel wrote it while the agent was frozen: first byte $(( $(sed -n 's/.*"first_byte_latency_ns":\\([0-9]*\\).*/\\1/p' <<< "$ev") / 1000 )) us after the pretimeout, $(sed -n 's/.*"bytes_zero_copy":\\([0-9]*\\).*/\\1/p' <<< "$ev") bytes zero-copy"
+narrate "    agent still frozen: $(awk '{print $3}' /proc/$agent/stat) (T = stopped); SIGCONT"
+kill -CONT $agent
+wait_for 120 complete_at_least 2 || fail "the agent finishing the armed capture"
+wait $holder
+narrate "    the agent wrote its manifest: $(tail -n 1 $D/${GUEST_DEST}/index.jsonl | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')"
+
+narrate "3/4 physcap trigger on-demand (the control socket): the 256 MiB dump area"
+rec trigger - "{\\"out\\":\\"$(node $CLI trigger on-demand --runtime-dir $W/run --reason 'operator request (demo)')\\"}"
+wait_for 300 complete_at_least 3 || fail "the control trigger's capture"
+narrate "    captured: $(tail -n 1 $D/${GUEST_DEST}/index.jsonl | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')"
+
+narrate "4/4 a broken profile is dropped into the profile directory"
+cat > $P/.broken.tmp <<'YAML'
+${BROKEN_PROFILE}YAML
+mv $P/.broken.tmp $P/broken.yaml
+wait_for 60 rejected || fail "the broken profile was not reported"
+grep '"profile is invalid; not activated"' $W/agent.log | tail -n 1 | node -e '
+	const l = JSON.parse(require("fs").readFileSync(0, "utf8"));
+	for (const p of l.problems) console.log(p);' > $W/problems.txt
+while read -r line; do narrate "    agent: $line"; rec problem - "{\\"text\\":$(node -e 'console.log(JSON.stringify(process.argv[1]))' "$line")}"; done < $W/problems.txt
+status=$(node $CLI status --runtime-dir $W/run | head -n 1)
+rec status - "{\\"text\\":\\"$status\\"}"
+narrate "    and keeps going: $status"
+
+kill -TERM $agent; wait $agent; rc=$?
+rec agent - "{\\"rc\\":$rc}"
+narrate "agent stopped (exit $rc); powering off"
 exit 0
 `;
 }
 
-function check(label: string, ok: boolean, failures: string[]): string {
-  if (!ok) failures.push(label);
-  return ok ? 'ok' : 'MISMATCH';
+interface Row {
+  capture: string;
+  profile: string;
+  trigger: string;
+  bytes: number;
+  zeroCopy: number;
+  mibps: number;
+  verify: string;
+  truth: string;
+}
+
+function table(rows: Row[]): void {
+  const head = ['capture', 'profile', 'trigger', 'bytes', 'zero-copy', 'MiB/s', 'verify', 'vs host truth'];
+  const cells = rows.map((r) => [r.capture, r.profile, r.trigger, `${(r.bytes / MiB).toFixed(2)} MiB`, r.zeroCopy === r.bytes ? 'all' : `${r.zeroCopy} B`, r.mibps ? r.mibps.toFixed(0) : '-', r.verify, r.truth]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const fmt = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
+  say(fmt(head));
+  say(widths.map((w) => '-'.repeat(w)).join('  '));
+  cells.forEach((c) => say(fmt(c)));
+}
+
+/** The captures, copied off the board's ext4 image into a new directory of their own. */
+function copyOut(run: BoardRun): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const out = path.join(root, 'build', 'demo', stamp);
+  fs.mkdirSync(out, { recursive: true });
+  execFileSync('debugfs', ['-R', `rdump /${GUEST_DEST} ${out}`, run.images.scratch], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const latest = path.join(root, 'build', 'demo', 'latest');
+  fs.rmSync(latest, { force: true });
+  fs.symlinkSync(stamp, latest);
+  return path.join(out, GUEST_DEST);
+}
+
+/**
+ * How long the bytes took to write: the kernel's own measure for an armed
+ * capture (its manifest's start is the pretimeout, and the agent was frozen
+ * for part of what follows), else the capture's start to its manifest.
+ */
+function writeSeconds(m: Manifest): number {
+  const ns = m.triggers[0]?.detail?.durationNs;
+  return typeof ns === 'number' ? ns / 1e9 : m.timing.seconds;
 }
 
 function report(run: BoardRun): number {
   const failures: string[] = [];
-  const one = <T>(key: string, label: string): T | undefined => run.records<T>(key).find((r) => r.label === label)?.value;
-  const question = one<{ errno: string }>('question', '-');
-  say('');
-  say(`The question's way (mmap /dev/mem + O_DIRECT write): ${question?.errno ?? 'no result'}` +
-    (question?.errno === 'EFAULT' ? ' -- as the question reports: the mapping has no struct pages.' : ''));
-  if (question?.errno !== 'EFAULT') failures.push('the question reproduces EFAULT');
+  const need = (label: string, ok: boolean) => {
+    if (!ok) failures.push(label);
+    return ok;
+  };
+  const one = <T>(key: string): T | undefined => run.records<T>(key)[0]?.value;
 
   say('');
-  const head = ['range', 'size', 'destination', 'zero-copy', 'copied', 'MiB/s', 'SHA-256 vs host truth'];
-  const rows: string[][] = [];
-  const offsets = rawOffsets(BOARD_RANGES);
-  for (const r of BOARD_RANGES) {
-    const truth = run.truth(r.name).sha256;
-    for (const dest of ['file', 'raw'] as const) {
-      const w = one<WriteResult>(dest, r.name);
-      const got = !w?.ok
-        ? `failed: ${w?.errno ?? 'no result'}`
-        : dest === 'file'
-          ? run.scratchFileSha256(`/${r.name}.bin`, r.size)
-          : run.rawSha256(offsets.get(r.name)!, r.size);
-      const same = got === truth && w?.bytes_zero_copy === r.size;
-      rows.push([
-        r.name,
-        `${(r.size / MiB).toFixed(2)} MiB`,
-        dest === 'file' ? 'O_DIRECT file (ext4)' : 'raw dump partition',
-        `${w?.bytes_zero_copy ?? 0}`,
-        `${w?.bytes_bounced ?? 0}`,
-        w?.ok ? `${Math.round(r.size / MiB / w.seconds)}` : '-',
-        `${got.slice(0, 16)}... ${check(`${r.name} to ${dest}`, same, failures)}`,
-      ]);
-    }
+  need("the question's way fails with EFAULT", one<{ errno: string }>('question')?.errno === 'EFAULT');
+
+  const dest = copyOut(run);
+  const dirs = fs.readdirSync(dest).filter((d) => fs.existsSync(path.join(dest, d, 'manifest.json')));
+  const manifests = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(dest, d, 'manifest.json'), 'utf8')) as Manifest);
+  manifests.sort((a, b) => a.timing.started.localeCompare(b.timing.started));
+
+  const rows: Row[] = manifests.map((m) => {
+    const v = spawnSync(process.execPath, [cli, 'verify', m.id, '--dest', dest], { encoding: 'utf8' });
+    const verified = need(`${m.id} verifies`, v.status === 0);
+    const matches = m.regions.every((r) => RANGE_OF[r.name] !== undefined && r.sha256 === run.truth(RANGE_OF[r.name]!).sha256);
+    need(`${m.id} matches the host's ground truth`, m.status === 'complete' && matches);
+    const bytes = m.regions.reduce((a, r) => a + r.size, 0);
+    const zeroCopy = m.regions.reduce((a, r) => a + r.bytesZeroCopy, 0);
+    need(`${m.id} went zero-copy`, zeroCopy === bytes);
+    return {
+      capture: m.id,
+      profile: m.profile.name,
+      trigger: m.triggers[0]?.kind ?? '-',
+      bytes,
+      zeroCopy,
+      mibps: writeSeconds(m) > 0 ? bytes / MiB / writeSeconds(m) : 0,
+      verify: verified ? 'ok' : 'FAILED',
+      truth: matches ? `match (${m.regions.map((r) => r.name).join(', ')})` : 'MISMATCH',
+    };
+  });
+  for (const [profile, trigger] of [['watchdog-hook', 'file'], ['pretimeout', 'watchdog'], ['on-demand', 'control']]) {
+    need(`one ${trigger}-triggered capture of ${profile}`, rows.filter((r) => r.profile === profile && r.trigger === trigger).length === 1);
   }
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const fmt = (row: string[]) => row.map((x, i) => x.padEnd(widths[i]!)).join('  ');
-  say(fmt(head));
-  say(widths.map((w) => '-'.repeat(w)).join('  '));
-  rows.forEach((row) => say(fmt(row)));
+  const problems = run.records<{ text: string }>('problem').map((r) => r.value.text);
+  need('the broken profile is reported with file:line:col', problems.some((p) => /broken\.yaml:\d+:\d+/.test(p)));
+  need('the agent kept going (3 profiles active) and stopped cleanly', /^3 profiles active/.test(one<{ text: string }>('status')?.text ?? '') && one<{ rc: number }>('agent')?.rc === 0);
 
-  const buffered = one<WriteResult & { seconds: number }>('buffered', 'trace');
-  const zeroCopy = one<WriteResult>('file', 'trace');
-  if (buffered?.ok && zeroCopy?.ok) {
-    say('');
-    say(`trace, 16 MiB: physcap ${zeroCopy.seconds.toFixed(3)} s vs the question's buffered way ${buffered.seconds.toFixed(3)} s ` +
-      `(${(buffered.seconds / zeroCopy.seconds).toFixed(1)}x), with no byte copied by the CPU.  "npm run bench" measures it properly.`);
+  say('Captures, copied off the board and checked on the host:');
+  say('');
+  table(rows);
+  say('(MiB/s under software emulation: the kernel\'s write time for the armed capture; start to manifest for the others.)');
+  say('');
+  say(`The broken profile, as the agent reported it: ${problems[0] ?? '(nothing reported)'}`);
+  say('');
+  const rel = path.relative(process.cwd(), dest) || '.';
+  say(`The captures are in ${rel} (build/demo/latest points at the newest run). Explore them:`);
+  say(`  node agent/bin/physcap.js list   --dest ${rel}`);
+  if (rows[0]) {
+    say(`  node agent/bin/physcap.js show   ${rows[0].capture} --dest ${rel}`);
+    say(`  node agent/bin/physcap.js verify ${rows[0].capture} --dest ${rel}`);
+    say(`  node agent/bin/physcap.js export ${rows[0].capture} --dest ${rel} --format lime -o /tmp/${rows[0].capture}.lime`);
+    say(`  (cd ${rel}/${rows[0].capture} && sha256sum -c SHA256SUMS);  readelf -l ${rel}/${rows[0].capture}/core.elf`);
   }
   say('');
   if (failures.length) {
     say(`FAILED: ${failures.join('; ')}`);
     return 1;
   }
-  say('Every capture matches the host ground truth, byte for byte, and went zero-copy.');
+  say('Every capture is complete, verifies, went zero-copy and matches the host ground truth byte for byte.');
   return 0;
 }
 
