@@ -79,6 +79,9 @@ if [ ! -f "$src/.physcap-extracted" ]; then
 	mv "$src.tmp" "$src"
 fi
 kernelversion=$(make -s -C "$src" kernelversion)
+for old in "$cache/src/$source_package-"*; do
+	[ "$old" = "$src" ] || [ ! -d "$old" ] || rm -rf "$old"	# an older package's source
+done
 
 fingerprint() {
 	local t=$1
@@ -135,6 +138,11 @@ prepare() {
 		touch "$tree/.physcap-ready"
 		log "$t: ready in $((SECONDS - started)) s"
 	fi
+	# Trees of this target for another source or config are stale: drop them.
+	local old
+	for old in "$cache/trees/$t-"[0-9]*; do
+		[ "$old" = "$tree" ] || [ ! -d "$old" ] || rm -rf "$old"
+	done
 	local release
 	release=$(cat "$tree/include/config/kernel.release")
 	printf '{"target": "%s", "arch": "%s", "cross_compile": "%s", "tree": "%s", "release": "%s", "full": %s}' \
