@@ -166,13 +166,17 @@ function table(rows: Row[]): void {
   cells.forEach((c) => say(fmt(c)));
 }
 
-/** The captures, copied off the board's ext4 image into a new directory of their own. */
+/**
+ * The captures, copied off the board's ext4 image into a new directory of
+ * their own under build/demo/ (or $PHYSCAP_DEMO_OUT: the demo's own test).
+ */
 function copyOut(run: BoardRun): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const out = path.join(root, 'build', 'demo', stamp);
+  const base = process.env.PHYSCAP_DEMO_OUT ?? path.join(root, 'build', 'demo');
+  const out = path.join(base, stamp);
   fs.mkdirSync(out, { recursive: true });
   execFileSync('debugfs', ['-R', `rdump /${GUEST_DEST} ${out}`, run.images.scratch], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const latest = path.join(root, 'build', 'demo', 'latest');
+  const latest = path.join(base, 'latest');
   fs.rmSync(latest, { force: true });
   fs.symlinkSync(stamp, latest);
   return path.join(out, GUEST_DEST);
@@ -238,7 +242,7 @@ function report(run: BoardRun): number {
   say(`The broken profile, as the agent reported it: ${problems[0] ?? '(nothing reported)'}`);
   say('');
   const rel = path.relative(process.cwd(), dest) || '.';
-  say(`The captures are in ${rel} (build/demo/latest points at the newest run). Explore them:`);
+  say(`The captures are in ${rel} (${path.relative(process.cwd(), path.join(path.dirname(path.dirname(dest)), 'latest'))} points at the newest run). Explore them:`);
   say(`  node agent/bin/physcap.js list   --dest ${rel}`);
   if (rows[0]) {
     say(`  node agent/bin/physcap.js show   ${rows[0].capture} --dest ${rel}`);

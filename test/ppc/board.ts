@@ -148,9 +148,10 @@ function reservedMemoryDts(ranges: PpcRange[]): string {
   return `\n/ {\n\treserved-memory {\n\t\t#address-cells = <2>;\n\t\t#size-cells = <2>;\n\t\tranges;\n${nodes}\n\t};\n};\n`;
 }
 
-function qemuArgs(o: { parts: PpcBoardParts; memFile: string; memoryMiB: number; initramfs: string; images: { disk: string; raw: string; slow: string }; cmdline: string }): string[] {
+/** QEMU's arguments; extra machine options (dumpdtb=) go on -M. */
+function qemuArgs(o: { parts: PpcBoardParts; memFile: string; memoryMiB: number; initramfs: string; images: { disk: string; raw: string; slow: string }; cmdline: string; machine?: string }): string[] {
   return [
-    '-M', 'ppce500,memory-backend=ram',
+    '-M', `ppce500,memory-backend=ram${o.machine ? `,${o.machine}` : ''}`,
     '-cpu', 'e500v2',
     // One CPU: bringing up the second (spin-table) hangs under QEMU 7.2's
     // software emulation before init runs.  The kernel is SMP all the same.
@@ -268,19 +269,17 @@ export async function bootPpcBoard(o: PpcBoardOptions): Promise<PpcBoardRun> {
     }
 
     const initramfs = makeInitramfs(parts, o.job, workDir);
-    const base = qemuArgs({ parts, memFile, memoryMiB, initramfs, images, cmdline: 'console=ttyS0 panic=-1 oops=panic loglevel=4' });
+    const board = { parts, memFile, memoryMiB, initramfs, images, cmdline: 'console=ttyS0 panic=-1 oops=panic loglevel=4' };
     // QEMU's own device tree for exactly these arguments (initrd placement,
     // bootargs), plus the board firmware's reserved ranges.
     const dtb = path.join(workDir, 'board.dtb');
     const generated = path.join(workDir, 'generated.dtb');
-    base[1] = `ppce500,memory-backend=ram,dumpdtb=${generated}`;
-    run('qemu-system-ppc', base);
-    base[1] = 'ppce500,memory-backend=ram';
+    run('qemu-system-ppc', qemuArgs({ ...board, machine: `dumpdtb=${generated}` }));
     const dts = run('dtc', ['-q', '-I', 'dtb', '-O', 'dts', generated]).toString('utf8') + reservedMemoryDts(ranges);
     fs.writeFileSync(dtb, run('dtc', ['-q', '-I', 'dts', '-O', 'dtb', '-o', '-'], dts));
 
     const started = Date.now();
-    const text = await runQemu([...base, '-dtb', dtb], o.timeoutMs ?? 5 * 60_000, o.onConsole);
+    const text = await runQemu([...qemuArgs(board), '-dtb', dtb], o.timeoutMs ?? 5 * 60_000, o.onConsole);
     const steps = parseSteps(text);
     if (!text.includes('PHYSCAP-BOARD-DONE')) throw new Error(`the PowerPC board stopped before its job ended\n${text.slice(-6000)}`);
     return new PpcBoardRun(text, steps, Date.now() - started, truth, workDir, memFile, images);
