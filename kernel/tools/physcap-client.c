@@ -138,6 +138,17 @@ static int open_device(void)
 	return fd;
 }
 
+/* A command's destination, or -1 after printing the JSON failure. */
+static int open_dest(const char *path, int oflags)
+{
+	int fd = open(path, oflags, 0600);
+
+	if (fd < 0)
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
+		       errno_name(errno), path);
+	return fd;
+}
+
 /* Drop CAP_SYS_RAWIO from this process, keeping every other capability. */
 static int drop_rawio(void)
 {
@@ -229,12 +240,9 @@ static int cmd_write(int argc, char **argv)
 	}
 
 	dev = open_device();
-	dest = open(argv[2], oflags, 0600);
-	if (dest < 0) {
-		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
-		       errno_name(errno), argv[2]);
+	dest = open_dest(argv[2], oflags);
+	if (dest < 0)
 		return 1;
-	}
 	w.dest_fd = dest;
 
 	if (alarm_ms) {
@@ -303,12 +311,9 @@ static int cmd_devmem(int argc, char **argv)
 		       errno_name(errno));
 		return 1;
 	}
-	dest = open(argv[2], oflags, 0600);
-	if (dest < 0) {
-		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
-		       errno_name(errno), argv[2]);
+	dest = open_dest(argv[2], oflags);
+	if (dest < 0)
 		return 1;
-	}
 
 	t0 = now_s();
 	while (done < len) {
@@ -534,12 +539,9 @@ static int cmd_capture(int argc, char **argv)
 		return 1;
 	}
 
-	dest = open(argv[0], oflags, 0600);
-	if (dest < 0) {
-		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n",
-		       errno_name(errno), argv[0]);
+	dest = open_dest(argv[0], oflags);
+	if (dest < 0)
 		return 1;
-	}
 	t0 = now_s();
 	fstat(dest, &st);
 	is_blockdev = S_ISBLK(st.st_mode);

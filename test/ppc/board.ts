@@ -18,12 +18,12 @@
  *     writes, for the selftest's captures that must still be running when a
  *     signal or a DISARM arrives).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { memoryDir } from '../vm/board';
+import { memoryDir, runQemu } from '../vm/board';
 import { repoRoot } from '../vm/paths';
 import { sha256OfFileRange, writePattern } from '../vm/patterns';
 
@@ -194,37 +194,6 @@ export function parseSteps(text: string): PpcStep[] {
   return steps;
 }
 
-function runQemu(args: string[], timeoutMs: number, onConsole?: (line: string) => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('qemu-system-ppc', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    let partial = '';
-    const take = (chunk: Buffer) => {
-      const s = chunk.toString('utf8');
-      text += s;
-      const lines = (partial + s).split(/\r?\n/);
-      partial = lines.pop() ?? '';
-      for (const line of lines) onConsole?.(line);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the PowerPC board did not finish within ${timeoutMs / 1000} s\n${text.slice(-4000)}`));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot start qemu-system-ppc: ${err.message}`));
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal) return;
-      if (code !== 0) reject(new Error(`qemu-system-ppc exited with ${code}\n${text.slice(-4000)}`));
-      else resolve(text);
-    });
-  });
-}
-
 export interface PpcBoardOptions {
   /** init's job: one step per line (test/ppc/init.c). */
   job: string;
@@ -279,7 +248,7 @@ export async function bootPpcBoard(o: PpcBoardOptions): Promise<PpcBoardRun> {
     fs.writeFileSync(dtb, run('dtc', ['-q', '-I', 'dts', '-O', 'dtb', '-o', '-'], dts));
 
     const started = Date.now();
-    const text = await runQemu([...qemuArgs(board), '-dtb', dtb], o.timeoutMs ?? 5 * 60_000, o.onConsole);
+    const text = await runQemu([...qemuArgs(board), '-dtb', dtb], o.timeoutMs ?? 5 * 60_000, o.onConsole, 'qemu-system-ppc');
     const steps = parseSteps(text);
     if (!text.includes('PHYSCAP-BOARD-DONE')) throw new Error(`the PowerPC board stopped before its job ended\n${text.slice(-6000)}`);
     return new PpcBoardRun(text, steps, Date.now() - started, truth, workDir, memFile, images);

@@ -335,9 +335,14 @@ async function bootOnce(o: BoardOptions): Promise<BoardRun> {
   }
 }
 
-function runQemu(args: string[], timeoutMs: number, onConsole?: (line: string) => void): Promise<string> {
+/**
+ * Runs QEMU to its exit and resolves with everything it printed (the
+ * console); rejects with a BoardError and the console's tail on a timeout
+ * or a non-zero exit.  The PowerPC board (test/ppc/board.ts) uses it too.
+ */
+export function runQemu(args: string[], timeoutMs: number, onConsole?: (line: string) => void, binary = 'qemu-system-x86_64'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     let partial = '';
     const take = (chunk: Buffer) => {
@@ -358,13 +363,13 @@ function runQemu(args: string[], timeoutMs: number, onConsole?: (line: string) =
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new BoardError(`cannot start qemu-system-x86_64: ${err.message}`, ''));
+      reject(new BoardError(`cannot start ${binary}: ${err.message}`, ''));
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       if (signal) return; // the timeout already rejected
       if (code !== 0) {
-        reject(new BoardError(`qemu-system-x86_64 exited with ${code}`, tail(text, 60)));
+        reject(new BoardError(`${binary} exited with ${code}`, tail(text, 60)));
         return;
       }
       resolve(text);
