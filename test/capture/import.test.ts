@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { importCore } from '../../agent/src/capture/import';
-import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCore, PT_LOAD } from '../../agent/src/container/elf';
+import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import { DirStore } from '../../agent/src/destinations/dir';
 import { MiB, physcap, sha256 } from './helpers';
 
@@ -49,18 +49,6 @@ function boardCore(dir: string): Made {
   return { file, regions };
 }
 
-function parseFile(file: string) {
-  const fd = fs.openSync(file, 'r');
-  try {
-    return parseElfCore((o, n) => {
-      const b = Buffer.alloc(n);
-      return b.subarray(0, fs.readSync(fd, b, 0, n, o));
-    }, fs.fstatSync(fd).size);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 describe('physcap import of a big-endian board core', () => {
   let dir: string;
   let made: Made;
@@ -83,7 +71,7 @@ describe('physcap import of a big-endian board core', () => {
     expect(m.profile.sha256).toBe(sha256(fs.readFileSync(made.file)));
     expect(m.triggers[0]).toMatchObject({ kind: 'import', detail: { file: made.file, note: { tool: 'physcap-client', machine: 'ppc' } } });
 
-    const stored = parseFile(path.join(out.location, 'core.elf'));
+    const stored = parseElfCoreFile(path.join(out.location, 'core.elf'));
     expect(stored.target).toEqual({ machine: EM_PPC, bigEndian: true });
     const loads = stored.segments.filter((s) => s.type === PT_LOAD);
     expect(loads.map((s) => s.paddr)).toEqual(made.regions.map((r) => r.phys));
@@ -105,7 +93,7 @@ describe('physcap import of a big-endian board core', () => {
 
     const elfOut = path.join(dir, 'export.elf');
     expect((await physcap(['export', id, '--dest', dest, '--format', 'elf', '-o', elfOut, '--json'])).code).toBe(0);
-    const exported = parseFile(elfOut);
+    const exported = parseElfCoreFile(elfOut);
     expect(exported.target).toEqual({ machine: EM_PPC, bigEndian: true });
     expect(fs.readFileSync(elfOut).subarray(0, 6)).toEqual(Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 2])); // ELFCLASS64, ELFDATA2MSB
 

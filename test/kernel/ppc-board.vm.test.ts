@@ -21,21 +21,19 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
 
-import { parseElfCore, PT_LOAD } from '../../agent/src/container/elf';
+import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
+import { physcap } from '../capture/helpers';
 import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../ppc/board';
 import { sha256OfFileRange } from '../vm/patterns';
 
 const EM_PPC = 20;
-const MiB = 2 ** 20;
 const hex = (n: number) => `0x${n.toString(16)}`;
 const range = (name: string) => PPC_RANGES.find((r) => r.name === name)!;
 const crashlog = range('crashlog');
 const trace = range('trace');
 const high = range('high');
 const TOTAL = PPC_RANGES.reduce((a, r) => a + r.size, 0);
-const cli = path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js');
 
 const JOB = `# physcap on the PowerPC board (test/ppc/init.c runs this)
 insmod /softdog.ko soft_noboot=1
@@ -60,14 +58,6 @@ interface CaptureOut {
   bytes: number;
   bytes_zero_copy: number;
   regions: Array<{ name: string; phys: string; length: number; offset: number; bytes_zero_copy: number; bytes_bounced: number }>;
-}
-
-function physcap(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 120_000, maxBuffer: 64 * MiB }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 }
 
 describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)', () => {
@@ -108,25 +98,17 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
   });
 
   test('the core, read on the host: big-endian EM_PPC, PT_LOAD p_paddr above 4 GiB, bytes equal the ground truth', () => {
-    const fd = fs.openSync(core, 'r');
-    try {
-      const parsed = parseElfCore((o, n) => {
-        const b = Buffer.alloc(n);
-        return b.subarray(0, fs.readSync(fd, b, 0, n, o));
-      }, fs.fstatSync(fd).size);
-      expect(parsed.target).toEqual({ machine: EM_PPC, bigEndian: true });
-      const loads = parsed.segments.filter((s) => s.type === PT_LOAD);
-      expect(loads.map((s) => [s.paddr, s.filesz])).toEqual(PPC_RANGES.map((r) => [BigInt(r.start), BigInt(r.size)]));
-      for (const [i, r] of PPC_RANGES.entries()) {
-        expect(sha256OfFileRange(core, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
-      }
-      const vmcoreinfo = parsed.notes.find((n) => n.name === 'VMCOREINFO')?.desc.toString('utf8') ?? '';
-      expect(vmcoreinfo).toMatch(/^OSRELEASE=6\.1\./m);
-      const note = JSON.parse(parsed.notes.find((n) => n.name === 'PHYSCAP')!.desc.toString('utf8')) as { tool: string; machine: string };
-      expect(note).toMatchObject({ tool: 'physcap-client', machine: 'ppc' });
-    } finally {
-      fs.closeSync(fd);
+    const parsed = parseElfCoreFile(core);
+    expect(parsed.target).toEqual({ machine: EM_PPC, bigEndian: true });
+    const loads = parsed.segments.filter((s) => s.type === PT_LOAD);
+    expect(loads.map((s) => [s.paddr, s.filesz])).toEqual(PPC_RANGES.map((r) => [BigInt(r.start), BigInt(r.size)]));
+    for (const [i, r] of PPC_RANGES.entries()) {
+      expect(sha256OfFileRange(core, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
     }
+    const vmcoreinfo = parsed.notes.find((n) => n.name === 'VMCOREINFO')?.desc.toString('utf8') ?? '';
+    expect(vmcoreinfo).toMatch(/^OSRELEASE=6\.1\./m);
+    const note = JSON.parse(parsed.notes.find((n) => n.name === 'PHYSCAP')!.desc.toString('utf8')) as { tool: string; machine: string };
+    expect(note).toMatchObject({ tool: 'physcap-client', machine: 'ppc' });
   });
 
   test('write to the raw disk: highmem and above-4-GiB ranges, zero-copy, bytes equal the ground truth', () => {

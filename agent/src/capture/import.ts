@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
 import type { DestinationSpec, Profile } from '../config/profile';
-import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCore, PT_LOAD } from '../container/elf';
+import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD } from '../container/elf';
 import type { ElfCore } from '../container/elf';
 import type { CaptureStore } from '../destinations/types';
 import { eventId } from '../triggers/event';
@@ -69,15 +69,9 @@ function regionNames(note: Record<string, unknown> | undefined): Map<string, str
 
 /** Reads the core and turns its PT_LOAD segments into planned regions; throws with the file named. */
 export function readCoreForImport(file: string): { core: ElfCore; regions: PlannedRegion[]; note?: Record<string, unknown>; vmcoreinfo: string | null } {
-  const fd = fs.openSync(file, 'r');
-  let core: ElfCore;
   try {
-    const size = fs.fstatSync(fd).size;
-    core = parseElfCore((offset, length) => {
-      const b = Buffer.alloc(length);
-      const n = fs.readSync(fd, b, 0, length, offset);
-      return b.subarray(0, n);
-    }, size);
+    // parseElfCore already refuses segments that run past the end of the file.
+    const core = parseElfCoreFile(file);
     const note = physcapNote(core);
     const names = regionNames(note);
     const used = new Set<string>();
@@ -85,7 +79,6 @@ export function readCoreForImport(file: string): { core: ElfCore; regions: Plann
     core.segments.forEach((s, i) => {
       if (s.type !== PT_LOAD || s.filesz === 0n) return;
       if (s.filesz !== s.memsz) throw new Error(`${file}: segment ${i} holds ${s.filesz} of its ${s.memsz} bytes; a capture's segments hold all of theirs`);
-      if (s.offset + s.filesz > BigInt(size)) throw new Error(`${file}: segment ${i} (offset ${s.offset}, ${s.filesz} bytes) runs past the end of the file (${size} bytes)`);
       let name = names.get(`${s.paddr}+${s.filesz}`) ?? `load${i}`;
       if (used.has(name)) name = `${name}-${i}`;
       used.add(name);
@@ -97,8 +90,6 @@ export function readCoreForImport(file: string): { core: ElfCore; regions: Plann
   } catch (err) {
     const msg = (err as Error).message;
     throw Object.assign(new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`), { code: (err as { code?: string }).code ?? 'EINVAL' });
-  } finally {
-    fs.closeSync(fd);
   }
 }
 

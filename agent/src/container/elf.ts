@@ -7,6 +7,7 @@
  * header block (ELF header, program headers, notes) is padded to `align`
  * for the same reason.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 export interface ElfTarget {
@@ -309,6 +310,19 @@ export function parseElfCore(read: (offset: number, length: number) => Buffer, f
   });
 
   return { target: { machine, bigEndian }, segments, notes, headerBytes };
+}
+
+/** parseElfCore on a file (a board's core, an export). */
+export function parseElfCoreFile(file: string): ElfCore {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return parseElfCore((offset, length) => {
+      const b = Buffer.alloc(length);
+      return b.subarray(0, fs.readSync(fd, b, 0, length, offset));
+    }, fs.fstatSync(fd).size);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function parseNotes(data: Buffer, bigEndian: boolean, where: string): ElfNote[] {
