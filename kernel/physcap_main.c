@@ -6,7 +6,8 @@
  * /dev/physcap: open, then PHYSCAP_IOC_INFO, PHYSCAP_IOC_WRITE, or mmap
  * (read-only, the offset is the physical address); PHYSCAP_IOC_ARM,
  * DISARM and ARM_STATUS for captures the module makes itself on a watchdog
- * pretimeout, and read(2)/poll(2) for their events.  The ABI is in
+ * pretimeout, and read(2)/poll(2) for their events; PHYSCAP_IOC_KERNEL_MAP
+ * for the virtual addresses a dump's program headers carry.  The ABI is in
  * physcap_uapi.h; docs/ioctl-abi.md describes it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -16,9 +17,11 @@
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
+#include <linux/sched/task.h>
 #include <linux/security.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -27,6 +30,7 @@
 #include "physcap_compat.h"
 
 static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE);
+static_assert(sizeof(struct physcap_kernel_map) == PHYSCAP_KERNEL_MAP_SIZE);
 static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE);
 
 struct physcap_stats physcap_stats;
@@ -106,7 +110,7 @@ static long physcap_ioctl_info(void __user *arg)
 			    PHYSCAP_FEAT_MMIO | PHYSCAP_FEAT_MMAP |
 			    PHYSCAP_FEAT_HWPOISON | PHYSCAP_FEAT_BLOCKDEV |
 			    (physcap_adopt_enabled() ? PHYSCAP_FEAT_ADOPT : 0) |
-			    PHYSCAP_FEAT_ARM |
+			    PHYSCAP_FEAT_ARM | PHYSCAP_FEAT_KERNEL_MAP |
 			    (physcap_governor_registered() ?
 			     PHYSCAP_FEAT_PRETIMEOUT_GOV : 0),
 		.max_length = physcap_phys_limit(),
@@ -115,6 +119,30 @@ static long physcap_ioctl_info(void __user *arg)
 	};
 
 	if (copy_to_user(arg, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The direct map and the kernel image's mapping, for the program headers
+ * of a dump.  The image offset comes from a symbol the image exports
+ * (init_task, in the kernel's data): __pa_symbol() is how the kernel
+ * itself translates image addresses (x86-64: __START_KERNEL_map -
+ * phys_base, arm64: kimage_voffset, elsewhere the direct map).
+ */
+static long physcap_ioctl_kernel_map(void __user *arg)
+{
+	unsigned long image_virt = (unsigned long)&init_task;
+	struct physcap_kernel_map map = {
+		.direct_map_virt = (u64)PAGE_OFFSET,
+		.direct_map_start = (u64)__pa(PAGE_OFFSET),
+		.direct_map_end = (u64)__pa((unsigned long)high_memory - 1) + 1,
+		.image_offset = (u64)image_virt - (u64)__pa_symbol(&init_task),
+	};
+
+	if (!capable(CAP_SYS_RAWIO))
+		return -EPERM;
+	if (copy_to_user(arg, &map, sizeof(map)))
 		return -EFAULT;
 	return 0;
 }
@@ -155,6 +183,8 @@ static long physcap_ioctl(struct file *file, unsigned int cmd,
 		return physcap_ioctl_disarm(&pf->client, uarg);
 	case PHYSCAP_IOC_ARM_STATUS:
 		return physcap_ioctl_arm_status(uarg);
+	case PHYSCAP_IOC_KERNEL_MAP:
+		return physcap_ioctl_kernel_map(uarg);
 	default:
 		return -ENOTTY;
 	}

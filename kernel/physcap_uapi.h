@@ -12,7 +12,7 @@
 #include <linux/types.h>
 
 #define PHYSCAP_DEVICE_NAME	"physcap"
-#define PHYSCAP_ABI_VERSION	2	/* 2: ARM, DISARM, ARM_STATUS, events */
+#define PHYSCAP_ABI_VERSION	3	/* 2: ARM, DISARM, ARM_STATUS, events; 3: KERNEL_MAP */
 
 /* Feature bits reported by PHYSCAP_IOC_INFO. */
 #define PHYSCAP_FEAT_ZERO_COPY		(1ULL << 0) /* pages handed to the destination */
@@ -24,6 +24,7 @@
 #define PHYSCAP_FEAT_ADOPT		(1ULL << 6) /* reserved memory given struct pages */
 #define PHYSCAP_FEAT_ARM		(1ULL << 7) /* ARM, DISARM, ARM_STATUS, read(2) events */
 #define PHYSCAP_FEAT_PRETIMEOUT_GOV	(1ULL << 8) /* the "physcap" watchdog pretimeout governor is registered */
+#define PHYSCAP_FEAT_KERNEL_MAP		(1ULL << 9) /* KERNEL_MAP: where the kernel maps memory */
 
 struct physcap_info {
 	__u32 abi_version;	/* PHYSCAP_ABI_VERSION */
@@ -158,12 +159,34 @@ struct physcap_event {
 	__u64 reserved[3];	/* zero */
 };
 
+/*
+ * KERNEL_MAP (ABI 3): where the running kernel maps physical memory, which
+ * the tools that read a dump by virtual address (crash, drgn, gdb,
+ * makedumpfile) need in its program headers, and which user space cannot
+ * learn: the direct map's base is randomized (x86-64 page_offset_base) and
+ * is not in VMCOREINFO.  A physical address p in [direct_map_start,
+ * direct_map_end) that is RAM is mapped at direct_map_virt + (p -
+ * direct_map_start); a physical address p of the kernel image is mapped at
+ * p + image_offset (mod 2^64).  Where the image lives in the direct map
+ * (32-bit PowerPC), image_offset equals direct_map_virt -
+ * direct_map_start.  The image's physical extent is /proc/iomem's "Kernel
+ * code" ... "Kernel bss", as kexec-tools reads it.
+ */
+struct physcap_kernel_map {
+	__u64 direct_map_virt;	/* virtual address of direct_map_start */
+	__u64 direct_map_start;	/* first physical address of the direct map */
+	__u64 direct_map_end;	/* physical end of the direct map (exclusive) */
+	__u64 image_offset;	/* kernel image: virtual minus physical address */
+	__u64 reserved[8];	/* zero */
+};
+
 #define PHYSCAP_IOC_MAGIC	0xB7
 #define PHYSCAP_IOC_INFO	_IOR(PHYSCAP_IOC_MAGIC, 0x00, struct physcap_info)
 #define PHYSCAP_IOC_WRITE	_IOWR(PHYSCAP_IOC_MAGIC, 0x01, struct physcap_write)
 #define PHYSCAP_IOC_ARM		_IOWR(PHYSCAP_IOC_MAGIC, 0x02, struct physcap_arm)
 #define PHYSCAP_IOC_DISARM	_IOW(PHYSCAP_IOC_MAGIC, 0x03, __u64)
 #define PHYSCAP_IOC_ARM_STATUS	_IOWR(PHYSCAP_IOC_MAGIC, 0x04, struct physcap_arm_status)
+#define PHYSCAP_IOC_KERNEL_MAP	_IOR(PHYSCAP_IOC_MAGIC, 0x05, struct physcap_kernel_map)
 
 #define PHYSCAP_INFO_SIZE	72
 #define PHYSCAP_WRITE_SIZE	96
@@ -171,5 +194,6 @@ struct physcap_event {
 #define PHYSCAP_ARM_SIZE	456
 #define PHYSCAP_ARM_STATUS_SIZE	96
 #define PHYSCAP_EVENT_SIZE	120
+#define PHYSCAP_KERNEL_MAP_SIZE	96
 
 #endif /* _UAPI_PHYSCAP_H */

@@ -58,8 +58,13 @@ AT(physcap_event, bytes_written, 48); AT(physcap_event, bytes_zero_copy, 56);
 AT(physcap_event, bytes_bounced, 64); AT(physcap_event, first_byte_latency_ns, 72);
 AT(physcap_event, duration_ns, 80); AT(physcap_event, time_mono_ns, 88);
 AT(physcap_event, reserved, 96);
-_Static_assert(PHYSCAP_ABI_VERSION == 2, "ABI version");
-_Static_assert(PHYSCAP_FEAT_ARM == (1ULL << 7) && PHYSCAP_FEAT_PRETIMEOUT_GOV == (1ULL << 8), "feature bits");
+_Static_assert(sizeof(struct physcap_kernel_map) == PHYSCAP_KERNEL_MAP_SIZE && PHYSCAP_KERNEL_MAP_SIZE == 96, "kernel map");
+AT(physcap_kernel_map, direct_map_virt, 0); AT(physcap_kernel_map, direct_map_start, 8);
+AT(physcap_kernel_map, direct_map_end, 16); AT(physcap_kernel_map, image_offset, 24);
+AT(physcap_kernel_map, reserved, 32);
+_Static_assert(PHYSCAP_ABI_VERSION == 3, "ABI version");
+_Static_assert(PHYSCAP_FEAT_ARM == (1ULL << 7) && PHYSCAP_FEAT_PRETIMEOUT_GOV == (1ULL << 8) &&
+	       PHYSCAP_FEAT_KERNEL_MAP == (1ULL << 9), "feature bits");
 _Static_assert(PHYSCAP_ARM_THEN_PANIC == 1, "THEN_PANIC");
 _Static_assert(PHYSCAP_EVENT_PRETIMEOUT == 1 && PHYSCAP_EVENT_CAPTURE_DONE == 2 &&
 	       PHYSCAP_EVENT_CAPTURE_FAILED == 3, "event types");
@@ -68,6 +73,7 @@ _Static_assert(PHYSCAP_IOC_WRITE == 0xc060b701u, "WRITE number");
 _Static_assert(PHYSCAP_IOC_ARM == 0xc1c8b702u, "ARM number");
 _Static_assert(PHYSCAP_IOC_DISARM == 0x4008b703u, "DISARM number");
 _Static_assert(PHYSCAP_IOC_ARM_STATUS == 0xc060b704u, "ARM_STATUS number");
+_Static_assert(PHYSCAP_IOC_KERNEL_MAP == 0x8060b705u, "KERNEL_MAP number");
 int main(void) { return 0; }
 `,
     );

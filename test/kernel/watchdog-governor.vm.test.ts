@@ -270,12 +270,12 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   test('the governor registers at load and is selected for watchdog0', () => {
     expect(one<{ available: string }>('governors').available.split(' ')).toContain('physcap');
     expect(one<{ value: string }>('governor').value).toBe('physcap');
-    expect(run.dmesg).toMatch(/physcap: version [\d.]+, ABI 2, \/dev\/physcap ready, pretimeout governor "physcap" registered/);
+    expect(run.dmesg).toMatch(/physcap: version [\d.]+, ABI 3, \/dev\/physcap ready, pretimeout governor "physcap" registered/);
   });
 
-  test('INFO: ABI 2, with the ARM and governor feature bits', () => {
+  test('INFO: ABI 3, with the ARM and governor feature bits', () => {
     const info = one<{ ok: boolean; abi_version: number; features: number }>('info');
-    expect(info).toMatchObject({ ok: true, abi_version: 2 });
+    expect(info).toMatchObject({ ok: true, abi_version: 3 });
     expect(info.features & (1 << 7)).toBeTruthy();
     expect(info.features & (1 << 8)).toBeTruthy();
   });

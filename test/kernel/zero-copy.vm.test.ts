@@ -106,13 +106,28 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
   });
 
-  test('INFO: ABI version 2, zero-copy, adoption and block devices; no governor without the watchdog core', () => {
+  test('INFO: ABI version 3, zero-copy, adoption, block devices and KERNEL_MAP; no governor without the watchdog core', () => {
     const info = one<{ ok: boolean; abi_version: number; page_size: number; features: number }>('info');
-    expect(info).toMatchObject({ ok: true, abi_version: 2, page_size: 4096 });
+    expect(info).toMatchObject({ ok: true, abi_version: 3, page_size: 4096 });
     expect(info.features & 0b1111111).toBe(0b1111111);
     // ARM is in the ABI, but no governor: the watchdog core was not loaded first.
     expect(info.features & (1 << 7)).toBeTruthy();
     expect(info.features & (1 << 8)).toBe(0);
+    expect(info.features & (1 << 9)).toBeTruthy();
+  });
+
+  test("KERNEL_MAP: x86-64's direct map (from physical 0, randomized base, to the end of RAM) and the image's offset (__START_KERNEL_map - phys_base)", () => {
+    const { kernel_map: km } = one<{ kernel_map: Record<string, string> }>('info');
+    const virt = BigInt(km.direct_map_virt!);
+    expect(BigInt(km.direct_map_start!)).toBe(0n);
+    // page_offset_base: 0xffff888000000000 without KASLR, randomized in PUD (1 GiB) steps with it.
+    expect(virt >= 0xffff_8880_0000_0000n && virt < 0xffff_ff00_0000_0000n && virt % (1n << 30n) === 0n).toBe(true);
+    // high_memory: the top of RAM, inside the board's memory and past the reserved ranges.
+    const end = BigInt(km.direct_map_end!);
+    expect(end > 0x3000_0000n && end <= 1536n << 20n).toBe(true);
+    // The image's virtual addresses are __START_KERNEL_map (0xffffffff80000000) + (p - phys_base).
+    const offset = BigInt(km.image_offset!);
+    expect(offset > 0xffff_ffff_0000_0000n && offset <= 0xffff_ffff_8000_0000n).toBe(true);
   });
 
   test("the question's way fails here too: mmap(/dev/mem) + O_DIRECT write gives EFAULT", () => {
@@ -202,7 +217,7 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
 
   test('the physcap CLI runs on the board and reads the module counters', () => {
     const cli = one<{ loaded: boolean; abiVersion: number; counters: Record<string, number> }>('cli');
-    expect(cli).toMatchObject({ loaded: true, abiVersion: 2 });
+    expect(cli).toMatchObject({ loaded: true, abiVersion: 3 });
     expect(cli.counters.bytes_adopted).toBe(256 * 2 ** 20);
     expect(cli.counters.bytes_zero_copy).toBe(one<Record<string, number>>('stats').zero_copy);
   });

@@ -133,6 +133,19 @@ export interface DeviceInfo {
   batchPages: number;
 }
 
+/**
+ * Where the running kernel maps physical memory (physcap.ko's KERNEL_MAP,
+ * ABI 3): RAM at p in [directMapStart, directMapEnd) is at directMapVirt +
+ * (p - directMapStart); the kernel image's byte at p is at p + imageOffset
+ * (mod 2^64).
+ */
+export interface KernelMap {
+  directMapVirt: bigint;
+  directMapStart: bigint;
+  directMapEnd: bigint;
+  imageOffset: bigint;
+}
+
 /** The addon's FileHash class: only ever seen by this module. */
 interface NativeFileHash {
   update(data: Buffer): void;
@@ -142,6 +155,7 @@ interface NativeFileHash {
 
 interface Addon {
   deviceInfo(): DeviceInfo;
+  kernelMap(): KernelMap;
   openDestination(path: string, mode: 'create' | 'existing'): Omit<Destination, 'path'>;
   openDestinationAt(
     dirFd: number,
@@ -229,6 +243,12 @@ function invalid(message: string): Error {
 export function deviceInfo(): DeviceInfo {
   const stack = new Error().stack;
   return withCallerStack(stack, () => load().deviceInfo());
+}
+
+/** physcap.ko's KERNEL_MAP; throws (ENOTTY from a module older than ABI 3, ENOENT without one). */
+export function kernelMap(): KernelMap {
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().kernelMap());
 }
 
 /**

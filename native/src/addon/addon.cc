@@ -97,6 +97,24 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// kernelMap() -> { directMapVirt, directMapStart, directMapEnd, imageOffset }
+// (bigints): where the running kernel maps memory, from physcap.ko.
+Napi::Value KernelMap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = physcap::device_open();
+  if (fd < 0) throw_errno(env, fd, "open", physcap::kDevicePath, "reading physcap.ko's KERNEL_MAP");
+  physcap_kernel_map km;
+  int r = physcap::device_kernel_map(fd, &km);
+  close(fd);
+  if (r) throw_errno(env, r, "ioctl(PHYSCAP_IOC_KERNEL_MAP)", physcap::kDevicePath, "reading physcap.ko's KERNEL_MAP (ABI 3)");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("directMapVirt", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_virt)));
+  o.Set("directMapStart", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_start)));
+  o.Set("directMapEnd", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_end)));
+  o.Set("imageOffset", Napi::BigInt::New(env, static_cast<uint64_t>(km.image_offset)));
+  return o;
+}
+
 // readPhysical(phys, length, device?) -> Buffer.  A few KiB at most (the
 // facade caps it at 1 MiB): copied on the event loop, like a small read.
 Napi::Value ReadPhysical(const Napi::CallbackInfo& info) {
@@ -909,6 +927,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("physcapOpen", Napi::Function::New(env, PhyscapOpen, "physcapOpen"));
   exports.Set("physcapReadEvents", Napi::Function::New(env, PhyscapReadEvents, "physcapReadEvents"));
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo, "deviceInfo"));
+  exports.Set("kernelMap", Napi::Function::New(env, KernelMap, "kernelMap"));
   exports.Set("openDestination", Napi::Function::New(env, OpenDestination, "openDestination"));
   exports.Set("preallocate", Napi::Function::New(env, Preallocate, "preallocate"));
   exports.Set("writeAligned", Napi::Function::New(env, WriteAligned, "writeAligned"));

@@ -19,6 +19,11 @@ int device_info(int fd, physcap_info* info) {
   return ioctl(fd, PHYSCAP_IOC_INFO, info) ? -errno : 0;
 }
 
+int device_kernel_map(int fd, physcap_kernel_map* map) {
+  memset(map, 0, sizeof(*map));
+  return ioctl(fd, PHYSCAP_IOC_KERNEL_MAP, map) ? -errno : 0;
+}
+
 int device_write(int fd, physcap_write* req) {
   return ioctl(fd, PHYSCAP_IOC_WRITE, req) ? -errno : 0;
 }
