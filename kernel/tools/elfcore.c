@@ -42,12 +42,30 @@ static size_t note_bytes(const struct core_note *n)
 	return sizeof(Elf64_Nhdr) + pad4(strlen(n->name) + 1) + pad4(n->desc_len);
 }
 
+/* The region that holds all of the alias's bytes, or -1. */
+static int alias_region(const struct core_region *regions, unsigned int nr,
+			const struct core_alias *alias)
+{
+	unsigned int i;
+
+	if (!alias || !alias->len)
+		return -1;
+	for (i = 0; i < nr; i++)
+		if (alias->phys >= regions[i].phys &&
+		    alias->phys + alias->len <= regions[i].phys + regions[i].len)
+			return (int)i;
+	return -1;
+}
+
 size_t core_layout(void *buf, size_t cap, struct core_region *regions,
-		   unsigned int nr, const struct core_note *notes,
+		   unsigned int nr, const struct core_alias *alias,
+		   bool *alias_placed, const struct core_note *notes,
 		   unsigned int nr_notes, size_t align, uint64_t *file_size)
 {
 	unsigned char *out = buf;
-	size_t phnum = 1 + (size_t)nr;
+	int holder = alias_region(regions, nr, alias);
+	size_t first_load = holder >= 0 ? 2 : 1;
+	size_t phnum = first_load + (size_t)nr;
 	size_t notes_off = sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr);
 	size_t notes_len = 0, header_len, at;
 	Elf64_Ehdr eh;
@@ -114,16 +132,31 @@ size_t core_layout(void *buf, size_t cap, struct core_region *regions,
 		ph.p_flags = PF_R | PF_W | PF_X;
 		ph.p_offset = regions[i].offset;
 		/*
-		 * p_vaddr 0: these are physical ranges; the tools take the
-		 * address from p_paddr, as for vmcore's physical segments.
+		 * p_vaddr 0 where the kernel does not map the range: the
+		 * tools take the address from p_paddr, as for vmcore's
+		 * physical segments.  p_align 0: see elfcore.h.
 		 */
+		ph.p_vaddr = regions[i].vaddr;
 		ph.p_paddr = regions[i].phys;
 		ph.p_filesz = regions[i].len;
 		ph.p_memsz = regions[i].len;
-		ph.p_align = align;
-		memcpy(out + sizeof(eh) + (1 + i) * sizeof(ph), &ph, sizeof(ph));
+		memcpy(out + sizeof(eh) + (first_load + i) * sizeof(ph), &ph, sizeof(ph));
 		end = regions[i].offset + regions[i].len;
 	}
+	/* The alias first, as /proc/vmcore's kernel text. */
+	if (holder >= 0) {
+		memset(&ph, 0, sizeof(ph));
+		ph.p_type = PT_LOAD;
+		ph.p_flags = PF_R | PF_W | PF_X;
+		ph.p_offset = regions[holder].offset + (alias->phys - regions[holder].phys);
+		ph.p_vaddr = alias->vaddr;
+		ph.p_paddr = alias->phys;
+		ph.p_filesz = alias->len;
+		ph.p_memsz = alias->len;
+		memcpy(out + sizeof(eh) + sizeof(ph), &ph, sizeof(ph));
+	}
+	if (alias_placed)
+		*alias_placed = holder >= 0;
 	*file_size = round_up(end, align);
 	return header_len;
 }

@@ -53,6 +53,7 @@
 
 #include "../physcap_uapi.h"
 #include "elfcore.h"
+#include "kmem.h"
 
 _Static_assert(sizeof(struct physcap_info) == PHYSCAP_INFO_SIZE, "info size");
 _Static_assert(sizeof(struct physcap_write) == PHYSCAP_WRITE_SIZE, "write size");
@@ -182,6 +183,7 @@ static void print_write(const struct physcap_write *w, int err, double secs)
 static int cmd_info(void)
 {
 	struct physcap_info info;
+	struct physcap_kernel_map km;
 	int fd = open_device();
 
 	memset(&info, 0, sizeof(info));
@@ -191,10 +193,21 @@ static int cmd_info(void)
 	}
 	printf("{\"ok\":true,\"abi_version\":%u,\"page_size\":%u,"
 	       "\"features\":%" PRIu64 ",\"max_length\":%" PRIu64 ","
-	       "\"phys_limit\":%" PRIu64 ",\"batch_pages\":%u}\n",
+	       "\"phys_limit\":%" PRIu64 ",\"batch_pages\":%u",
 	       info.abi_version, info.page_size, (uint64_t)info.features,
 	       (uint64_t)info.max_length, (uint64_t)info.phys_limit,
 	       info.batch_pages);
+	/* Addresses as hex strings: JSON numbers lose bits past 2^53. */
+	memset(&km, 0, sizeof(km));
+	if (!ioctl(fd, PHYSCAP_IOC_KERNEL_MAP, &km))
+		printf(",\"kernel_map\":{\"direct_map_virt\":\"0x%" PRIx64 "\","
+		       "\"direct_map_start\":\"0x%" PRIx64 "\",\"direct_map_end\":\"0x%" PRIx64 "\","
+		       "\"image_offset\":\"0x%" PRIx64 "\"}",
+		       (uint64_t)km.direct_map_virt, (uint64_t)km.direct_map_start,
+		       (uint64_t)km.direct_map_end, (uint64_t)km.image_offset);
+	else
+		printf(",\"kernel_map\":null,\"kernel_map_errno\":\"%s\"", errno_name(errno));
+	printf("}\n");
 	close(fd);
 	return 0;
 }
@@ -435,6 +448,9 @@ static int cmd_capture(int argc, char **argv)
 	struct physcap_write stats[CAPTURE_MAX_REGIONS];
 	struct core_note notes[2];
 	struct physcap_info info;
+	struct core_alias alias;
+	struct kmem km;
+	bool have_alias = false, alias_placed = false, have_kmap;
 	struct utsname uts;
 	int oflags = O_WRONLY | O_DIRECT | O_CLOEXEC | O_CREAT | O_EXCL;
 	bool do_fsync = true, is_blockdev;
@@ -531,7 +547,17 @@ static int cmd_capture(int argc, char **argv)
 
 	if (posix_memalign(&header, align, CAPTURE_HEADER_MAX))
 		return 1;
-	header_len = core_layout(header, CAPTURE_HEADER_MAX, regions, nr, notes, nr_notes,
+	/* Where the kernel maps the ranges: what crash, drgn and gdb read by. */
+	have_kmap = kmem_read(dev, &km);
+	if (have_kmap) {
+		kmem_set_vaddrs(&km, regions, nr);
+		have_alias = kmem_image_alias(&km, &alias);
+	} else {
+		fprintf(stderr, "physcap-client: no KERNEL_MAP (%s): physical addresses only\n",
+			errno_name(errno));
+	}
+	header_len = core_layout(header, CAPTURE_HEADER_MAX, regions, nr,
+				 have_alias ? &alias : NULL, &alias_placed, notes, nr_notes,
 				 align, &file_size);
 	if (!header_len) {
 		fprintf(stderr, "physcap-client: the ELF header does not fit in %d bytes\n",
@@ -581,17 +607,20 @@ static int cmd_capture(int argc, char **argv)
 	secs = now_s() - t0;
 
 	printf("{\"ok\":%s,\"errno\":\"%s\",\"what\":\"%s\",\"out\":\"%s\",\"machine\":%u,"
-	       "\"big_endian\":%s,\"vmcoreinfo\":%s,\"file_size\":%" PRIu64 ","
+	       "\"big_endian\":%s,\"vmcoreinfo\":%s,\"kernel_map\":%s,\"image_alias\":%s,"
+	       "\"file_size\":%" PRIu64 ","
 	       "\"bytes\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64 ",\"seconds\":%.6f,\"regions\":[",
 	       err ? "false" : "true", errno_name(err), what, argv[0], core_machine(),
 	       __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? "true" : "false",
-	       vmcoreinfo ? "true" : "false", file_size, total, zero_copy, secs);
+	       vmcoreinfo ? "true" : "false", have_kmap ? "true" : "false",
+	       alias_placed ? "true" : "false", file_size, total, zero_copy, secs);
 	for (i = 0; i < nr; i++)
-		printf("%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"length\":%" PRIu64
+		printf("%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"vaddr\":\"0x%" PRIx64
+		       "\",\"length\":%" PRIu64
 		       ",\"offset\":%" PRIu64 ",\"bytes_written\":%" PRIu64
 		       ",\"bytes_zero_copy\":%" PRIu64 ",\"bytes_bounced\":%" PRIu64 "}",
-		       i ? "," : "", regions[i].name, regions[i].phys, regions[i].len,
-		       regions[i].offset, (uint64_t)stats[i].bytes_written,
+		       i ? "," : "", regions[i].name, regions[i].phys, regions[i].vaddr,
+		       regions[i].len, regions[i].offset, (uint64_t)stats[i].bytes_written,
 		       (uint64_t)stats[i].bytes_zero_copy, (uint64_t)stats[i].bytes_bounced);
 	printf("]}\n");
 	close(dest);

@@ -55,9 +55,11 @@ interface CaptureOut {
   machine: number;
   big_endian: boolean;
   vmcoreinfo: boolean;
+  kernel_map: boolean;
+  image_alias: boolean;
   bytes: number;
   bytes_zero_copy: number;
-  regions: Array<{ name: string; phys: string; length: number; offset: number; bytes_zero_copy: number; bytes_bounced: number }>;
+  regions: Array<{ name: string; phys: string; vaddr: string; length: number; offset: number; bytes_zero_copy: number; bytes_bounced: number }>;
 }
 
 describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)', () => {
@@ -91,10 +93,23 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     expect(info.phys_limit).toBeGreaterThan(2 ** 32);
   });
 
+  test("KERNEL_MAP on 32-bit PowerPC: lowmem mapped at PAGE_OFFSET, the kernel image inside it (no second mapping)", () => {
+    const { kernel_map: km } = run.json<{ kernel_map: Record<string, string> }>('run /physcap-client info');
+    expect(km).toMatchObject({ direct_map_virt: '0xc0000000', direct_map_start: '0x0', image_offset: '0xc0000000' });
+    // Lowmem ends below the highmem range the job captures.
+    expect(BigInt(km.direct_map_end!) > BigInt(PPC_RANGES[0]!.start + PPC_RANGES[0]!.size)).toBe(true);
+    expect(BigInt(km.direct_map_end!) <= BigInt(PPC_RANGES[1]!.start)).toBe(true);
+  });
+
   test('capture: an ELF core in the board’s byte order, every byte zero-copy', () => {
     const out = run.json<CaptureOut>('run /physcap-client capture');
     expect(out).toMatchObject({ ok: true, errno: 'OK', machine: EM_PPC, big_endian: true, vmcoreinfo: true, bytes: TOTAL, bytes_zero_copy: TOTAL });
     expect(out.regions.map((r) => [r.name, r.phys, r.length, r.bytes_bounced])).toEqual(PPC_RANGES.map((r) => [r.name, hex(r.start), r.size, 0]));
+    // The lowmem range is RAM the kernel maps (reserved-memory without
+    // no-map stays System RAM): PAGE_OFFSET + p, as crash and makedumpfile
+    // read a ppc32 vmcore.  Highmem and above 4 GiB are not mapped there.
+    expect(out).toMatchObject({ kernel_map: true, image_alias: false });
+    expect(out.regions.map((r) => r.vaddr)).toEqual([hex(0xc000_0000 + PPC_RANGES[0]!.start), '0x0', '0x0']);
   });
 
   test('the core, read on the host: big-endian EM_PPC, PT_LOAD p_paddr above 4 GiB, bytes equal the ground truth', () => {
@@ -102,6 +117,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     expect(parsed.target).toEqual({ machine: EM_PPC, bigEndian: true });
     const loads = parsed.segments.filter((s) => s.type === PT_LOAD);
     expect(loads.map((s) => [s.paddr, s.filesz])).toEqual(PPC_RANGES.map((r) => [BigInt(r.start), BigInt(r.size)]));
+    expect(loads.map((s) => [s.vaddr, s.align])).toEqual([[0xc000_0000n + BigInt(PPC_RANGES[0]!.start), 0n], [0n, 0n], [0n, 0n]]);
     for (const [i, r] of PPC_RANGES.entries()) {
       expect(sha256OfFileRange(core, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
     }

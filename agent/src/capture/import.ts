@@ -18,11 +18,12 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
 import type { DestinationSpec, Profile } from '../config/profile';
-import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD } from '../container/elf';
+import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../container/elf';
 import type { ElfCore } from '../container/elf';
 import type { CaptureStore } from '../destinations/types';
 import { eventId } from '../triggers/event';
 import { CaptureOptions, CaptureOutcome, runCapture } from './pipeline';
+import type { KernelView } from './kernel-memory';
 import { planOf, PlannedRegion } from './plan';
 
 export interface ImportInput {
@@ -68,7 +69,7 @@ function regionNames(note: Record<string, unknown> | undefined): Map<string, str
 }
 
 /** Reads the core and turns its PT_LOAD segments into planned regions; throws with the file named. */
-export function readCoreForImport(file: string): { core: ElfCore; regions: PlannedRegion[]; note?: Record<string, unknown>; vmcoreinfo: string | null } {
+export function readCoreForImport(file: string): { core: ElfCore; regions: PlannedRegion[]; kernel: KernelView; note?: Record<string, unknown>; vmcoreinfo: string | null } {
   try {
     // parseElfCore already refuses segments that run past the end of the file.
     const core = parseElfCoreFile(file);
@@ -76,17 +77,23 @@ export function readCoreForImport(file: string): { core: ElfCore; regions: Plann
     const names = regionNames(note);
     const used = new Set<string>();
     const regions: PlannedRegion[] = [];
-    core.segments.forEach((s, i) => {
-      if (s.type !== PT_LOAD || s.filesz === 0n) return;
+    // Aliases (a kdump core's kernel-image segment) are bytes the regions
+    // already hold: kept as aliases, not imported twice.
+    const { data, aliases } = splitLoads(core);
+    const vaddrs: bigint[] = [];
+    for (const s of data) {
+      const i = core.segments.indexOf(s);
       if (s.filesz !== s.memsz) throw new Error(`${file}: segment ${i} holds ${s.filesz} of its ${s.memsz} bytes; a capture's segments hold all of theirs`);
       let name = names.get(`${s.paddr}+${s.filesz}`) ?? `load${i}`;
       if (used.has(name)) name = `${name}-${i}`;
       used.add(name);
       regions.push({ name, start: s.paddr, size: s.filesz, live: false, allowDevice: false, imageOffset: s.offset });
-    });
+      vaddrs.push(s.vaddr);
+    }
     if (!regions.length) throw new Error(`${file}: no PT_LOAD segment with data: nothing to import`);
+    const kernel: KernelView = { vaddrs, aliases: aliases.map((a) => ({ vaddr: a.vaddr, paddr: a.paddr, size: a.filesz })) };
     const vmcoreinfoNote = core.notes.find((n) => n.name === NOTE_VMCOREINFO.name && n.type === NOTE_VMCOREINFO.type);
-    return { core, regions, ...(note ? { note } : {}), vmcoreinfo: vmcoreinfoNote ? vmcoreinfoNote.desc.toString('utf8') : null };
+    return { core, regions, kernel, ...(note ? { note } : {}), vmcoreinfo: vmcoreinfoNote ? vmcoreinfoNote.desc.toString('utf8') : null };
   } catch (err) {
     const msg = (err as Error).message;
     throw Object.assign(new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`), { code: (err as { code?: string }).code ?? 'EINVAL' });
@@ -110,7 +117,7 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
   const name = input.name ?? 'import';
   if (!NAME.test(name)) throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
   const file = path.resolve(input.file);
-  const { core, regions, note, vmcoreinfo } = readCoreForImport(file);
+  const { core, regions, kernel, note, vmcoreinfo } = readCoreForImport(file);
   const profile: Profile = {
     name,
     description: `imported from ${file}`,
@@ -128,7 +135,7 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
     file,
     textSha256: await fileSha256(file),
   };
-  const plan = planOf(profile, regions, 'image', { target: core.target, id: o.id });
+  const plan = planOf(profile, regions, 'image', { target: core.target, id: o.id, kernel });
   const from = { file, ...(note ? { note } : {}) };
   return runCapture(
     { profile, events: [{ id: eventId(), kind: 'import', profile: name, time: Date.now(), reason: `imported from ${file}`, detail: from }] },

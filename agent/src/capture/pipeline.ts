@@ -216,7 +216,14 @@ export class CaptureRun {
     const notes: ElfNote[] = [{ ...NOTE_PHYSCAP, desc: Buffer.from(JSON.stringify(meta)) }];
     if (vmcoreinfo) notes.push({ ...NOTE_VMCOREINFO, desc: Buffer.from(vmcoreinfo) });
     const align = Math.max(Number(DATA_ALIGN), this.sink.align);
-    const layout = layoutElfCore({ target, regions: this.plan.regions.map((r) => ({ paddr: r.start, size: r.size })), notes, align });
+    const kernel = this.plan.kernel;
+    const layout = layoutElfCore({
+      target,
+      regions: this.plan.regions.map((r, i) => ({ paddr: r.start, size: r.size, vaddr: kernel?.vaddrs[i] ?? 0n })),
+      aliases: kernel?.aliases,
+      notes,
+      align,
+    });
     this.plan.regions.forEach((r, i) => this.placement.set(r.name, { file: ELF_FILE, offset: layout.regionOffsets[i]! }));
     const data = this.sink.openData(ELF_FILE, layout.fileSize);
     if (BigInt(align) % BigInt(data.dest.offsetAlign) !== 0n) {
@@ -356,6 +363,7 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
     });
     const run = new CaptureRun(plan, sink, { ...o, events: input.events });
     log?.info({ capture: plan.id, profile: p.name, location: sink.location, source: plan.source, format: plan.format, regions: plan.regions.length }, 'capture started');
+    if (plan.kernelViewMissing) log?.warn({ capture: plan.id, why: plan.kernelViewMissing }, 'physcap.ko does not say where the kernel maps memory (ABI 3); the core carries physical addresses only, which crash, drgn and gdb cannot read by symbol');
     try {
       await (plan.format === 'elf' ? run.elf(vmcoreinfo) : run.raw());
     } catch (err) {

@@ -11,6 +11,7 @@ import type { Profile } from '../config/profile';
 import type { ElfTarget } from '../container/elf';
 import type { SourceKind } from '../native/binding';
 import { resolveIomem } from './iomem';
+import { KernelView, kernelView, readKernelMemory } from './kernel-memory';
 
 export interface PlannedRegion {
   name: string;
@@ -30,6 +31,10 @@ export interface CapturePlan {
   format: 'elf' | 'raw';
   /** The ELF container's machine and byte order; default: this host's (an import keeps the board's). */
   target?: ElfTarget;
+  /** Where the kernel maps the regions (ELF captures of the running kernel's memory, imports that say). */
+  kernel?: KernelView;
+  /** Why a kernel-source ELF capture has no kernel view (an older physcap.ko): said once in the log. */
+  kernelViewMissing?: string;
   started: Date;
   /** Data files' size, upper bound (headers and alignment included). */
   dataBytes: bigint;
@@ -73,20 +78,32 @@ export function resolveRegions(p: Profile, iomemFile = '/proc/iomem'): PlannedRe
 }
 
 export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?: string; devicePath?: string } = {}): CapturePlan {
-  return planOf(p, resolveRegions(p, o.iomemFile), chooseSource(p, o.devicePath), o);
+  const regions = resolveRegions(p, o.iomemFile);
+  const source = chooseSource(p, o.devicePath);
+  // Only the module knows the running kernel's mapping; a devmem or image
+  // capture keeps p_vaddr 0 (physical addresses only), as before.
+  if (p.output.format !== 'elf' || source !== 'kernel') return planOf(p, regions, source, o);
+  const { memory, why } = readKernelMemory(o.iomemFile);
+  return planOf(p, regions, source, { ...o, ...(memory ? { kernel: kernelView(regions, memory) } : { kernelViewMissing: why }) });
 }
 
 /** A plan for regions already resolved: sizes, bounds and the id. */
-export function planOf(p: Profile, regions: PlannedRegion[], source: SourceKind, o: { id?: string; now?: Date; target?: ElfTarget } = {}): CapturePlan {
+export function planOf(p: Profile, regions: PlannedRegion[], source: SourceKind, o: { id?: string; now?: Date; target?: ElfTarget; kernel?: KernelView; kernelViewMissing?: string } = {}): CapturePlan {
   const started = o.now ?? new Date();
   const format = p.output.format;
   // ELF: a header block, then each region at an aligned offset.
   const body = regions.reduce((a, r) => a + roundUp(r.size, DATA_ALIGN), 0n);
-  const headerBlock = roundUp(BigInt(64 + 56 * (regions.length + 1) + 64 * 1024), DATA_ALIGN);
+  const headerBlock = roundUp(BigInt(64 + 56 * (regions.length + 1 + (o.kernel?.aliases.length ?? 0)) + 64 * 1024), DATA_ALIGN);
   const dataBytes = format === 'elf' ? headerBlock + body : body;
   const chunk = p.hash.chunkSize;
   const chunks = chunk > 0n ? regions.reduce((a, r) => a + Number((r.size + chunk - 1n) / chunk), 0) : 0;
   // Manifest ~2 KiB per region, digests 65 bytes per chunk (sidecar or inline), sums and signature small.
   const smallBytes = 64 * 1024 + regions.length * 2048 + chunks * 72 * 2;
-  return { id: o.id ?? captureId(p.name, started), profile: p, regions, source, format, ...(o.target ? { target: o.target } : {}), started, dataBytes, smallBytes };
+  return {
+    id: o.id ?? captureId(p.name, started), profile: p, regions, source, format,
+    ...(o.target ? { target: o.target } : {}),
+    ...(o.kernel ? { kernel: o.kernel } : {}),
+    ...(o.kernelViewMissing ? { kernelViewMissing: o.kernelViewMissing } : {}),
+    started, dataBytes, smallBytes,
+  };
 }

@@ -56,6 +56,20 @@ export const NOTE_VMCOREINFO = { name: 'VMCOREINFO', type: 0 };
 export interface ElfRegionIn {
   paddr: bigint;
   size: bigint;
+  /** Where the kernel maps it (its direct map); 0 or absent: nowhere known. */
+  vaddr?: bigint;
+}
+
+/**
+ * A second virtual address for bytes already in the file: the kernel
+ * image, which x86-64 and arm64 map apart from the direct map.  Its
+ * PT_LOAD points into the region that holds those physical bytes, as
+ * /proc/vmcore's kernel-text segment does, so nothing is written twice.
+ */
+export interface ElfAlias {
+  vaddr: bigint;
+  paddr: bigint;
+  size: bigint;
 }
 
 export interface ElfLayout {
@@ -65,6 +79,8 @@ export interface ElfLayout {
   regionOffsets: bigint[];
   /** The file's total size: the last region's end rounded up to align. */
   fileSize: bigint;
+  /** The aliases that got a PT_LOAD: those whose bytes lie inside one region. */
+  aliases: ElfAlias[];
 }
 
 export interface ElfSegment {
@@ -95,6 +111,13 @@ const ET_CORE = 4;
 export const PT_LOAD = 1;
 export const PT_NOTE = 4;
 const PF_RWX = 7;
+/**
+ * p_align of every PT_LOAD, as in /proc/vmcore: 0.  The data still starts
+ * on `align` boundaries (direct I/O needs it), but crash types a core
+ * whose first PT_LOAD says p_align != 0 as a netdump core, and then
+ * ignores VMCOREINFO's KERNELOFFSET (KASLR) and cannot read the kernel.
+ */
+const LOAD_P_ALIGN = 0n;
 /** e_phnum's escape: the real count is in section header 0's sh_info. */
 const PN_XNUM = 0xffff;
 
@@ -134,8 +157,13 @@ function noteBytes(n: ElfNote): number {
 }
 
 /** align: a power of two >= 512 (the destination's direct-I/O block; callers pass >= 4096). */
-export function layoutElfCore(o: { target: ElfTarget; regions: ElfRegionIn[]; notes: ElfNote[]; align: number }): ElfLayout {
+export function layoutElfCore(o: { target: ElfTarget; regions: ElfRegionIn[]; notes: ElfNote[]; align: number; aliases?: ElfAlias[] }): ElfLayout {
   const { target, regions, notes, align } = o;
+  // An alias is placed only where one region holds all of its bytes.
+  const placed = (o.aliases ?? []).flatMap((a) => {
+    const k = regions.findIndex((r) => a.size > 0n && a.paddr >= r.paddr && a.paddr + a.size <= r.paddr + r.size);
+    return k < 0 ? [] : [{ alias: a, region: k }];
+  });
   if (!Number.isSafeInteger(align) || align < 512 || (align & (align - 1)) !== 0) {
     throw new Error(`ELF layout: align ${align} is not a power of two >= 512`);
   }
@@ -154,7 +182,7 @@ export function layoutElfCore(o: { target: ElfTarget; regions: ElfRegionIn[]; no
     if (n.desc.length > 0xffffffff) throw new Error(`ELF layout: note ${n.name}: desc of ${n.desc.length} bytes does not fit 32 bits`);
   }
 
-  const phnum = 1 + regions.length;
+  const phnum = 1 + placed.length + regions.length;
   // Past 65534 program headers e_phnum cannot hold the count: it says
   // PN_XNUM and one section header carries it (as Linux's core dumps do).
   const extended = phnum >= PN_XNUM;
@@ -217,18 +245,25 @@ export function layoutElfCore(o: { target: ElfTarget; regions: ElfRegionIn[]; no
 
   const regionOffsets: bigint[] = [];
   let end = BigInt(headerSize);
+  const first = 1 + placed.length;
   regions.forEach((r, i) => {
     const offset = roundUp(end, alignN);
     regionOffsets.push(offset);
-    // p_vaddr 0: we capture physical ranges and do not know where (or
-    // whether) the kernel maps them; a made-up address would mislead the
-    // tools, which take the physical address from p_paddr as they do for
-    // vmcore's physical-only segments.
-    phdr(1 + i, { type: PT_LOAD, flags: PF_RWX, offset, vaddr: 0n, paddr: r.paddr, filesz: r.size, memsz: r.size, align: alignN });
+    // p_vaddr 0 where the kernel does not map the range (or nobody knows
+    // where): the tools then take the address from p_paddr, as for
+    // vmcore's physical-only segments.  A made-up address would mislead.
+    phdr(first + i, { type: PT_LOAD, flags: PF_RWX, offset, vaddr: r.vaddr ?? 0n, paddr: r.paddr, filesz: r.size, memsz: r.size, align: LOAD_P_ALIGN });
     end = offset + r.size;
   });
+  // The aliases come first, as /proc/vmcore's kernel text does: readers
+  // that resolve an address by the first matching PT_LOAD find the same
+  // bytes either way.
+  placed.forEach(({ alias: a, region: k }, i) => {
+    const offset = regionOffsets[k]! + (a.paddr - regions[k]!.paddr);
+    phdr(1 + i, { type: PT_LOAD, flags: PF_RWX, offset, vaddr: a.vaddr, paddr: a.paddr, filesz: a.size, memsz: a.size, align: LOAD_P_ALIGN });
+  });
 
-  return { header, regionOffsets, fileSize: roundUp(end, alignN) };
+  return { header, regionOffsets, fileSize: roundUp(end, alignN), aliases: placed.map((p) => p.alias) };
 }
 
 /**
@@ -310,6 +345,21 @@ export function parseElfCore(read: (offset: number, length: number) => Buffer, f
   });
 
   return { target: { machine, bigEndian }, segments, notes, headerBytes };
+}
+
+/**
+ * The PT_LOADs that hold data of their own (a capture's regions, in
+ * header order) and the aliases: PT_LOADs whose bytes are another's, at
+ * the same physical position (a kdump core's kernel-image segment).
+ */
+export function splitLoads(core: ElfCore): { data: ElfSegment[]; aliases: ElfSegment[] } {
+  const loads = core.segments.filter((s) => s.type === PT_LOAD && s.filesz > 0n);
+  const isAliasOf = (a: ElfSegment, b: ElfSegment) =>
+    a !== b && a.offset >= b.offset && a.offset + a.filesz <= b.offset + b.filesz && a.paddr - b.paddr === a.offset - b.offset &&
+    // Of two segments with the very same bytes, the later one is the alias.
+    !(a.offset === b.offset && a.filesz === b.filesz && loads.indexOf(a) < loads.indexOf(b));
+  const aliases = loads.filter((a) => loads.some((b) => isAliasOf(a, b)));
+  return { data: loads.filter((s) => !aliases.includes(s)), aliases };
 }
 
 /** parseElfCore on a file (a board's core, an export). */

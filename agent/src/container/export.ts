@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import type { CaptureReader } from '../destinations/types';
 import type { Manifest } from '../manifest/types';
-import { ElfNote, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, hostElfTarget, layoutElfCore, parseElfCore } from './elf';
+import { ElfAlias, ElfNote, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, hostElfTarget, layoutElfCore, parseElfCore, splitLoads } from './elf';
 import { limeHeader } from './lime';
 
 export type ExportFormat = 'lime' | 'raw' | 'elf';
@@ -129,8 +129,16 @@ async function exportElf(reader: CaptureReader, manifest: Manifest, regions: Sou
     // Not file/offset: those locate the bytes in the stored capture, not in this file.
     regions: ordered.map((r) => ({ name: r.name, phys: `0x${r.phys.toString(16)}`, size: r.size, sha256: r.sha256 })),
   };
-  const notes: ElfNote[] = [{ ...NOTE_PHYSCAP, desc: Buffer.from(JSON.stringify(physcap), 'utf8') }, ...storedVmcoreinfo(reader, manifest)];
-  const layout = layoutElfCore({ target, regions: ordered.map((r) => ({ paddr: r.phys, size: BigInt(r.size) })), notes, align: ELF_ALIGN });
+  const stored = storedCore(reader, manifest);
+  const notes: ElfNote[] = [{ ...NOTE_PHYSCAP, desc: Buffer.from(JSON.stringify(physcap), 'utf8') }, ...(stored?.vmcoreinfo ?? [])];
+  // The kernel's addresses as the stored core has them: an export opens in crash and drgn as the capture does.
+  const layout = layoutElfCore({
+    target,
+    regions: ordered.map((r) => ({ paddr: r.phys, size: BigInt(r.size), vaddr: stored?.vaddrOf(r) ?? 0n })),
+    aliases: stored?.aliases,
+    notes,
+    align: ELF_ALIGN,
+  });
   return writeOutput(out, async (f) => {
     await f.write(layout.header);
     for (let i = 0; i < ordered.length; i++) {
@@ -159,23 +167,27 @@ export function capturedElfTarget(reader: CaptureReader, manifest: Manifest): El
 }
 
 /**
- * An ELF capture already carries the kernel's VMCOREINFO (crash and drgn
- * need it to find their way); the export keeps it.  Raw captures have none.
+ * What an ELF capture's own core says beyond its bytes: the kernel's
+ * VMCOREINFO (crash and drgn need it to find their way), where the kernel
+ * maps each region, and the aliases (the kernel image's segment).  An
+ * export keeps all three.  Undefined for raw captures.
  */
-function storedVmcoreinfo(reader: CaptureReader, manifest: Manifest): ElfNote[] {
-  if (manifest.format !== 'elf') return [];
-  const sizes = new Map(reader.files().map((f) => [f.name, f.size]));
-  for (const file of new Set(manifest.regions.map((r) => r.file))) {
-    let core;
-    try {
-      core = parseElfCore((offset, length) => reader.read(file, offset, length), sizes.get(file) ?? 0);
-    } catch (err) {
-      throw new Error(`export: reading the notes of the capture's ELF core "${file}": ${(err as Error).message}`);
-    }
-    const found = core.notes.filter((n) => n.name === NOTE_VMCOREINFO.name && n.type === NOTE_VMCOREINFO.type);
-    if (found.length > 0) return found;
+function storedCore(reader: CaptureReader, manifest: Manifest): { vmcoreinfo: ElfNote[]; vaddrOf: (r: SourceRegion) => bigint; aliases: ElfAlias[] } | undefined {
+  if (manifest.format !== 'elf' || !manifest.regions.length) return undefined;
+  const file = manifest.regions[0]!.file;
+  const size = reader.files().find((f) => f.name === file)?.size ?? 0;
+  let core;
+  try {
+    core = parseElfCore((offset, length) => reader.read(file, offset, length), size);
+  } catch (err) {
+    throw new Error(`export: reading the headers of the capture's ELF core "${file}": ${(err as Error).message}`);
   }
-  return [];
+  const { data, aliases } = splitLoads(core);
+  return {
+    vmcoreinfo: core.notes.filter((n) => n.name === NOTE_VMCOREINFO.name && n.type === NOTE_VMCOREINFO.type),
+    vaddrOf: (r) => data.find((s) => s.paddr === r.phys && s.filesz === BigInt(r.size) && s.offset === BigInt(r.offset))?.vaddr ?? 0n,
+    aliases: aliases.map((a) => ({ vaddr: a.vaddr, paddr: a.paddr, size: a.filesz })),
+  };
 }
 
 async function copyRegion(reader: CaptureReader, r: SourceRegion, f: OutputFile, progress: Progress) {
