@@ -36,7 +36,8 @@ base_packages=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd e2fsprogs 
 	gcc-aarch64-linux-gnu gcc-powerpc64le-linux-gnu gcc-powerpc-linux-gnu
 	libc6-dev-arm64-cross libc6-dev-ppc64el-cross libc6-dev-powerpc-cross
 	qemu-system-ppc device-tree-compiler
-	dkms)
+	dkms
+	crash python3-drgn gdb makedumpfile)
 
 missing_packages() {
 	local p

@@ -11,8 +11,10 @@ import * as path from 'node:path';
 
 import { formatDiagnostic } from '../config/diagnostics';
 import { DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
-import { hostElfTarget } from '../container/elf';
 import { capturedElfTarget, exportCapture, ExportFormat } from '../container/export';
+import { hostElfTarget, parseElfCore } from '../container/elf';
+import { DEFAULT_DUMP_LEVEL, exportKdump, KdumpCompression, parseDumpLevel } from '../container/kdump';
+import { describeCore } from '../container/kernel-dump';
 import { initBlockdev } from '../destinations/blockdev';
 import { destinationKey, openStoreAt } from '../destinations/registry';
 import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
@@ -94,6 +96,29 @@ function withDestOptions(cmd: Command): Command {
     .option('--profiles-dir <dirs...>', 'profile drop-in directories to find destinations in');
 }
 
+/** What the capture is to crash, drgn, gdb and makedumpfile: `show`'s last lines. */
+function contentsLines(reader: CaptureReader, m: Manifest): string[] {
+  const notADump = 'not a kernel dump: crash, drgn and makedumpfile cannot use it; read it with export --format raw or lime';
+  if (m.format !== 'elf') return [`contents: raw files of physical ranges; ${notADump}`];
+  const file = m.regions[0]?.file ?? 'core.elf';
+  let c;
+  try {
+    c = describeCore(parseElfCore((o, n) => reader.read(file, o, n), reader.files().find((f) => f.name === file)?.size ?? 0));
+  } catch (err) {
+    return [`contents: ${file} cannot be read: ${(err as Error).message}`];
+  }
+  if (!c.kernelDump) {
+    const why = c.mappedBytes > 0n ? 'no VMCOREINFO' : 'no region the kernel maps';
+    return [`contents: physical ranges only (${why}); ${notADump}`];
+  }
+  const offset = c.kernelOffset ? `, KASLR offset 0x${c.kernelOffset}` : '';
+  return [
+    `contents: kernel dump of Linux ${c.release ?? '?'}${c.buildId ? ` (build ID ${c.buildId})` : ''}${offset}; ${formatBytes(Number(c.mappedBytes))} the kernel maps, ${formatBytes(Number(c.physicalOnlyBytes))} physical-only`,
+    `open with: crash vmlinux ${file} | drgn -c ${file} -s vmlinux | gdb -ex 'symbol-file -o 0x${c.kernelOffset ?? '0'} vmlinux' -ex 'core-file ${file}'`,
+    `           physcap export ${m.id} --format kdump -o ${m.id}.kdump (makedumpfile)`,
+  ];
+}
+
 export function registerPostmortem(program: Command, cli: Cli): void {
   withDestOptions(program.command('list').description('the captures in the destinations, oldest first (like coredumpctl list)'))
     .option('--json', 'print JSON')
@@ -142,6 +167,7 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           cli.out(`            ${r.file}@${r.offset} sha256 ${r.sha256 || '-'}; ${chunks} chunks of ${formatBytes(r.chunkSize)}\n`);
         }
         for (const f of m.files) cli.out(`  file:     ${f.name} ${formatBytes(f.size)} sha256 ${f.sha256}\n`);
+        for (const line of contentsLines(reader, m)) cli.out(`  ${line}\n`);
         if (m.signature) cli.out(`  signed:   ed25519 key ${m.signature.keyId}\n`);
       } finally {
         reader.close();
@@ -177,14 +203,32 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       }
     });
 
-  withDestOptions(program.command('export').description('write a capture in another format: lime (Volatility), raw (a file per region), elf').argument('<capture>', 'id, unique id prefix, or directory'))
-    .requiredOption('--format <format>', 'lime | raw | elf')
+  withDestOptions(program.command('export').description('write a capture in another format: lime (Volatility), raw (a file per region), elf, kdump (makedumpfile: filtered, compressed; crash and drgn)').argument('<capture>', 'id, unique id prefix, or directory'))
+    .requiredOption('--format <format>', 'lime | raw | elf | kdump')
     .requiredOption('-o, --out <path>', 'the output (raw: a directory, or a file with --region); never overwritten')
     .option('--region <name>', 'raw: only this region, into one file')
+    .option('--dump-level <n>', `kdump: makedumpfile -d, pages to leave out: a sum of 1 zero, 2 cache, 4 cache private, 8 user data, 16 free (default ${DEFAULT_DUMP_LEVEL}; 23 where makedumpfile is older than the kernel's slab layout)`)
+    .option('--compress <kind>', 'kdump: zlib | lzo | none (default zlib)')
     .option('--json', 'print JSON')
-    .action(async (ref: string, o: DestOpts & { format: string; out: string; region?: string; json?: boolean }) => {
-      if (!['lime', 'raw', 'elf'].includes(o.format)) {
-        cli.err(`physcap: --format must be lime, raw or elf, not "${o.format}"\n`);
+    .action(async (ref: string, o: DestOpts & { format: string; out: string; region?: string; dumpLevel?: string; compress?: string; json?: boolean }) => {
+      if (!['lime', 'raw', 'elf', 'kdump'].includes(o.format)) {
+        cli.err(`physcap: --format must be lime, raw, elf or kdump, not "${o.format}"\n`);
+        return cli.setCode(2);
+      }
+      if (o.format !== 'kdump' && (o.dumpLevel !== undefined || o.compress !== undefined)) {
+        cli.err('physcap: --dump-level and --compress are for --format kdump\n');
+        return cli.setCode(2);
+      }
+      let dumpLevel: number | undefined;
+      try {
+        if (o.dumpLevel !== undefined) dumpLevel = parseDumpLevel(o.dumpLevel);
+      } catch (err) {
+        cli.err(`physcap: ${(err as Error).message}\n`);
+        return cli.setCode(2);
+      }
+      const compression = (o.compress ?? 'zlib') as KdumpCompression;
+      if (!['zlib', 'lzo', 'none'].includes(compression)) {
+        cli.err(`physcap: --compress must be zlib, lzo or none, not "${o.compress}"\n`);
         return cli.setCode(2);
       }
       const { store, id, others } = findCapture(ref, o, cli);
@@ -203,6 +247,14 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           } catch {
             target = undefined;
           }
+        }
+        if (o.format === 'kdump') {
+          const res = await exportKdump({ reader, manifest, out: path.resolve(o.out), dumpLevel, compression, target, onProgress: progress?.update });
+          progress?.stop();
+          for (const w of res.warnings) cli.err(`physcap: warning: ${w}\n`);
+          if (o.json) cli.out(`${JSON.stringify(res)}\n`);
+          else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}  (makedumpfile -d ${res.dumpLevel})\n`);
+          return;
         }
         const res = await exportCapture({ reader, manifest, format: o.format as ExportFormat, out: path.resolve(o.out), region: o.region, target, onProgress: progress?.update });
         progress?.stop();
