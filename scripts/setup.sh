@@ -11,6 +11,9 @@
 #     powerpc), kernel build tools, qemu-system-ppc and dtc
 #     (scripts/cross/trees.sh, run by scripts/build.js, prepares the trees);
 #   - dkms, for the test that builds the module the way users install it;
+#   - crash, python3-drgn, gdb and makedumpfile: the post-mortem tools the
+#     tests open captures with, and makedumpfile for export --format kdump
+#     (the kernels' debug vmlinux: scripts/debug-vmlinux.sh);
 #   - the npm dependencies.
 # Writes build/kernels.json: the kernels the tests and the demo boot.
 set -euo pipefail
