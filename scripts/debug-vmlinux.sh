@@ -51,17 +51,13 @@ for rel in $releases; do
 	fi
 	id=$(elf_build_id "$vmlinux")
 	[ -n "$id" ] || { log "$vmlinux has no build ID"; exit 1; }
-	entries+=("{\"release\": \"$rel\", \"vmlinux\": \"$vmlinux\", \"buildId\": \"$id\"}")
+	entries+=("$rel $vmlinux $id")
 done
 
-{
-	printf '[\n'
-	sep=''
-	for e in "${entries[@]}"; do
-		printf '%s  %s' "$sep" "$e"
-		sep=$',\n'
-	done
-	printf '\n]\n'
-} > "$build/debug-vmlinux.json.tmp"
+printf '%s\n' "${entries[@]}" | node -e '
+	const lines = require("fs").readFileSync(0, "utf8").trim().split("\n");
+	const list = lines.map((l) => { const [release, vmlinux, buildId] = l.split(" "); return { release, vmlinux, buildId }; });
+	process.stdout.write(JSON.stringify(list, null, 2) + "\n");
+' > "$build/debug-vmlinux.json.tmp"
 mv "$build/debug-vmlinux.json.tmp" "$build/debug-vmlinux.json"
 log "ready: $(printf '%s ' $releases)"

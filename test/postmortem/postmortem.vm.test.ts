@@ -192,7 +192,11 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const throughout = b.filter((p) => a.includes(p));
     expect(throughout.filter((p) => !d.pids.includes(p)).map(name)).toEqual([]);
     if (b.join() === a.join()) expect(d.pids.map(name)).toEqual(b.map(name));
-    process.stdout.write(`kernel ${kernel.release}: drgn counts ${d.pids.length} tasks; the guest ${b.length} before the capture, ${a.length} after (the capture's own process left out)\n`);
+    const only = (xs: number[], ys: number[]) => xs.filter((p) => !ys.includes(p)).map(name).join(', ') || 'none';
+    process.stdout.write(
+      `kernel ${kernel.release}: drgn counts ${d.pids.length} tasks; the guest ${b.length} before the capture, ${a.length} after ` +
+        `(the capture's own process left out; gone during it: ${only(b, a)}; new: ${only(a, b)}; drgn's beyond both: ${only(d.pids, [...b, ...a])})\n`,
+    );
   };
 
   test('drgn: init_task.comm, the tasks and the kernel log of the guest', () => {

@@ -33,7 +33,7 @@ export interface CapturePlan {
   target?: ElfTarget;
   /** Where the kernel maps the regions (ELF captures of the running kernel's memory, imports that say). */
   kernel?: KernelView;
-  /** Why a kernel-source ELF capture has no kernel view (an older physcap.ko): said once in the log. */
+  /** Why a kernel-source ELF capture has no kernel view (an older physcap.ko): the capture logs it as a warning. */
   kernelViewMissing?: string;
   started: Date;
   /** Data files' size, upper bound (headers and alignment included). */

@@ -158,6 +158,12 @@ export async function exportKdump(o: KdumpOptions): Promise<ExportResult & { dum
     }
     const args = [...COMPRESSION_FLAG[o.compression], '-d', String(dumpLevel), source, partial];
     const log = await runMakedumpfile(bin, args);
+    const fd = fs.openSync(partial, 'r');
+    try {
+      fs.fsyncSync(fd); // on disk before it has its name
+    } finally {
+      fs.closeSync(fd);
+    }
     // link(2) never replaces: an output that appeared meanwhile is kept.
     try {
       fs.linkSync(partial, out);

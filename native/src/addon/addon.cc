@@ -80,14 +80,22 @@ std::string str(const Napi::Object& o, const char* key) {
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
 }
 
+// One query ioctl on a descriptor of its own: open, call, close; a
+// Node-style error naming the step that failed.
+template <typename T>
+T device_query(Napi::Env env, int (*call)(int, T*), const char* syscall, const char* what) {
+  int fd = physcap::device_open();
+  if (fd < 0) throw_errno(env, fd, "open", physcap::kDevicePath, what);
+  T out;
+  int r = call(fd, &out);
+  close(fd);
+  if (r) throw_errno(env, r, syscall, physcap::kDevicePath, what);
+  return out;
+}
+
 Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = physcap::device_open();
-  if (fd < 0) throw_errno(env, fd, "open", physcap::kDevicePath, "reading physcap.ko's INFO");
-  physcap_info di;
-  int r = physcap::device_info(fd, &di);
-  close(fd);
-  if (r) throw_errno(env, r, "ioctl(PHYSCAP_IOC_INFO)", physcap::kDevicePath, "reading physcap.ko's INFO");
+  physcap_info di = device_query(env, physcap::device_info, "ioctl(PHYSCAP_IOC_INFO)", "reading physcap.ko's INFO");
   Napi::Object o = Napi::Object::New(env);
   o.Set("abiVersion", di.abi_version);
   o.Set("pageSize", di.page_size);
@@ -101,12 +109,7 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
 // (bigints): where the running kernel maps memory, from physcap.ko.
 Napi::Value KernelMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = physcap::device_open();
-  if (fd < 0) throw_errno(env, fd, "open", physcap::kDevicePath, "reading physcap.ko's KERNEL_MAP");
-  physcap_kernel_map km;
-  int r = physcap::device_kernel_map(fd, &km);
-  close(fd);
-  if (r) throw_errno(env, r, "ioctl(PHYSCAP_IOC_KERNEL_MAP)", physcap::kDevicePath, "reading physcap.ko's KERNEL_MAP (ABI 3)");
+  physcap_kernel_map km = device_query(env, physcap::device_kernel_map, "ioctl(PHYSCAP_IOC_KERNEL_MAP)", "reading physcap.ko's KERNEL_MAP (ABI 3)");
   Napi::Object o = Napi::Object::New(env);
   o.Set("directMapVirt", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_virt)));
   o.Set("directMapStart", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_start)));
