@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { parseLime } from '../../agent/src/container/lime';
 import { validators } from '../../agent/src/config/schemas';
 import { DirStore } from '../../agent/src/destinations/dir';
-import { entryHash } from '../../agent/src/manifest/chain';
+import { entryHash, parseEntry, serializeEntry } from '../../agent/src/manifest/chain';
+import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { verifyCapture } from '../../agent/src/manifest/verify';
 import { captureNow, imageProfile, makeImage, MiB, physcap, sha256, writeProfile } from './helpers';
@@ -218,6 +219,59 @@ describe('signatures', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/FAIL\s+signed by key [0-9a-f]{64}, not by the pinned key/);
     execFileSync('sha256sum', ['-c', '--quiet', 'SHA256SUMS'], { cwd: o.location });
+  });
+
+  test('a forgery without the key (bytes rewritten, every digest, the sums and the chain redone, the signature removed) fails verify --key', async () => {
+    const keys = path.join(work, 'forge-keys');
+    fs.mkdirSync(keys);
+    await physcap(['keygen', '-o', path.join(keys, 'site')]);
+    const dest = path.join(work, 'forged');
+    const p = writeProfile(work, 'forged', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], chunk: '256KiB', extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }));
+    const o = await captureNow(p);
+    const pub = path.join(keys, 'site.pub');
+    expect((await physcap(['verify', o.location, '--key', pub])).code).toBe(0);
+
+    // The attacker: new bytes in the region, then everything that describes them made to agree.
+    const m = manifestOf(o.location);
+    const core = path.join(o.location, 'core.elf');
+    const bytes = fs.readFileSync(core);
+    const r = m.regions[0]!;
+    bytes.write('forged!', r.offset + 1000, 'latin1');
+    fs.writeFileSync(core, bytes);
+    const region = bytes.subarray(r.offset, r.offset + r.size);
+    r.sha256 = sha256(region);
+    r.chunks = Array.from({ length: r.size / r.chunkSize }, (_, i) => sha256(region.subarray(i * r.chunkSize, (i + 1) * r.chunkSize)));
+    m.files[0]!.sha256 = sha256(bytes);
+    delete m.signature;
+    const text = `${JSON.stringify(m, null, 2)}\n`;
+    fs.writeFileSync(path.join(o.location, 'manifest.json'), text);
+    fs.rmSync(path.join(o.location, 'manifest.json.sig'));
+    fs.writeFileSync(path.join(o.location, 'SHA256SUMS'), sumsFile([...m.files, { name: 'manifest.json', sha256: sha256(Buffer.from(text)) }]));
+    const lines = fs.readFileSync(path.join(dest, 'index.jsonl'), 'utf8').trim().split('\n');
+    let prev: string | null = null;
+    const rechained = lines.map((line) => {
+      const e = parseEntry(line);
+      const forged = serializeEntry({ ...e, prev, ...(e.id === m.id ? { manifestSha256: sha256(Buffer.from(text)) } : {}) });
+      prev = entryHash(forged);
+      return forged;
+    });
+    fs.writeFileSync(path.join(dest, 'index.jsonl'), `${rechained.join('\n')}\n`);
+
+    // Everything a forger can make agree does: only the missing signature gives it away.
+    execFileSync('sha256sum', ['-c', '--quiet', 'SHA256SUMS'], { cwd: o.location });
+    expect((await physcap(['verify', o.location])).code).toBe(0);
+    const pinned = await physcap(['verify', o.location, '--key', pub]);
+    expect(pinned.code).toBe(1);
+    expect(pinned.stdout).toMatch(/FAIL\s+the capture is not signed, but a key is pinned \(--key\)/);
+  });
+
+  test('a file planted in a capture directory is reported by verify', async () => {
+    const dest = path.join(work, 'planted');
+    const o = await captureNow(writeProfile(work, 'planted', imageProfile({ image: img.file, dest, regions: [['low', 0, 64 * 1024]] })));
+    fs.writeFileSync(path.join(o.location, 'README.txt'), 'trust me\n');
+    const v = await physcap(['verify', o.location]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/FAIL\s+README\.txt is not part of the capture \(the manifest does not list it\)/);
   });
 });
 

@@ -176,7 +176,7 @@ export function registerPostmortem(program: Command, cli: Cli): void {
     });
 
   withDestOptions(program.command('verify').description('re-hash every file, region and chunk; check SHA256SUMS, the ELF headers, the index chain and the signature').argument('<capture>', 'id, unique id prefix, or directory'))
-    .option('--key <public.pem>', 'the signature must be by this ed25519 public key')
+    .option('--key <public.pem>', 'the capture must be signed, by this ed25519 public key')
     .option('--require-signature', 'an unsigned capture fails')
     .option('--json', 'print JSON')
     .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; json?: boolean }) => {

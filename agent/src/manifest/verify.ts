@@ -163,6 +163,11 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
         else if (keyId !== m.signature.keyId) problems.push(`${SIGNATURE_FILE} is by key ${keyId}, the manifest says ${m.signature.keyId}`);
         else passed.push(`signature: ed25519 by key ${keyId}${o.publicKey ? ' (the pinned key)' : ' (not pinned: pass --key to check who signed)'}`);
       }
+    } else if (o.publicKey) {
+      // A forger without the key can make every digest, the sums and the
+      // chain agree; what he cannot make is a signature.  So a pinned key
+      // means a signature is required.
+      problems.push('the capture is not signed, but a key is pinned (--key): only a signature by that key proves who wrote it');
     } else if (o.requireSignature) problems.push('the capture is not signed');
 
     // Every file, once; region and chunk digests from the same pass.
@@ -206,6 +211,10 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
       sidecars.delete(f.name);
     }
     for (const s of sidecars) problems.push(`chunk sidecar ${s} is not listed among the manifest's files`);
+
+    // Nothing else: a file planted beside the capture's own is reported.
+    const own = new Set(['manifest.json', SUMS_FILE, ...m.files.map((f) => f.name), ...(m.signature ? [m.signature.file] : [])]);
+    for (const name of names) if (!own.has(name)) problems.push(`${name} is not part of the capture (the manifest does not list it)`);
 
     // SHA256SUMS: what `sha256sum -c` would check, checked the same way.
     if (!names.has(SUMS_FILE)) problems.push(`${SUMS_FILE} is missing`);
