@@ -52,7 +52,7 @@ const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_60
 /** Milliseconds, or an Error.  A plain number means seconds. */
 export function parseDuration(value: unknown): number | Error {
   if (typeof value === 'number') {
-    return Number.isFinite(value) && value >= 0 ? value * 1000 : new Error(`${value} is not a duration`);
+    return Number.isFinite(value) && value >= 0 ? withinRange(value * 1000, String(value)) : new Error(`${value} is not a duration`);
   }
   if (typeof value !== 'string') return new Error('a duration must be a number of seconds or a string such as "30s"');
   const parts = [...value.matchAll(/([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*/g)];
@@ -60,7 +60,12 @@ export function parseDuration(value: unknown): number | Error {
   if (!parts.length || rebuilt.trim() !== value.trim()) {
     return new Error(`"${value}" is not a duration (expected e.g. 30s, 5m, 1h30m)`);
   }
-  return parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_MS[p[2]!]!, 0);
+  return withinRange(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_MS[p[2]!]!, 0), JSON.stringify(value));
+}
+
+/** Timers stay exact to the millisecond up to 2^53 ms (285,000 years); past that, an error rather than a surprise. */
+function withinRange(ms: number, text: string): number | Error {
+  return Number.isFinite(ms) && ms <= Number.MAX_SAFE_INTEGER ? ms : new Error(`${text} is too long a duration (at most ${Math.floor(Number.MAX_SAFE_INTEGER / 86_400_000)}d)`);
 }
 
 /** A physical address from its hex string. */
