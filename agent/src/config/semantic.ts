@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 
 import { parseIomem } from '../capture/iomem';
 import { Diagnostic, Severity } from './diagnostics';
+import { compileLinear } from '../core/linear-regexp';
 import { parseAddress, parseDuration, parseSize } from './units';
 import { YamlSource } from './yaml-source';
 
@@ -112,7 +113,12 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
         try {
           new RegExp(pat);
         } catch (e) {
-          add('error', `${p}/patterns/${j}`, `not a regular expression: ${(e as Error).message}`);
+          return void add('error', `${p}/patterns/${j}`, `not a regular expression: ${(e as Error).message}`);
+        }
+        try {
+          compileLinear(pat);
+        } catch (e) {
+          add('error', `${p}/patterns/${j}`, `not usable: ${(e as Error).message}`);
         }
       });
     }

@@ -49,3 +49,16 @@ test("the schema's preset names are exactly the presets here", () => {
   };
   expect([...schema.properties.presets.items.enum].sort()).toEqual(Object.keys(KMSG_PRESETS).sort());
 });
+
+test("a profile's pattern that backtracks catastrophically still answers at once: kernel lines of any length are matched in linear time", () => {
+  const m = new KmsgMatcher([], ['^(a+)+$', '(x+x+)+y']);
+  // With a backtracking engine each of these would take longer than the universe has left.
+  expect(m.match(parseKmsgRecord(`3,1,1,-;${'a'.repeat(100_000)}!`)!)).toBeUndefined();
+  expect(m.match(parseKmsgRecord(`3,2,1,-;${'x'.repeat(100_000)}`)!)).toBeUndefined();
+  expect(m.match(parseKmsgRecord(`3,3,1,-;${'a'.repeat(40)}`)!)).toMatchObject({ rule: 'pattern:0' });
+});
+
+test('a pattern that needs backtracking is refused with the reason', () => {
+  expect(() => new KmsgMatcher([], ['(a)\\1'])).toThrow(/needs backtracking \(a backreference or a lookaround\)/);
+  expect(() => new KmsgMatcher([], ['(?<=x)y'])).toThrow(/needs backtracking/);
+});

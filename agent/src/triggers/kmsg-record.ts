@@ -5,6 +5,8 @@
  * continuation lines " KEY=value" (Documentation/ABI/testing/dev-kmsg).
  * PRIO is facility * 8 + level; MESSAGE escapes non-printables as \xNN.
  */
+import { compileLinear } from '../core/linear-regexp';
+
 export interface KmsgRecord {
   level: number;
   facility: number;
@@ -77,7 +79,8 @@ export class KmsgMatcher {
         if (!re) throw new Error(`unknown kmsg preset "${name}"`);
         return { rule: name, re };
       }),
-      ...patterns.map((p, i) => ({ rule: `pattern:${i}`, re: new RegExp(p) })),
+      // Any user can put text in the kernel log: linear time, so no line stalls the agent.
+      ...patterns.map((p, i) => ({ rule: `pattern:${i}`, re: compileLinear(p) })),
     ];
   }
 
