@@ -2,14 +2,18 @@
 /*
  * Physical range checks and classification against the iomem resource tree.
  *
- * A range is split into segments of memory (System RAM, or memory the
- * firmware reserved: crash logs, trace buffers, ACPI tables) and device
- * memory (PCI BARs, ROMs, APICs).  Bytes covered by no resource at all are
- * refused: there is nothing there to capture.
+ * A range is split into segments of memory (System RAM, or RAM the kernel
+ * keeps reserved: crash logs, trace buffers, ACPI tables) and device
+ * memory (PCI BARs, ROMs, APICs, and "Reserved" ranges the firmware did not
+ * report as RAM).  Bytes covered by no resource at all are refused: there
+ * is nothing there to capture.
  */
 #include <linux/ioport.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
+#ifdef CONFIG_X86
+#include <asm/e820/api.h>
+#endif
 
 #include "physcap.h"
 
@@ -41,6 +45,49 @@ int physcap_range_check(u64 phys, u64 len)
 	return 0;
 }
 
+#ifdef CONFIG_X86
+/*
+ * The e820 types that are not RAM, as the firmware reported them: a range
+ * the kernel lists as "Reserved" is RAM only if none of these covers any
+ * of it in the firmware's own table (e820_table_firmware, untouched by
+ * memmap=) and RAM does.
+ */
+static const enum e820_type physcap_e820_not_ram[] = {
+	E820_TYPE_RESERVED, E820_TYPE_ACPI, E820_TYPE_NVS, E820_TYPE_UNUSABLE,
+	E820_TYPE_PMEM, E820_TYPE_PRAM, E820_TYPE_SOFT_RESERVED,
+};
+
+static bool physcap_ram_backed(u64 start, u64 end)
+{
+	unsigned int i;
+
+	if (!e820__mapped_raw_any(start, end + 1, E820_TYPE_RAM))
+		return false;
+	for (i = 0; i < ARRAY_SIZE(physcap_e820_not_ram); i++)
+		if (e820__mapped_raw_any(start, end + 1, physcap_e820_not_ram[i]))
+			return false;
+	return true;
+}
+#else
+/*
+ * Device-tree platforms: reserved resources are carve-outs of the /memory
+ * nodes (reserved-memory), which are RAM; device windows have their own
+ * resources and are not "Reserved".
+ */
+static bool physcap_ram_backed(u64 start, u64 end)
+{
+	return true;
+}
+#endif
+
+/*
+ * What may be read as memory.  "Reserved" alone says nothing about what
+ * is behind a range: RAM the kernel was told to leave alone (memmap=, a
+ * crash-log carve-out), or a chipset's registers, the firmware flash and
+ * empty address space, where a read can have side effects.  Those count
+ * as device memory: refused without PHYSCAP_WRITE_ALLOW_MMIO, bounced
+ * with it.
+ */
 static bool physcap_desc_is_memory(const struct resource *res)
 {
 	if ((res->flags & IORESOURCE_SYSTEM_RAM) == IORESOURCE_SYSTEM_RAM)
@@ -48,6 +95,7 @@ static bool physcap_desc_is_memory(const struct resource *res)
 
 	switch (res->desc) {
 	case IORES_DESC_RESERVED:
+		return physcap_ram_backed(res->start, res->end);
 	case IORES_DESC_ACPI_TABLES:
 	case IORES_DESC_ACPI_NV_STORAGE:
 	case IORES_DESC_PERSISTENT_MEMORY:

@@ -41,6 +41,11 @@ stats() {
 insmod $MOD || { echo "insmod $MOD failed"; exit 10; }
 rec info - "$($C info)"
 rec question - "$($C devmem ${hex(trace.start)} 4096 $D/question.bin --direct)"
+# "Reserved" that the firmware did not report as RAM: the EBDA, the BIOS
+# flash, QEMU's reserved window above 1 TiB; read only with ALLOW_MMIO.
+rec reserved-ebda - "$($C write 0x9f000 4096 $D/ebda.bin)"
+rec reserved-flash - "$($C write 0xfffc0000 4096 $D/flash.bin)"
+rec reserved-high - "$($C write 0xfd00000000 4096 $D/high.bin)"
 ${perRange}
 
 ${concurrent}

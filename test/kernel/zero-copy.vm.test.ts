@@ -133,6 +133,12 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     expect(offset > 0xffff_ffff_8000_0000n - (1536n << 20n) && offset < 0xffff_ffff_c000_0000n).toBe(true);
   });
 
+  test('"Reserved" that the firmware did not report as RAM is device memory: EACCES without ALLOW_MMIO (EBDA, BIOS flash, the window above 1 TiB)', () => {
+    for (const label of ['reserved-flash', 'reserved-high']) expect(one<{ ok: boolean; errno: string }>(label)).toMatchObject({ ok: false, errno: 'EACCES' });
+    // 0x9f000 starts in System RAM and runs into the EBDA: one byte of device memory refuses the whole write.
+    expect(one<{ ok: boolean; errno: string }>('reserved-ebda')).toMatchObject({ ok: false, errno: 'EACCES' });
+  });
+
   test("the question's way fails here too: mmap(/dev/mem) + O_DIRECT write gives EFAULT", () => {
     expect(one<{ errno: string }>('question').errno).toBe('EFAULT');
   });

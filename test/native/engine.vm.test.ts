@@ -3,7 +3,7 @@
  * checked against the host's ground truth: the digests the engine reports
  * and the bytes on disk (read on the host from the disk images).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -62,6 +62,26 @@ hash:
 `;
 }
 
+/** One page at the job's $bad (name:address), from source $src, to $D/refused: the shell expands it. */
+function badProfile(): string {
+  return `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: \${bad%%:*}-$src
+regions:
+  - name: \${bad%%:*}
+    start: "\${bad#*:}"
+    size: 4096
+triggers:
+  - kind: control
+destination:
+  kind: dir
+  path: $D/refused
+  retention: { keep_free: 0 }
+source:
+  kind: $src
+`;
+}
+
 function job(module: string): string {
   const offsets = rawOffsets(BOARD_RANGES);
   const requests: object[] = [];
@@ -108,6 +128,14 @@ ${elfProfile('board-elf-blockdev', '  kind: blockdev\n  device: $SLOW')}YAML
 node ${guestCli} capture-dir capture $P/board-elf-dir.yaml --json
 node ${guestCli} capture-blockdev capture $P/board-elf-blockdev.yaml --json
 for c in $D/${ELF_DIR}/*/; do node ${guestCli} verify-dir verify \${c%/} --json; done
+# Not memory: refused before anything is written, by both sources alike.
+for src in kernel devmem; do
+	for bad in flash:0xfffc0000 hole:0xf000000000; do
+		cat > $P/\${bad%%:*}-$src.yaml <<YAML
+${badProfile()}YAML
+		node ${guestCli} refused-\${bad%%:*}-$src capture $P/\${bad%%:*}-$src.yaml --json
+	done
+done
 node ${guestCli} list-blockdev list --dest $SLOW --json
 exit $rc
 `;
@@ -169,6 +197,18 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
   test('an existing capture is never overwritten', () => {
     expect(get('kernel-overwrite')).toMatchObject({ ok: false, code: 'EEXIST', syscall: 'open' });
     expect(run.scratchFileSha256('/kernel-trace.bin', 16 * 2 ** 20)).toBe(run.truth('trace').sha256);
+  });
+
+  test.each(['kernel', 'devmem'])('%s source: "Reserved" without RAM behind it and a hole are refused before anything is written, saying why', (src) => {
+    const flash = cliRecord(run, `refused-flash-${src}`);
+    expect(flash.rc).not.toBe(0);
+    expect(flash.stderr).toMatch(/region flash: 0xfffc0000-0xfffc0fff is "Reserved", but the firmware did not report RAM there .* set allow_device: true on the region/);
+    const hole = cliRecord(run, `refused-hole-${src}`);
+    expect(hole.rc).not.toBe(0);
+    expect(hole.stderr).toMatch(/region hole: 0xf000000000-0xf000000fff is in no \/proc\/iomem resource/);
+    // Nothing was begun in the destination.
+    const ls = spawnSync('debugfs', ['-R', 'ls -l /refused', run.images.scratch], { encoding: 'utf8' });
+    expect(ls.stdout).not.toMatch(/(flash|hole)-/);
   });
 
   // The issue's interop requirement: an ELF capture of reserved ranges

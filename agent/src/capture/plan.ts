@@ -12,6 +12,7 @@ import type { ElfTarget } from '../container/elf';
 import type { SourceKind } from '../native/binding';
 import { resolveIomem } from './iomem';
 import { KernelView, kernelView, readKernelMemory } from './kernel-memory';
+import { checkReadable, readFirmwareRam } from './memory-map';
 
 export interface PlannedRegion {
   name: string;
@@ -77,9 +78,12 @@ export function resolveRegions(p: Profile, iomemFile = '/proc/iomem'): PlannedRe
   return out;
 }
 
-export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?: string; devicePath?: string } = {}): CapturePlan {
+export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?: string; devicePath?: string; firmwareMapDir?: string } = {}): CapturePlan {
   const regions = resolveRegions(p, o.iomemFile);
   const source = chooseSource(p, o.devicePath);
+  // Physical memory sources read only what is memory (physcap.ko applies
+  // the same rule); said here, before anything is written, by region.
+  if (source !== 'image') checkReadable(regions, fs.readFileSync(o.iomemFile ?? '/proc/iomem', 'utf8'), readFirmwareRam(o.firmwareMapDir));
   // Only the module knows the running kernel's mapping; a devmem or image
   // capture keeps p_vaddr 0 (physical addresses only), as before.
   if (p.output.format !== 'elf' || source !== 'kernel') return planOf(p, regions, source, o);
