@@ -11,8 +11,8 @@ import * as path from 'node:path';
 
 import { formatDiagnostic } from '../config/diagnostics';
 import { DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
-import { capturedElfTarget, exportCapture, ExportFormat } from '../container/export';
-import { hostElfTarget, parseElfCore } from '../container/elf';
+import { hostElfTarget } from '../container/elf';
+import { capturedElfTarget, exportCapture, ExportFormat, storedElfCore } from '../container/export';
 import { DEFAULT_DUMP_LEVEL, exportKdump, KdumpCompression, parseDumpLevel } from '../container/kdump';
 import { describeCore } from '../container/kernel-dump';
 import { initBlockdev } from '../destinations/blockdev';
@@ -103,7 +103,7 @@ function contentsLines(reader: CaptureReader, m: Manifest): string[] {
   const file = m.regions[0]?.file ?? 'core.elf';
   let c;
   try {
-    c = describeCore(parseElfCore((o, n) => reader.read(file, o, n), reader.files().find((f) => f.name === file)?.size ?? 0));
+    c = describeCore(storedElfCore(reader, m)!);
   } catch (err) {
     return [`contents: ${file} cannot be read: ${(err as Error).message}`];
   }

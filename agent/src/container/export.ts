@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import type { CaptureReader } from '../destinations/types';
 import type { Manifest } from '../manifest/types';
-import { ElfAlias, ElfNote, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, hostElfTarget, layoutElfCore, parseElfCore, splitLoads } from './elf';
+import { ElfAlias, ElfCore, ElfNote, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, hostElfTarget, layoutElfCore, parseElfCore, splitLoads } from './elf';
 import { limeHeader } from './lime';
 
 export type ExportFormat = 'lime' | 'raw' | 'elf';
@@ -150,17 +150,26 @@ async function exportElf(reader: CaptureReader, manifest: Manifest, regions: Sou
 }
 
 /**
+ * The core of an ELF capture, headers and notes, read through the
+ * capture's reader (a directory or a dump partition alike); undefined for
+ * raw captures.  Throws what parseElfCore says is wrong.
+ */
+export function storedElfCore(reader: CaptureReader, manifest: Manifest): ElfCore | undefined {
+  if (manifest.format !== 'elf' || !manifest.regions.length) return undefined;
+  const file = manifest.regions[0]!.file;
+  const size = reader.files().find((f) => f.name === file)?.size ?? 0;
+  return parseElfCore((offset, length) => reader.read(file, offset, length), size);
+}
+
+/**
  * The machine and byte order an ELF capture was stored in (its core's
  * header): what an ELF export of it must keep.  A capture imported from a
  * big-endian board was made on a little-endian host, so the manifest's
  * host cannot say.  Undefined for raw captures.
  */
 export function capturedElfTarget(reader: CaptureReader, manifest: Manifest): ElfTarget | undefined {
-  if (manifest.format !== 'elf' || !manifest.regions.length) return undefined;
-  const file = manifest.regions[0]!.file;
-  const size = reader.files().find((f) => f.name === file)?.size ?? 0;
   try {
-    return parseElfCore((offset, length) => reader.read(file, offset, length), size).target;
+    return storedElfCore(reader, manifest)?.target;
   } catch {
     return undefined;
   }
@@ -173,15 +182,13 @@ export function capturedElfTarget(reader: CaptureReader, manifest: Manifest): El
  * export keeps all three.  Undefined for raw captures.
  */
 function storedCore(reader: CaptureReader, manifest: Manifest): { vmcoreinfo: ElfNote[]; vaddrOf: (r: SourceRegion) => bigint; aliases: ElfAlias[] } | undefined {
-  if (manifest.format !== 'elf' || !manifest.regions.length) return undefined;
-  const file = manifest.regions[0]!.file;
-  const size = reader.files().find((f) => f.name === file)?.size ?? 0;
   let core;
   try {
-    core = parseElfCore((offset, length) => reader.read(file, offset, length), size);
+    core = storedElfCore(reader, manifest);
   } catch (err) {
-    throw new Error(`export: reading the headers of the capture's ELF core "${file}": ${(err as Error).message}`);
+    throw new Error(`export: reading the headers of the capture's ELF core "${manifest.regions[0]!.file}": ${(err as Error).message}`);
   }
+  if (!core) return undefined;
   const { data, aliases } = splitLoads(core);
   return {
     vmcoreinfo: core.notes.filter((n) => n.name === NOTE_VMCOREINFO.name && n.type === NOTE_VMCOREINFO.type),

@@ -19,9 +19,8 @@ import * as path from 'node:path';
 
 import type { CaptureReader } from '../destinations/types';
 import type { Manifest } from '../manifest/types';
-import { parseElfCore } from './elf';
 import type { ElfTarget } from './elf';
-import { exportCapture, ExportResult } from './export';
+import { exportCapture, ExportResult, storedElfCore } from './export';
 import { CoreContents, describeCore } from './kernel-dump';
 
 export type KdumpCompression = 'zlib' | 'lzo' | 'none';
@@ -82,11 +81,9 @@ export function parseDumpLevel(text: string): number {
 function kernelDumpOf(reader: CaptureReader, manifest: Manifest): CoreContents {
   const refuse = (why: string) => Object.assign(new Error(`export: capture ${manifest.id} ${why}`), { code: 'EINVAL' });
   if (manifest.format !== 'elf') throw refuse('is in raw format; a kdump file is made from an ELF capture of kernel memory');
-  const file = manifest.regions[0]?.file ?? 'core.elf';
-  const size = reader.files().find((f) => f.name === file)?.size ?? 0;
   let contents;
   try {
-    contents = describeCore(parseElfCore((offset, length) => reader.read(file, offset, length), size));
+    contents = describeCore(storedElfCore(reader, manifest)!);
   } catch (err) {
     throw refuse(`cannot be read: ${(err as Error).message}`);
   }
