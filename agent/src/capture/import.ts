@@ -12,14 +12,12 @@
  * region names, time) is kept in the manifest's trigger and in the new
  * core's note.
  */
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 
 import type { DestinationSpec, Profile } from '../config/profile';
 import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../container/elf';
 import type { ElfCore } from '../container/elf';
+import { fileSha256 } from '../core/file-sha256';
 import type { CaptureStore } from '../destinations/types';
 import { eventId } from '../triggers/event';
 import { CaptureOptions, CaptureOutcome, runCapture } from './pipeline';
@@ -106,13 +104,6 @@ function destinationOf(store: CaptureStore): DestinationSpec {
     : { kind: 'blockdev', device: store.location, init: 'never' };
 }
 
-/** SHA-256 of the file as imported: the manifest's profile.sha256, so the board's original can be matched later. */
-async function fileSha256(file: string): Promise<string> {
-  const hash = crypto.createHash('sha256');
-  await pipeline(fs.createReadStream(file, { highWaterMark: 4 << 20 }), hash);
-  return hash.digest('hex');
-}
-
 export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'store' | 'plan' | 'vmcoreinfo' | 'note'> = {}): Promise<CaptureOutcome> {
   const name = input.name ?? 'import';
   if (!NAME.test(name)) throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
@@ -133,6 +124,7 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
     priority: 0,
     labels: {},
     file,
+    // The file as imported: the board's original can be matched later.
     textSha256: await fileSha256(file),
   };
   const plan = planOf(profile, regions, 'image', { target: core.target, id: o.id, kernel });
