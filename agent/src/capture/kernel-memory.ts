@@ -18,8 +18,6 @@
  * RAM and where the image lies physically come from /proc/iomem, as
  * kexec-tools reads them ("System RAM", "Kernel code" ... "Kernel bss").
  */
-import * as fs from 'node:fs';
-
 import type { ElfAlias } from '../container/elf';
 import { kernelMap, KernelMap } from '../native/binding';
 import { IomemRange, parseIomem } from './iomem';
@@ -60,17 +58,17 @@ export function parseKernelMemory(map: KernelMap, iomemText: string): KernelMemo
 }
 
 /**
- * The running kernel's, from physcap.ko and /proc/iomem; null (and why)
- * where it cannot be had: no module, one older than ABI 3, no root.
+ * The running kernel's, from physcap.ko and /proc/iomem's text; null (and
+ * why) where it cannot be had: no module, one older than ABI 3, no root.
  */
-export function readKernelMemory(iomemFile = '/proc/iomem'): { memory: KernelMemory | null; why?: string } {
+export function readKernelMemory(iomemText: string): { memory: KernelMemory | null; why?: string } {
   let map: KernelMap;
   try {
     map = kernelMap();
   } catch (err) {
     return { memory: null, why: (err as Error).message };
   }
-  return { memory: parseKernelMemory(map, fs.readFileSync(iomemFile, 'utf8')) };
+  return { memory: parseKernelMemory(map, iomemText) };
 }
 
 /** Each region's direct-map address (0n where the kernel does not map all of it there), and the image's alias. */

@@ -81,13 +81,15 @@ export function resolveRegions(p: Profile, iomemFile = '/proc/iomem'): PlannedRe
 export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?: string; devicePath?: string; firmwareMapDir?: string } = {}): CapturePlan {
   const regions = resolveRegions(p, o.iomemFile);
   const source = chooseSource(p, o.devicePath);
+  if (source === 'image') return planOf(p, regions, source, o);
+  const iomemText = fs.readFileSync(o.iomemFile ?? '/proc/iomem', 'utf8');
   // Physical memory sources read only what is memory (physcap.ko applies
   // the same rule); said here, before anything is written, by region.
-  if (source !== 'image') checkReadable(regions, fs.readFileSync(o.iomemFile ?? '/proc/iomem', 'utf8'), readFirmwareRam(o.firmwareMapDir));
-  // Only the module knows the running kernel's mapping; a devmem or image
-  // capture keeps p_vaddr 0 (physical addresses only), as before.
+  checkReadable(regions, iomemText, readFirmwareRam(o.firmwareMapDir));
+  // Only the module knows the running kernel's mapping; a devmem capture
+  // keeps p_vaddr 0 (physical addresses only).
   if (p.output.format !== 'elf' || source !== 'kernel') return planOf(p, regions, source, o);
-  const { memory, why } = readKernelMemory(o.iomemFile);
+  const { memory, why } = readKernelMemory(iomemText);
   return planOf(p, regions, source, { ...o, ...(memory ? { kernel: kernelView(regions, memory) } : { kernelViewMissing: why }) });
 }
 
