@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { repoRoot } from '../vm/paths';
@@ -78,21 +79,28 @@ export interface CrashView {
   totalMemPages?: number;
 }
 
-/** crash VMLINUX DUMP, fed sys, log and kmem -i on its standard input (each marked by a shell echo). */
+/**
+ * crash VMLINUX DUMP, fed sys, log and kmem -i on its standard input, each
+ * redirected by crash itself to a file of its own: crash's output and a
+ * shell's interleave in no fixed order on one pipe, files do not mix.
+ */
 export function runCrash(vmlinux: string, dump: string, extraArgs: string[] = []): CrashView {
-  const script = ['!echo @@sys', 'sys', '!echo @@log', 'log', '!echo @@kmem', 'kmem -i', '!echo @@end', 'q', ''].join('\n');
-  const r = run('crash', [...extraArgs, vmlinux, dump], script);
-  const section = (name: string, next: string) => {
-    const m = new RegExp(`^@@${name}\\n([\\s\\S]*?)^@@${next}$`, 'm').exec(r.out);
-    return m ? m[1]!.replace(/\n$/, '').split('\n') : [];
-  };
-  const sys = new Map<string, string>();
-  for (const line of section('sys', 'log')) {
-    const m = /^\s*([A-Z ]+[A-Z]):\s(.*)$/.exec(line);
-    if (m) sys.set(m[1]!.trim(), m[2]!.trim());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-crash-'));
+  try {
+    const out = (name: string) => path.join(dir, `${name}.txt`);
+    const script = [`sys > ${out('sys')}`, `log > ${out('log')}`, `kmem -i > ${out('kmem')}`, 'q', ''].join('\n');
+    const r = run('crash', [...extraArgs, vmlinux, dump], script);
+    const section = (name: string) => (fs.existsSync(out(name)) ? fs.readFileSync(out(name), 'utf8').replace(/\n$/, '').split('\n') : []);
+    const sys = new Map<string, string>();
+    for (const line of section('sys')) {
+      const m = /^\s*([A-Z ]+[A-Z]):\s(.*)$/.exec(line);
+      if (m) sys.set(m[1]!.trim(), m[2]!.trim());
+    }
+    const total = /^\s*TOTAL MEM\s+(\d+)/m.exec(section('kmem').join('\n'));
+    return { code: r.code, output: r.out, sys, log: section('log'), ...(total ? { totalMemPages: Number(total[1]) } : {}) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  const total = /^\s*TOTAL MEM\s+(\d+)/m.exec(section('kmem', 'end').join('\n'));
-  return { code: r.code, output: r.out, sys, log: section('log', 'kmem'), ...(total ? { totalMemPages: Number(total[1]) } : {}) };
 }
 
 export interface DrgnView {
