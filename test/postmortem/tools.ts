@@ -96,6 +96,8 @@ export function runCrash(vmlinux: string, dump: string, extraArgs: string[] = []
       const m = /^\s*([A-Z ]+[A-Z]):\s(.*)$/.exec(line);
       if (m) sys.set(m[1]!.trim(), m[2]!.trim());
     }
+    // A crash that stopped early says why on its own output: keep it for the failure message.
+    if (!sys.size) process.stderr.write(`crash ${[...extraArgs, vmlinux, dump].join(' ')}: no sys output; exit ${r.code}\n${r.out.slice(-3000)}\n`);
     const total = /^\s*TOTAL MEM\s+(\d+)/m.exec(section('kmem').join('\n'));
     return { code: r.code, output: r.out, sys, log: section('log'), ...(total ? { totalMemPages: Number(total[1]) } : {}) };
   } finally {
