@@ -220,16 +220,22 @@ describe('the destination changes under a running capture', () => {
       expect(outcome).toMatchObject({ status: 'failed', error: { code: 'EPERM' } });
       const idx = indexOf(dest);
       expect(idx.map((e) => e.status)).toEqual(['complete', 'failed']);
-      expect(idx[1]).toMatchObject({ id: outcome.id, location: `${outcome.id}.partial`, error: expect.stringMatching(/EPERM.*the failed manifest could not be written/) });
+      // The entry is the record (appended first); the rename it names could not happen yet.
+      expect(idx[1]).toMatchObject({ id: outcome.id, location: `${outcome.id}.failed`, error: expect.stringMatching(/EPERM.*the failed manifest could not be written/) });
+      expect(idx[1]!.manifestSha256).toBeUndefined();
+      expect(captures(dest)).toContain(`${outcome.id}.partial`);
       expect(await verifies(dest, earlier.id)).toBe(true);
     } finally {
       if (locked) execFileSync('chattr', ['-i', locked]);
     }
     const store = new DirStore(dest);
     try {
+      // Recovery finishes the rename the entry committed to; nothing more is appended.
       const rec = store.recover({ keep: true, reason: 'interrupted (test)' });
-      expect(rec).toHaveLength(1);
+      expect(rec).toHaveLength(0);
+      expect(indexOf(dest)).toHaveLength(2);
       expect(captures(dest).filter((d) => d.endsWith('.partial'))).toEqual([]);
+      expect(captures(dest)).toContain(`${indexOf(dest)[1]!.id as string}.failed`);
     } finally {
       store.close();
     }

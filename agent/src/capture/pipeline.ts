@@ -369,7 +369,7 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
     } catch (err) {
       const error = errorOf(err);
       const entry = sink.fail((prev) => run.finish(prev, 'failed', error, key));
-      const out: CaptureOutcome = { id: plan.id, status: 'failed', location: sink.location.replace(/\.partial$/, '.failed'), entry, bytes: run.bytesDone, seconds: (Date.now() - t0) / 1000, error, removed: [] };
+      const out: CaptureOutcome = { id: plan.id, status: 'failed', location: entry ? sink.location.replace(/\.partial$/, '.failed') : sink.location, entry, bytes: run.bytesDone, seconds: (Date.now() - t0) / 1000, error, removed: [] };
       log?.error({ capture: plan.id, profile: p.name, location: out.location, error }, 'capture failed');
       return out;
     }
@@ -380,9 +380,12 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
     } catch (err) {
       const error = errorOf(err);
       const failed = sink.fail((prev) => run.finish(prev, 'failed', { ...error, message: `publishing failed: ${error.message}` }, key));
-      log?.error({ capture: plan.id, profile: p.name, error }, 'capture failed while publishing');
-      return { id: plan.id, status: 'failed', location: sink.location.replace(/\.partial$/, '.failed'), entry: failed, bytes: run.bytesDone, seconds: (Date.now() - t0) / 1000, error, removed: [] };
+      // Without an index entry the capture stays .partial: the next start records it.
+      const location = failed ? sink.location.replace(/\.partial$/, '.failed') : sink.location;
+      log?.error({ capture: plan.id, profile: p.name, location, error, recorded: Boolean(failed) }, 'capture failed while publishing');
+      return { id: plan.id, status: 'failed', location, entry: failed, bytes: run.bytesDone, seconds: (Date.now() - t0) / 1000, error, removed: [] };
     }
+    for (const w of store.takeWarnings?.() ?? []) log?.warn({ capture: plan.id }, w);
     const manifest = JSON.parse(finish!.manifest.toString('utf8')) as Manifest;
     let removed: string[] = [];
     try {

@@ -3,6 +3,15 @@
  * destination, written as <id>.partial, published by one rename to <id>
  * (or <id>.failed), and recorded in index.jsonl, a hash chain.
  *
+ * Publishing is one state change: the index line.  The manifest and the
+ * files beside it are written into <id>.partial first; the appended,
+ * fsynced index entry is the commit; the rename to <id> comes after it and
+ * is rolled forward by start-up recovery if it did not happen.  A failure
+ * before the commit takes back what it wrote (the capture is not
+ * published and its failed record is written next); a failure after it
+ * cannot unpublish anything.  Space for the small files is reserved when
+ * the capture begins (.reserve), so a full disk cannot stop the manifest.
+ *
  * Everything inside the destination is reached through directory file
  * descriptors with O_NOFOLLOW, and published with RENAME_NOREPLACE: a
  * symlink planted where a capture will go is refused, not followed, and no
@@ -44,6 +53,10 @@ import type {
 
 export const INDEX_FILE = 'index.jsonl';
 export const INTENT_FILE = '.intent.json';
+/** Preallocated at begin, released just before the small files are written. */
+export const RESERVE_FILE = '.reserve';
+/** Beyond the small files themselves: an index line and directory entries. */
+const RESERVE_SLACK = 16 * 1024;
 const PARTIAL = '.partial';
 const FAILED = '.failed';
 
@@ -92,6 +105,8 @@ function treeBytes(dir: string): bigint {
 export class DirStore implements CaptureStore {
   readonly kind = 'dir' as const;
   private readonly fd: number;
+  /** Problems that did not fail an operation but someone should hear of (see takeWarnings). */
+  private readonly warnings: string[] = [];
 
   /** create: make the directory (0750) if it does not exist; read-only users pass false. */
   constructor(
@@ -105,6 +120,10 @@ export class DirStore implements CaptureStore {
 
   close(): void {
     closeFd(this.fd);
+  }
+
+  takeWarnings(): string[] {
+    return this.warnings.splice(0);
   }
 
   private locked<T>(fn: () => T): T {
@@ -194,9 +213,17 @@ export class DirStore implements CaptureStore {
     lockFd(partialFd, 'exclusive', false);
     try {
       writeFileAt(partialFd, INTENT_FILE, req.intent, path.join(display, INTENT_FILE));
+      const reserve = openDestinationAt(partialFd, RESERVE_FILE, 'create', path.join(display, RESERVE_FILE));
+      try {
+        preallocate(reserve, BigInt(req.smallBytes + RESERVE_SLACK));
+      } finally {
+        closeDestination(reserve);
+      }
       fsyncFd(this.fd, this.location);
     } catch (err) {
+      // Nothing was captured yet: the refused capture leaves nothing behind.
       closeFd(partialFd);
+      fs.rmSync(display, { recursive: true, force: true });
       throw err;
     }
     return new DirSink(this, req.id, partialFd);
@@ -229,59 +256,78 @@ export class DirStore implements CaptureStore {
     return { sink, data: (file) => sink.reopenData(file) };
   }
 
-  /** Used by DirSink: publish a finished capture and append its entry, under the lock. */
+  /**
+   * Used by DirSink: publish a finished capture, under the lock.  The small
+   * files and the manifest go into the .partial directory, then the index
+   * entry is appended: that append is the commit.  Before it, a failure
+   * takes back what was written and throws (nothing is published); after
+   * it, nothing throws: a rename that fails is finished by recovery, and
+   * open() reads the capture where it is meanwhile.
+   */
   publish(sink: DirSink, build: (previous: string | null) => Finish, suffix: '' | typeof FAILED): IndexEntry {
     return this.locked(() => {
       const fin = build(this.index().head);
       const dir = sink.location;
-      const written: string[] = [];
       const finalName = `${sink.id}${suffix}`;
+      // The name must be free before the commit: the entry will promise it.
+      const target = path.join(this.location, finalName);
+      if (lexists(target)) throw errorWithCode('EEXIST', `refusing to publish capture ${sink.id}: ${target} already exists (a symlink or an earlier capture is there)`);
+      removeAt(dir, RESERVE_FILE);
+      const written: string[] = [];
+      let entry: IndexEntry;
       try {
         for (const f of [...fin.files, { name: 'manifest.json', data: fin.manifest }]) {
           writeFileAt(sink.fd, f.name, f.data, path.join(dir, f.name));
           written.push(f.name);
         }
         fsyncFd(sink.fd, dir);
-        renameAt(this.fd, `${sink.id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
+        entry = this.append({ ...fin.entry, location: finalName });
       } catch (err) {
-        // Not published: take back what was written, so a failed record
+        // Not published: take back what was written, so the failed record
         // written next never sits beside a manifest that says complete.
-        for (const name of written.reverse()) {
-          try {
-            fs.unlinkSync(path.join(dir, name));
-          } catch {
-            /* the failed record says the publish failed either way */
-          }
-        }
+        for (const name of written.reverse()) removeAt(dir, name);
         throw err;
       }
-      try {
-        fs.unlinkSync(path.join(this.location, finalName, INTENT_FILE));
-      } catch {
-        /* the manifest says everything the intent did */
-      }
-      fsyncFd(this.fd, this.location);
-      return this.append({ ...fin.entry, location: finalName });
+      this.finishRename(sink.id, finalName);
+      return entry;
     });
   }
 
-  /** Used by DirSink when even a manifest could not be written: rename and record what is known. */
+  /** After the commit: <id>.partial becomes its published name; a failure here is recovery's to finish. */
+  private finishRename(id: string, finalName: string): boolean {
+    try {
+      renameAt(this.fd, `${id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
+    } catch (err) {
+      this.warnings.push(`${path.join(this.location, `${id}${PARTIAL}`)} is published in the index but could not be renamed to ${finalName} (${(err as Error).message}); the next start finishes it`);
+      return false;
+    }
+    removeAt(path.join(this.location, finalName), INTENT_FILE);
+    removeAt(path.join(this.location, finalName), RESERVE_FILE);
+    try {
+      fsyncFd(this.fd, this.location);
+    } catch {
+      /* the rename is in the index's words either way */
+    }
+    return true;
+  }
+
+  /**
+   * Used by DirSink when even a manifest could not be written: record what
+   * is known.  The index entry comes first here too; if it cannot be
+   * written the capture stays .partial, and the next start records it.
+   */
   publishBare(sink: DirSink, entry: Finish['entry']): IndexEntry | undefined {
     return this.locked(() => {
       const finalName = `${sink.id}${FAILED}`;
-      let location = `${sink.id}${PARTIAL}`;
+      let out: IndexEntry;
       try {
-        renameAt(this.fd, location, this.fd, finalName, path.join(this.location, finalName));
-        location = finalName;
-        fsyncFd(this.fd, this.location);
-      } catch {
-        /* left as .partial: recovery at the next start records it again, honestly */
-      }
-      try {
-        return this.append({ ...entry, location });
+        // No manifest was written, so the entry names none (build() computed one for the manifest it could not write).
+        out = this.append({ ...entry, manifestSha256: undefined, location: finalName });
       } catch {
         return undefined;
       }
+      this.finishRename(sink.id, finalName);
+      return out;
     });
   }
 
@@ -293,12 +339,18 @@ export class DirStore implements CaptureStore {
     if (!ids.length) throw errorWithCode('ENOENT', `no capture "${id}" in ${this.location}`);
     if (ids.length > 1) throw errorWithCode('EINVAL', `"${id}" is ambiguous in ${this.location}: ${ids.join(', ')}`);
     const entry = matches[matches.length - 1]!; // a recovered re-record of the same id is the latest word
-    const dir = path.join(this.location, entry.location);
+    let dir = path.join(this.location, entry.location);
     let st: fs.Stats;
     try {
       st = fs.lstatSync(dir);
     } catch {
-      throw errorWithCode('ENOENT', `capture ${entry.id} is in the index but ${dir} is gone (removed by retention or by hand)`);
+      // Committed but not yet renamed (recovery finishes that): read it where it is.
+      const partial = path.join(this.location, `${entry.id}${PARTIAL}`);
+      if (!committedPartial(partial, entry)) {
+        throw errorWithCode('ENOENT', `capture ${entry.id} is in the index but ${dir} is gone (removed by retention or by hand)`);
+      }
+      dir = partial;
+      st = fs.lstatSync(dir);
     }
     if (!st.isDirectory()) throw errorWithCode('ENOTDIR', `${dir} is not a directory (a symlink?): refusing to read it`);
     return new DirReader(entry, dir);
@@ -311,6 +363,7 @@ export class DirStore implements CaptureStore {
       for (const d of fs.readdirSync(this.location, { withFileTypes: true })) {
         if (!d.isDirectory()) continue;
         if (d.name.endsWith(PARTIAL)) {
+          if (this.rollForward(d.name)) continue;
           const e = this.recoverPartial(d.name, o);
           if (e) out.push(e);
         }
@@ -321,6 +374,20 @@ export class DirStore implements CaptureStore {
       }
       return out;
     });
+  }
+
+  /**
+   * A .partial whose index entry was committed (the rename after it did
+   * not happen): finish the rename.  Nothing is appended; the entry
+   * already says what the capture is.
+   */
+  private rollForward(name: string): boolean {
+    const id = name.slice(0, -PARTIAL.length);
+    const entry = this.index().entries.filter((e) => e.id === id).pop();
+    if (!entry || entry.location === name) return false;
+    if (!committedPartial(path.join(this.location, name), entry)) return false;
+    if (fs.existsSync(path.join(this.location, entry.location))) return false;
+    return this.finishRename(id, entry.location);
   }
 
   /** A capture that was being written when the agent died. */
@@ -388,15 +455,20 @@ export class DirStore implements CaptureStore {
       m = {};
     }
     const now = new Date().toISOString();
-    const why = 'the index entry was missing at start-up (a crash after publishing)';
+    // Publishing appends the index entry before the rename, so a published
+    // directory with no entry means the index lost it (edited, truncated,
+    // restored from a copy).  Its data is kept and listed, but it is not
+    // vouched for as complete: its place in the chain cannot be proven.
+    const why = 'found published with no index entry (the index lost its line or it was removed): kept, not vouched for';
     return this.append({
       id: m.id ?? name.replace(/\.failed$/, ''),
       profile: m.profile?.name ?? 'unknown',
-      status: m.status === 'complete' && !name.endsWith(FAILED) ? 'complete' : 'failed',
+      status: 'failed',
       started: m.timing?.started ?? now,
       finished: m.timing?.finished ?? now,
       bytes: (m.regions ?? []).reduce((a, r) => a + (r.size ?? 0), 0),
       manifestSha256: sha256Hex(manifest),
+      error: `not in the index: ${m.status === 'complete' ? 'its manifest says complete, ' : ''}${why}`,
       recovered: why,
       location: name,
     });
@@ -438,6 +510,40 @@ export class DirStore implements CaptureStore {
 
 function sha256Hex(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
+}
+
+function lexists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** unlink(2) of a name that may not be there; other errors are for the caller's record, not fatal. */
+function removeAt(dir: string, name: string): void {
+  try {
+    fs.unlinkSync(path.join(dir, name));
+  } catch {
+    /* gone already, or the directory is unwritable: nothing more to take back */
+  }
+}
+
+/**
+ * Is this .partial directory the capture its index entry committed?  Its
+ * manifest matches the entry's digest (or, for a bare failed record, it
+ * has no manifest at all).
+ */
+function committedPartial(dir: string, entry: IndexEntry): boolean {
+  let manifest: Buffer | undefined;
+  try {
+    manifest = readNoFollow(path.join(dir, 'manifest.json'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+  }
+  if (!manifest) return entry.manifestSha256 === undefined && fs.existsSync(dir);
+  return entry.manifestSha256 === sha256Hex(manifest);
 }
 
 class DirSink implements CaptureSink {

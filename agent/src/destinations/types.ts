@@ -161,5 +161,7 @@ export interface CaptureStore {
    * over the policy, never `justWritten`; returns the ids removed.
    */
   retain(justWritten: string): string[];
+  /** Problems since the last call that failed nothing but should be logged (a rename recovery will finish). */
+  takeWarnings?(): string[];
   close(): void;
 }

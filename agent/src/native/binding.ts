@@ -328,8 +328,8 @@ export function openDestinationAt(
 
 /**
  * A small file written whole: openat O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW 0640, write all (retrying short
- * writes/EINTR), fsync, close. Never overwrites (EEXIST). If it fails after the create, the partly written
- * file is left behind: the caller knows whether the name is still its own to remove.
+ * writes/EINTR), fsync, close. Never overwrites (EEXIST). If it fails after the create, the name is
+ * unlinked again: the file is there whole or not at all.
  */
 export function writeFileAt(dirFd: number, name: string, data: Buffer, displayPath: string): void {
   checkFd(dirFd, 'dirFd');

@@ -35,21 +35,27 @@ int write_file_at(int dir_fd, const std::string& name, const void* data, size_t 
     why->set(e, "open", display_path);
     return -e;
   }
+  // The name was created here (O_EXCL), so on any failure it is ours to
+  // take back: a small file is there whole or not at all, and a second
+  // attempt (the failed record after a failed publish) never meets EEXIST.
   int64_t w = pwrite_all(fd, data, len, 0);
   if (w < 0) {
     close(fd);
+    unlinkat(dir_fd, name.c_str(), 0);
     why->set(static_cast<int>(-w), "write", display_path);
     return static_cast<int>(w);
   }
   if (fsync(fd)) {
     int e = errno;
     close(fd);
+    unlinkat(dir_fd, name.c_str(), 0);
     why->set(e, "fsync", display_path);
     return -e;
   }
   // close(2) can report a deferred write error (NFS): it counts.
   if (close(fd)) {
     int e = errno;
+    unlinkat(dir_fd, name.c_str(), 0);
     why->set(e, "close", display_path);
     return -e;
   }

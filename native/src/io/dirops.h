@@ -27,9 +27,9 @@ int open_dir_at(int dir_fd, const std::string& name);
 int mkdir_at(int dir_fd, const std::string& name, mode_t mode);
 
 // A small file written whole: created (O_EXCL | O_NOFOLLOW, 0640), written,
-// fsynced, closed.  Never overwrites.  After a failure past the create, the
-// partly written file is left for the caller, who knows whether the name is
-// still its own to remove.
+// fsynced, closed.  Never overwrites.  After a failure past the create the
+// name is unlinked again (it was created here, so it is ours): the file is
+// there whole or not at all.
 int write_file_at(int dir_fd, const std::string& name, const void* data, size_t len,
                   const std::string& display_path, Failure* why);
 
