@@ -24,6 +24,10 @@ for (const line of fs.readFileSync(path.join(badDir, 'expected.txt'), 'utf8').sp
 }
 const badFiles = fs.readdirSync(badDir).filter((f) => f.endsWith('.yaml')).sort();
 
+// The fixtures' destination: a directory of its own that exists (a system
+// directory such as /tmp itself is refused; a missing one is a warning).
+beforeAll(() => fs.mkdirSync('/tmp/physcap-fixture-captures', { recursive: true, mode: 0o750 }));
+
 const formatted = (file: string) =>
   checkFile(path.join(badDir, file)).diagnostics.map((d) => formatDiagnostic({ ...d, file: path.basename(d.file) }));
 
@@ -53,17 +57,22 @@ describe('files that are not profiles at all', () => {
     expect(checkFile(f).diagnostics.map((d) => d.message)).toEqual([`${fs.statSync(f).size} bytes is too large for a profile`]);
   });
 
-  test('a symbolic link loop', () => {
+  test('a symbolic link loop, a dangling link and a link to a file: refused as links, never read', () => {
     fs.symlinkSync(path.join(dir, 'b.yaml'), path.join(dir, 'a.yaml'));
     fs.symlinkSync(path.join(dir, 'a.yaml'), path.join(dir, 'b.yaml'));
-    expect(checkFile(path.join(dir, 'a.yaml')).diagnostics[0]).toMatchObject({ message: 'a symbolic link loop', line: 0 });
+    fs.symlinkSync(path.join(dir, 'gone.yaml'), path.join(dir, 'dangling.yaml'));
+    fs.writeFileSync(path.join(dir, 'secret'), 'root:$y$j9T$hash:19000:0:99999:7:::\n');
+    fs.symlinkSync(path.join(dir, 'secret'), path.join(dir, 'shadow.yaml'));
+    for (const [name, to] of [['a.yaml', 'b.yaml'], ['dangling.yaml', 'gone.yaml'], ['shadow.yaml', 'secret']]) {
+      const ds = checkFile(path.join(dir, name!)).diagnostics;
+      expect(ds).toEqual([expect.objectContaining({ line: 0, message: expect.stringContaining(`a symbolic link (to ${path.join(dir, to!)})`) })]);
+      expect(JSON.stringify(ds)).not.toContain('hash');
+    }
   });
 
-  test('a dangling link and a directory', () => {
-    fs.symlinkSync(path.join(dir, 'gone.yaml'), path.join(dir, 'dangling.yaml'));
+  test('a directory named like a profile', () => {
     fs.mkdirSync(path.join(dir, 'dir.yaml'));
-    expect(checkFile(path.join(dir, 'dangling.yaml')).diagnostics[0]!.message).toMatch(/no such file/);
-    expect(checkFile(path.join(dir, 'dir.yaml')).diagnostics[0]!.message).toBe('not a regular file');
+    expect(checkFile(path.join(dir, 'dir.yaml')).diagnostics[0]!.message).toBe('a directory, not a profile file');
   });
 
   test('a directory of bad files never throws and keeps serving the good profile', () => {

@@ -10,7 +10,7 @@ import { CONTROL_SOCKET } from '../control/protocol';
 import { systemClock } from '../core/clock';
 import { pinoLogger } from '../core/logger';
 import { Agent } from '../daemon/agent';
-import { checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../config/load';
+import { CheckedFile, checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../config/load';
 import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
 import { VERSION } from '../core/version';
@@ -31,22 +31,42 @@ export const EXIT = {
   config: 78,
 } as const;
 
-/** Files to validate: files as given, directories' *.yaml in name order. */
-function expandPaths(paths: string[]): string[] {
-  if (!paths.length) return listDropIns(DEFAULT_PROFILE_DIRS).files;
-  return paths.flatMap((p) => {
+/**
+ * What to validate: files as given, directories' *.yaml in name order.  A
+ * path the caller named that yields no profile is itself a finding: a
+ * directory named like a profile, or a directory with none in it.
+ */
+function expandPaths(paths: string[]): { files: string[]; findings: CheckedFile[] } {
+  if (!paths.length) {
+    const d = listDropIns(DEFAULT_PROFILE_DIRS);
+    return { files: d.files, findings: d.refused };
+  }
+  const files: string[] = [];
+  const findings: CheckedFile[] = [];
+  const finding = (file: string, message: string, expected?: string) =>
+    findings.push({ file, diagnostics: [{ severity: 'error', file, line: 0, col: 0, pointer: '', message, expected }] });
+  for (const p of paths) {
     let isDir = false;
     try {
-      isDir = fs.statSync(p).isDirectory();
+      isDir = fs.lstatSync(p).isDirectory();
     } catch {
       /* reported by the check of the file itself */
     }
-    return isDir ? listDropIns([path.resolve(p)]).files.map((f) => path.relative(process.cwd(), f) || f) : [p];
-  });
+    if (!isDir) {
+      files.push(p);
+      continue;
+    }
+    if (/\.ya?ml$/.test(p)) {
+      finding(p, 'a directory, not a profile file', 'name a profile file, or a directory of them');
+      continue;
+    }
+    const d = listDropIns([path.resolve(p)]);
+    findings.push(...d.refused.map((f) => ({ ...f, file: p, diagnostics: f.diagnostics.map((x) => ({ ...x, file: p })) })));
+    if (!d.refused.length && !d.files.length) finding(p, 'no profiles (*.yaml, *.yml) in this directory');
+    files.push(...d.files.map((f) => path.relative(process.cwd(), f) || f));
+  }
+  return { files, findings };
 }
-
-
-
 
 /** Runs the CLI; resolves to the exit code instead of exiting. */
 export async function main(
@@ -88,8 +108,8 @@ export async function main(
     .option('--json', 'print JSON')
     .option('--deny-warnings', 'fail on warnings too')
     .action((paths: string[], opts: { json?: boolean; denyWarnings?: boolean }) => {
-      const files = expandPaths(paths);
-      const result = checkFiles(files, { iomemNames: readIomemNames() });
+      const { files, findings } = expandPaths(paths);
+      const result = checkFiles(files, { iomemNames: readIomemNames() }, [], findings);
       const status = (ds: typeof result.files[number]['diagnostics']) =>
         hasErrors(ds) ? 'fail' : ds.length ? 'warn' : 'pass';
       const failed = result.files.some((f) => status(f.diagnostics) === 'fail' || (opts.denyWarnings && status(f.diagnostics) === 'warn'));

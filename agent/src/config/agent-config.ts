@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 
 import { Diagnostic, hasErrors } from './diagnostics';
 import { DEFAULT_PROFILE_DIRS, checkFile } from './load';
+import { systemDirProblem } from '../core/trusted-path';
 
 export const DEFAULT_AGENT_CONFIG_FILE = '/etc/physcap/agent.yaml';
 
@@ -42,6 +43,14 @@ export function loadAgentConfig(file = DEFAULT_AGENT_CONFIG_FILE): { config?: Ag
       ],
     };
   }
+  // Directories the agent writes into or deletes from are never system directories.
+  const dirProblems: Diagnostic[] = [];
+  for (const [key, role] of [['spool_dir', 'spool'], ['state_dir', 'state directory'], ['runtime_dir', 'runtime directory']] as const) {
+    if (typeof doc[key] !== 'string') continue;
+    const problem = systemDirProblem(doc[key], role);
+    if (problem) dirProblems.push({ severity: 'error', file, ...checked.source!.locate(`/${key}`), pointer: `/${key}`, message: problem });
+  }
+  if (dirProblems.length) return { diagnostics: [...checked.diagnostics, ...dirProblems] };
   const pick = <T>(key: string, fallback: T): T => (doc[key] as T | undefined) ?? fallback;
   const config: AgentConfig = Object.freeze({
     profileDirs: Object.freeze([...pick<string[]>('profile_dirs', [...AGENT_DEFAULTS.profileDirs])]),

@@ -4,6 +4,12 @@
  * a link to /dev/null masks it.  Every file is checked on its own (read,
  * YAML, schema, semantics); then the profiles are checked against each
  * other.  A bad file yields diagnostics, never an exception.
+ *
+ * Profiles decide what the agent dumps, so they are read only from
+ * trusted places (core/trusted-path): a profile directory or file that
+ * someone other than root or physcap's user can write is refused, and so
+ * is a profile that is a symbolic link (other than a /dev/null mask): it
+ * would read, and quote in diagnostics, whatever file it points at.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -12,6 +18,7 @@ import * as path from 'node:path';
 import { byPosition, Diagnostic, hasErrors } from './diagnostics';
 import { buildProfile, Profile } from './profile';
 import { validators, schemaDiagnostics } from './schemas';
+import { trustedDirProblem, trustedFileProblem } from '../core/trusted-path';
 import { checkProfile, SemanticContext } from './semantic';
 import { parseYaml, YamlSource } from './yaml-source';
 
@@ -31,6 +38,8 @@ export interface CheckedFile {
 export interface DropIns {
   files: string[];
   masked: string[];
+  /** Directories refused by the trusted-directory rule, as diagnostics; their files are not read. */
+  refused: CheckedFile[];
 }
 
 function isProfileName(name: string): boolean {
@@ -39,12 +48,18 @@ function isProfileName(name: string): boolean {
 
 export function listDropIns(dirs: readonly string[]): DropIns {
   const chosen = new Map<string, string | null>();
+  const refused: CheckedFile[] = [];
   for (const dir of dirs) {
     let names: string[];
     try {
       names = fs.readdirSync(dir);
     } catch {
       continue; // a missing directory is normal
+    }
+    const untrusted = trustedDirProblem(dir, 'profile directory');
+    if (untrusted) {
+      refused.push(fileProblem(dir, `profile directory refused: ${untrusted}`, 'owned by root or physcap\'s user, writable by no one else; its profiles are not read'));
+      continue;
     }
     for (const name of names.filter(isProfileName)) {
       const file = path.join(dir, name);
@@ -63,7 +78,7 @@ export function listDropIns(dirs: readonly string[]): DropIns {
     if (file) files.push(file);
     else masked.push(name);
   }
-  return { files, masked };
+  return { files, masked, refused };
 }
 
 function fileProblem(file: string, message: string, expected?: string): CheckedFile {
@@ -71,22 +86,38 @@ function fileProblem(file: string, message: string, expected?: string): CheckedF
 }
 
 function readText(file: string): string | CheckedFile {
-  let st: fs.Stats;
+  let fd: number;
   try {
-    st = fs.statSync(file);
+    // O_NOFOLLOW: a link is refused, not read; O_NONBLOCK: a FIFO cannot hang the reader.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') return fileProblem(file, 'a symbolic link loop', 'a link that ends in a file');
-    if (code === 'ENOENT') return fileProblem(file, 'no such file (a dangling link?)');
+    if (code === 'ELOOP') {
+      let to = '?';
+      try {
+        to = fs.readlinkSync(file);
+      } catch {
+        /* named as ? */
+      }
+      return fileProblem(file, `a symbolic link (to ${to}): profiles are read only from regular files, so a link cannot make physcap read and quote another file`, 'copy the profile here, or mask it with a link to /dev/null');
+    }
+    if (code === 'ENOENT') return fileProblem(file, 'no such file');
+    if (code === 'EACCES') return fileProblem(file, 'cannot read: EACCES (permission denied)', 'readable by the agent');
     return fileProblem(file, `cannot read: ${code}`);
   }
-  if (!st.isFile()) return fileProblem(file, 'not a regular file');
-  if (st.size > MAX_PROFILE_BYTES) return fileProblem(file, `${st.size} bytes is too large for a profile`, `at most ${MAX_PROFILE_BYTES} bytes`);
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) return fileProblem(file, 'a directory, not a profile file', 'name the directory without a .yaml suffix, or a file in it');
+    if (!st.isFile()) return fileProblem(file, 'not a regular file');
+    const untrusted = trustedFileProblem(file, st, { allowLinks: true });
+    if (untrusted) return fileProblem(file, `profile refused: ${untrusted}`, 'owned by root or physcap\'s user, writable by no one else');
+    if (st.size > MAX_PROFILE_BYTES) return fileProblem(file, `${st.size} bytes is too large for a profile`, `at most ${MAX_PROFILE_BYTES} bytes`);
+    buf = fs.readFileSync(fd);
   } catch (e) {
-    return fileProblem(file, `cannot read: ${(e as NodeJS.ErrnoException).code}`, 'readable by the agent');
+    return fileProblem(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 'readable by the agent');
+  } finally {
+    fs.closeSync(fd);
   }
   if (buf.includes(0)) return fileProblem(file, 'binary data, not YAML text');
   const text = buf.toString('utf8');
@@ -170,12 +201,12 @@ export interface LoadResult {
 }
 
 export function loadProfiles(dirs: readonly string[], ctx: SemanticContext = {}): LoadResult {
-  const { files, masked } = listDropIns(dirs);
-  return checkFiles(files, ctx, masked);
+  const { files, masked, refused } = listDropIns(dirs);
+  return checkFiles(files, ctx, masked, refused);
 }
 
-export function checkFiles(paths: readonly string[], ctx: SemanticContext = {}, masked: string[] = []): LoadResult {
-  const checked = paths.map((f) => checkFile(f, ctx));
+export function checkFiles(paths: readonly string[], ctx: SemanticContext = {}, masked: string[] = [], refused: CheckedFile[] = []): LoadResult {
+  const checked = [...refused, ...paths.map((f) => checkFile(f, ctx))];
   crossCheck(checked);
   const profiles = new Map<string, Profile>();
   for (const f of checked) if (f.profile) profiles.set(f.profile.name, f.profile);

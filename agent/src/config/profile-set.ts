@@ -63,8 +63,8 @@ export class ProfileSet {
     const { log } = this.opts;
     if (this.loaded) this.opts.onReloading?.();
     this.loaded = true;
-    const { files, masked } = listDropIns(this.opts.dirs);
-    const result = checkFiles(files, this.opts.ctx ?? {}, masked);
+    const { files, masked, refused } = listDropIns(this.opts.dirs);
+    const result = checkFiles(files, this.opts.ctx ?? {}, masked, refused);
     const next = new Map<string, Profile>();
     const kept: Profile[] = [];
     for (const f of result.files) {

@@ -50,16 +50,23 @@ export function validators(): Validators {
   return compiled;
 }
 
-function describe(e: ErrorObject): { message: string; expected?: string; pointer: string; at: 'key' | 'value' } {
+function describe(e: ErrorObject): { message: string; expected?: string; pointer: string; at: 'key' | 'value'; shownPointer?: string } {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
-    case 'additionalProperties':
+    case 'additionalProperties': {
+      const key = String(p.additionalProperty);
+      // A key that could be a misspelt field is quoted; anything else (a
+      // line of some other file read as YAML) is not echoed into
+      // diagnostics and logs, only its position and length.
+      const quotable = /^[A-Za-z0-9_.-]{1,64}$/.test(key);
       return {
-        pointer: `${e.instancePath}/${String(p.additionalProperty)}`,
+        pointer: `${e.instancePath}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`,
         at: 'key',
-        message: `unknown field "${String(p.additionalProperty)}"`,
-        expected: 'check the spelling; the schema lists every field',
+        message: quotable ? `unknown field "${key}"` : `unknown field (a key of ${key.length} characters that is no field name; not quoted)`,
+        expected: quotable ? 'check the spelling; the schema lists every field' : 'is this file a physcap profile?',
+        ...(quotable ? {} : { shownPointer: e.instancePath || '/' }),
       };
+    }
     case 'required':
       return { pointer: e.instancePath, at: 'value', message: `missing required field "${String(p.missingProperty)}"` };
     case 'const':
@@ -111,12 +118,12 @@ export function schemaDiagnostics(src: YamlSource, errors: readonly ErrorObject[
     const key = `${d.pointer}|${d.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ severity: 'error', file: src.file, ...src.locate(d.pointer, d.at), pointer: d.pointer, message: d.message, expected: d.expected });
+    out.push({ severity: 'error', file: src.file, ...src.locate(d.pointer, d.at), pointer: d.shownPointer ?? d.pointer, message: d.message, expected: d.expected });
   }
   return out;
 }
 
-function anyOfDescription(e: ErrorObject): { message: string; expected?: string; pointer: string; at: 'value' } {
+function anyOfDescription(e: ErrorObject): { message: string; expected?: string; pointer: string; at: 'value'; shownPointer?: string } {
   const ref = e.schemaPath;
   if (ref.includes('size')) return { pointer: e.instancePath, at: 'value', message: 'not a size', expected: 'e.g. 4096, "64KiB", "1.5GiB"' };
   if (ref.includes('duration')) return { pointer: e.instancePath, at: 'value', message: 'not a duration', expected: 'e.g. 30, "30s", "5m", "1h30m"' };

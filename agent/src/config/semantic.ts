@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { parseIomem } from '../capture/iomem';
 import { Diagnostic, Severity } from './diagnostics';
 import { compileLinear } from '../core/linear-regexp';
+import { systemDirProblem, trustedDirProblem } from '../core/trusted-path';
 import { parseAddress, parseDuration, parseSize } from './units';
 import { YamlSource } from './yaml-source';
 
@@ -148,7 +149,9 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
       const v = parseSize(retention[k]);
       if (v instanceof Error) add('error', `/destination/retention/${k}`, v.message);
     }
-    checkPath(String(dest.path), 'dir', (m, e) => add('warning', '/destination/path', m, e));
+    const sys = systemDirProblem(String(dest.path), 'destination');
+    if (sys) add('error', '/destination/path', sys);
+    else checkPath(String(dest.path), 'dir', (m, e) => add('warning', '/destination/path', m, e));
   } else if (dest.kind === 'blockdev') {
     checkPath(String(dest.device), 'blockdev', (m, e) => add('warning', '/destination/device', m, e));
   }
@@ -172,6 +175,11 @@ function checkPath(p: string, kind: 'dir' | 'blockdev', warn: (message: string, 
   } catch {
     warn(`${p} does not exist on this machine`, kind === 'dir' ? 'the agent creates it, if it may' : 'the dump partition');
     return;
+  }
+  if (kind === 'dir') {
+    // What the agent will refuse when it writes there (a link, other writers), said now.
+    const untrusted = trustedDirProblem(p, 'destination');
+    if (untrusted) return warn(`the agent will refuse this destination: ${untrusted}`);
   }
   if (kind === 'dir' && !st.isDirectory()) return warn(`${p} is not a directory`);
   if (kind === 'blockdev' && !st.isBlockDevice() && !st.isFile()) return warn(`${p} is neither a block device nor a partition image file`);

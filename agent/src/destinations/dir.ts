@@ -39,6 +39,7 @@ import {
   unlockFd,
   writeFileAt,
 } from '../native/binding';
+import { assertTrustedDir, trustedFileProblem } from '../core/trusted-path';
 import { readChain, serializeEntry } from '../manifest/chain';
 import type {
   BeginRequest,
@@ -81,10 +82,11 @@ function human(n: bigint): string {
   return i ? `${v.toFixed(1)} ${units[i]}` : `${n} B`;
 }
 
-/** A whole file, refusing a symlink in its place. */
+/** A whole regular file, refusing a symlink in its place and never waiting on a FIFO. */
 function readNoFollow(file: string): Buffer {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
+    if (!fs.fstatSync(fd).isFile()) throw errorWithCode('EINVAL', `${file} is not a regular file`);
     return fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -108,13 +110,21 @@ export class DirStore implements CaptureStore {
   /** Problems that did not fail an operation but someone should hear of (see takeWarnings). */
   private readonly warnings: string[] = [];
 
-  /** create: make the directory (0750) if it does not exist; read-only users pass false. */
+  /**
+   * create: the store is written to (the agent, physcap capture): the
+   * directory must pass the trusted-directory rule (core/trusted-path),
+   * and is made (0750) if it does not exist.  Read-only users pass false.
+   */
   constructor(
     readonly location: string,
     private readonly policy: DirPolicy = DEFAULT_DIR_POLICY,
     create = false,
   ) {
-    if (create) fs.mkdirSync(location, { recursive: true, mode: 0o750 });
+    if (create) {
+      assertTrustedDir(location, 'destination');
+      fs.mkdirSync(location, { recursive: true, mode: 0o750 });
+      assertTrustedDir(location, 'destination');
+    }
     this.fd = openDir(location);
   }
 
@@ -163,10 +173,15 @@ export class DirStore implements CaptureStore {
     const full: IndexEntry = { ...entry, seq, prev: read.head };
     const fd = fs.openSync(
       this.indexPath,
-      fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW,
+      fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
       0o640,
     );
     try {
+      // Appended to only if it is the destination's own file: not a FIFO
+      // or device, not another user's (who could read and rewrite it), not
+      // a hard link to a file elsewhere.
+      const problem = trustedFileProblem(this.indexPath, fs.fstatSync(fd));
+      if (problem) throw errorWithCode('EACCES', `refusing to append to the index: ${problem}`);
       // A torn last line (power lost mid-append) stays as it is, a corrupt
       // entry the chain still points past; the new entry starts its own line.
       const size = fs.fstatSync(fd).size;
@@ -644,9 +659,10 @@ class DirReader implements CaptureReader {
   ) {}
 
   files(): Array<{ name: string; size: number }> {
+    // Every name, not only regular files: a link, FIFO or directory planted
+    // beside the capture's files is listed, so verify reports it.
     return fs
       .readdirSync(this.location, { withFileTypes: true })
-      .filter((d) => d.isFile())
       .map((d) => ({ name: d.name, size: fs.lstatSync(path.join(this.location, d.name)).size }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -656,7 +672,11 @@ class DirReader implements CaptureReader {
     if (name.includes('/') || name === '..' || name === '.') throw errorWithCode('EINVAL', `bad file name in capture: ${name}`);
     let fd = this.fds.get(name);
     if (fd === undefined) {
-      fd = fs.openSync(path.join(this.location, name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      fd = fs.openSync(path.join(this.location, name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      if (!fs.fstatSync(fd).isFile()) {
+        fs.closeSync(fd);
+        throw errorWithCode('EINVAL', `${path.join(this.location, name)} is not a regular file`);
+      }
       this.fds.set(name, fd);
     }
     return fd;

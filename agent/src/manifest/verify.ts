@@ -158,10 +158,18 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
       if (!m.signature) problems.push(`${SIGNATURE_FILE} is present but the manifest records no signature`);
       else if (!names.has(m.signature.file)) problems.push(`the manifest is signed but ${m.signature.file} is missing`);
       else {
-        const { problem, keyId } = checkSignature(text, reader.readFile(m.signature.file), o.publicKey);
-        if (problem) problems.push(problem);
-        else if (keyId !== m.signature.keyId) problems.push(`${SIGNATURE_FILE} is by key ${keyId}, the manifest says ${m.signature.keyId}`);
-        else passed.push(`signature: ed25519 by key ${keyId}${o.publicKey ? ' (the pinned key)' : ' (not pinned: pass --key to check who signed)'}`);
+        let sig: Buffer | undefined;
+        try {
+          sig = reader.readFile(m.signature.file);
+        } catch (err) {
+          problems.push(`${m.signature.file} cannot be read (${(err as Error).message})`);
+        }
+        if (sig) {
+          const { problem, keyId } = checkSignature(text, sig, o.publicKey);
+          if (problem) problems.push(problem);
+          else if (keyId !== m.signature.keyId) problems.push(`${SIGNATURE_FILE} is by key ${keyId}, the manifest says ${m.signature.keyId}`);
+          else passed.push(`signature: ed25519 by key ${keyId}${o.publicKey ? ' (the pinned key)' : ' (not pinned: pass --key to check who signed)'}`);
+        }
       }
     } else if (o.publicKey) {
       // A forger without the key can make every digest, the sums and the
@@ -181,10 +189,16 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
         continue;
       }
       const inFile = m.regions.filter((r) => r.file === f.name);
-      const h = await hashFile(reader, f.name, inFile, (n) => {
-        done += n;
-        o.onProgress?.(done, total);
-      });
+      let h: Awaited<ReturnType<typeof hashFile>>;
+      try {
+        h = await hashFile(reader, f.name, inFile, (n) => {
+          done += n;
+          o.onProgress?.(done, total);
+        });
+      } catch (err) {
+        problems.push(`${f.name} cannot be read (${(err as Error).message})`);
+        continue;
+      }
       computed.set(f.name, h.sha256);
       if (h.size !== f.size) problems.push(`${f.name}: ${h.size} bytes, the manifest says ${f.size}`);
       if (h.sha256 !== f.sha256) problems.push(`${f.name}: SHA-256 mismatch (the file changed after it was written)`);
@@ -217,9 +231,15 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
     for (const name of names) if (!own.has(name)) problems.push(`${name} is not part of the capture (the manifest does not list it)`);
 
     // SHA256SUMS: what `sha256sum -c` would check, checked the same way.
+    let sumsText: string | undefined;
+    try {
+      if (names.has(SUMS_FILE)) sumsText = reader.readFile(SUMS_FILE).toString('utf8');
+    } catch (err) {
+      problems.push(`${SUMS_FILE} cannot be read (${(err as Error).message})`);
+    }
     if (!names.has(SUMS_FILE)) problems.push(`${SUMS_FILE} is missing`);
-    else {
-      const { sums, problems: bad } = parseSums(reader.readFile(SUMS_FILE).toString('utf8'));
+    else if (sumsText !== undefined) {
+      const { sums, problems: bad } = parseSums(sumsText);
       problems.push(...bad);
       const before = problems.length;
       for (const [name, digest] of sums) {
@@ -227,7 +247,13 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
           problems.push(`${SUMS_FILE} lists ${name}, which is missing`);
           continue;
         }
-        const got = computed.get(name) ?? sha256(reader.readFile(name));
+        let got = computed.get(name);
+        try {
+          got ??= sha256(reader.readFile(name));
+        } catch (err) {
+          problems.push(`${SUMS_FILE} lists ${name}, which cannot be read (${(err as Error).message})`);
+          continue;
+        }
         if (got !== digest) problems.push(`${SUMS_FILE}: ${name} does not match`);
       }
       for (const need of ['manifest.json', ...m.files.map((f) => f.name)]) if (!sums.has(need)) problems.push(`${SUMS_FILE} does not list ${need}`);

@@ -2,16 +2,20 @@
  * Fires when a file with the trigger's name appears in the spool
  * directory.  Producers write a temporary (dot-)name and rename it into
  * place; the file may carry YAML or JSON with a `reason`.  The file is
- * consumed (removed) after it fired.  Refused, with a log line saying why,
- * when the spool directory is group- or world-writable or the file is not
- * owned by root or the agent's user: anyone who can write there could
- * otherwise make the agent dump memory.
+ * consumed (removed) after it fired.  The spool must pass the trusted-
+ * directory rule (core/trusted-path: not a system directory, not a link,
+ * writable only by root or the agent): the trigger does not start on one
+ * that fails, and says why.  A file is refused, with a log line saying
+ * why, unless it is a regular file with one name owned by root or the
+ * agent's user: anyone else who could put one there could otherwise make
+ * the agent dump memory, or have it delete a file it links to.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { parse } from 'yaml';
 
+import { trustedDirProblem } from '../core/trusted-path';
 import { eventId } from './event';
 import { Trigger, TriggerContext } from './trigger';
 
@@ -47,10 +51,12 @@ export function fileTrigger(profile: string, spec: { name: string }, ctx: Trigge
       return;
     }
     try {
-      const spool = fs.statSync(ctx.spoolDir);
+      // Checked at every file, not only at start: the spool can change under a running agent.
+      const untrusted = trustedDirProblem(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
+      if (untrusted) return refuse(untrusted);
       const st = fs.fstatSync(fd);
-      if (spool.mode & 0o022) return refuse('the spool directory is group- or world-writable', { mode: (spool.mode & 0o777).toString(8) });
       if (!st.isFile()) return refuse('not a regular file');
+      if (st.nlink !== 1) return refuse(`it has ${st.nlink} names (a hard link to a file elsewhere): not consumed`);
       if (st.uid !== 0 && st.uid !== ctx.agentUid) return refuse('owned by neither root nor the agent', { uid: st.uid });
       const buf = Buffer.alloc(Math.min(st.size, MAX_BODY));
       const n = fs.readSync(fd, buf, 0, buf.length, 0);
@@ -72,7 +78,11 @@ export function fileTrigger(profile: string, spec: { name: string }, ctx: Trigge
     kind: 'file',
     profile,
     async start() {
+      const before = trustedDirProblem(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
+      if (before) throw Object.assign(new Error(`untrusted spool: ${before}`), { code: 'EACCES' });
       fs.mkdirSync(ctx.spoolDir, { recursive: true, mode: 0o700 });
+      const after = trustedDirProblem(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
+      if (after) throw Object.assign(new Error(`untrusted spool: ${after}`), { code: 'EACCES' });
       // inotify through fs.watch, not chokidar: chokidar holds events back
       // and folds quick unlink/add pairs, and a name dropped again right
       // after it was consumed could go unnoticed.  Any event naming our file
