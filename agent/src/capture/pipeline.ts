@@ -19,6 +19,7 @@ import { hostElfTarget, layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO } from '../
 import type { ElfLayout, ElfNote } from '../container/elf';
 import { openStore } from '../destinations/registry';
 import type { CaptureSink, CaptureStore, DataFile, Finish, IndexEntry } from '../destinations/types';
+import { headOf, signHead } from '../manifest/head';
 import { hostInfo, versions } from '../manifest/host';
 import { loadPrivateKey, sign, signerId, SIGNATURE_FILE } from '../manifest/sign';
 import { SUMS_FILE, sumsFile } from '../manifest/sums';
@@ -103,8 +104,10 @@ function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, source: 
       phys: hex(r.start),
       size: Number(r.size),
       source: res?.source ?? source,
-      // Nothing written is nothing copied: the mode says how bytes moved, the counts say how many.
-      mode: res?.mode ?? 'zero-copy',
+      // A region never reached says so; the counts say how many bytes moved and how.
+      mode: res?.mode ?? 'none',
+      // An opt-in to read what is not known to be RAM is part of the record.
+      ...(r.allowDevice ? { allowDevice: true as const } : {}),
       bytesZeroCopy: res?.bytesZeroCopy ?? 0,
       bytesCopied: res?.bytesCopied ?? 0,
       bytesBounced: res?.bytesBounced ?? 0,
@@ -310,6 +313,7 @@ export class CaptureRun {
     return {
       manifest: text,
       files: extra,
+      ...(key ? { signHead: (e: IndexEntry) => signHead(e, key) } : {}),
       entry: {
         id: this.plan.id,
         profile: p.name,
@@ -394,7 +398,9 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
       log?.error({ capture: plan.id, err: (err as Error).message }, 'retention failed; nothing more was removed');
     }
     const location = p.destination.kind === 'dir' ? `${p.destination.path}/${entry.location}` : `${store.location}#${entry.location}`;
-    log?.info({ capture: plan.id, profile: p.name, location, bytes: entry.bytes, seconds: manifest.timing.seconds, removed }, 'capture complete');
+    // indexHead: the witness kept outside the destination (the journal); `verify --head SEQ:HASH` checks it.
+    const head = headOf(entry);
+    log?.info({ capture: plan.id, profile: p.name, location, bytes: entry.bytes, seconds: manifest.timing.seconds, removed, indexHead: `${head.seq}:${head.head}` }, 'capture complete');
     return { id: plan.id, status: 'complete', location, entry, manifest, bytes: entry.bytes, seconds: (Date.now() - t0) / 1000, removed };
   } finally {
     if (!o.store) store.close();

@@ -218,6 +218,8 @@ Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.y
     .action(async (opts: { json?: boolean; runtimeDir: string }) => {
       const res = await talk(opts.runtimeDir, { op: 'status' });
       if (!res) return;
+      // Refused (not permitted, a bad request): a failure, in JSON too.
+      if (!res.ok) code = EXIT.failure;
       if (opts.json) return void out(`${JSON.stringify(res)}\n`);
       if (!res.ok) return void err(`physcap: ${res.error}\n`);
       const profiles = res.profiles as Array<{ name: string; triggers: string[] }>;

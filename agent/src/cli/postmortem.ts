@@ -19,6 +19,7 @@ import { initBlockdev } from '../destinations/blockdev';
 import { destinationKey, openStoreAt } from '../destinations/registry';
 import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
 import { diffCaptures } from '../manifest/diff';
+import { parseHeadArg } from '../manifest/head';
 import { generateKeyPair, loadPublicKey } from '../manifest/sign';
 import type { Manifest } from '../manifest/types';
 import { verifyCapture } from '../manifest/verify';
@@ -43,7 +44,9 @@ function openStores(o: DestOpts, cli: Cli): CaptureStore[] {
     try {
       out.push(openStoreAt(d));
     } catch (err) {
+      // A destination that cannot be read is a failure, never "no captures".
       cli.err(`physcap: ${d}: ${(err as Error).message}\n`);
+      cli.setCode(1);
     }
   }
   return out;
@@ -54,8 +57,12 @@ function openStores(o: DestOpts, cli: Cli): CaptureStore[] {
  * the path of its directory.
  */
 function findCapture(ref: string, o: DestOpts, cli: Cli): { store: CaptureStore; id: string; others: CaptureStore[] } {
+  // A path when it says so (a slash), or when no --dest was given and it
+  // names a capture directory; with --dest, a bare name is an id there,
+  // whatever the working directory happens to hold.
   const asDir = path.resolve(ref);
-  if (fs.existsSync(path.join(asDir, 'manifest.json'))) {
+  const isPath = ref.includes('/') || !o.dest?.length;
+  if (isPath && fs.existsSync(path.join(asDir, 'manifest.json'))) {
     const store = openStoreAt(path.dirname(asDir));
     const entry = [...store.index().entries].reverse().find((e) => e.location === path.basename(asDir));
     if (!entry) {
@@ -178,8 +185,14 @@ export function registerPostmortem(program: Command, cli: Cli): void {
   withDestOptions(program.command('verify').description('re-hash every file, region and chunk; check SHA256SUMS, the ELF headers, the index chain and the signature').argument('<capture>', 'id, unique id prefix, or directory'))
     .option('--key <public.pem>', 'the capture must be signed, by this ed25519 public key')
     .option('--require-signature', 'an unsigned capture fails')
+    .option('--head <seq:sha256>', 'a head of the index kept elsewhere (the indexHead the agent logs with each capture): the index must still hold it')
     .option('--json', 'print JSON')
-    .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; json?: boolean }) => {
+    .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; head?: string; json?: boolean }) => {
+      const head = o.head === undefined ? undefined : parseHeadArg(o.head);
+      if (head instanceof Error) {
+        cli.err(`physcap: --head: ${head.message}\n`);
+        return cli.setCode(2);
+      }
       const { store, id, others } = findCapture(ref, o, cli);
       others.forEach((s) => s.close());
       const progress = o.json ? undefined : progressReporter(cli, 'verify');
@@ -187,6 +200,7 @@ export function registerPostmortem(program: Command, cli: Cli): void {
         const report = await verifyCapture(store, id, {
           publicKey: o.key ? loadPublicKey(o.key) : undefined,
           requireSignature: o.requireSignature,
+          head,
           onProgress: progress?.update,
         });
         progress?.stop();

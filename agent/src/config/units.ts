@@ -30,7 +30,18 @@ const MAX_U64 = (1n << 64n) - 1n;
 /** Bytes, or an Error saying what is wrong.  Units are binary: 1 KiB = 1 K = 1024. */
 export function parseSize(value: unknown): bigint | Error {
   if (typeof value === 'number') {
-    return Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : new Error(`${value} is not a whole number of bytes`);
+    if (Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+    // YAML hands an unquoted 99999999999999999999999 over as the double
+    // 1e+23: say what was written, not what the double prints as.
+    if (Number.isInteger(value) && value > 0) {
+      const digits = Math.floor(Math.log10(value)) + 1;
+      return new Error(
+        value >= 2 ** 64
+          ? `a ${digits}-digit number does not fit in 64 bits`
+          : `a ${digits}-digit unquoted number is not exact in YAML (beyond 2^53); quote it, or use units such as "16GiB"`,
+      );
+    }
+    return new Error(`${value} is not a whole number of bytes`);
   }
   if (typeof value !== 'string') return new Error('a size must be a number or a string such as "64MiB"');
   const m = /^\s*([0-9]+)(?:\.([0-9]+))?\s*([A-Za-z]*)\s*$/.exec(value);

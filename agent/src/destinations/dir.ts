@@ -41,6 +41,7 @@ import {
 } from '../native/binding';
 import { assertTrustedDir, trustedFileProblem } from '../core/trusted-path';
 import { readChain, serializeEntry } from '../manifest/chain';
+import { HEAD_FILE } from '../manifest/head';
 import type {
   BeginRequest,
   CaptureReader,
@@ -304,8 +305,38 @@ export class DirStore implements CaptureStore {
         throw err;
       }
       this.finishRename(sink.id, finalName);
+      if (fin.signHead) this.writeHead(fin.signHead(entry));
       return entry;
     });
+  }
+
+  /** index.head, replaced whole (temp file, fsync, rename): a witness, so a failure is a warning. */
+  private writeHead(data: Buffer): void {
+    const tmp = path.join(this.location, `.${HEAD_FILE}.tmp`);
+    try {
+      removeAt(this.location, `.${HEAD_FILE}.tmp`);
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o640);
+      try {
+        fs.writeSync(fd, data);
+        fsyncFd(fd, tmp);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, path.join(this.location, HEAD_FILE));
+      fsyncFd(this.fd, this.location);
+    } catch (err) {
+      removeAt(this.location, `.${HEAD_FILE}.tmp`);
+      this.warnings.push(`the signed index head could not be written (${(err as Error).message}); verify --key will say the head is behind`);
+    }
+  }
+
+  readHead(): Buffer | undefined {
+    try {
+      return readNoFollow(path.join(this.location, HEAD_FILE));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
   }
 
   /** After the commit: <id>.partial becomes its published name; a failure here is recovery's to finish. */

@@ -58,6 +58,8 @@ export interface Finish {
   files: Array<{ name: string; data: Buffer }>;
   /** The index entry, without seq/prev/location (the sink fills them). */
   entry: Omit<IndexEntry, 'seq' | 'prev' | 'location'>;
+  /** When captures are signed: the signed head (manifest/head.ts) for the appended entry. */
+  signHead?: (entry: IndexEntry) => Buffer;
 }
 
 /** One capture being written.  Exactly one of commit() or fail() ends it. */
@@ -161,6 +163,8 @@ export interface CaptureStore {
    * over the policy, never `justWritten`; returns the ids removed.
    */
   retain(justWritten: string): string[];
+  /** The signed index head (index.head), if the destination keeps one. */
+  readHead?(): Buffer | undefined;
   /** Problems since the last call that failed nothing but should be logged (a rename recovery will finish). */
   takeWarnings?(): string[];
   close(): void;

@@ -11,8 +11,10 @@ export interface ManifestRegion {
   phys: string;
   size: number;
   source: 'kernel' | 'devmem' | 'image';
-  /** zero-copy: no byte copied by a CPU; copy: some were (see the byte counts). */
-  mode: 'zero-copy' | 'copy';
+  /** zero-copy: no byte copied by a CPU; copy: some were (see the byte counts); none: a failed capture never reached it. */
+  mode: 'zero-copy' | 'copy' | 'none';
+  /** The profile opted in to reading a range not known to be RAM. */
+  allowDevice?: true;
   bytesZeroCopy: number;
   bytesCopied: number;
   bytesBounced: number;

@@ -14,6 +14,7 @@ import { validators } from '../config/schemas';
 import { parseElfCore, splitLoads } from '../container/elf';
 import type { CaptureReader, CaptureStore } from '../destinations/types';
 import { hashStored } from '../native/binding';
+import { checkClaim, checkSignedHead, HEAD_FILE, HeadClaim } from './head';
 import { checkSignature, SIGNATURE_FILE } from './sign';
 import { parseSums, SUMS_FILE } from './sums';
 import type { Manifest, ManifestRegion } from './types';
@@ -106,8 +107,10 @@ function checkElf(reader: CaptureReader, m: Manifest, fileSize: number, problems
 }
 
 export interface VerifyOptions {
-  /** A pinned public key: the signature must be by this key. */
+  /** A pinned public key: the signature must be by this key, and so must the index's signed head. */
   publicKey?: crypto.KeyObject;
+  /** A head kept outside the destination (the journal's indexHead): the index must still hold it. */
+  head?: HeadClaim;
   /** Require a signature. */
   requireSignature?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -124,6 +127,21 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
     const idx = store.index();
     for (const p of idx.problems) problems.push(`index: ${p}`);
     if (!idx.problems.length) passed.push(`index: ${idx.entries.length} entries, hash chain intact`);
+    // The chain cannot show its newest entries cut off; the witnesses can.
+    if (o.publicKey && store.readHead) {
+      const text = store.readHead();
+      if (!text) problems.push(`index: no signed head (${HEAD_FILE}) although a key is pinned: newest captures removed with their index lines could not be detected`);
+      else {
+        const { problem, claim } = checkSignedHead(text, idx.entries, o.publicKey);
+        if (problem) problems.push(`index: ${problem}`);
+        else passed.push(`index: reaches its signed head (entry ${claim!.seq}, by the pinned key)`);
+      }
+    }
+    if (o.head) {
+      const problem = checkClaim(o.head, idx.entries, `the head given (--head ${o.head.seq}:…)`);
+      if (problem) problems.push(`index: ${problem}`);
+      else passed.push(`index: holds entry ${o.head.seq} as the head given says`);
+    }
 
     let text: Buffer;
     try {

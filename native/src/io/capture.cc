@@ -177,11 +177,20 @@ void Capture::write_kernel() {
   if (fd < 0) return fail(errno, "open", dev);
   std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
 
+  // The module's bio_vecs start at phys's offset in its page and end on
+  // the destination's block, so it takes a body that meets the direct-I/O
+  // alignments.  What does not (a region starting off a memory-alignment
+  // boundary, an odd tail such as iomem's 1 KiB "Reserved" ranges) is
+  // copied through the module's read-only mapping (the same memory rule
+  // applies there) and a zero-padded aligned buffer.
+  const DioAlign& a = req_.dest.align;
+  uint64_t unit = std::max<uint64_t>(a.mem, a.offset);
+  uint64_t body = req_.phys % unit == 0 ? req_.length / a.offset * a.offset : 0;
   uint64_t pos = 0;
-  while (pos < req_.length && !stopping()) {
+  while (pos < body && !stopping()) {
     physcap_write w {};
     w.phys_addr = req_.phys + pos;
-    w.length = std::min<uint64_t>(kKernelStep, req_.length - pos);
+    w.length = std::min<uint64_t>(kKernelStep, body - pos);
     w.dest_offset = req_.dest_offset + pos;
     w.dest_fd = req_.dest.fd;
     w.flags = req_.kernel_flags;
@@ -193,6 +202,17 @@ void Capture::write_kernel() {
     res_.bytes_written = pos;
     written_.store(pos, std::memory_order_release);
     if (r) return fail(-r, "ioctl(PHYSCAP_IOC_WRITE)", req_.dest_path);
+  }
+  Window win;
+  while (pos < req_.length && !stopping()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, req_.length - pos));
+    int r = win.map(fd, req_.phys + pos, n);
+    if (r) return fail(-r, "mmap", dev);
+    r = write_tail(win.data(), n, pos);
+    if (r) return fail(-r, "pwrite", req_.dest_path);
+    pos += n;
+    res_.bytes_written = pos;
+    written_.store(pos, std::memory_order_release);
   }
   res_.write_seconds = since(t0);
 }
