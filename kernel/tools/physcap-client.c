@@ -442,6 +442,25 @@ static char *read_vmcoreinfo(int dev, size_t *len)
 	return desc;
 }
 
+/*
+ * After a failure: no file may pass for a core.  One this run created is
+ * removed; an existing one (a dump partition) gets its first block zeroed,
+ * so neither an old core's header nor a half-written one remains there.
+ * Returns whether the header block is known to be clear.
+ */
+static bool fail_capture(int dest, const char *path, bool existing, void *block,
+			 size_t align, bool *removed)
+{
+	if (!existing) {
+		*removed = unlink(path) == 0;
+		return *removed;
+	}
+	memset(block, 0, align);
+	if (pwrite(dest, block, align, 0) != (ssize_t)align)
+		return false;
+	return fsync(dest) == 0;
+}
+
 static int cmd_capture(int argc, char **argv)
 {
 	struct core_region regions[CAPTURE_MAX_REGIONS];
@@ -451,6 +470,7 @@ static int cmd_capture(int argc, char **argv)
 	struct core_alias alias;
 	struct kmem km;
 	bool have_alias = false, alias_placed = false, have_kmap;
+	bool removed = false, cleared = false;
 	struct utsname uts;
 	int oflags = O_WRONLY | O_DIRECT | O_CLOEXEC | O_CREAT | O_EXCL;
 	bool do_fsync = true, is_blockdev;
@@ -582,10 +602,11 @@ static int cmd_capture(int argc, char **argv)
 		/* All of it up front: ENOSPC now, not half-way. */
 		what = "preallocate";
 	}
-	if (!err && pwrite(dest, header, header_len, 0) != (ssize_t)header_len) {
-		err = errno ? errno : EIO;
-		what = "ELF header";
-	}
+	/*
+	 * The ranges first, the ELF header last: a capture that fails part-way
+	 * never has headers that list a range it did not write (the file's
+	 * zeros would pass for its bytes).
+	 */
 	for (i = 0; !err && i < nr; i++) {
 		memset(&stats[i], 0, sizeof(stats[i]));
 		stats[i].phys_addr = regions[i].phys;
@@ -600,20 +621,27 @@ static int cmd_capture(int argc, char **argv)
 	}
 	for (; i < nr; i++)
 		memset(&stats[i], 0, sizeof(stats[i]));	/* never reached */
+	if (!err && pwrite(dest, header, header_len, 0) != (ssize_t)header_len) {
+		err = errno ? errno : EIO;
+		what = "ELF header";
+	}
 	if (!err && do_fsync && fsync(dest)) {
 		err = errno;
 		what = "fsync";
 	}
 	secs = now_s() - t0;
+	if (err)
+		cleared = fail_capture(dest, argv[0], !(oflags & O_EXCL), header, align, &removed);
 
 	printf("{\"ok\":%s,\"errno\":\"%s\",\"what\":\"%s\",\"out\":\"%s\",\"machine\":%u,"
 	       "\"big_endian\":%s,\"vmcoreinfo\":%s,\"kernel_map\":%s,\"image_alias\":%s,"
-	       "\"file_size\":%" PRIu64 ","
+	       "\"file_size\":%" PRIu64 ",\"removed\":%s,\"header_cleared\":%s,"
 	       "\"bytes\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64 ",\"seconds\":%.6f,\"regions\":[",
 	       err ? "false" : "true", errno_name(err), what, argv[0], core_machine(),
 	       __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? "true" : "false",
 	       vmcoreinfo ? "true" : "false", have_kmap ? "true" : "false",
-	       alias_placed ? "true" : "false", file_size, total, zero_copy, secs);
+	       alias_placed ? "true" : "false", file_size, removed ? "true" : "false",
+	       cleared ? "true" : "false", total, zero_copy, secs);
 	for (i = 0; i < nr; i++)
 		printf("%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"vaddr\":\"0x%" PRIx64
 		       "\",\"length\":%" PRIu64

@@ -139,6 +139,28 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     expect(one<{ ok: boolean; errno: string }>('reserved-ebda')).toMatchObject({ ok: false, errno: 'EACCES' });
   });
 
+  describe('physcap-client capture with a bad range in its list', () => {
+    interface ClientCapture { ok: boolean; errno: string; what: string; removed: boolean; header_cleared: boolean }
+    const ELF_MAGIC = '7f454c46';
+    test.each([
+      ['client-hole', 'hole', 'ENXIO'],
+      ['client-reserved', 'high', 'EACCES'],
+      ['client-device', 'chipset', 'EACCES'],
+    ])('%s: fails naming range "%s" (%s); the file it created is removed, nothing passes for a core', (label, what, errno) => {
+      expect(one<ClientCapture>(label)).toMatchObject({ ok: false, errno, what, removed: true });
+      expect(one<{ exists: boolean }>(`${label}-left`)).toEqual({ exists: false });
+    });
+    test('--existing (a dump partition): a good capture has its ELF header; a failed one leaves the header block zeroed', () => {
+      expect(one<ClientCapture>('client-existing-ok')).toMatchObject({ ok: true });
+      expect(one<{ magic: string }>('client-existing-ok-magic')).toEqual({ magic: ELF_MAGIC });
+      expect(one<ClientCapture>('client-existing-hole')).toMatchObject({ ok: false, errno: 'ENXIO', what: 'hole', removed: false, header_cleared: true });
+      expect(one<{ magic: string }>('client-existing-hole-magic')).toEqual({ magic: '00000000' });
+    });
+    test('an odd-sized range is a usage error naming it, before anything is created', () => {
+      expect(one<{ rc: number; stderr: string; exists: boolean }>('client-odd')).toEqual({ rc: 2, stderr: 'physcap-client: region odd: start and length must be multiples of 4096', exists: false });
+    });
+  });
+
   test("the question's way fails here too: mmap(/dev/mem) + O_DIRECT write gives EFAULT", () => {
     expect(one<{ errno: string }>('question').errno).toBe('EFAULT');
   });

@@ -35,6 +35,13 @@ const guestCli = path.join(repoRoot(), 'dist', 'test', 'capture', 'board-cli.js'
 
 /** The ranges the ELF captures take (the issue's interop check): crash log and trace. */
 const ELF_RANGES = BOARD_RANGES.filter((r) => r.name === 'crashlog' || r.name === 'trace');
+/** Slices of the trace range with odd tails and unaligned starts. */
+const ODD_SLICES = [
+  { label: 'odd-tail', offset: 0, size: 3 * 4096 + 1000 },
+  { label: 'odd-head', offset: 100, size: 2 * 4096 },
+  { label: 'odd-both', offset: 4096 + 1, size: 5 * 4096 + 7 },
+];
+
 /** The dir destination of the ELF capture, on the scratch disk (as the guest and as debugfs see it). */
 const ELF_DIR = 'physcap-captures';
 
@@ -104,6 +111,10 @@ function job(module: string): string {
     { label: 'kernel-readback-trace', source: 'kernel', phys: hex(trace.start), length: String(trace.size), dest: '$D/readback-trace.bin', mode: 'create', hash: 'readback' },
     { label: 'kernel-mmio', source: 'kernel', phys: '0xa0000', length: '65536', dest: '$D/mmio.bin', mode: 'create' },
     { label: 'kernel-overwrite', source: 'kernel', phys: hex(trace.start), length: '4096', dest: '$D/kernel-trace.bin', mode: 'create' },
+    // Odd sizes and starts, as /proc/iomem's selectors give them (its
+    // "System RAM" from 0x1000 ends at 0x9fbff): the aligned body goes
+    // zero-copy, the rest through a zero-padded aligned buffer.
+    ...ODD_SLICES.flatMap((o) => ['kernel', 'devmem'].map((source) => ({ label: `${source}-${o.label}`, source, phys: hex(trace.start + o.offset), length: String(o.size), dest: `$D/${source}-${o.label}.bin`, mode: 'create' }))),
   );
   const args = requests.map((r) => `"$(printf '%s' '${JSON.stringify(r)}' | sed "s|\\$D|$D|; s|\\$RAW|$RAW|")"`).join(' \\\n  ');
   // The ELF captures (physcap capture, the CLI as users run it) go to a
@@ -172,6 +183,18 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
       expect(c).toMatchObject({ ok: true, source: 'devmem', mode: 'copy', bytesCopied: range.size, bytesZeroCopy: 0 });
       expect(c.sha256).toBe(run.truth(name).sha256);
       expect(run.scratchFileSha256(`/devmem-${name}.bin`, range.size)).toBe(run.truth(name).sha256);
+    });
+  });
+
+  describe.each(ODD_SLICES.map((o) => [o.label, o] as const))('a slice with an %s', (_l, o) => {
+    test.each(['kernel', 'devmem'])('%s source: every byte exact, the aligned body zero-copy where the source can, the rest copied and counted', (source) => {
+      const c = get(`${source}-${o.label}`);
+      const truth = run.memorySliceSha256('trace', o.offset, o.size);
+      expect(c).toMatchObject({ ok: true, source, mode: 'copy', sha256: truth });
+      expect((c.bytesZeroCopy ?? 0) + (c.bytesCopied ?? 0) + (c.bytesBounced ?? 0)).toBe(o.size);
+      expect(c.bytesCopied).toBeGreaterThan(0);
+      if (source === 'kernel' && o.offset === 0) expect(c.bytesZeroCopy).toBeGreaterThanOrEqual(3 * 4096);
+      expect(run.scratchFileSha256(`/${source}-${o.label}.bin`, o.size)).toBe(truth);
     });
   });
 

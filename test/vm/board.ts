@@ -126,6 +126,11 @@ export class BoardRun {
     return sha256OfFileRange(this.memFile, t.start, t.size);
   }
 
+  /** SHA-256 of `size` bytes from `offset` into a reserved range, as guest RAM holds them now. */
+  memorySliceSha256(name: string, offset: number, size: number): string {
+    return sha256OfFileRange(this.memFile, this.truth(name).start + offset, size);
+  }
+
   /** SHA-256 of a slice of the raw disk (vdb). */
   rawSha256(offset: number, size: number): string {
     return sha256OfFileRange(this.images.raw, offset, size);
