@@ -34,7 +34,7 @@ export function parseSize(value: unknown): bigint | Error {
     // YAML hands an unquoted 99999999999999999999999 over as the double
     // 1e+23: say what was written, not what the double prints as.
     if (Number.isInteger(value) && value > 0) {
-      const digits = Math.floor(Math.log10(value)) + 1;
+      const digits = BigInt(value).toString().length;
       return new Error(
         value >= 2 ** 64
           ? `a ${digits}-digit number does not fit in 64 bits`
