@@ -81,6 +81,18 @@ function ancestorsProblem(real: string, euid: number, egid: number): string | nu
   }
 }
 
+function missingDirProblem(abs: string, euid: number, egid: number): string | null {
+  let parent = path.dirname(abs);
+  while (parent !== '/' && !fs.existsSync(parent)) parent = path.dirname(parent);
+  let real: string;
+  try {
+    real = fs.realpathSync(parent);
+  } catch (err) {
+    return `${parent} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
+  return ancestorsProblem(path.join(real, path.basename(abs)), euid, egid);
+}
+
 export interface TrustOptions {
   euid?: number;
   egid?: number;
@@ -108,7 +120,9 @@ export function trustedDirProblem(p: string, role: TrustedRole, o: TrustOptions 
   try {
     st = fs.lstatSync(abs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    // Not there yet: it will be created (with a safe mode) in the nearest
+    // directory that exists, so that one and everything above must hold.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return missingDirProblem(abs, euid, egid);
     return `${abs} cannot be checked (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
   }
   if (st.isSymbolicLink()) {
