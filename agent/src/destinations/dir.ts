@@ -55,6 +55,8 @@ import type {
 
 export const INDEX_FILE = 'index.jsonl';
 export const INTENT_FILE = '.intent.json';
+/** What a publish writes that says "complete": never left by one that did not commit. */
+const UNCOMMITTED_CLAIMS = ['manifest.json', 'SHA256SUMS', 'manifest.json.sig'];
 /** Preallocated at begin, released just before the small files are written. */
 export const RESERVE_FILE = '.reserve';
 /** Beyond the small files themselves: an index line and directory entries. */
@@ -288,7 +290,7 @@ export class DirStore implements CaptureStore {
       // The name must be free before the commit: the entry will promise it.
       const target = path.join(this.location, finalName);
       if (lexists(target)) throw errorWithCode('EEXIST', `refusing to publish capture ${sink.id}: ${target} already exists (a symlink or an earlier capture is there)`);
-      removeAt(dir, RESERVE_FILE);
+      removeAt(fdPath(sink.fd), RESERVE_FILE);
       const written: string[] = [];
       let entry: IndexEntry;
       try {
@@ -301,7 +303,9 @@ export class DirStore implements CaptureStore {
       } catch (err) {
         // Not published: take back what was written, so the failed record
         // written next never sits beside a manifest that says complete.
-        for (const name of written.reverse()) removeAt(dir, name);
+        // Through the directory's fd: the path may lead elsewhere by now
+        // (a read-only mount over it), the fd is where the files are.
+        for (const name of written.reverse()) removeAt(fdPath(sink.fd), name);
         throw err;
       }
       this.finishRename(sink.id, finalName);
@@ -462,6 +466,10 @@ export class DirStore implements CaptureStore {
     } catch {
       /* counted as 0 */
     }
+    // A publish that never committed (the index append failed and even
+    // taking its files back failed, as on a file system gone read-only):
+    // its manifest's claim was never made, so it does not stay to be read.
+    for (const claim of UNCOMMITTED_CLAIMS) removeAt(dir, claim);
     let location = name;
     if (o.keep) {
       renameAt(this.fd, name, this.fd, `${id}${FAILED}`, path.join(this.location, `${id}${FAILED}`));
@@ -565,6 +573,11 @@ function lexists(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The directory an fd holds, as a path that stays with it (the fd's own mount and inode). */
+function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
 }
 
 /** unlink(2) of a name that may not be there; other errors are for the caller's record, not fatal. */

@@ -169,6 +169,7 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
     if (m.id !== entry.id) problems.push(`manifest.json is for capture ${m.id}, the index says ${entry.id}`);
     if (m.previous !== entry.prev) problems.push(`manifest.json's previous (${m.previous}) is not its index entry's prev (${entry.prev})`);
     if (m.status !== 'complete') problems.push(`the capture is marked failed: ${m.error?.message ?? 'no reason given'}`);
+    else if (entry.status !== 'complete') problems.push(`the index records the capture as failed: ${entry.error ?? entry.recovered ?? 'no reason given'}`);
 
     // The signature.
     const names = new Set(reader.files().map((f) => f.name));
