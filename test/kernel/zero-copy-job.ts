@@ -61,13 +61,13 @@ rec client-existing-ok-magic - "$(magic $SLOW)"
 rec client-existing-hole - "$($C capture $SLOW trace ${hex(trace.start)} 4096 hole 0xf000000000 4096 --existing)"
 rec client-existing-hole-magic - "$(magic $SLOW)"
 rec client-hole - "$($C capture $D/hole.core trace ${hex(trace.start)} 4096 hole 0xf000000000 4096)"
-rec client-hole-left - "{\"exists\":$(test -e $D/hole.core && echo true || echo false)}"
+rec client-hole-left - "{\\"exists\\":$(test -e $D/hole.core && echo true || echo false)}"
 rec client-reserved - "$($C capture $D/reserved.core trace ${hex(trace.start)} 4096 high 0xfd00000000 4096)"
-rec client-reserved-left - "{\"exists\":$(test -e $D/reserved.core && echo true || echo false)}"
-rec client-device - "$($C capture $D/device.core trace ${hex(trace.start)} 4096 chipset 0xfed1c000 4096)"
-rec client-device-left - "{\"exists\":$(test -e $D/device.core && echo true || echo false)}"
+rec client-reserved-left - "{\\"exists\\":$(test -e $D/reserved.core && echo true || echo false)}"
+rec client-device - "$($C capture $D/device.core trace ${hex(trace.start)} 4096 vga 0xa0000 4096)"
+rec client-device-left - "{\\"exists\\":$(test -e $D/device.core && echo true || echo false)}"
 $C capture $D/odd.core odd 0x1000 1000 > $T/odd.out 2> $T/odd.err
-rec client-odd - "{\"rc\":$?,\"stderr\":\"$(tr -d '"\n' < $T/odd.err)\",\"exists\":$(test -e $D/odd.core && echo true || echo false)}"
+rec client-odd - "{\\"rc\\":$?,\\"stderr\\":\\"$(tr -d '"\n' < $T/odd.err)\\",\\"exists\\":$(test -e $D/odd.core && echo true || echo false)}"
 
 $C selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW | sed 's/^/@@selftest - /'
 rec fuzz - "$($C fuzz --count 5000 --seed 20261125 --phys ${hex(trace.start)} --scratch $D)"
