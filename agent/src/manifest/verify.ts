@@ -16,7 +16,7 @@ import type { CaptureReader, CaptureStore } from '../destinations/types';
 import { hashStored } from '../native/binding';
 import { checkClaim, checkSignedHead, HEAD_FILE, HeadClaim } from './head';
 import { checkSignature, SIGNATURE_FILE } from './sign';
-import { parseSums, SUMS_FILE } from './sums';
+import { parseSums, SUMS_FILE, sumsFile } from './sums';
 import type { Manifest, ManifestRegion } from './types';
 
 export interface VerifyReport {
@@ -276,6 +276,11 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
         if (got !== digest) problems.push(`${SUMS_FILE}: ${name} does not match`);
       }
       for (const need of ['manifest.json', ...m.files.map((f) => f.name)]) if (!sums.has(need)) problems.push(`${SUMS_FILE} does not list ${need}`);
+      // physcap writes it in one form only, so any other bytes (a line
+      // dropped, a newline or a comment added) mean it was edited.
+      if (problems.length === before && sumsText !== sumsFile([...sums].map(([name, sha]) => ({ name, sha256: sha }))).toString('utf8')) {
+        problems.push(`${SUMS_FILE} is not as physcap wrote it (edited, though every digest it lists matches)`);
+      }
       if (problems.length === before) passed.push(`${SUMS_FILE}: ${sums.size} files match`);
     }
     return report(m);
