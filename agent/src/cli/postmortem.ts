@@ -38,7 +38,8 @@ function destinations(o: DestOpts, cli: Cli): string[] {
   return [...new Set([...loaded.profiles.values()].map((p) => destinationKey(p.destination)))];
 }
 
-function openStores(o: DestOpts, cli: Cli): CaptureStore[] {
+/** The destinations that open; each that does not is reported, counted in `unreadable`, and fails the command. */
+function openStores(o: DestOpts, cli: Cli, unreadable: string[] = []): CaptureStore[] {
   const out: CaptureStore[] = [];
   for (const d of destinations(o, cli)) {
     try {
@@ -47,6 +48,7 @@ function openStores(o: DestOpts, cli: Cli): CaptureStore[] {
       // A destination that cannot be read is a failure, never "no captures".
       cli.err(`physcap: ${d}: ${(err as Error).message}\n`);
       cli.setCode(1);
+      unreadable.push(d);
     }
   }
   return out;
@@ -132,7 +134,8 @@ export function registerPostmortem(program: Command, cli: Cli): void {
     .action((o: DestOpts & { json?: boolean }) => {
       const rows: Array<IndexEntry & { destination: string; data: string }> = [];
       const problems: string[] = [];
-      for (const s of openStores(o, cli)) {
+      const unreadable: string[] = [];
+      for (const s of openStores(o, cli, unreadable)) {
         try {
           const idx = s.index();
           problems.push(...idx.problems.map((p) => `${s.location}: ${p}`));
@@ -143,7 +146,7 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       }
       if (problems.length) cli.setCode(1);
       if (o.json) return void cli.out(`${JSON.stringify({ captures: rows, problems })}\n`);
-      if (!rows.length) cli.out('no captures\n');
+      if (!rows.length && !unreadable.length) cli.out('no captures\n');
       else {
         cli.out(`${'TIME'.padEnd(25)}${'ID'.padEnd(46)}${'STATUS'.padEnd(10)}${'SIZE'.padStart(10)}  DATA     DESTINATION\n`);
         for (const r of rows) {
