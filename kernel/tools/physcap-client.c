@@ -21,7 +21,8 @@
  *   capture OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync]
  *                                      an ELF core of the ranges (elfcore.h),
  *                                      written zero-copy; OUT a new file or
- *                                      (--existing) a block device
+ *                                      (--existing) a block device; after a
+ *                                      failure nothing passes for a core
  *
  * Numbers accept 0x prefixes and K/M/G suffixes (binary).
  */

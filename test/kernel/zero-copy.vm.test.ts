@@ -133,7 +133,7 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     expect(offset > 0xffff_ffff_8000_0000n - (1536n << 20n) && offset < 0xffff_ffff_c000_0000n).toBe(true);
   });
 
-  test('"Reserved" that the firmware did not report as RAM is device memory: EACCES without ALLOW_MMIO (EBDA, BIOS flash, the window above 1 TiB)', () => {
+  test('[board] "Reserved" that the firmware did not report as RAM is device memory: EACCES without ALLOW_MMIO (EBDA, BIOS flash, the window above 1 TiB)', () => {
     for (const label of ['reserved-flash', 'reserved-high']) expect(one<{ ok: boolean; errno: string }>(label)).toMatchObject({ ok: false, errno: 'EACCES' });
     // 0x9f000 starts in System RAM and runs into the EBDA: one byte of device memory refuses the whole write.
     expect(one<{ ok: boolean; errno: string }>('reserved-ebda')).toMatchObject({ ok: false, errno: 'EACCES' });
@@ -146,17 +146,17 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
       ['client-hole', 'hole', 'ENXIO'],
       ['client-reserved', 'high', 'EACCES'],
       ['client-device', 'vga', 'EACCES'],
-    ])('%s: fails naming range "%s" (%s); the file it created is removed, nothing passes for a core', (label, what, errno) => {
+    ])('[board] physcap-client %s: fails naming range "%s" (%s); the file it created is removed, nothing passes for a core', (label, what, errno) => {
       expect(one<ClientCapture>(label)).toMatchObject({ ok: false, errno, what, removed: true });
       expect(one<{ exists: boolean }>(`${label}-left`)).toEqual({ exists: false });
     });
-    test('--existing (a dump partition): a good capture has its ELF header; a failed one leaves the header block zeroed', () => {
+    test('[board] physcap-client --existing (a dump partition): a good capture has its ELF header; a failed one leaves the header block zeroed', () => {
       expect(one<ClientCapture>('client-existing-ok')).toMatchObject({ ok: true });
       expect(one<{ magic: string }>('client-existing-ok-magic')).toEqual({ magic: ELF_MAGIC });
       expect(one<ClientCapture>('client-existing-hole')).toMatchObject({ ok: false, errno: 'ENXIO', what: 'hole', removed: false, header_cleared: true });
       expect(one<{ magic: string }>('client-existing-hole-magic')).toEqual({ magic: '00000000' });
     });
-    test('an odd-sized range is a usage error naming it, before anything is created', () => {
+    test('[board] physcap-client: an odd-sized range is a usage error naming it, before anything is created', () => {
       expect(one<{ rc: number; stderr: string; exists: boolean }>('client-odd')).toEqual({ rc: 2, stderr: 'physcap-client: region odd: start and length must be multiples of 4096', exists: false });
     });
   });

@@ -186,8 +186,8 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     });
   });
 
-  describe.each(ODD_SLICES.map((o) => [o.label, o] as const))('a slice with an %s', (_l, o) => {
-    test.each(['kernel', 'devmem'])('%s source: every byte exact, the aligned body zero-copy where the source can, the rest copied and counted', (source) => {
+  describe.each(ODD_SLICES.map((o) => [o.label, o] as const))('a slice of the trace range: %s', (_l, o) => {
+    test.each(['kernel', 'devmem'])('[board] %s source: every byte exact, the aligned body zero-copy where the source can, the rest copied and counted', (source) => {
       const c = get(`${source}-${o.label}`);
       const truth = run.memorySliceSha256('trace', o.offset, o.size);
       expect(c).toMatchObject({ ok: true, source, mode: 'copy', sha256: truth });
@@ -222,7 +222,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     expect(run.scratchFileSha256('/kernel-trace.bin', 16 * 2 ** 20)).toBe(run.truth('trace').sha256);
   });
 
-  test.each(['kernel', 'devmem'])('%s source: "Reserved" without RAM behind it and a hole are refused before anything is written, saying why', (src) => {
+  test.each(['kernel', 'devmem'])('[board] %s source: "Reserved" without RAM behind it and a hole are refused before anything is written, saying why', (src) => {
     const flash = cliRecord(run, `refused-flash-${src}`);
     expect(flash.rc).not.toBe(0);
     expect(flash.stderr).toMatch(/region flash: 0xfffc0000-0xfffc0fff is "Reserved", but the firmware did not report RAM there .* set allow_device: true on the region/);
