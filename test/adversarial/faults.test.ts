@@ -163,8 +163,9 @@ describe('[faults] the publishing step', () => {
     const dest = fresh('between');
     const p = profileFor(dest);
     const out = await captureNow(p);
-    // The state a crash right after the append leaves: the entry names <id>, the directory is still .partial.
+    // The state a crash right after the append leaves: the entry names <id>, the directory is still .partial, its intent still there.
     fs.renameSync(path.join(dest, out.id), path.join(dest, `${out.id}.partial`));
+    fs.writeFileSync(path.join(dest, `${out.id}.partial`, '.intent.json'), '{}\n');
     expect(await verifies(dest, out.id)).toBe(true);
     recover(dest);
     expect(entries(dest)).toEqual([out.id]);

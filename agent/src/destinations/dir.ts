@@ -460,6 +460,7 @@ export class DirStore implements CaptureStore {
     } catch {
       /* the crash came before the intent was durable: the name is all we know */
     }
+    removeAt(dir, RESERVE_FILE); // space held for a publish that will not come
     let bytes = 0;
     try {
       bytes = Number(treeBytes(dir));
@@ -704,9 +705,13 @@ class DirReader implements CaptureReader {
 
   files(): Array<{ name: string; size: number }> {
     // Every name, not only regular files: a link, FIFO or directory planted
-    // beside the capture's files is listed, so verify reports it.
+    // beside the capture's files is listed, so verify reports it.  In a
+    // committed capture still named .partial (recovery renames it), the
+    // destination's own bookkeeping is not the capture's.
+    const own = this.location.endsWith(PARTIAL) ? new Set([INTENT_FILE, RESERVE_FILE]) : new Set<string>();
     return fs
       .readdirSync(this.location, { withFileTypes: true })
+      .filter((d) => !own.has(d.name))
       .map((d) => ({ name: d.name, size: fs.lstatSync(path.join(this.location, d.name)).size }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
