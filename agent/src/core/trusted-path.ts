@@ -106,8 +106,8 @@ function ids(o: TrustOptions): { euid: number; egid: number } {
 
 /**
  * A directory physcap writes into or takes instructions from, as it is on
- * disk now.  A missing directory is no problem here (it is created with a
- * safe mode, then checked again).
+ * disk now.  A missing one is judged by the directories it would be made
+ * in (the caller makes it with a safe mode, then checks it again).
  */
 export function trustedDirProblem(p: string, role: TrustedRole, o: TrustOptions = {}): string | null {
   const { euid, egid } = ids(o);
