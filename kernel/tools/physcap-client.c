@@ -445,8 +445,9 @@ static char *read_vmcoreinfo(int dev, size_t *len)
 
 /*
  * After a failure: no file may pass for a core.  One this run created is
- * removed; an existing one (a dump partition) gets its first block zeroed,
- * so neither an old core's header nor a half-written one remains there.
+ * removed; an existing one (a dump partition) that this run began to
+ * overwrite gets its first block zeroed, so an old core's header does not
+ * describe the mix of old and new bytes now there.
  * Returns whether the header block is known to be clear.
  */
 static bool fail_capture(int dest, const char *path, bool existing, void *block,
@@ -471,7 +472,7 @@ static int cmd_capture(int argc, char **argv)
 	struct core_alias alias;
 	struct kmem km;
 	bool have_alias = false, alias_placed = false, have_kmap;
-	bool removed = false, cleared = false;
+	bool removed = false, cleared = false, touched = false;
 	struct utsname uts;
 	int oflags = O_WRONLY | O_DIRECT | O_CLOEXEC | O_CREAT | O_EXCL;
 	bool do_fsync = true, is_blockdev;
@@ -608,6 +609,7 @@ static int cmd_capture(int argc, char **argv)
 	 * never has headers that list a range it did not write (the file's
 	 * zeros would pass for its bytes).
 	 */
+	touched = !err;
 	for (i = 0; !err && i < nr; i++) {
 		memset(&stats[i], 0, sizeof(stats[i]));
 		stats[i].phys_addr = regions[i].phys;
@@ -631,7 +633,8 @@ static int cmd_capture(int argc, char **argv)
 		what = "fsync";
 	}
 	secs = now_s() - t0;
-	if (err)
+	/* A device refused before a byte was written keeps what it held. */
+	if (err && (touched || (oflags & O_EXCL)))
 		cleared = fail_capture(dest, argv[0], !(oflags & O_EXCL), header, align, &removed);
 
 	printf("{\"ok\":%s,\"errno\":\"%s\",\"what\":\"%s\",\"out\":\"%s\",\"machine\":%u,"
