@@ -72,6 +72,9 @@ describe('a full disk mid-capture (a small filesystem)', () => {
     const m = manifestOf(failedDir);
     expect(m).toMatchObject({ status: 'failed', error: { code: 'ENOSPC', region: 'two' } });
     expect(m.regions.map((r) => [r.name, r.sha256])).toEqual([['one', sha256(img.range(0, 6 * MiB))], ['two', '']]);
+    // The region never reached says so: mode none, not a zero-copy of nothing.
+    expect(m.regions[0]!.mode).not.toBe('none');
+    expect(m.regions[1]).toMatchObject({ mode: 'none', bytesZeroCopy: 0, bytesCopied: 0 });
     expect(indexOf(dest).map((e) => [e.id, e.status])).toEqual([[earlier.id, 'complete'], [outcome.id, 'failed']]);
     expect(await verifies(dest, earlier.id)).toBe(true);
     const v = await physcap(['verify', failedDir]);
