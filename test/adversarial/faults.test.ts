@@ -188,21 +188,6 @@ describe('[faults] the publishing step', () => {
     expect(await verifies(dest, b.id)).toBe(false);
     expect(await verifies(dest, a.id)).toBe(true);
   });
-
-  test('[faults] the destination removed while publishing is attempted: failed, nothing re-created', async () => {
-    const dest = fresh('gone');
-    const p = profileFor(dest, 8 * MiB);
-    let removed = false;
-    const out = await captureNow(p, {
-      onProgress: () => {
-        if (removed) return;
-        removed = true;
-        fs.rmSync(dest, { recursive: true, force: true });
-      },
-    });
-    expect(out.status).toBe('failed');
-    expect(fs.existsSync(dest)).toBe(false);
-  });
 });
 
 describe('[faults] killed at any point', () => {

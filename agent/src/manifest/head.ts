@@ -18,7 +18,7 @@ import * as crypto from 'node:crypto';
 
 import type { IndexEntry } from '../destinations/types';
 import { entryHash, serializeEntry } from './chain';
-import { keyId } from './sign';
+import { keyId, parsePublicKeyField, publicKeyField } from './sign';
 
 export const HEAD_FILE = 'index.head';
 
@@ -55,7 +55,7 @@ export function signHead(entry: IndexEntry, key: crypto.KeyObject, now = new Dat
     ...claim,
     algorithm: 'ed25519',
     keyId: keyId(pub),
-    publicKey: pub.export({ type: 'spki', format: 'der' }).toString('base64'),
+    publicKey: publicKeyField(pub),
     signature: crypto.sign(null, signedText(claim), key).toString('base64'),
   };
   return Buffer.from(`${JSON.stringify(out, null, 2)}\n`);
@@ -88,12 +88,8 @@ export function checkSignedHead(text: Buffer, entries: readonly IndexEntry[], pi
   if (h.kind !== 'IndexHead' || h.algorithm !== 'ed25519' || !Number.isInteger(h.seq) || typeof h.head !== 'string' || typeof h.signature !== 'string' || typeof h.publicKey !== 'string') {
     return { problem: `${HEAD_FILE}: not a signed index head` };
   }
-  let pub: crypto.KeyObject;
-  try {
-    pub = crypto.createPublicKey({ key: Buffer.from(h.publicKey, 'base64'), format: 'der', type: 'spki' });
-  } catch {
-    return { problem: `${HEAD_FILE}: the public key does not parse` };
-  }
+  const pub = parsePublicKeyField(h.publicKey);
+  if (!pub) return { problem: `${HEAD_FILE}: the public key does not parse` };
   if (pinned && keyId(pinned) !== keyId(pub)) return { problem: `${HEAD_FILE} is signed by key ${keyId(pub)}, not by the pinned key` };
   if (!crypto.verify(null, signedText(h), pub, Buffer.from(h.signature, 'base64'))) return { problem: `${HEAD_FILE}: the signature does not match` };
   const claim = { seq: h.seq, head: h.head, id: String(h.id ?? '') };

@@ -46,6 +46,20 @@ export function loadPublicKey(file: string): crypto.KeyObject {
   return key;
 }
 
+/** A public key as signed files carry it: SPKI DER, base64. */
+export function publicKeyField(pub: crypto.KeyObject): string {
+  return pub.export({ type: 'spki', format: 'der' }).toString('base64');
+}
+
+/** The public key a signed file carries, or undefined if it does not parse. */
+export function parsePublicKeyField(field: string): crypto.KeyObject | undefined {
+  try {
+    return crypto.createPublicKey({ key: Buffer.from(field, 'base64'), format: 'der', type: 'spki' });
+  } catch {
+    return undefined;
+  }
+}
+
 /** The key's id, to put in the manifest before it is signed. */
 export function signerId(privateKey: crypto.KeyObject): string {
   return keyId(crypto.createPublicKey(privateKey));
@@ -56,7 +70,7 @@ export function sign(manifest: Buffer, privateKey: crypto.KeyObject): Buffer {
   const file: SignatureFile = {
     algorithm: 'ed25519',
     keyId: keyId(pub),
-    publicKey: pub.export({ type: 'spki', format: 'der' }).toString('base64'),
+    publicKey: publicKeyField(pub),
     signature: crypto.sign(null, manifest, privateKey).toString('base64'),
   };
   return Buffer.from(`${JSON.stringify(file, null, 2)}\n`);
@@ -73,12 +87,8 @@ export function checkSignature(manifest: Buffer, sigFile: Buffer, pinned?: crypt
   if (s.algorithm !== 'ed25519' || typeof s.publicKey !== 'string' || typeof s.signature !== 'string') {
     return { problem: `${SIGNATURE_FILE}: unknown algorithm or missing fields` };
   }
-  let pub: crypto.KeyObject;
-  try {
-    pub = crypto.createPublicKey({ key: Buffer.from(s.publicKey, 'base64'), format: 'der', type: 'spki' });
-  } catch {
-    return { problem: `${SIGNATURE_FILE}: the public key does not parse` };
-  }
+  const pub = parsePublicKeyField(s.publicKey);
+  if (!pub) return { problem: `${SIGNATURE_FILE}: the public key does not parse` };
   const id = keyId(pub);
   if (id !== s.keyId) return { problem: `${SIGNATURE_FILE}: keyId does not match its public key`, keyId: id };
   if (pinned && keyId(pinned) !== id) return { problem: `signed by key ${id}, not by the pinned key ${keyId(pinned)}`, keyId: id };

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 
 import { parse } from 'yaml';
 
-import { trustedDirProblem } from '../core/trusted-path';
+import { assertTrustedDir, trustedDirProblem } from '../core/trusted-path';
 import { eventId } from './event';
 import { Trigger, TriggerContext } from './trigger';
 
@@ -78,11 +78,9 @@ export function fileTrigger(profile: string, spec: { name: string }, ctx: Trigge
     kind: 'file',
     profile,
     async start() {
-      const before = trustedDirProblem(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
-      if (before) throw Object.assign(new Error(`untrusted spool: ${before}`), { code: 'EACCES' });
+      assertTrustedDir(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
       fs.mkdirSync(ctx.spoolDir, { recursive: true, mode: 0o700 });
-      const after = trustedDirProblem(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
-      if (after) throw Object.assign(new Error(`untrusted spool: ${after}`), { code: 'EACCES' });
+      assertTrustedDir(ctx.spoolDir, 'spool', { euid: ctx.agentUid });
       // inotify through fs.watch, not chokidar: chokidar holds events back
       // and folds quick unlink/add pairs, and a name dropped again right
       // after it was consumed could go unnoticed.  Any event naming our file
