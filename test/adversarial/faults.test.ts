@@ -13,7 +13,7 @@ import * as path from 'node:path';
 
 import { DirStore } from '../../agent/src/destinations/dir';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/manifest/verify';
+import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, scratch, writeProfile } from './kit';
 
 let s: ReturnType<typeof scratch>;

@@ -16,7 +16,7 @@ import { DirStore } from '../../agent/src/destinations/dir';
 import { entryHash, parseEntry, serializeEntry } from '../../agent/src/manifest/chain';
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/manifest/verify';
+import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { captureNow, imageProfile, makeImage, MiB, physcap, sha256, writeProfile } from './helpers';
 
 let work: string;

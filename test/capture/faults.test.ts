@@ -16,7 +16,7 @@ import { DirStore } from '../../agent/src/destinations/dir';
 import { initBlockdev } from '../../agent/src/destinations/blockdev';
 import { entryHash } from '../../agent/src/manifest/chain';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/manifest/verify';
+import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, physcap, sha256, waitUntil, writeProfile } from './helpers';
 
 let work: string;

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { defaultDumpLevel, exportKdump, userPagesCaveat } from '../../agent/src/container/kdump';
+import { defaultDumpLevel, exportKdump, userPagesCaveat } from '../../agent/src/postmortem/kdump';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../../agent/src/container/elf';
 import { DirStore } from '../../agent/src/destinations/dir';
 import type { Manifest } from '../../agent/src/manifest/types';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { parseIomem } from '../../agent/src/capture/iomem';
+import { parseIomem } from '../../agent/src/kernel/iomem';
 import { checkReadable, classifyRange, readFirmwareRam } from '../../agent/src/capture/memory-map';
 
 const IOMEM = `00000000-00000fff : Reserved

@@ -11,7 +11,7 @@ import { main } from '../../agent/src/cli/main';
 import { formatDiagnostic, hasErrors } from '../../agent/src/config/diagnostics';
 import { AGENT_DEFAULTS, loadAgentConfig } from '../../agent/src/config/agent-config';
 import { checkFile, checkFiles, listDropIns, loadProfiles } from '../../agent/src/config/load';
-import { parseAddress, parseDuration, parseSize } from '../../agent/src/config/units';
+import { parseAddress, parseDuration, parseSize } from '../../agent/src/core/units';
 
 const fixtures = path.join(__dirname, 'fixtures');
 const badDir = path.join(fixtures, 'bad');

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { NOTE_PHYSCAP, NOTE_VMCOREINFO, PT_LOAD, hostElfTarget, layoutElfCore, parseElfCore } from '../../agent/src/container/elf';
-import { exportCapture } from '../../agent/src/container/export';
+import { exportCapture } from '../../agent/src/postmortem/export';
 import { parseLime } from '../../agent/src/container/lime';
 import type { CaptureReader, IndexEntry } from '../../agent/src/destinations/types';
 import type { Manifest, ManifestRegion } from '../../agent/src/manifest/types';

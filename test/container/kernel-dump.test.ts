@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { kernelImageExtent, kernelView, parseKernelMemory } from '../../agent/src/capture/kernel-memory';
-import { parseIomem } from '../../agent/src/capture/iomem';
+import { parseIomem } from '../../agent/src/kernel/iomem';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCore, PT_LOAD, splitLoads } from '../../agent/src/container/elf';
 import { describeCore } from '../../agent/src/container/kernel-dump';
 

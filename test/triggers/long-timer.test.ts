@@ -2,7 +2,7 @@
  * Durations past Node's timer limit (2^31 - 1 ms, about 24.8 days) behave
  * as written: `every: 30d` fires every 30 days, not every millisecond.
  */
-import { parseDuration } from '../../agent/src/config/units';
+import { parseDuration } from '../../agent/src/core/units';
 import { systemClock } from '../../agent/src/core/clock';
 import { memoryLogger } from '../../agent/src/core/logger';
 import { longInterval, longTimeout, MAX_TIMER_MS } from '../../agent/src/core/long-timer';

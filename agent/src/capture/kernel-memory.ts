@@ -20,7 +20,7 @@
  */
 import type { ElfAlias } from '../container/elf';
 import { kernelMap, KernelMap } from '../native/binding';
-import { IomemRange, parseIomem } from './iomem';
+import { IomemRange, parseIomem } from '../kernel/iomem';
 
 export interface KernelMemory {
   /** physcap.ko's KERNEL_MAP. */

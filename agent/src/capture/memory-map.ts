@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { IomemRange, parseIomem } from './iomem';
+import { IomemRange, parseIomem } from '../kernel/iomem';
 
 const MEMORY_NAMES = new Set(['System RAM', 'ACPI Tables', 'ACPI Non-volatile Storage', 'Persistent Memory', 'Persistent Memory (legacy)', 'Soft Reserved']);
 const RESERVED_NAMES = new Set(['Reserved', 'reserved']);

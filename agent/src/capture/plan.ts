@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import type { Profile } from '../config/profile';
 import type { ElfTarget } from '../container/elf';
 import type { SourceKind } from '../native/binding';
-import { resolveIomem } from './iomem';
+import { resolveIomem } from '../kernel/iomem';
 import { KernelView, kernelView, readKernelMemory } from './kernel-memory';
 import { checkReadable, readFirmwareRam } from './memory-map';
 

@@ -12,7 +12,7 @@ import { formatDiagnostic, hasErrors } from '../config/diagnostics';
 import { checkFile, DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
 import type { Profile } from '../config/profile';
 import { readIomemNames } from '../config/semantic';
-import { parseIomem } from '../capture/iomem';
+import { parseIomem } from '../kernel/iomem';
 import { runCapture } from '../capture/pipeline';
 import { planCapture } from '../capture/plan';
 import { eventId } from '../triggers/event';

@@ -12,17 +12,17 @@ import * as path from 'node:path';
 import { formatDiagnostic } from '../config/diagnostics';
 import { DEFAULT_PROFILE_DIRS, loadProfiles } from '../config/load';
 import { hostElfTarget } from '../container/elf';
-import { capturedElfTarget, exportCapture, ExportFormat, storedElfCore } from '../container/export';
-import { DEFAULT_DUMP_LEVEL, exportKdump, KdumpCompression, parseDumpLevel } from '../container/kdump';
+import { capturedElfTarget, exportCapture, ExportFormat, storedElfCore } from '../postmortem/export';
+import { DEFAULT_DUMP_LEVEL, exportKdump, KdumpCompression, parseDumpLevel } from '../postmortem/kdump';
 import { describeCore } from '../container/kernel-dump';
 import { initBlockdev } from '../destinations/blockdev';
 import { destinationKey, openStoreAt } from '../destinations/registry';
 import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
-import { diffCaptures } from '../manifest/diff';
+import { diffCaptures } from '../postmortem/diff';
 import { parseHeadArg } from '../manifest/head';
 import { generateKeyPair, loadPublicKey } from '../manifest/sign';
 import type { Manifest } from '../manifest/types';
-import { verifyCapture } from '../manifest/verify';
+import { verifyCapture } from '../postmortem/verify';
 import { Cli, formatBytes, progressReporter } from './shared';
 
 interface DestOpts {

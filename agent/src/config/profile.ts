@@ -3,7 +3,7 @@
  * resolved (sizes and addresses as bigint, durations in milliseconds).
  * Built only from a document the schema accepted.
  */
-import { parseAddress, parseDuration, parseSize } from './units';
+import { parseAddress, parseDuration, parseSize } from '../core/units';
 
 export type RegionSpec =
   | { name: string; kind: 'range'; start: bigint; size: bigint; allowDevice: boolean; memory: 'quiescent' | 'live' }

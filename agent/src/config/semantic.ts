@@ -6,11 +6,11 @@
  */
 import * as fs from 'node:fs';
 
-import { parseIomem } from '../capture/iomem';
+import { parseIomem } from '../kernel/iomem';
 import { Diagnostic, Severity } from './diagnostics';
 import { compileLinear } from '../core/linear-regexp';
 import { systemDirProblem, trustedDirProblem } from '../core/trusted-path';
-import { parseAddress, parseDuration, parseSize } from './units';
+import { parseAddress, parseDuration, parseSize } from '../core/units';
 import { YamlSource } from './yaml-source';
 
 type Json = Record<string, unknown>;

@@ -7,7 +7,7 @@
  */
 import * as crypto from 'node:crypto';
 
-import type { IndexEntry } from '../destinations/types';
+import type { IndexEntry } from './index-entry';
 
 const ORDER: Array<keyof IndexEntry> = [
   'seq', 'id', 'profile', 'status', 'started', 'finished', 'bytes',

@@ -16,7 +16,7 @@
  */
 import * as crypto from 'node:crypto';
 
-import type { IndexEntry } from '../destinations/types';
+import type { IndexEntry } from './index-entry';
 import { entryHash, serializeEntry } from './chain';
 import { keyId, parsePublicKeyField, publicKeyField } from './sign';
 

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 
 import type { CaptureReader } from '../destinations/types';
 import type { Manifest } from '../manifest/types';
-import { ElfAlias, ElfCore, ElfNote, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, hostElfTarget, layoutElfCore, parseElfCore, splitLoads } from './elf';
-import { limeHeader } from './lime';
+import { ElfAlias, ElfCore, ElfNote, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, hostElfTarget, layoutElfCore, parseElfCore, splitLoads } from '../container/elf';
+import { limeHeader } from '../container/lime';
 
 export type ExportFormat = 'lime' | 'raw' | 'elf';
 

@@ -14,10 +14,10 @@ import { validators } from '../config/schemas';
 import { parseElfCore, splitLoads } from '../container/elf';
 import type { CaptureReader, CaptureStore } from '../destinations/types';
 import { hashStored } from '../native/binding';
-import { checkClaim, checkSignedHead, HEAD_FILE, HeadClaim } from './head';
-import { checkSignature, SIGNATURE_FILE } from './sign';
-import { parseSums, SUMS_FILE, sumsFile } from './sums';
-import type { Manifest, ManifestRegion } from './types';
+import { checkClaim, checkSignedHead, HEAD_FILE, HeadClaim } from '../manifest/head';
+import { checkSignature, SIGNATURE_FILE } from '../manifest/sign';
+import { parseSums, SUMS_FILE, sumsFile } from '../manifest/sums';
+import type { Manifest, ManifestRegion } from '../manifest/types';
 
 export interface VerifyReport {
   id: string;

@@ -20,9 +20,9 @@ import * as path from 'node:path';
 import { fileSha256 } from '../core/file-sha256';
 import type { CaptureReader } from '../destinations/types';
 import type { Manifest } from '../manifest/types';
-import type { ElfTarget } from './elf';
+import type { ElfTarget } from '../container/elf';
 import { exportCapture, ExportResult, storedElfCore } from './export';
-import { CoreContents, describeCore } from './kernel-dump';
+import { CoreContents, describeCore } from '../container/kernel-dump';
 
 export type KdumpCompression = 'zlib' | 'lzo' | 'none';
 

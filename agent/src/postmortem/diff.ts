@@ -4,7 +4,7 @@
  * no capture data is reread.
  */
 import type { CaptureReader } from '../destinations/types';
-import type { Manifest, ManifestRegion } from './types';
+import type { Manifest, ManifestRegion } from '../manifest/types';
 
 export interface RegionDiff {
   name: string;
