@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { systemClock } from '../../agent/src/core/clock';
 import { memoryLogger } from '../../agent/src/core/logger';
 import { trustedDirProblem } from '../../agent/src/core/trusted-path';
-import { DirStore } from '../../agent/src/destinations/dir';
+import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
 import type { TriggerContext } from '../../agent/src/triggers/trigger';

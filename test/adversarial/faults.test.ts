@@ -11,7 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { DirStore } from '../../agent/src/destinations/dir';
+import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, scratch, writeProfile } from './kit';

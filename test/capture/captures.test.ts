@@ -12,7 +12,7 @@ import * as path from 'node:path';
 
 import { parseLime } from '../../agent/src/container/lime';
 import { validators } from '../../agent/src/config/schemas';
-import { DirStore } from '../../agent/src/destinations/dir';
+import { DirStore } from '../../agent/src/destinations/dir/store';
 import { entryHash, parseEntry, serializeEntry } from '../../agent/src/manifest/chain';
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';

@@ -12,8 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { planCapture } from '../../agent/src/capture/plan';
-import { DirStore } from '../../agent/src/destinations/dir';
-import { initBlockdev } from '../../agent/src/destinations/blockdev';
+import { DirStore } from '../../agent/src/destinations/dir/store';
+import { initBlockdev } from '../../agent/src/destinations/blockdev/store';
 import { entryHash } from '../../agent/src/manifest/chain';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { verifyCapture } from '../../agent/src/postmortem/verify';

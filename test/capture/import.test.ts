@@ -14,7 +14,7 @@ import * as path from 'node:path';
 
 import { importCore } from '../../agent/src/capture/import';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
-import { DirStore } from '../../agent/src/destinations/dir';
+import { DirStore } from '../../agent/src/destinations/dir/store';
 import { MiB, physcap, sha256 } from './helpers';
 
 const EM_PPC = 20;

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 
 import { defaultDumpLevel, exportKdump, userPagesCaveat } from '../../agent/src/postmortem/kdump';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../../agent/src/container/elf';
-import { DirStore } from '../../agent/src/destinations/dir';
+import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { captureNow, imageProfile, makeImage, MiB, physcap, writeProfile } from './helpers';
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { BlockdevStore, initBlockdev, openBlockdevStore } from '../../agent/src/destinations/blockdev';
+import { BlockdevStore, initBlockdev, openBlockdevStore } from '../../agent/src/destinations/blockdev/store';
 import type { CaptureSink, Finish, IndexEntry } from '../../agent/src/destinations/types';
 import { entryHash, serializeEntry } from '../../agent/src/manifest/chain';
 import { capture, closeDestination, openDestination, preallocate } from '../../agent/src/native/binding';

@@ -15,7 +15,7 @@ import { hostElfTarget } from '../container/elf';
 import { capturedElfTarget, exportCapture, ExportFormat, storedElfCore } from '../postmortem/export';
 import { DEFAULT_DUMP_LEVEL, exportKdump, KdumpCompression, parseDumpLevel } from '../postmortem/kdump';
 import { describeCore } from '../container/kernel-dump';
-import { initBlockdev } from '../destinations/blockdev';
+import { initBlockdev } from '../destinations/blockdev/store';
 import { destinationKey, openStoreAt } from '../destinations/registry';
 import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
 import { diffCaptures } from '../postmortem/diff';

@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 
 import type { DestinationSpec } from '../config/profile';
-import { openBlockdevStore } from './blockdev';
-import { DirStore } from './dir';
+import { openBlockdevStore } from './blockdev/store';
+import { DirStore } from './dir/store';
 import type { CaptureStore } from './types';
 
 /** A profile's destination, for writing (a dir is created if missing). */

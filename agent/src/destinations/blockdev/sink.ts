@@ -6,11 +6,11 @@
  * header, fsynced, before the store flips the slot to "done".  Ending it
  * (a commit() that succeeds, or fail()) releases the lock.
  */
-import type { Device } from './blockdev-device';
-import { BLOCK, encodeRecordHeader, RECORD_HEADER_SIZE, RecordFile, roundUp, Slot } from './blockdev-format';
-import type { ChainEnd } from './blockdev-index';
-import { coded, now } from './blockdev-util';
-import type { BeginRequest, CaptureSink, DataFile, Finish, IndexEntry } from './types';
+import type { Device } from './device';
+import { BLOCK, encodeRecordHeader, RECORD_HEADER_SIZE, RecordFile, roundUp, Slot } from './format';
+import type { ChainEnd } from './index-slots';
+import { coded, now } from './util';
+import type { BeginRequest, CaptureSink, DataFile, Finish, IndexEntry } from '../types';
 
 /** What a sink needs of its store (Store in blockdev.ts); called under the lock the store took in begin(). */
 export interface SinkStore {

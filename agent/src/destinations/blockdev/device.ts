@@ -8,9 +8,9 @@
  */
 import * as fs from 'node:fs';
 
-import { closeDestination, Destination, fsyncFd, lockFd, openDestination, unlockFd, writeAligned } from '../native/binding';
-import { BLOCK, roundUp } from './blockdev-format';
-import { coded } from './blockdev-util';
+import { closeDestination, Destination, fsyncFd, lockFd, openDestination, unlockFd, writeAligned } from '../../native/binding';
+import { BLOCK, roundUp } from './format';
+import { coded } from './util';
 
 /**
  * The device opened twice: a plain read-only fd for reading at absolute

@@ -6,11 +6,11 @@
  * and decides but never writes: the store (blockdev.ts) does the writes,
  * in the order that makes them crash safe.
  */
-import { entryHash, parseEntry, serializeEntry } from '../manifest/chain';
-import type { Device } from './blockdev-device';
-import { decodeSlot, Slot, SLOT_SIZE, SLOT_TEXT_MAX, SlotState, Superblock } from './blockdev-format';
-import { coded } from './blockdev-util';
-import type { BeginRequest, IndexEntry, IndexRead } from './types';
+import { entryHash, parseEntry, serializeEntry } from '../../manifest/chain';
+import type { Device } from './device';
+import { decodeSlot, Slot, SLOT_SIZE, SLOT_TEXT_MAX, SlotState, Superblock } from './format';
+import { coded } from './util';
+import type { BeginRequest, IndexEntry, IndexRead } from '../types';
 
 /**
  * IndexRead plus what only a ring has: the ids whose entries stay in the

@@ -7,9 +7,9 @@
  */
 import * as fs from 'node:fs';
 
-import type { RecordFile } from './blockdev-format';
-import { coded } from './blockdev-util';
-import type { CaptureReader, IndexEntry } from './types';
+import type { RecordFile } from './format';
+import { coded } from './util';
+import type { CaptureReader, IndexEntry } from '../types';
 
 export class RecordReader implements CaptureReader {
   private readonly fd: number;

@@ -25,7 +25,7 @@
  */
 import * as crypto from 'node:crypto';
 
-import { Device } from './blockdev-device';
+import { Device } from './device';
 import {
   BLOCK,
   decodeRecordHeader,
@@ -42,7 +42,7 @@ import {
   SLOT_SIZE,
   SlotState,
   Superblock,
-} from './blockdev-format';
+} from './format';
 import {
   BlockdevIndexRead,
   ChainEnd,
@@ -55,13 +55,13 @@ import {
   parseIntent,
   placeRecord,
   readIndexState,
-} from './blockdev-index';
-import { RecordReader } from './blockdev-reader';
-import { Sink } from './blockdev-sink';
-import { coded, now } from './blockdev-util';
-import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, IndexEntry } from './types';
+} from './index-slots';
+import { RecordReader } from './reader';
+import { Sink } from './sink';
+import { coded, now } from './util';
+import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, IndexEntry } from '../types';
 
-export type { BlockdevIndexRead } from './blockdev-index';
+export type { BlockdevIndexRead } from './index-slots';
 
 export type InitMode = 'if-blank' | 'never' | 'force';
 

@@ -38,10 +38,10 @@ import {
   renameAt,
   unlockFd,
   writeFileAt,
-} from '../native/binding';
-import { assertTrustedDir, trustedFileProblem } from '../core/trusted-path';
-import { readChain, serializeEntry } from '../manifest/chain';
-import { HEAD_FILE } from '../manifest/head';
+} from '../../native/binding';
+import { assertTrustedDir, trustedFileProblem } from '../../core/trusted-path';
+import { readChain, serializeEntry } from '../../manifest/chain';
+import { HEAD_FILE } from '../../manifest/head';
 import type {
   BeginRequest,
   CaptureReader,
@@ -51,7 +51,7 @@ import type {
   Finish,
   IndexEntry,
   IndexRead,
-} from './types';
+} from '../types';
 
 export const INDEX_FILE = 'index.jsonl';
 export const INTENT_FILE = '.intent.json';
