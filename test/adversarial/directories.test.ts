@@ -15,7 +15,7 @@ import { trustedDirProblem } from '../../agent/src/core/trusted-path';
 import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
-import type { TriggerContext } from '../../agent/src/triggers/trigger';
+import type { TriggerContext } from '../../agent/src/triggers/kind';
 import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, NOBODY, scratch, waitUntil, writeProfile } from './kit';
 
 let s: ReturnType<typeof scratch>;

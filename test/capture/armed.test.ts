@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ArmedCapture, setGovernor, watchdogId } from '../../agent/src/capture/armed';
+import { ArmedCapture, setGovernor } from '../../agent/src/capture/armed';
+import { watchdogId } from '../../agent/src/triggers/watchdog';
 import { memoryLogger } from '../../agent/src/core/logger';
 import type { PhyscapDevice } from '../../agent/src/native/binding';
 import { writeProfile } from './helpers';
@@ -44,7 +45,7 @@ describe('profiles that cannot be armed are refused before anything is touched',
   const armedProfile = (name: string, extra: string, dest = `destination:\n  kind: dir\n  path: ${path.join(work, name)}\n`) =>
     writeProfile(work, name, `regions:\n  - name: a\n    start: "0x20000000"\n    size: 1MiB\ntriggers:\n  - kind: watchdog\n${dest}${extra}`);
   const arm = (p: ReturnType<typeof armedProfile>) =>
-    new ArmedCapture({ profile: p, device: untouchable, watchdogDevice: '/dev/watchdog0', selectGovernor: false, thenPanic: false, log: memoryLogger() }).arm();
+    new ArmedCapture({ profile: p, device: untouchable, watchdogId: 0, trigger: 'watchdog', selectGovernor: false, thenPanic: false, log: memoryLogger() }).arm();
 
   test('raw output', () => {
     expect(() => arm(armedProfile('rawfmt', 'output:\n  format: raw\n'))).toThrow(/one ELF container; output.format raw is not supported/);

@@ -9,7 +9,7 @@ import { memoryLogger } from '../../agent/src/core/logger';
 import { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
 import { intervalTrigger } from '../../agent/src/triggers/interval';
-import { TriggerContext } from '../../agent/src/triggers/trigger';
+import { TriggerContext } from '../../agent/src/triggers/kind';
 
 const waitUntil = async (cond: () => boolean, ms = 5000) => {
   const deadline = Date.now() + ms;

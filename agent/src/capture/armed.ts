@@ -5,12 +5,12 @@
  * thing that is wedged.
  *
  * Ahead of time: the capture is planned, its destination record begun
- * (<id>.partial/ with an intent that carries the arm's cookie), core.elf
+ * (an unfinished record with an intent that carries the arm's cookie), core.elf
  * preallocated and its ELF header written, and the regions armed at their
  * offsets.  When the kernel reports the capture done, the agent reads back
  * what reached the disk (memory cannot be hashed at fire time), writes the
  * manifest and publishes the capture like any other, then arms the next.
- * If the agent was down when it fired, the next start finds the .partial,
+ * If the agent was down when it fired, the next start finds the record,
  * the kernel's record of the fire, and finishes it, saying so.
  */
 import * as crypto from 'node:crypto';
@@ -18,14 +18,14 @@ import * as fs from 'node:fs';
 
 import type { Profile } from '../config/profile';
 import type { Logger } from '../core/logger';
-import { openStore } from '../destinations/registry';
-import type { CaptureSink, CaptureStore, DataFile } from '../destinations/types';
+import { destinationKind, kindsThat, openStore } from '../destinations/registry';
+import type { DataFile } from '../destinations/types';
 import { parseElfCore, PT_LOAD } from '../container/elf';
 import { hostInfo } from '../manifest/host';
-import { loadPrivateKey } from '../manifest/sign';
 import { CaptureResult, hashStored, PhyscapDevice, PhyscapEvent } from '../native/binding';
-import { CaptureOutcome, CaptureRun, ELF_FILE } from './pipeline';
-import { captureId, CapturePlan, planCapture } from './plan';
+import type { TriggerKindName } from '../triggers/registry';
+import { Capture, CaptureOutcome, ELF_FILE } from './pipeline';
+import { captureId, planCapture } from './plan';
 import { readVmcoreinfo } from './vmcoreinfo';
 
 /** What an armed capture's intent records, beside the usual id/profile/started. */
@@ -35,13 +35,6 @@ export interface ArmedIntent {
   started: string;
   regions: Array<{ name: string; phys: string; size: number }>;
   armed: { cookie: string; watchdogId: number; bootId: string | null };
-}
-
-/** N of /dev/watchdogN (/dev/watchdog is watchdog0). */
-export function watchdogId(device: string): number {
-  const m = /watchdog(\d*)$/.exec(device);
-  if (!m) throw Object.assign(new Error(`${device} is not a watchdog device (expected /dev/watchdogN)`), { code: 'EINVAL' });
-  return m[1] ? Number(m[1]) : 0;
 }
 
 /** Sets a watchdog's pretimeout governor (sysfs); returns the one it replaced. */
@@ -96,44 +89,39 @@ function kernelResult(size: bigint, e: PhyscapEvent, digest: { sha256: string; c
   };
 }
 
-/** One capture waiting in the kernel for a pretimeout. */
-class Armed {
-  constructor(
-    readonly cookie: bigint,
-    readonly armId: bigint | undefined,
-    readonly plan: CapturePlan,
-    readonly store: CaptureStore,
-    readonly sink: CaptureSink,
-    readonly run: CaptureRun,
-    readonly data: DataFile,
-    readonly layout: Array<{ offset: bigint; size: bigint }>,
-    readonly fileSize: bigint,
-  ) {}
+/** One capture waiting in the kernel for a pretimeout: the capture, where its regions are in core.elf, and the arm. */
+interface Armed {
+  readonly cookie: bigint;
+  readonly armId: bigint | undefined;
+  readonly capture: Capture;
+  readonly data: DataFile;
+  readonly layout: ReadonlyArray<{ offset: bigint; size: bigint }>;
+  readonly fileSize: bigint;
 }
 
 export interface ArmedCaptureOptions {
   profile: Profile;
   device: PhyscapDevice;
-  watchdogDevice: string;
+  /** N of /dev/watchdogN: whose pretimeout fires it. */
+  watchdogId: number;
   selectGovernor: boolean;
   thenPanic: boolean;
+  /** The kind of trigger that armed it (its events say so). */
+  trigger: TriggerKindName;
   log: Logger;
   /** Every finished capture, complete or failed (metrics, status). */
   onOutcome?: (o: CaptureOutcome) => void;
   sysRoot?: string;
 }
 
-/** A watchdog profile's armed capture: arms, finishes what fired, re-arms. */
+/** A profile's armed capture: arms, finishes what fired, re-arms. */
 export class ArmedCapture {
   private current?: Armed;
   private stopped = false;
   /** The governor this replaced, put back at stop (without an arm, physcap's only records). */
   private previousGovernor?: string;
-  readonly watchdogId: number;
 
-  constructor(private readonly o: ArmedCaptureOptions) {
-    this.watchdogId = watchdogId(o.watchdogDevice);
-  }
+  constructor(private readonly o: ArmedCaptureOptions) {}
 
   get cookie(): bigint | undefined {
     return this.current?.cookie;
@@ -145,13 +133,11 @@ export class ArmedCapture {
     if (p.output.format !== 'elf') {
       throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by the kernel into one ELF container; output.format raw is not supported for it`), { code: 'EINVAL' });
     }
-    if (p.destination.kind !== 'dir') {
-      // A dump partition's ring is locked from begin to commit; held for as
-      // long as an arm waits, it would stop every other capture to it.
-      throw Object.assign(new Error(`profile ${p.name}: armed captures need a dir destination for now (not ${p.destination.kind})`), { code: 'ENOTSUP' });
+    if (!destinationKind(p.destination.kind).can.arm) {
+      throw Object.assign(new Error(`profile ${p.name}: armed captures need a ${kindsThat('arm').join(' or ')} destination for now (not ${p.destination.kind})`), { code: 'ENOTSUP' });
     }
     if (this.o.selectGovernor) {
-      const before = setGovernor(this.watchdogId, 'physcap', this.o.sysRoot);
+      const before = setGovernor(this.o.watchdogId, 'physcap', this.o.sysRoot);
       this.previousGovernor ??= before;
     }
     const cookie = crypto.randomBytes(8).readBigUInt64BE();
@@ -159,44 +145,27 @@ export class ArmedCapture {
     if (plan.source !== 'kernel') {
       throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by physcap.ko; source ${plan.source} cannot be armed`), { code: 'EINVAL' });
     }
-    const store = openStore(p.destination);
-    let sink: CaptureSink | undefined;
+    const armed: ArmedIntent['armed'] = { cookie: cookie.toString(16), watchdogId: this.o.watchdogId, bootId: hostInfo().bootId };
+    const capture = Capture.begin(plan, { log: this.o.log, intent: { armed } });
     try {
-      store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
-      const intent: ArmedIntent = {
-        id: plan.id,
-        profile: p.name,
-        started: plan.started.toISOString(),
-        regions: plan.regions.map((r) => ({ name: r.name, phys: `0x${r.start.toString(16)}`, size: Number(r.size) })),
-        armed: { cookie: cookie.toString(16), watchdogId: this.watchdogId, bootId: hostInfo().bootId },
-      };
-      sink = store.begin({
-        id: plan.id,
-        profile: p.name,
-        started: plan.started.toISOString(),
-        dataBytes: plan.dataBytes,
-        smallBytes: plan.smallBytes,
-        intent: Buffer.from(`${JSON.stringify(intent)}\n`),
-      });
-      const run = new CaptureRun(plan, sink, { events: [] });
       // The ELF header goes to disk now: it is also how a restarted agent
       // finds each region in the file.
-      const { data, layout } = run.layoutElf(readVmcoreinfo());
+      const { data, layout } = capture.run.layoutElf(readVmcoreinfo());
       const regions = plan.regions.map((r, i) => ({ offset: layout.regionOffsets[i]!, size: r.size }));
       const armId = this.o.device.arm({
-        watchdogId: this.watchdogId,
+        watchdogId: this.o.watchdogId,
         dest: data.dest,
         cookie,
         ranges: plan.regions.map((r, i) => ({ phys: r.start, length: r.size, destOffset: data.base + regions[i]!.offset })),
         thenPanic: this.o.thenPanic,
       });
-      this.current = new Armed(cookie, armId, plan, store, sink, run, data, regions, layout.fileSize);
-      this.o.log.info({ profile: p.name, capture: plan.id, watchdog: `watchdog${this.watchdogId}`, armId: String(armId), thenPanic: this.o.thenPanic }, 'capture armed in the kernel');
+      this.current = { cookie, armId, capture, data, layout: regions, fileSize: layout.fileSize };
+      this.o.log.info({ profile: p.name, capture: plan.id, watchdog: `watchdog${this.o.watchdogId}`, armId: String(armId), thenPanic: this.o.thenPanic }, 'capture armed in the kernel');
     } catch (err) {
       try {
-        sink?.discard();
+        capture.discard();
       } finally {
-        store.close();
+        capture.close();
       }
       throw err;
     }
@@ -208,10 +177,9 @@ export class ArmedCapture {
     if (!a || e.cookie !== a.cookie || (e.type !== 'capture-done' && e.type !== 'capture-failed')) return;
     this.current = undefined;
     try {
-      const outcome = await finishArmed(a, e, this.o, undefined);
-      this.o.onOutcome?.(outcome);
+      this.o.onOutcome?.(await finishArmed(a, e, this.o.trigger, undefined));
     } finally {
-      a.store.close();
+      a.capture.close();
     }
     if (!this.stopped) {
       try {
@@ -227,9 +195,9 @@ export class ArmedCapture {
     this.stopped = true;
     if (this.previousGovernor && this.previousGovernor !== 'physcap') {
       try {
-        setGovernor(this.watchdogId, this.previousGovernor, this.o.sysRoot);
+        setGovernor(this.o.watchdogId, this.previousGovernor, this.o.sysRoot);
       } catch (err) {
-        this.o.log.warn({ watchdog: `watchdog${this.watchdogId}`, governor: this.previousGovernor, err: (err as Error).message }, 'could not restore the pretimeout governor');
+        this.o.log.warn({ watchdog: `watchdog${this.o.watchdogId}`, governor: this.previousGovernor, err: (err as Error).message }, 'could not restore the pretimeout governor');
       }
     }
     const a = this.current;
@@ -239,33 +207,33 @@ export class ArmedCapture {
       if (a.armId !== undefined) this.o.device.disarm(a.armId);
     } catch (err) {
       // Already firing: the kernel finishes it, and the next start's recovery publishes it.
-      this.o.log.warn({ profile: this.o.profile.name, capture: a.plan.id, err: (err as Error).message }, 'could not disarm; leaving the capture for recovery');
-      a.store.close();
+      this.o.log.warn({ profile: this.o.profile.name, capture: a.capture.plan.id, err: (err as Error).message }, 'could not disarm; leaving the capture for recovery');
+      a.capture.close();
       return;
     }
     try {
-      a.sink.discard();
+      a.capture.discard();
     } finally {
-      a.store.close();
+      a.capture.close();
     }
   }
 }
 
 /**
  * Reads back what the kernel wrote, then publishes the capture (complete)
- * or its failure.  `recovered`: why it is finished now and not when it
- * fired (an agent restart).
+ * or its failure, through the same Capture as every other capture.
+ * `recovered`: why it is finished now and not when it fired (an agent restart).
  */
-async function finishArmed(a: Armed, e: PhyscapEvent, o: Pick<ArmedCaptureOptions, 'profile' | 'log'>, recovered: string | undefined): Promise<CaptureOutcome> {
-  const p = o.profile;
-  const fired = new Date(Number(e.timeRealNs / 1_000_000n));
-  a.plan.started = fired;
-  a.run.o.events = [
+async function finishArmed(a: Armed, e: PhyscapEvent, trigger: TriggerKindName, recovered: string | undefined): Promise<CaptureOutcome> {
+  const { capture } = a;
+  const { plan } = capture;
+  const p = plan.profile;
+  capture.run.firedBy([
     {
       id: `kernel-${e.seq}`,
-      kind: 'watchdog',
+      kind: trigger,
       profile: p.name,
-      time: fired.getTime(),
+      time: Number(e.timeRealNs / 1_000_000n),
       reason: `watchdog${e.watchdogId} pretimeout: captured by physcap.ko`,
       detail: {
         armId: String(e.armId),
@@ -275,22 +243,13 @@ async function finishArmed(a: Armed, e: PhyscapEvent, o: Pick<ArmedCaptureOption
         ...(recovered ? { finalized: recovered } : {}),
       },
     },
-  ];
-  let key: crypto.KeyObject | undefined;
-  if (p.signingKey) {
-    try {
-      key = loadPrivateKey(p.signingKey);
-    } catch (err) {
-      o.log.error({ profile: p.name, err: (err as Error).message }, 'manifest will not be signed');
-    }
-  }
+  ]);
   const total = a.layout.reduce((s, r) => s + r.size, 0n);
+  const figures = { bytes: e.bytesWritten, seconds: e.durationNs / 1e9, recovered };
   if (e.type === 'capture-failed') {
-    a.plan.regions.forEach((r, i) => a.run.record(r, undefined, ELF_FILE, a.layout[i]!.offset));
+    plan.regions.forEach((r, i) => capture.run.record(r, undefined, ELF_FILE, a.layout[i]!.offset));
     const error = { code: e.code, message: `the armed capture failed in the kernel${e.code ? ` (${e.code})` : ''} after ${e.bytesWritten} of ${total} bytes` };
-    const entry = a.sink.fail((prev) => a.run.finish(prev, 'failed', error, key));
-    o.log.error({ capture: a.plan.id, profile: p.name, error }, 'armed capture failed');
-    return { id: a.plan.id, status: 'failed', location: a.sink.location, entry, bytes: e.bytesWritten, seconds: e.durationNs / 1e9, error, removed: [] };
+    return capture.fail(error, { ...figures, message: 'armed capture failed' });
   }
   // Memory cannot be hashed at fire time: what reached the disk is.
   const digests = await hashStored({
@@ -300,25 +259,14 @@ async function finishArmed(a: Armed, e: PhyscapEvent, o: Pick<ArmedCaptureOption
     nofollow: true,
     regions: a.layout.map((r) => ({ offset: r.offset, length: r.size, chunkSize: Number(p.hash.chunkSize) })),
   });
-  a.plan.regions.forEach((r, i) => a.run.record(r, kernelResult(r.size, e, digests.regions[i]!, total), ELF_FILE, a.layout[i]!.offset));
-  a.run.files.push({ name: ELF_FILE, size: digests.size, sha256: digests.sha256 });
-  const finish = { manifest: undefined as Buffer | undefined };
-  const entry = a.sink.commit((prev) => {
-    const f = a.run.finish(prev, 'complete', undefined, key);
-    finish.manifest = f.manifest;
-    return recovered ? { ...f, entry: { ...f.entry, recovered } } : f;
-  });
-  o.log.info({ capture: a.plan.id, profile: p.name, bytes: Number(total), firstByteLatencyNs: e.firstByteLatencyNs, durationNs: e.durationNs, recovered }, 'armed capture complete');
-  return {
-    id: a.plan.id,
-    status: 'complete',
-    location: a.sink.location.replace(/\.partial$/, ''),
-    entry,
-    manifest: finish.manifest ? JSON.parse(finish.manifest.toString('utf8')) : undefined,
+  plan.regions.forEach((r, i) => capture.run.record(r, kernelResult(r.size, e, digests.regions[i]!, total), ELF_FILE, a.layout[i]!.offset));
+  capture.run.addFile({ name: ELF_FILE, size: digests.size, sha256: digests.sha256 });
+  return capture.complete({
+    ...figures,
     bytes: Number(total),
-    seconds: e.durationNs / 1e9,
-    removed: [],
-  };
+    message: 'armed capture complete',
+    fields: { firstByteLatencyNs: e.firstByteLatencyNs, durationNs: e.durationNs },
+  });
 }
 
 /**
@@ -328,7 +276,7 @@ async function finishArmed(a: Armed, e: PhyscapEvent, o: Pick<ArmedCaptureOption
  * boot is left for recovery to record as failed, its data kept — the
  * machine reset, and whether the kernel got to write it is not known.
  */
-export async function resumeArmed(profile: Profile, events: PhyscapEvent[], log: Logger): Promise<CaptureOutcome[]> {
+export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trigger: TriggerKindName, log: Logger): Promise<CaptureOutcome[]> {
   const store = openStore(profile.destination);
   const out: CaptureOutcome[] = [];
   try {
@@ -354,14 +302,14 @@ export async function resumeArmed(profile: Profile, events: PhyscapEvent[], log:
       const { sink, data } = store.resume(u.id);
       const file = data(ELF_FILE);
       const plan = planCapture(profile, { id: u.id, now: new Date(intent.started) });
-      const run = new CaptureRun(plan, sink, { events: [] });
+      const capture = Capture.resume(plan, store, sink, { log });
       const layout = loadsOf(file);
       if (layout.length !== plan.regions.length) {
-        sink.fail((prev) => run.finish(prev, 'failed', { code: 'EINVAL', message: `core.elf has ${layout.length} PT_LOAD segments, the profile now has ${plan.regions.length} regions: finished as failed` }));
+        out.push(capture.fail({ code: 'EINVAL', message: `core.elf has ${layout.length} PT_LOAD segments, the profile now has ${plan.regions.length} regions: finished as failed` }));
         continue;
       }
-      const a = new Armed(cookie, undefined, plan, store, sink, run, file, layout, file.size);
-      out.push(await finishArmed(a, e, { profile, log }, 'finalized after a restart (the agent was down when the kernel wrote it)'));
+      const a: Armed = { cookie, armId: undefined, capture, data: file, layout, fileSize: file.size };
+      out.push(await finishArmed(a, e, trigger, 'finalized after a restart (the agent was down when the kernel wrote it)'));
     }
   } finally {
     store.close();

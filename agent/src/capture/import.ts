@@ -14,10 +14,11 @@
  */
 import * as path from 'node:path';
 
-import type { DestinationSpec, Profile } from '../config/profile';
+import type { Profile } from '../config/profile';
 import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../container/elf';
 import type { ElfCore } from '../container/elf';
 import { fileSha256 } from '../core/file-sha256';
+import { destinationKind } from '../destinations/registry';
 import type { CaptureStore } from '../destinations/types';
 import { eventId } from '../triggers/event';
 import { CaptureOptions, CaptureOutcome, runCapture } from './pipeline';
@@ -98,12 +99,6 @@ export function readCoreForImport(file: string): { core: ElfCore; regions: Plann
   }
 }
 
-function destinationOf(store: CaptureStore): DestinationSpec {
-  return store.kind === 'dir'
-    ? { kind: 'dir', path: store.location, retention: { count: 0, bytes: 0n, keepFree: 0n }, onInterrupted: 'keep' }
-    : { kind: 'blockdev', device: store.location, init: 'never' };
-}
-
 export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'store' | 'plan' | 'vmcoreinfo' | 'note'> = {}): Promise<CaptureOutcome> {
   const name = input.name ?? 'import';
   if (!NAME.test(name)) throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
@@ -115,7 +110,7 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
     enabled: true,
     regions: [],
     triggers: [],
-    destination: destinationOf(input.store),
+    destination: destinationKind(input.store.kind).specOf(input.store),
     output: { format: 'elf' },
     hash: { algorithm: 'sha256', chunkSize: input.chunkSize ?? DEFAULT_CHUNK, readback: 'never' },
     ...(input.signingKey ? { signingKey: input.signingKey } : {}),

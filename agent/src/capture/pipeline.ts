@@ -128,18 +128,38 @@ function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, source: 
 export class CaptureRun {
   readonly regions: ManifestRegion[] = [];
   readonly sidecars: Array<{ name: string; data: Buffer }> = [];
-  readonly files: ManifestFile[] = [];
+  private readonly files: ManifestFile[] = [];
   byteOrder: 'little' | 'big' = 'little';
   /** Where each region goes (ELF: its offset in core.elf), known once laid out. */
   private readonly placement = new Map<string, { file: string; offset: bigint }>();
   bytesDone = 0;
   failedRegion?: string;
 
+  private events: readonly TriggerEvent[];
+  private started: Date;
+
   constructor(
     readonly plan: CapturePlan,
     readonly sink: CaptureSink,
-    readonly o: CaptureOptions,
-  ) {}
+    private readonly o: CaptureOptions,
+  ) {
+    this.events = o.events ?? [];
+    this.started = plan.started;
+  }
+
+  /**
+   * What set it off, when it is known only later (an armed capture: the
+   * pretimeout the kernel reports); its start is then the first event's time.
+   */
+  firedBy(events: readonly TriggerEvent[]): void {
+    this.events = events;
+    if (events[0]) this.started = new Date(events[0].time);
+  }
+
+  /** A file the capture's data went to that was written outside the run (by the kernel), with its digest. */
+  addFile(file: ManifestFile): void {
+    this.files.push(file);
+  }
 
   get total(): number {
     return this.plan.regions.reduce((a, r) => a + Number(r.size), 0);
@@ -270,7 +290,7 @@ export class CaptureRun {
   finish(previous: string | null, status: 'complete' | 'failed', error?: { code?: string; message: string }, key?: crypto.KeyObject): Finish {
     const p = this.plan.profile;
     const finished = new Date();
-    const seconds = (finished.getTime() - this.plan.started.getTime()) / 1000;
+    const seconds = (finished.getTime() - this.started.getTime()) / 1000;
     if (status === 'failed') {
       // Every planned region is in the record; those never reached say so (no digest, no bytes).
       const recorded = new Set(this.regions.map((r) => r.name));
@@ -289,14 +309,14 @@ export class CaptureRun {
       ...(error ? { error: { ...error, ...(this.failedRegion ? { region: this.failedRegion } : {}) } } : {}),
       profile: { name: p.name, file: p.file, sha256: p.textSha256 },
       labels: { ...p.labels },
-      triggers: triggersOf(this.o.events ?? []),
+      triggers: triggersOf(this.events),
       host: hostInfo(),
       versions: versions(this.plan.source === 'kernel'),
       format: this.plan.format,
       byteOrder: this.byteOrder,
       regions: this.regions,
       files: [...this.files, ...this.sidecars.map((s) => ({ name: s.name, size: s.data.length, sha256: sha256(s.data) }))],
-      timing: { started: this.plan.started.toISOString(), finished: finished.toISOString(), seconds, bytesPerSecond: seconds > 0 ? Math.round(bytes / seconds) : 0 },
+      timing: { started: this.started.toISOString(), finished: finished.toISOString(), seconds, bytesPerSecond: seconds > 0 ? Math.round(bytes / seconds) : 0 },
       previous,
       ...(key ? { signature: { algorithm: 'ed25519' as const, keyId: signerId(key), file: SIGNATURE_FILE } } : {}),
     };
@@ -334,75 +354,177 @@ export interface RunInput {
   events: readonly TriggerEvent[];
 }
 
+/** The signing key, or undefined (logged) when it cannot be loaded: evidence first, the capture is still taken. */
+function signingKey(p: Profile, log: Logger | undefined): crypto.KeyObject | undefined {
+  if (!p.signingKey) return undefined;
+  try {
+    return loadPrivateKey(p.signingKey);
+  } catch (err) {
+    log?.error({ profile: p.name, err: (err as Error).message }, 'manifest will not be signed');
+    return undefined;
+  }
+}
+
+/** How a capture ended, in words for the log and the outcome. */
+interface EndOptions {
+  /** The log line's message. */
+  message?: string;
+  /** More fields for the log line. */
+  fields?: Record<string, unknown>;
+  /** Why it is finished now and not when it was written (start-up recovery): kept in its index entry. */
+  recovered?: string;
+  /** The outcome's figures when they are not the run's own (an armed capture: the kernel's). */
+  bytes?: number;
+  seconds?: number;
+}
+
+/**
+ * One capture from its begin to its end, whoever writes its bytes: the
+ * engine (a triggered capture, an import) or physcap.ko (an armed one).
+ * begin() checks space and starts the destination's record with an
+ * intent; complete() and fail() publish it, apply retention and say what
+ * happened, the same way for every capture.
+ */
+export class Capture {
+  private readonly t0 = Date.now();
+  private closed = false;
+
+  private constructor(
+    readonly plan: CapturePlan,
+    readonly store: CaptureStore,
+    readonly sink: CaptureSink,
+    readonly run: CaptureRun,
+    private readonly key: crypto.KeyObject | undefined,
+    private readonly log: Logger | undefined,
+    private readonly ownStore: boolean,
+  ) {}
+
+  /**
+   * Starts a capture: the store opened (unless given), space checked, the
+   * record begun with its intent (`intent` adds fields to it).  Throws,
+   * leaving nothing behind, when it cannot start.
+   */
+  static begin(plan: CapturePlan, o: CaptureOptions & { intent?: Record<string, unknown> } = {}): Capture {
+    const p = plan.profile;
+    const key = signingKey(p, o.log);
+    const store = o.store ?? openStore(p.destination);
+    try {
+      store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
+      const intent = { id: plan.id, profile: p.name, started: plan.started.toISOString(), regions: plan.regions.map((r) => ({ name: r.name, phys: hex(r.start), size: Number(r.size) })), ...o.intent };
+      const sink = store.begin({
+        id: plan.id,
+        profile: p.name,
+        started: plan.started.toISOString(),
+        dataBytes: plan.dataBytes,
+        smallBytes: plan.smallBytes,
+        intent: Buffer.from(`${JSON.stringify(intent)}\n`),
+      });
+      return new Capture(plan, store, sink, new CaptureRun(plan, sink, o), key, o.log, !o.store);
+    } catch (err) {
+      if (!o.store) store.close();
+      throw err;
+    }
+  }
+
+  /** A capture a crash left unfinished, reopened to be finished (store.resume()). */
+  static resume(plan: CapturePlan, store: CaptureStore, sink: CaptureSink, o: CaptureOptions = {}): Capture {
+    return new Capture(plan, store, sink, new CaptureRun(plan, sink, o), signingKey(plan.profile, o.log), o.log, false);
+  }
+
+  private outcome(status: 'complete' | 'failed', entry: IndexEntry | undefined, o: EndOptions, extra: Partial<CaptureOutcome>): CaptureOutcome {
+    return {
+      id: this.plan.id,
+      status,
+      location: entry ? this.store.where(entry) : this.sink.location,
+      entry,
+      bytes: o.bytes ?? (status === 'complete' ? (entry?.bytes ?? 0) : this.run.bytesDone),
+      seconds: o.seconds ?? (Date.now() - this.t0) / 1000,
+      removed: [],
+      ...extra,
+    };
+  }
+
+  /**
+   * Publishes the capture as complete.  A failure to publish is recorded
+   * as a failed capture (never thrown): its outcome says why.
+   */
+  complete(o: EndOptions = {}): CaptureOutcome {
+    const p = this.plan.profile;
+    let finish: Finish | undefined;
+    let entry: IndexEntry;
+    try {
+      entry = this.sink.commit((prev) => {
+        finish = this.run.finish(prev, 'complete', undefined, this.key);
+        return o.recovered ? { ...finish, entry: { ...finish.entry, recovered: o.recovered } } : finish;
+      });
+    } catch (err) {
+      const error = errorOf(err);
+      return this.fail({ ...error, message: `publishing failed: ${error.message}` }, { ...o, message: 'capture failed while publishing' });
+    }
+    for (const w of this.store.takeWarnings?.() ?? []) this.log?.warn({ capture: this.plan.id }, w);
+    const manifest = JSON.parse(finish!.manifest.toString('utf8')) as Manifest;
+    let removed: string[] = [];
+    try {
+      removed = this.store.retain(entry.location);
+    } catch (err) {
+      this.log?.error({ capture: this.plan.id, err: (err as Error).message }, 'retention failed; nothing more was removed');
+    }
+    const out = this.outcome('complete', entry, o, { manifest, removed });
+    // indexHead: the witness kept outside the destination (the journal); `verify --head SEQ:HASH` checks it.
+    const head = headOf(entry);
+    this.log?.info({ capture: this.plan.id, profile: p.name, location: out.location, bytes: entry.bytes, seconds: manifest.timing.seconds, removed, indexHead: `${head.seq}:${head.head}`, ...(o.recovered ? { recovered: o.recovered } : {}), ...o.fields }, o.message ?? 'capture complete');
+    return out;
+  }
+
+  /**
+   * Records the capture as failed: the data written so far kept, a
+   * manifest that says why, an index entry.  Without one (the index could
+   * not be written) the record stays unfinished and the next start
+   * records it.
+   */
+  fail(error: { code?: string; message: string }, o: EndOptions = {}): CaptureOutcome {
+    const entry = this.sink.fail((prev) => {
+      const f = this.run.finish(prev, 'failed', error, this.key);
+      return o.recovered ? { ...f, entry: { ...f.entry, recovered: o.recovered } } : f;
+    });
+    const out = this.outcome('failed', entry, o, { error });
+    this.log?.error({ capture: this.plan.id, profile: this.plan.profile.name, location: out.location, error, recorded: Boolean(entry), ...o.fields }, o.message ?? 'capture failed');
+    return out;
+  }
+
+  /** Nothing was captured (an armed capture disarmed): the record is removed, no index entry. */
+  discard(): void {
+    this.sink.discard();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownStore) this.store.close();
+  }
+}
+
 /**
  * Runs one capture to the end.  Resolves with the outcome whether it
  * completed or failed (a failure is recorded, not thrown); rejects only if
  * it failed before anything was written (plan, space, destination).
  */
 export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promise<CaptureOutcome> {
-  const t0 = Date.now();
   const p = input.profile;
   const plan = o.plan ?? planCapture(p, { id: o.id });
   const log = o.log;
-  let key: crypto.KeyObject | undefined;
-  if (p.signingKey) {
-    try {
-      key = loadPrivateKey(p.signingKey);
-    } catch (err) {
-      // Evidence first: the capture is still taken, unsigned, and the log says why.
-      log?.error({ profile: p.name, err: (err as Error).message }, 'manifest will not be signed');
-    }
-  }
-  const store = o.store ?? openStore(p.destination);
+  const c = Capture.begin(plan, { ...o, events: input.events });
   try {
-    store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
     const vmcoreinfo = o.vmcoreinfo !== undefined ? o.vmcoreinfo : plan.format === 'elf' && plan.source === 'kernel' ? readVmcoreinfo() : null;
-    const sink = store.begin({
-      id: plan.id,
-      profile: p.name,
-      started: plan.started.toISOString(),
-      dataBytes: plan.dataBytes,
-      smallBytes: plan.smallBytes,
-      intent: Buffer.from(`${JSON.stringify({ id: plan.id, profile: p.name, started: plan.started.toISOString(), regions: plan.regions.map((r) => ({ name: r.name, phys: hex(r.start), size: Number(r.size) })) })}\n`),
-    });
-    const run = new CaptureRun(plan, sink, { ...o, events: input.events });
-    log?.info({ capture: plan.id, profile: p.name, location: sink.location, source: plan.source, format: plan.format, regions: plan.regions.length }, 'capture started');
+    log?.info({ capture: plan.id, profile: p.name, location: c.sink.location, source: plan.source, format: plan.format, regions: plan.regions.length }, 'capture started');
     if (plan.kernelViewMissing) log?.warn({ capture: plan.id, why: plan.kernelViewMissing }, 'physcap.ko does not say where the kernel maps memory (ABI 3); the core carries physical addresses only, which crash, drgn and gdb cannot read by symbol');
     try {
-      await (plan.format === 'elf' ? run.elf(vmcoreinfo) : run.raw());
+      await (plan.format === 'elf' ? c.run.elf(vmcoreinfo) : c.run.raw());
     } catch (err) {
-      const error = errorOf(err);
-      const entry = sink.fail((prev) => run.finish(prev, 'failed', error, key));
-      const out: CaptureOutcome = { id: plan.id, status: 'failed', location: entry ? sink.location.replace(/\.partial$/, '.failed') : sink.location, entry, bytes: run.bytesDone, seconds: (Date.now() - t0) / 1000, error, removed: [] };
-      log?.error({ capture: plan.id, profile: p.name, location: out.location, error }, 'capture failed');
-      return out;
+      return c.fail(errorOf(err));
     }
-    let finish: Finish | undefined;
-    let entry: IndexEntry;
-    try {
-      entry = sink.commit((prev) => (finish = run.finish(prev, 'complete', undefined, key)));
-    } catch (err) {
-      const error = errorOf(err);
-      const failed = sink.fail((prev) => run.finish(prev, 'failed', { ...error, message: `publishing failed: ${error.message}` }, key));
-      // Without an index entry the capture stays .partial: the next start records it.
-      const location = failed ? sink.location.replace(/\.partial$/, '.failed') : sink.location;
-      log?.error({ capture: plan.id, profile: p.name, location, error, recorded: Boolean(failed) }, 'capture failed while publishing');
-      return { id: plan.id, status: 'failed', location, entry: failed, bytes: run.bytesDone, seconds: (Date.now() - t0) / 1000, error, removed: [] };
-    }
-    for (const w of store.takeWarnings?.() ?? []) log?.warn({ capture: plan.id }, w);
-    const manifest = JSON.parse(finish!.manifest.toString('utf8')) as Manifest;
-    let removed: string[] = [];
-    try {
-      removed = store.retain(entry.location);
-    } catch (err) {
-      log?.error({ capture: plan.id, err: (err as Error).message }, 'retention failed; nothing more was removed');
-    }
-    const location = p.destination.kind === 'dir' ? `${p.destination.path}/${entry.location}` : `${store.location}#${entry.location}`;
-    // indexHead: the witness kept outside the destination (the journal); `verify --head SEQ:HASH` checks it.
-    const head = headOf(entry);
-    log?.info({ capture: plan.id, profile: p.name, location, bytes: entry.bytes, seconds: manifest.timing.seconds, removed, indexHead: `${head.seq}:${head.head}` }, 'capture complete');
-    return { id: plan.id, status: 'complete', location, entry, manifest, bytes: entry.bytes, seconds: (Date.now() - t0) / 1000, removed };
+    return c.complete();
   } finally {
-    if (!o.store) store.close();
+    c.close();
   }
 }

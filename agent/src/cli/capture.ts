@@ -15,7 +15,7 @@ import { readIomemNames } from '../config/semantic';
 import { parseIomem } from '../kernel/iomem';
 import { runCapture } from '../capture/pipeline';
 import { planCapture } from '../capture/plan';
-import { eventId } from '../triggers/event';
+import { requestEvent } from '../triggers/control';
 import { Cli, formatBytes, progressReporter } from './shared';
 
 /** A profile by file path, or by name from the drop-in directories. */
@@ -79,7 +79,7 @@ export function registerCapture(program: Command, cli: Cli): void {
       process.once('SIGTERM', onSignal);
       try {
         const outcome = await runCapture(
-          { profile, events: [{ id: eventId(), kind: 'control', profile: profile.name, time: Date.now(), reason: o.reason ?? 'physcap capture (command line)' }] },
+          { profile, events: [requestEvent(profile.name, Date.now(), o.reason ?? 'physcap capture (command line)')] },
           { signal: abort.signal, onProgress: progress?.update },
         );
         progress?.stop();

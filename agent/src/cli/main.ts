@@ -14,12 +14,19 @@ import { CheckedFile, checkFiles, DEFAULT_PROFILE_DIRS, listDropIns } from '../c
 import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
 import { VERSION } from '../core/version';
+import { requestKinds, TRIGGER_KINDS } from '../triggers/registry';
 import { registerCapture } from './capture';
 import { registerImport } from './import';
 import { registerPostmortem } from './postmortem';
 import { Cli, formatBytes } from './shared';
 
 /** Exit codes scripts can rely on. */
+/** Each trigger kind's help lines, from the registry. */
+function triggerKindsHelp(): string {
+  const width = Math.max(...TRIGGER_KINDS.map((k) => k.kind.length)) + 2;
+  return TRIGGER_KINDS.map((k) => k.help.map((line, i) => `  ${(i ? '' : k.kind).padEnd(width)}${line}`).join('\n')).join('\n');
+}
+
 export const EXIT = {
   ok: 0,
   /** A command failed; for validate: some file is invalid. */
@@ -144,16 +151,7 @@ export async function main(
       'after',
       `
 Trigger kinds (a profile's "triggers:" list):
-  file      a file named after the profile renamed into the spool directory
-            (printf 'reason: repair hook\\n' > SPOOL/.p && mv SPOOL/.p SPOOL/p)
-  signal    SIGUSR2 (default) or SIGPWR to the agent (kill -USR2 <pid>)
-  kmsg      kernel log records: presets watchdog_pretimeout, soft_lockup,
-            hard_lockup, hung_task, rcu_stall, oops, bug; or patterns
-  interval  every: 1h (at_start: true fires once at start too)
-  control   physcap trigger <profile> [--reason TEXT]
-  watchdog  a capture armed in physcap.ko, written by the kernel on the
-            watchdog's pretimeout even if the agent is wedged (docs/watchdog.md);
-            without the module's governor, the kernel log's pretimeout line
+${triggerKindsHelp()}
 
 Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.yaml.`,
     )
@@ -193,7 +191,7 @@ Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.y
 
   program
     .command('trigger')
-    .description("ask the running agent to capture a profile now (its profile needs a 'control' trigger)")
+    .description(`ask the running agent to capture a profile now (its profile needs a trigger that takes requests: ${requestKinds().join(', ')})`)
     .argument('<profile>', 'profile name')
     .option('--reason <text>', 'why, for the log and the capture record')
     .option('--runtime-dir <dir>', "the agent's runtime directory", '/run/physcap')

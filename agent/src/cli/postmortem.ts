@@ -15,8 +15,7 @@ import { hostElfTarget } from '../container/elf';
 import { capturedElfTarget, exportCapture, ExportFormat, storedElfCore } from '../postmortem/export';
 import { DEFAULT_DUMP_LEVEL, exportKdump, KdumpCompression, parseDumpLevel } from '../postmortem/kdump';
 import { describeCore } from '../container/kernel-dump';
-import { initBlockdev } from '../destinations/blockdev/store';
-import { destinationKey, openStoreAt } from '../destinations/registry';
+import { DESTINATION_KINDS, destinationKey, openStoreAt } from '../destinations/registry';
 import type { CaptureReader, CaptureStore, IndexEntry } from '../destinations/types';
 import { diffCaptures } from '../postmortem/diff';
 import { parseHeadArg } from '../manifest/head';
@@ -318,14 +317,6 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       cli.out(`${o.out}.key  private (keep it on the capturing machine)\n${o.out}.pub  public (verify --key)\nkey id ${id}\n`);
     });
 
-  program
-    .command('blockdev')
-    .description('dump partitions')
-    .command('init')
-    .description('initialize a dump partition (or a partition image) for the blockdev destination; erases its index')
-    .argument('<device>', 'the block device or image file')
-    .action((device: string) => {
-      initBlockdev(device);
-      cli.out(`${device}: initialized as a physcap dump area\n`);
-    });
+  // Verbs of a destination kind's own (physcap blockdev init).
+  for (const k of DESTINATION_KINDS) k.commands?.(program, (text) => cli.out(text));
 }

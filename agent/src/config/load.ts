@@ -19,6 +19,7 @@ import { byPosition, Diagnostic, hasErrors } from './diagnostics';
 import { buildProfile, Profile } from './profile';
 import { validators, schemaDiagnostics } from './schemas';
 import { trustedDirProblem, trustedFileProblem } from '../core/trusted-path';
+import { triggerKind } from '../triggers/registry';
 import { checkProfile, SemanticContext } from './semantic';
 import { parseYaml, YamlSource } from './yaml-source';
 
@@ -187,8 +188,8 @@ export function crossCheck(files: CheckedFile[]): void {
     if (!p) continue;
     claim(f, `name:${p.name}`, '/name', `profile name "${p.name}"`);
     p.triggers.forEach((t, i) => {
-      if (t.kind === 'file') claim(f, `file:${t.name}`, `/triggers/${i}`, `trigger file "${t.name}"`);
-      if (t.kind === 'signal') claim(f, `signal:${t.signal}`, `/triggers/${i}`, `signal ${t.signal}`);
+      const c = triggerKind(t.kind).claim?.(t);
+      if (c) claim(f, c.key, `/triggers/${i}`, c.what);
     });
   }
 }

@@ -4,22 +4,14 @@
  * Built only from a document the schema accepted.
  */
 import { parseAddress, parseDuration, parseSize } from '../core/units';
+import { destinationKind, DestinationSpec } from '../destinations/registry';
+import { triggerKind, TriggerSpec } from '../triggers/registry';
 
 export type RegionSpec =
   | { name: string; kind: 'range'; start: bigint; size: bigint; allowDevice: boolean; memory: 'quiescent' | 'live' }
   | { name: string; kind: 'iomem'; iomem: string; allowDevice: boolean; memory: 'quiescent' | 'live' };
 
-export type TriggerSpec =
-  | { kind: 'file'; name: string }
-  | { kind: 'signal'; signal: string }
-  | { kind: 'kmsg'; presets: string[]; patterns: string[]; maxPriority: number }
-  | { kind: 'interval'; everyMs: number; atStart: boolean }
-  | { kind: 'control' }
-  | { kind: 'watchdog'; device: string; selectGovernor: boolean; then: 'none' | 'panic' };
-
-export type DestinationSpec =
-  | { kind: 'dir'; path: string; retention: { count: number; bytes: bigint; keepFree: bigint }; onInterrupted: 'keep' | 'delete' }
-  | { kind: 'blockdev'; device: string; init: 'if-blank' | 'never' };
+export type { DestinationSpec, TriggerSpec };
 
 export interface Profile {
   name: string;
@@ -68,48 +60,6 @@ function region(r: Json): RegionSpec {
   return { ...common, kind: 'range', start, size };
 }
 
-function trigger(t: Json, profileName: string): TriggerSpec {
-  switch (t.kind) {
-    case 'file':
-      return { kind: 'file', name: (t.name as string) || profileName };
-    case 'signal':
-      return { kind: 'signal', signal: (t.signal as string) ?? 'SIGUSR2' };
-    case 'kmsg':
-      return {
-        kind: 'kmsg',
-        presets: (t.presets as string[]) ?? [],
-        patterns: (t.patterns as string[]) ?? [],
-        maxPriority: (t.max_priority as number) ?? 7,
-      };
-    case 'interval':
-      return { kind: 'interval', everyMs: ok(parseDuration(t.every)), atStart: t.at_start === true };
-    case 'control':
-      return { kind: 'control' };
-    default:
-      return {
-        kind: 'watchdog',
-        device: (t.device as string) ?? '/dev/watchdog0',
-        selectGovernor: t.select_governor !== false,
-        then: (t.then as 'none' | 'panic') ?? 'none',
-      };
-  }
-}
-
-function destination(d: Json): DestinationSpec {
-  if (d.kind === 'blockdev') return { kind: 'blockdev', device: String(d.device), init: (d.init as 'if-blank' | 'never') ?? 'if-blank' };
-  const r = (d.retention as Json | undefined) ?? {};
-  return {
-    kind: 'dir',
-    path: String(d.path),
-    retention: {
-      count: (r.count as number) ?? 10,
-      bytes: ok(parseSize(r.bytes ?? 0)),
-      keepFree: ok(parseSize(r.keep_free ?? '1GiB')),
-    },
-    onInterrupted: (d.on_interrupted as 'keep' | 'delete') ?? 'keep',
-  };
-}
-
 export function buildProfile(doc: Json, file: string, textSha256: string): Profile {
   const output = (doc.output as Json | undefined) ?? {};
   const hash = (doc.hash as Json | undefined) ?? {};
@@ -120,8 +70,8 @@ export function buildProfile(doc: Json, file: string, textSha256: string): Profi
     description: (doc.description as string) ?? '',
     enabled: doc.enabled !== false,
     regions: (doc.regions as Json[]).map(region),
-    triggers: (doc.triggers as Json[]).map((t) => trigger(t, name)),
-    destination: destination(doc.destination as Json),
+    triggers: (doc.triggers as Json[]).map((t) => triggerKind(String(t.kind)).parse(t, name)),
+    destination: destinationKind(String((doc.destination as Json).kind)).parse(doc.destination as Json),
     output: { format: (output.format as 'elf' | 'raw') ?? 'elf' },
     hash: {
       algorithm: 'sha256',

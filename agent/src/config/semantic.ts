@@ -2,14 +2,15 @@
  * Checks the schema cannot express: regions that are ambiguous, misaligned
  * or overlapping, units that do not resolve, triggers that would never
  * fire, destinations that are not there.  Run on documents the schema
- * accepted; every finding is positioned like a schema error.
+ * accepted; every finding is positioned like a schema error.  Each trigger
+ * and destination kind checks its own part (its check()).
  */
 import * as fs from 'node:fs';
 
 import { parseIomem } from '../kernel/iomem';
 import { Diagnostic, Severity } from './diagnostics';
-import { compileLinear } from '../core/linear-regexp';
-import { systemDirProblem, trustedDirProblem } from '../core/trusted-path';
+import { destinationKind } from '../destinations/registry';
+import { triggerKind } from '../triggers/registry';
 import { parseAddress, parseDuration, parseSize } from '../core/units';
 import { YamlSource } from './yaml-source';
 
@@ -96,38 +97,9 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
   if (cooldown instanceof Error) add('error', '/cooldown', cooldown.message);
 
   const triggers = (doc.triggers as Json[]) ?? [];
-  const signals = new Map<string, number>();
   triggers.forEach((t, i) => {
-    const p = `/triggers/${i}`;
-    if (t.kind === 'interval') {
-      const every = parseDuration(t.every);
-      if (every instanceof Error) return void add('error', `${p}/every`, every.message);
-      if (every === 0) return void add('error', `${p}/every`, 'an interval of zero');
-      if (typeof cooldown === 'number' && every < cooldown) {
-        add('warning', `${p}/every`, `every ${every / 1000} s is shorter than the cooldown (${cooldown / 1000} s): most firings would be refused`, 'a longer interval or a shorter cooldown');
-      }
-    }
-    if (t.kind === 'kmsg') {
-      const patterns = (t.patterns as string[]) ?? [];
-      if (!patterns.length && !((t.presets as string[]) ?? []).length) add('error', p, 'a kmsg trigger needs "presets" or "patterns"');
-      patterns.forEach((pat, j) => {
-        try {
-          new RegExp(pat);
-        } catch (e) {
-          return void add('error', `${p}/patterns/${j}`, `not a regular expression: ${(e as Error).message}`);
-        }
-        try {
-          compileLinear(pat);
-        } catch (e) {
-          add('error', `${p}/patterns/${j}`, `not usable: ${(e as Error).message}`);
-        }
-      });
-    }
-    if (t.kind === 'signal') {
-      const sig = String(t.signal ?? 'SIGUSR2');
-      if (signals.has(sig)) add('error', `${p}/signal`, `${sig} is already a trigger of this profile`);
-      signals.set(sig, i);
-    }
+    const report = (severity: Severity, field: string, message: string, expected?: string) => add(severity, `/triggers/${i}${field}`, message, expected);
+    triggerKind(String(t.kind)).check?.(t, report, { triggers, index: i, cooldownMs: typeof cooldown === 'number' ? cooldown : undefined });
   });
 
   const hash = (doc.hash as Json | undefined) ?? {};
@@ -141,20 +113,8 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
   if (source.kind === 'image' && !source.image_path) add('error', '/source', 'the image source needs "image_path"');
   if (source.image_path && source.kind !== 'image') add('warning', '/source/image_path', '"image_path" is used only with kind: image');
 
-  const dest = (doc.destination as Json | undefined) ?? {};
-  if (dest.kind === 'dir') {
-    const retention = (dest.retention as Json | undefined) ?? {};
-    for (const k of ['bytes', 'keep_free']) {
-      if (retention[k] === undefined) continue;
-      const v = parseSize(retention[k]);
-      if (v instanceof Error) add('error', `/destination/retention/${k}`, v.message);
-    }
-    const sys = systemDirProblem(String(dest.path), 'destination');
-    if (sys) add('error', '/destination/path', sys);
-    else checkPath(String(dest.path), 'dir', (m, e) => add('warning', '/destination/path', m, e));
-  } else if (dest.kind === 'blockdev') {
-    checkPath(String(dest.device), 'blockdev', (m, e) => add('warning', '/destination/device', m, e));
-  }
+  const dest = doc.destination as Json | undefined;
+  if (dest) destinationKind(String(dest.kind)).check(dest, (severity, field, message, expected) => add(severity, `/destination${field}`, message, expected));
   const signing = doc.signing as Json | undefined;
   if (typeof signing?.key === 'string') {
     // A warning: profiles are often validated away from the machine that holds the key.
@@ -166,27 +126,3 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
   }
   return out;
 }
-
-/** Destinations on this machine: warnings, since profiles are often validated elsewhere. */
-function checkPath(p: string, kind: 'dir' | 'blockdev', warn: (message: string, expected?: string) => void): void {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(p);
-  } catch {
-    warn(`${p} does not exist on this machine`, kind === 'dir' ? 'the agent creates it, if it may' : 'the dump partition');
-    return;
-  }
-  if (kind === 'dir') {
-    // What the agent will refuse when it writes there (a link, other writers), said now.
-    const untrusted = trustedDirProblem(p, 'destination');
-    if (untrusted) return warn(`the agent will refuse this destination: ${untrusted}`);
-  }
-  if (kind === 'dir' && !st.isDirectory()) return warn(`${p} is not a directory`);
-  if (kind === 'blockdev' && !st.isBlockDevice() && !st.isFile()) return warn(`${p} is neither a block device nor a partition image file`);
-  try {
-    fs.accessSync(p, fs.constants.W_OK);
-  } catch {
-    warn(`${p} is not writable by this user`);
-  }
-}
-

@@ -3,12 +3,14 @@
  * triggers, the scheduler, the control socket, the kernel log.  Start-up is
  * a reload from empty; every reload applies only the difference; stop
  * refuses new triggers, lets running captures finish within a bound, then
- * aborts them (an aborted capture ends as <capture>.failed, never as a
+ * aborts them (an aborted capture ends recorded as failed, never as a
  * complete one).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { ArmedCapture, resumeArmed } from '../capture/armed';
+import type { CaptureOutcome } from '../capture/pipeline';
 import { runCapture } from '../capture/pipeline';
 import { captureId } from '../capture/plan';
 import { AgentConfig } from '../config/agent-config';
@@ -19,16 +21,15 @@ import { ControlServer } from '../control/server';
 import { CONTROL_SOCKET, ControlRequest, ControlResponse } from '../control/protocol';
 import { Clock } from '../core/clock';
 import { Logger } from '../core/logger';
-import { destinationKey, openStore } from '../destinations/registry';
+import { destinationKey, destinationKind, openStore } from '../destinations/registry';
 import { sdNotify } from '../native/binding';
 import { Scheduler } from '../scheduler/scheduler';
+import { SharedKernelLog } from './kernel-log-feed';
 import { Metrics } from './metrics';
-import { Watchdogs } from './watchdogs';
-import { eventId, TriggerEvent } from '../triggers/event';
-import { KmsgMatcher } from '../triggers/kmsg-record';
-import { KmsgSource } from '../triggers/kmsg-source';
-import { TRIGGER_KINDS } from '../triggers/registry';
-import { Trigger, TriggerContext } from '../triggers/trigger';
+import { PhyscapDeviceService } from './physcap-service';
+import type { TriggerEvent } from '../triggers/event';
+import type { AgentTriggerContext, Trigger } from '../triggers/kind';
+import { requestKinds, triggerKind, TriggerKindName } from '../triggers/registry';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -46,13 +47,12 @@ export class Agent {
   private readonly profiles: ProfileSet;
   private readonly scheduler: Scheduler;
   private readonly control: ControlServer;
-  private readonly kmsg: KmsgSource;
+  private readonly kmsg: SharedKernelLog;
+  private readonly physcap: PhyscapDeviceService;
   private readonly triggers = new Map<string, Trigger[]>();
-  private readonly kmsgMatchers = new Map<string, KmsgMatcher>();
-  private kmsgStarted = false;
-  private unsubscribeKmsg?: () => void;
+  /** Profiles whose triggers take `physcap trigger` requests, and the handler that answers. */
+  private readonly requestHandlers = new Map<string, (reason: string | undefined) => unknown>();
   private readonly metrics = new Metrics();
-  private readonly watchdogs: Watchdogs;
   /** Reloads are applied one after another, in order. */
   private applying: Promise<void> = Promise.resolve();
 
@@ -99,55 +99,55 @@ export class Agent {
       captureId: (profile, now) => captureId(profile, new Date(now)),
       onFate: (event, fate) => this.metrics.triggers.inc({ kind: event.kind, fate }),
     });
-    this.watchdogs = new Watchdogs({
-      log,
-      devicePath: o.physcapDevice,
-      sysRoot: o.sysRoot,
-      onOutcome: (profile, outcome) => {
-        this.metrics.captures.inc({ profile, result: outcome.status });
-        this.metrics.duration.observe({ profile }, outcome.seconds);
-        this.metrics.triggers.inc({ kind: 'watchdog', fate: 'captured' });
-        if (outcome.status === 'complete') {
-          this.metrics.bytes.inc({ profile }, outcome.bytes);
-          this.metrics.lastSuccess.set({ profile }, Date.now() / 1000);
-        }
-      },
-      // Without the governor: the noop governor's kernel log line, captured by the agent.
-      fallback: (p, id) => {
-        if (!this.kmsgMatchers.has(p.name)) this.kmsgMatchers.set(p.name, new KmsgMatcher([], [`^watchdog${id}: pretimeout event$`], 7));
-      },
-    });
     this.control = new ControlServer(path.join(config.runtimeDir, CONTROL_SOCKET), (req) => this.onControl(req), log);
-    this.kmsg = new KmsgSource(log, o.kmsgPath);
+    this.kmsg = new SharedKernelLog(log, o.kmsgPath);
+    this.physcap = new PhyscapDeviceService(log, o.physcapDevice);
   }
 
-  private get triggerContext(): TriggerContext {
+  /** A capture a trigger finished itself (an armed one, written by the kernel): counted like the scheduler's. */
+  private countOutcome(profile: string, trigger: TriggerKindName, outcome: CaptureOutcome): void {
+    this.metrics.captures.inc({ profile, result: outcome.status });
+    this.metrics.duration.observe({ profile }, outcome.seconds);
+    this.metrics.triggers.inc({ kind: trigger, fate: 'captured' });
+    if (outcome.status === 'complete') {
+      this.metrics.bytes.inc({ profile }, outcome.bytes);
+      this.metrics.lastSuccess.set({ profile }, Date.now() / 1000);
+    }
+  }
+
+  /** What the agent gives the triggers of one profile (triggers/kind.ts). */
+  private contextFor(p: Profile, trigger: TriggerKindName): AgentTriggerContext {
+    const { log, clock, config, sysRoot } = { ...this.o, sysRoot: this.o.sysRoot };
+    const onOutcome = (outcome: CaptureOutcome) => this.countOutcome(p.name, trigger, outcome);
     return {
-      log: this.o.log,
-      clock: this.o.clock,
-      emit: (e) => this.submit(e),
-      spoolDir: this.o.config.spoolDir,
+      log,
+      clock,
+      emit: (e: TriggerEvent) => this.scheduler.submit(e),
+      spoolDir: config.spoolDir,
       agentUid: process.getuid?.() ?? 0,
+      profile: p.name,
+      kmsg: this.kmsg,
+      physcap: this.physcap,
+      acceptRequests: (handler) => {
+        this.requestHandlers.set(p.name, handler);
+        return () => {
+          if (this.requestHandlers.get(p.name) === handler) this.requestHandlers.delete(p.name);
+        };
+      },
+      armed: {
+        create: (a) =>
+          new ArmedCapture({ profile: p, device: this.physcap.open(), ...a, trigger, log, sysRoot, onOutcome }),
+        resume: async (events) => {
+          for (const outcome of await resumeArmed(p, events, trigger, log)) onOutcome(outcome);
+        },
+      },
     };
-  }
-
-  private submit(e: TriggerEvent): void {
-    this.scheduler.submit(e);
   }
 
   private async startTriggers(p: Profile): Promise<void> {
     const started: Trigger[] = [];
     for (const spec of p.triggers) {
-      if (spec.kind === 'kmsg') {
-        this.kmsgMatchers.set(p.name, new KmsgMatcher(spec.presets, spec.patterns, spec.maxPriority));
-        continue;
-      }
-      if (spec.kind === 'watchdog') {
-        this.watchdogs.start(p, spec);
-        continue;
-      }
-      const t = TRIGGER_KINDS[spec.kind]?.(p, spec, this.triggerContext);
-      if (!t) continue; // control: answered by the socket
+      const t = triggerKind(spec.kind).create(spec, this.contextFor(p, spec.kind));
       try {
         await t.start();
         started.push(t);
@@ -156,38 +156,16 @@ export class Agent {
       }
     }
     this.triggers.set(p.name, started);
-    if (this.kmsgMatchers.size && !this.kmsgStarted) this.startKmsg();
   }
 
   private async stopTriggers(name: string): Promise<void> {
     for (const t of this.triggers.get(name) ?? []) await t.stop();
     this.triggers.delete(name);
-    this.kmsgMatchers.delete(name);
-    this.watchdogs.stop(name);
   }
 
-  private startKmsg(): void {
-    try {
-      this.kmsg.start();
-      this.kmsgStarted = true;
-      this.unsubscribeKmsg = this.kmsg.subscribe((rec) => {
-        for (const [profile, m] of this.kmsgMatchers) {
-          const hit = m.match(rec);
-          if (hit) {
-            this.submit({
-              id: eventId(),
-              kind: 'kmsg',
-              profile,
-              time: this.o.clock.now(),
-              reason: hit.message,
-              detail: { rule: hit.rule, seq: rec.seq, level: rec.level, usec: rec.usec },
-            });
-          }
-        }
-      });
-    } catch (err) {
-      this.o.log.error({ err: String(err) }, 'cannot read the kernel log: kmsg triggers will not fire');
-    }
+  /** Before recovery and before the triggers start: each kind finishes what it left while no agent ran. */
+  private async resumeTriggers(p: Profile): Promise<void> {
+    for (const kind of new Set(p.triggers.map((t) => t.kind))) await triggerKind(kind).resume?.(this.contextFor(p, kind));
   }
 
   private readonly recovered = new Set<string>();
@@ -204,7 +182,7 @@ export class Agent {
     try {
       const store = openStore(p.destination);
       try {
-        const keep = p.destination.kind === 'dir' ? p.destination.onInterrupted === 'keep' : true;
+        const keep = destinationKind(p.destination.kind).keepInterrupted(p.destination);
         for (const e of store.recover({ keep, reason: 'interrupted: found unfinished at start-up (the agent was killed or the machine lost power)' })) {
           this.o.log.warn({ destination: key, capture: e.id, status: e.status, location: e.location, why: e.recovered }, 'recovered an unfinished capture');
         }
@@ -221,7 +199,7 @@ export class Agent {
   private async apply(c: ProfileChange): Promise<void> {
     for (const p of [...c.removed, ...c.changed.map((x) => x.before)]) await this.stopTriggers(p.name);
     // What the kernel wrote while no agent was there is finished first; recovery records the rest.
-    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.watchdogs.resume(p);
+    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.resumeTriggers(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) this.recoverDestination(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.startTriggers(p);
     // READY=1 also ends a RELOADING=1.
@@ -230,18 +208,13 @@ export class Agent {
 
   private onControl(req: ControlRequest): ControlResponse {
     if (req.op === 'trigger') {
-      const p = this.profiles.active().get(req.profile);
-      if (p && !p.triggers.some((t) => t.kind === 'control')) {
-        return { ok: false, error: `profile ${req.profile} has no control trigger` };
+      const handler = this.requestHandlers.get(req.profile);
+      if (handler) return { ok: true, outcome: handler(req.reason) as Extract<ControlResponse, { outcome: unknown }>['outcome'] };
+      if (this.profiles.active().has(req.profile)) {
+        return { ok: false, error: `profile ${req.profile} has no trigger that takes requests (${requestKinds().join(', ')})` };
       }
-      const outcome = this.scheduler.submit({
-        id: eventId(),
-        kind: 'control',
-        profile: req.profile,
-        time: this.o.clock.now(),
-        reason: req.reason ?? 'physcap trigger',
-      });
-      return { ok: true, outcome };
+      this.o.log.warn({ profile: req.profile }, 'trigger request refused: no such profile');
+      return { ok: true, outcome: { status: 'refused', reason: 'unknown-profile' } };
     }
     if (req.op === 'list') {
       return {
@@ -309,9 +282,8 @@ export class Agent {
     await this.control.stop();
     await this.scheduler.stop(graceMs);
     await this.metrics.close();
-    this.watchdogs.close();
-    this.unsubscribeKmsg?.();
-    if (this.kmsgStarted) await this.kmsg.stop();
+    this.physcap.close();
+    await this.kmsg.stop();
     this.o.log.info({}, 'agent stopped');
   }
 }

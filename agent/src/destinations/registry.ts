@@ -1,37 +1,57 @@
 /**
- * Destination kinds by name.  The pipeline and the post-mortem verbs ask
- * here for a CaptureStore and never see which kind it is.
+ * Destination kinds by name: the one line that adds a kind.  Everything
+ * else reaches a kind through here (its spec, checks and capabilities) or
+ * through the CaptureStore it opens, never by testing its name.
  */
 import * as fs from 'node:fs';
 
-import type { DestinationSpec } from '../config/profile';
-import { openBlockdevStore } from './blockdev/store';
-import { DirStore } from './dir/store';
+import { blockdevKind } from './blockdev/kind';
+import { dirKind } from './dir/kind';
+import type { DestinationCapabilities, DestinationKind } from './kind';
 import type { CaptureStore } from './types';
+
+/** Every kind.  openAt() asks them in this order. */
+export const DESTINATION_KINDS = [dirKind, blockdevKind] as const;
+
+/** A profile's destination, typed: the union of every kind's spec. */
+export type DestinationSpec = ReturnType<(typeof DESTINATION_KINDS)[number]['parse']>;
+export type DestinationKindName = DestinationSpec['kind'];
+
+const byName = new Map<string, DestinationKind<DestinationSpec>>(DESTINATION_KINDS.map((k) => [k.kind, k as unknown as DestinationKind<DestinationSpec>]));
+
+/** The kind of a spec (or a kind name the schema accepted). */
+export function destinationKind(kind: string): DestinationKind<DestinationSpec> {
+  const k = byName.get(kind);
+  if (!k) throw new Error(`internal error: no destination kind "${kind}" is registered (the schema and destinations/registry.ts disagree)`);
+  return k;
+}
+
+/** The kinds that can do something, by name (for messages). */
+export function kindsThat(capability: keyof DestinationCapabilities): string[] {
+  return DESTINATION_KINDS.filter((k) => k.can[capability]).map((k) => k.kind);
+}
 
 /** A profile's destination, for writing (a dir is created if missing). */
 export function openStore(spec: DestinationSpec): CaptureStore {
-  switch (spec.kind) {
-    case 'dir':
-      return new DirStore(spec.path, { retention: spec.retention }, true);
-    case 'blockdev':
-      return openBlockdevStore(spec.device, { init: spec.init });
-  }
+  return destinationKind(spec.kind).open(spec);
 }
 
-/** A destination named on the command line: a directory of captures, or a dump partition (device or image). */
+/** A destination named on the command line: whichever kind recognizes what is there. */
 export function openStoreAt(location: string): CaptureStore {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(location);
-  } catch (err) {
-    throw Object.assign(new Error(`${location}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}: no such destination`), { code: 'ENOENT' });
+  for (const k of DESTINATION_KINDS) {
+    const store = k.openAt(location);
+    if (store) return store;
   }
-  if (st.isDirectory()) return new DirStore(location);
-  return openBlockdevStore(location, { init: 'never' });
+  let code = 'ENOENT';
+  try {
+    fs.statSync(location);
+  } catch (err) {
+    code = (err as NodeJS.ErrnoException).code ?? 'cannot stat';
+  }
+  throw Object.assign(new Error(`${location}: ${code}: no such destination`), { code: 'ENOENT' });
 }
 
 /** Where a destination is, for grouping captures by destination. */
 export function destinationKey(spec: DestinationSpec): string {
-  return spec.kind === 'dir' ? spec.path : spec.device;
+  return destinationKind(spec.kind).where(spec);
 }

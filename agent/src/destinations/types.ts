@@ -1,14 +1,14 @@
 /**
  * The boundary between the capture pipeline and where captures are kept.
- * Every destination kind (dir, blockdev) implements both halves: a
+ * Every destination kind (destinations/registry.ts) implements both halves: a
  * CaptureSink that one capture is written through, and a CaptureStore that
  * the post-mortem verbs (list, show, verify, export, diff) read from.  The
  * pipeline and the verbs never know which kind they are talking to.
  */
 import type { IndexEntry, IndexRead } from '../manifest/index-entry';
+import type { Destination as NativeDestination } from '../native/binding';
 
 export type { IndexEntry, IndexRead };
-import type { Destination as NativeDestination } from '../native/binding';
 
 /** One data file of a capture being written: the engine writes into dest at base + offset. */
 export interface DataFile {
@@ -34,7 +34,7 @@ export interface Finish {
 /** One capture being written.  Exactly one of commit() or fail() ends it. */
 export interface CaptureSink {
   readonly id: string;
-  /** Human-readable: the .partial directory, or device@offset. */
+  /** Human-readable, where the unfinished record is: a directory, or device@offset. */
   readonly location: string;
   /** Data offsets inside a data file must be multiples of this (direct I/O). */
   readonly align: number;
@@ -101,9 +101,12 @@ export interface BeginRequest {
 
 /** A destination opened for reading (post-mortem verbs), writing and recovery. */
 export interface CaptureStore {
-  readonly kind: 'dir' | 'blockdev';
+  /** Its kind's name (destinations/registry.ts). */
+  readonly kind: string;
   readonly location: string;
   index(): IndexRead;
+  /** Where a capture the index lists is, for messages and outcomes: a path, or device#record@offset. */
+  where(entry: IndexEntry): string;
   /** Opens a capture by id or unique id prefix; throws a clear error otherwise. */
   open(id: string): CaptureReader;
   /**
@@ -112,12 +115,12 @@ export interface CaptureStore {
    * keep-free or capacity.  Called before a byte is written.
    */
   checkSpace(bytes: bigint): void;
-  /** Starts a capture: an unfinished (.partial / writing) record exists from here on. */
+  /** Starts a capture: an unfinished record exists from here on. */
   begin(req: BeginRequest): CaptureSink;
   /**
    * Start-up recovery: every capture a crash or power loss left unfinished
    * is recorded as failed in the index with `reason`, its data kept
-   * (renamed .failed) or removed; returns the entries appended.
+   * (as the kind keeps failed captures) or removed; returns the entries appended.
    */
   recover(o: { keep: boolean; reason: string }): IndexEntry[];
   /** Unfinished captures and their intents, for their owner to finish before recover() records the rest as failed. */

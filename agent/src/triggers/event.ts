@@ -1,8 +1,11 @@
+import type { TriggerKindName } from './registry';
+
 /** What every trigger emits: one event, for one profile. */
 export interface TriggerEvent {
   /** Unique per agent run, e.g. "ev-42". */
   id: string;
-  kind: 'file' | 'signal' | 'kmsg' | 'interval' | 'control' | 'watchdog' | 'import';
+  /** The trigger kind that emitted it, or "import" (physcap import). */
+  kind: TriggerKindName | 'import';
   profile: string;
   /** Milliseconds since the epoch. */
   time: number;

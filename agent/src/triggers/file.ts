@@ -17,7 +17,7 @@ import { parse } from 'yaml';
 
 import { assertTrustedDir, trustedDirProblem } from '../core/trusted-path';
 import { eventId } from './event';
-import { Trigger, TriggerContext } from './trigger';
+import type { Trigger, TriggerContext, TriggerKind } from './kind';
 
 const MAX_BODY = 64 * 1024;
 
@@ -98,3 +98,21 @@ export function fileTrigger(profile: string, spec: { name: string }, ctx: Trigge
     },
   };
 }
+
+export interface FileTriggerSpec {
+  kind: 'file';
+  /** The file's name in the spool directory (default: the profile's name). */
+  name: string;
+}
+
+export const fileKind: TriggerKind<FileTriggerSpec> = {
+  kind: 'file',
+  schema: 'triggers/file.schema.json',
+  help: [
+    'a file named after the profile renamed into the spool directory',
+    "(printf 'reason: repair hook\\n' > SPOOL/.p && mv SPOOL/.p SPOOL/p)",
+  ],
+  parse: (t, profileName) => ({ kind: 'file', name: (t.name as string) || profileName }),
+  claim: (spec) => ({ key: `file:${spec.name}`, what: `trigger file "${spec.name}"` }),
+  create: (spec, ctx) => fileTrigger(ctx.profile, spec, ctx),
+};

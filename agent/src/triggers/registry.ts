@@ -1,19 +1,30 @@
-/** Trigger kinds by name: the one line to add a kind. */
-import { Profile, TriggerSpec } from '../config/profile';
-import { fileTrigger } from './file';
-import { intervalTrigger } from './interval';
-import { signalTrigger } from './signal';
-import { Trigger, TriggerContext } from './trigger';
-
-type Factory = (profile: Profile, spec: TriggerSpec, ctx: TriggerContext) => Trigger | undefined;
-
 /**
- * The kinds that run on their own.  kmsg triggers share the agent's one
- * KmsgSource, control triggers are answered by the control socket and
- * watchdog triggers arm the kernel: the daemon wires those.
+ * Trigger kinds by name: the one line that adds a kind.  The daemon, the
+ * profile loader and the CLI reach a kind only through here.
  */
-export const TRIGGER_KINDS: Partial<Record<TriggerSpec['kind'], Factory>> = {
-  file: (p, s, ctx) => (s.kind === 'file' ? fileTrigger(p.name, s, ctx) : undefined),
-  signal: (p, s, ctx) => (s.kind === 'signal' ? signalTrigger(p.name, s, ctx) : undefined),
-  interval: (p, s, ctx) => (s.kind === 'interval' ? intervalTrigger(p.name, s, ctx) : undefined),
-};
+import { controlKind } from './control';
+import { fileKind } from './file';
+import { intervalKind } from './interval';
+import type { TriggerKind } from './kind';
+import { kmsgKind } from './kmsg';
+import { signalKind } from './signal';
+import { watchdogKind } from './watchdog';
+
+export const TRIGGER_KINDS = [fileKind, signalKind, kmsgKind, intervalKind, controlKind, watchdogKind] as const;
+
+/** A profile's trigger, typed: the union of every kind's spec. */
+export type TriggerSpec = ReturnType<(typeof TRIGGER_KINDS)[number]['parse']>;
+export type TriggerKindName = TriggerSpec['kind'];
+
+const byName = new Map<string, TriggerKind<TriggerSpec>>(TRIGGER_KINDS.map((k) => [k.kind, k as unknown as TriggerKind<TriggerSpec>]));
+
+export function triggerKind(kind: string): TriggerKind<TriggerSpec> {
+  const k = byName.get(kind);
+  if (!k) throw new Error(`internal error: no trigger kind "${kind}" is registered (the schema and triggers/registry.ts disagree)`);
+  return k;
+}
+
+/** The kinds that answer `physcap trigger <profile>`. */
+export function requestKinds(): string[] {
+  return TRIGGER_KINDS.filter((k) => (k as TriggerKind<TriggerSpec>).takesRequests).map((k) => k.kind);
+}

@@ -259,6 +259,10 @@ class Store implements BlockdevStore {
     return []; // a ring reclaims on write: begin() makes the room
   }
 
+  where(entry: IndexEntry): string {
+    return `${this.location}#${entry.location}`;
+  }
+
   close(): void {
     this.active?.abandon();
     this.active = undefined;

@@ -131,6 +131,10 @@ export class DirStore implements CaptureStore {
     this.fd = openDir(location);
   }
 
+  where(entry: IndexEntry): string {
+    return path.join(this.location, entry.location);
+  }
+
   close(): void {
     closeFd(this.fd);
   }

@@ -1,0 +1,65 @@
+/**
+ * The `blockdev` destination kind: a dump partition (or an image file of
+ * one) holding a ring of capture records and an index (blockdev/store.ts).
+ */
+import * as fs from 'node:fs';
+
+import type { DestinationKind } from '../kind';
+import { statOrWarn, warnUnlessWritable } from '../local-path';
+import { initBlockdev, InitMode, openBlockdevStore } from './store';
+
+export interface BlockdevSpec {
+  kind: 'blockdev';
+  device: string;
+  init: Exclude<InitMode, 'force'>;
+}
+
+export const blockdevKind: DestinationKind<BlockdevSpec> = {
+  kind: 'blockdev',
+  schema: 'destinations/blockdev.schema.json',
+  summary: 'a dump partition (or a partition image): a ring of capture records with an index',
+  // The ring is locked from begin to commit: an arm holding a record for
+  // hours would stop every other capture to it.
+  can: { arm: false, spool: true },
+
+  parse: (d) => ({ kind: 'blockdev', device: String(d.device), init: (d.init as BlockdevSpec['init']) ?? 'if-blank' }),
+
+  check(d, report) {
+    const p = String(d.device);
+    const warn = (m: string, e?: string) => report('warning', '/device', m, e);
+    const st = statOrWarn(p, 'the dump partition', warn);
+    if (!st) return;
+    if (!st.isBlockDevice() && !st.isFile()) return warn(`${p} is neither a block device nor a partition image file`);
+    warnUnlessWritable(p, warn);
+  },
+
+  where: (spec) => spec.device,
+  // A record is data in place on the device: recovery cannot delete it, only mark it failed.
+  keepInterrupted: () => true,
+  open: (spec) => openBlockdevStore(spec.device, { init: spec.init }),
+
+  openAt(location) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(location);
+    } catch {
+      return undefined;
+    }
+    return st.isDirectory() ? undefined : openBlockdevStore(location, { init: 'never' });
+  },
+
+  specOf: (store) => ({ kind: 'blockdev', device: store.location, init: 'never' }),
+
+  commands(program, out) {
+    program
+      .command('blockdev')
+      .description('dump partitions')
+      .command('init')
+      .description('initialize a dump partition (or a partition image) for the blockdev destination; erases its index')
+      .argument('<device>', 'the block device or image file')
+      .action((device: string) => {
+        initBlockdev(device);
+        out(`${device}: initialized as a physcap dump area\n`);
+      });
+  },
+};
