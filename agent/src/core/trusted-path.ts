@@ -157,6 +157,43 @@ export function trustedFileProblem(display: string, st: fs.Stats, o: TrustOption
   return ownerProblem(display, st, euid, egid);
 }
 
+/**
+ * A dump partition (or an image of one) that captures are written to.
+ * Unlike a directory it may be named through a link: stable names
+ * (/dev/disk/by-partlabel/dump) are links by design.  A link is trusted
+ * only if nobody else could point it elsewhere (owned by root or physcap's
+ * user, in directories the rule trusts); the node it leads to is owned by
+ * root or physcap's user and not writable by every user.  A block device
+ * may be group-writable (the "disk" group is how the system grants raw
+ * access); an image file follows the file rule.
+ */
+export function trustedDeviceProblem(configured: string, o: TrustOptions = {}): string | null {
+  const { euid, egid } = ids(o);
+  const abs = path.resolve(configured);
+  let link: fs.Stats;
+  let real: string;
+  try {
+    link = fs.lstatSync(abs);
+    real = fs.realpathSync(abs);
+  } catch (err) {
+    return `${abs} cannot be checked (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
+  if (link.isSymbolicLink()) {
+    if (link.uid !== 0 && link.uid !== euid) return `${abs} is a symbolic link owned by uid ${link.uid}, who could point it elsewhere; name the dump partition by a link root owns, or by its real path`;
+    const above = ancestorsProblem(abs, euid, egid);
+    if (above) return above;
+  }
+  const st = fs.statSync(real);
+  if (st.isBlockDevice()) {
+    if (st.uid !== 0 && st.uid !== euid) return `${real} is owned by uid ${st.uid}, neither root nor the user physcap runs as (uid ${euid})`;
+    if (st.mode & 0o002) return `${real} is writable by every user (mode ${octal(st.mode)})`;
+    return null;
+  }
+  const own = trustedFileProblem(real, st, { ...o, allowLinks: true });
+  if (own) return `${own}; a dump partition image must be writable only by root or physcap's user`;
+  return ancestorsProblem(real, euid, egid);
+}
+
 /** Throws an Error with code EACCES and the problem as its message. */
 export function assertTrustedDir(p: string, role: TrustedRole, o: TrustOptions = {}): void {
   const problem = trustedDirProblem(p, role, o);

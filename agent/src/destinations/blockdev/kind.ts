@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 
+import { trustedDeviceProblem } from '../../core/trusted-path';
 import type { DestinationKind } from '../kind';
 import { statOrWarn, warnUnlessWritable } from '../local-path';
 import { initBlockdev, InitMode, openBlockdevStore } from './store';
@@ -30,13 +31,20 @@ export const blockdevKind: DestinationKind<BlockdevSpec> = {
     const st = statOrWarn(p, 'the dump partition', warn);
     if (!st) return;
     if (!st.isBlockDevice() && !st.isFile()) return warn(`${p} is neither a block device nor a partition image file`);
+    const untrusted = trustedDeviceProblem(p);
+    if (untrusted) return warn(`the agent will refuse this destination: ${untrusted}`);
     warnUnlessWritable(p, warn);
   },
 
   where: (spec) => spec.device,
   // A record is data in place on the device: recovery cannot delete it, only mark it failed.
   keepInterrupted: () => true,
-  open: (spec) => openBlockdevStore(spec.device, { init: spec.init }),
+  open(spec) {
+    // What it writes its evidence to: the trusted-path rule, for a device.
+    const problem = trustedDeviceProblem(spec.device);
+    if (problem) throw Object.assign(new Error(`EACCES: untrusted destination: ${problem}`), { code: 'EACCES' });
+    return openBlockdevStore(spec.device, { init: spec.init });
+  },
 
   openAt(location) {
     let st: fs.Stats;

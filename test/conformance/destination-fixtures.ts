@@ -1,0 +1,64 @@
+/**
+ * How the destination conformance suite makes a destination of each kind.
+ * Typed by the registry's kind names: a kind added to
+ * destinations/registry.ts without a fixture here does not compile, so no
+ * kind skips the suite.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import type { DestinationKindName } from '../../agent/src/destinations/registry';
+
+export interface DestinationFixture {
+  /** The lines under `destination:` for a fresh destination of this kind, made in `dir`. */
+  fresh(dir: string): string;
+  /** Ways a careless or hostile setup makes it unsafe: each must be refused before a byte is written. */
+  unsafe(dir: string): Array<{ what: string; yaml: string }>;
+}
+
+const NOBODY = 65534;
+
+/** A sparse file of `size` bytes. */
+function sparse(file: string, size: number): string {
+  fs.closeSync(fs.openSync(file, 'w', 0o600));
+  fs.truncateSync(file, size);
+  return file;
+}
+
+export const DESTINATION_FIXTURES: Record<DestinationKindName, DestinationFixture> = {
+  dir: {
+    fresh: (dir) => `  kind: dir\n  path: ${path.join(dir, 'captures')}\n  retention: { count: 2, keep_free: 0 }\n`,
+    unsafe(dir) {
+      const real = path.join(dir, 'real');
+      fs.mkdirSync(real, { mode: 0o750 });
+      fs.symlinkSync(real, path.join(dir, 'link'));
+      fs.mkdirSync(path.join(dir, 'open'));
+      fs.chmodSync(path.join(dir, 'open'), 0o777);
+      fs.mkdirSync(path.join(dir, 'theirs'));
+      fs.chownSync(path.join(dir, 'theirs'), NOBODY, NOBODY);
+      return [
+        { what: 'named through a symbolic link', yaml: `  kind: dir\n  path: ${path.join(dir, 'link')}\n` },
+        { what: 'world-writable (mode 0777)', yaml: `  kind: dir\n  path: ${path.join(dir, 'open')}\n` },
+        { what: "another user's directory", yaml: `  kind: dir\n  path: ${path.join(dir, 'theirs')}\n` },
+      ];
+    },
+  },
+  blockdev: {
+    fresh: (dir) => `  kind: blockdev\n  device: ${sparse(path.join(dir, 'dump.img'), 512 * 2 ** 20)}\n`,
+    unsafe(dir) {
+      const open = sparse(path.join(dir, 'open.img'), 64 * 2 ** 20);
+      fs.chmodSync(open, 0o666);
+      const theirs = sparse(path.join(dir, 'theirs.img'), 64 * 2 ** 20);
+      fs.chownSync(theirs, NOBODY, NOBODY);
+      const target = sparse(path.join(dir, 'target.img'), 64 * 2 ** 20);
+      const link = path.join(dir, 'their-link.img');
+      fs.symlinkSync(target, link);
+      fs.lchownSync(link, NOBODY, NOBODY);
+      return [
+        { what: 'a symbolic link another user owns (and could point elsewhere)', yaml: `  kind: blockdev\n  device: ${link}\n` },
+        { what: 'a world-writable image (mode 0666)', yaml: `  kind: blockdev\n  device: ${open}\n` },
+        { what: "another user's image", yaml: `  kind: blockdev\n  device: ${theirs}\n` },
+      ];
+    },
+  },
+};
