@@ -25,7 +25,7 @@ fs.rmSync(resultFile, { force: true });
 const jest = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 
 let passed = 0;
-let failed = 0;
+let failed;
 if (fs.existsSync(resultFile)) {
   const results = JSON.parse(fs.readFileSync(resultFile, 'utf8'));
   passed = results.numPassedTests;

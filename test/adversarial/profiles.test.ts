@@ -5,6 +5,7 @@
  * file, line, column and field.  Nothing hangs, nothing is echoed that
  * is not the profile's own.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -105,7 +106,7 @@ describe('[profiles] files and directories that are not what they claim', () => 
 
   test('[profiles] a FIFO named like a profile: refused at once, no reader hangs on it', async () => {
     const fifo = path.join(s.dir, 'fifo.yaml');
-    require('node:child_process').execFileSync('mkfifo', [fifo]);
+    execFileSync('mkfifo', [fifo]);
     const r = await cli(['validate', fifo]);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/fifo\.yaml {2}\/ {2}not a regular file/);

@@ -343,7 +343,7 @@ describe('the blockdev destination (a dump partition image)', () => {
     const part = path.join(work, 'dump.img');
     fs.writeFileSync(part, Buffer.alloc(24 * MiB));
     const body = imageProfile({ image: img.file, dest: '/unused', regions: [['crashlog', 0x100000, 3 * MiB + 20 * 1024], ['trace', 0x600000, 4 * MiB]] }).replace(
-      /destination:\n  kind: dir\n  path: \/unused\n  retention: \{ count: 0, keep_free: 0 \}/,
+      /destination:\n {2}kind: dir\n {2}path: \/unused\n {2}retention: \{ count: 0, keep_free: 0 \}/,
       `destination:\n  kind: blockdev\n  device: ${part}`,
     );
     // Named through a symlink, as /dev/disk/by-partlabel/dump is.

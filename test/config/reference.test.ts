@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS script of the build, not a module of the agent
 const gen = require('../../scripts/gen-reference.js') as { render: () => string; outFile: string };
 
 test('docs/reference.md matches the schemas (regenerate: node scripts/gen-reference.js --write)', () => {

@@ -54,7 +54,7 @@ describe('DKMS', () => {
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
       const log = path.join(dkmsTree(), 'physcap', version, 'build', 'make.log');
-      throw new Error(`dkms build failed for ${release}:\n${e.stdout ?? ''}${e.stderr ?? ''}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
+      throw new Error(`dkms build failed for ${release}:\n${e.stdout ?? ''}${e.stderr ?? ''}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`, { cause: err });
     }
     // Compressed the way the kernel's own modules are (6.12: .ko.xz).
     const dir = path.join(dkmsTree(), 'physcap', version, release, 'x86_64', 'module');

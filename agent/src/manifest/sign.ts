@@ -27,13 +27,13 @@ export function loadPrivateKey(file: string): crypto.KeyObject {
   try {
     pem = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`signing key ${file}: ${(err as Error).message}`);
+    throw new Error(`signing key ${file}: ${(err as Error).message}`, { cause: err });
   }
   let key: crypto.KeyObject;
   try {
     key = crypto.createPrivateKey(pem);
   } catch (err) {
-    throw new Error(`signing key ${file}: not a PEM private key (${(err as Error).message})`);
+    throw new Error(`signing key ${file}: not a PEM private key (${(err as Error).message})`, { cause: err });
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`signing key ${file}: an ${key.asymmetricKeyType} key; physcap signs with ed25519 (make one with physcap keygen)`);
   return key;

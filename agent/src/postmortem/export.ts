@@ -116,7 +116,7 @@ async function exportRawDir(reader: CaptureReader, regions: SourceRegion[], out:
     // The directory is ours (mkdir created it): nothing in it predates us.
     await fs.promises.rm(out, { recursive: true, force: true });
     const why = err instanceof OutputFailed ? `${path.basename(err.file)}: ${err.reason}` : (err as Error).message;
-    throw new Error(`export to ${out} failed (${why}); the partial output directory was removed`);
+    throw new Error(`export to ${out} failed (${why}); the partial output directory was removed`, { cause: err });
   }
   return files;
 }
@@ -186,7 +186,7 @@ function storedCore(reader: CaptureReader, manifest: Manifest): { vmcoreinfo: El
   try {
     core = storedElfCore(reader, manifest);
   } catch (err) {
-    throw new Error(`export: reading the headers of the capture's ELF core "${manifest.regions[0]!.file}": ${(err as Error).message}`);
+    throw new Error(`export: reading the headers of the capture's ELF core "${manifest.regions[0]!.file}": ${(err as Error).message}`, { cause: err });
   }
   if (!core) return undefined;
   const { data, aliases } = splitLoads(core);

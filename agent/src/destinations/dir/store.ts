@@ -475,7 +475,7 @@ export class DirStore implements CaptureStore {
     // taking its files back failed, as on a file system gone read-only):
     // its manifest's claim was never made, so it does not stay to be read.
     for (const claim of UNCOMMITTED_CLAIMS) removeAt(dir, claim);
-    let location = name;
+    let location: string;
     if (o.keep) {
       renameAt(this.fd, name, this.fd, `${id}${FAILED}`, path.join(this.location, `${id}${FAILED}`));
       location = `${id}${FAILED}`;
