@@ -109,9 +109,21 @@ static uint64_t parse_num(const char *s)
 		exit(2);
 	}
 	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
+	case 'K':
+	case 'k':
+		v <<= 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		v <<= 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		v <<= 30;
+		end++;
+		break;
 	}
 	if (*end) {
 		fprintf(stderr, "physcap-client: not a number: %s\n", s);
@@ -493,28 +505,32 @@ static int cmd_capture(int argc, char **argv)
 	for (argi = 1; argi < argc; argi++) {
 		if (!strcmp(argv[argi], "--existing")) {
 			oflags &= ~(O_CREAT | O_EXCL);
-		} else if (!strcmp(argv[argi], "--no-fsync")) {
+			continue;
+		}
+		if (!strcmp(argv[argi], "--no-fsync")) {
 			do_fsync = false;
-		} else if (argv[argi][0] == '-') {
+			continue;
+		}
+		if (argv[argi][0] == '-') {
 			fprintf(stderr, "physcap-client: unknown option %s\n", argv[argi]);
 			return 2;
-		} else if (argi + 2 >= argc || nr == CAPTURE_MAX_REGIONS) {
+		}
+		if (argi + 2 >= argc || nr == CAPTURE_MAX_REGIONS) {
 			fprintf(stderr, "physcap-client: regions are NAME PHYS LEN triples, at most %d\n",
 				CAPTURE_MAX_REGIONS);
 			return 2;
-		} else {
-			if (!valid_region_name(argv[argi])) {
-				fprintf(stderr, "physcap-client: region name '%s': use 1-64 of A-Z a-z 0-9 _ - .\n",
-					argv[argi]);
-				return 2;
-			}
-			regions[nr].name = argv[argi];
-			regions[nr].phys = parse_num(argv[argi + 1]);
-			regions[nr].len = parse_num(argv[argi + 2]);
-			total += regions[nr].len;
-			nr++;
-			argi += 2;
 		}
+		if (!valid_region_name(argv[argi])) {
+			fprintf(stderr, "physcap-client: region name '%s': use 1-64 of A-Z a-z 0-9 _ - .\n",
+				argv[argi]);
+			return 2;
+		}
+		regions[nr].name = argv[argi];
+		regions[nr].phys = parse_num(argv[argi + 1]);
+		regions[nr].len = parse_num(argv[argi + 2]);
+		total += regions[nr].len;
+		nr++;
+		argi += 2;
 	}
 	if (!nr) {
 		fprintf(stderr, "physcap-client: no regions\n");
@@ -600,18 +616,22 @@ static int cmd_capture(int argc, char **argv)
 			err = dev_size < file_size ? ENOSPC : errno;
 			what = "device size";
 		}
-	} else if ((err = posix_fallocate(dest, 0, (off_t)file_size))) {
+	} else {
 		/* All of it up front: ENOSPC now, not half-way. */
-		what = "preallocate";
+		err = posix_fallocate(dest, 0, (off_t)file_size);
+		if (err)
+			what = "preallocate";
 	}
 	/*
 	 * The ranges first, the ELF header last: a capture that fails part-way
 	 * never has headers that list a range it did not write (the file's
-	 * zeros would pass for its bytes).
+	 * zeros would pass for its bytes).  The ranges after a failed one (all
+	 * of them when the checks above failed) are not written: their counts
+	 * in the JSON stay zero.
 	 */
+	memset(stats, 0, sizeof(stats[0]) * nr);
 	touched = !err;
 	for (i = 0; !err && i < nr; i++) {
-		memset(&stats[i], 0, sizeof(stats[i]));
 		stats[i].phys_addr = regions[i].phys;
 		stats[i].length = regions[i].len;
 		stats[i].dest_fd = dest;
@@ -622,8 +642,6 @@ static int cmd_capture(int argc, char **argv)
 		}
 		zero_copy += stats[i].bytes_zero_copy;
 	}
-	for (; i < nr; i++)
-		memset(&stats[i], 0, sizeof(stats[i]));	/* never reached */
 	if (!err && pwrite(dest, header, header_len, 0) != (ssize_t)header_len) {
 		err = errno ? errno : EIO;
 		what = "ELF header";
@@ -642,7 +660,7 @@ static int cmd_capture(int argc, char **argv)
 	       "\"file_size\":%" PRIu64 ",\"removed\":%s,\"header_cleared\":%s,"
 	       "\"bytes\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64 ",\"seconds\":%.6f,\"regions\":[",
 	       err ? "false" : "true", errno_name(err), what, argv[0], core_machine(),
-	       __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? "true" : "false",
+	       core_data() == ELFDATA2MSB ? "true" : "false",
 	       vmcoreinfo ? "true" : "false", have_kmap ? "true" : "false",
 	       alias_placed ? "true" : "false", file_size, removed ? "true" : "false",
 	       cleared ? "true" : "false", total, zero_copy, secs);
