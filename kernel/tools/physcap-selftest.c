@@ -403,7 +403,7 @@ static const struct command commands[] = {
 	  "random ioctls, reproducible for a seed; counts the errnos they get" },
 	{ "watchdog-arm", cmd_watchdog_arm,
 	  "[--device D] [--timeout S] [--pretimeout S] [--hold S]",
-	  "a wedged system: sets a watchdog's pretimeout, feeds it once, stops for --hold" },
+	  "a wedged system: sets a watchdog's timeouts, feeds it once, starves it --hold s, stops it" },
 };
 
 static const struct tool tool = {
