@@ -87,7 +87,7 @@ function arg(name: string, fallback: string): string {
 }
 
 function benchJob(kernel: KernelSpec, rounds: number): string {
-  const { module, client } = artifacts(kernel);
+  const { module, client, selftest } = artifacts(kernel);
   const start = hex(RANGE.start);
   const target = (d: Dest, m: Method, round: number) => (d === 'file' ? `$D/${m}-${round}.bin` : '$RAW');
   const engine = (source: string, f: string) => {
@@ -146,7 +146,7 @@ measure() {
 # Warm-up, not measured: the first write gives the reserved range struct pages.
 ${cmd.module('file', '$D/warmup.bin')} > /dev/null
 ${lines.join('\n')}
-${armedJob(client, rounds)}
+${armedJob(client, selftest, rounds)}
 exit 0
 `;
 }
@@ -163,7 +163,7 @@ exit 0
  * classification, which an arm does at arm time: if anything, WRITE is
  * charged a little more.
  */
-function armedJob(client: string, rounds: number): string {
+function armedJob(client: string, selftest: string, rounds: number): string {
   const ranges = ARMED_RANGES.map((r) => `${hex(r.start)} ${r.size}`).join(' ');
   let offset = 0;
   const writes = ARMED_RANGES.map((r, i) => {
@@ -191,7 +191,7 @@ armed_round() {
 	arm_id $T/arm.out || { cat $T/arm.out; return 1; }
 	sync
 	# Fed once, then left alone: the pretimeout fires 2 s later.
-	${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 3 > /dev/null &
+	${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 3 > /dev/null &
 	wd=$!
 	wait $armer; rc=$?
 	wait $wd

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Builds everything the tests, the benchmark and the demo need, incrementally:
 // physcap.ko for every kernel in build/kernels.json (warning-free), the C
-// client, an initramfs per kernel for the emulated board, the cross trees
-// (scripts/cross/trees.sh, cached outside the checkout) with the PowerPC
-// board's module, static client and init, and the TypeScript.
+// tools (physcap-client, physcap-selftest), an initramfs per kernel for the
+// emulated board, the cross trees (scripts/cross/trees.sh, cached outside
+// the checkout) with the PowerPC board's module, static tools and init, and
+// the TypeScript.
 'use strict';
 
 const { execFileSync } = require('node:child_process');
@@ -32,8 +33,8 @@ function buildModule(kernel) {
 
 /**
  * The emulated PowerPC board's parts: its kernel tree (built by
- * trees.sh), physcap.ko against it, and the static physcap-client and
- * board init (test/ppc/init.c) cross-compiled for it.
+ * trees.sh), physcap.ko against it, and the static physcap-client,
+ * physcap-selftest and board init (test/ppc/init.c) cross-compiled for it.
  */
 function buildPpcBoard() {
   const t = kbuild.targets().find((x) => x.target === 'ppce500-board');
@@ -48,7 +49,7 @@ function buildPpcBoard() {
   }
   fs.writeFileSync(
     path.join(out, 'board.json'),
-    `${JSON.stringify({ release: t.release, tree: t.tree, vmlinux: path.join(t.tree, 'vmlinux'), softdog: path.join(t.tree, 'drivers', 'watchdog', 'softdog.ko'), genInitCpio: path.join(t.tree, 'usr', 'gen_init_cpio'), module: path.join(out, 'module', 'physcap.ko'), client: path.join(out, 'physcap-client'), init: initOut }, null, 2)}\n`,
+    `${JSON.stringify({ release: t.release, tree: t.tree, vmlinux: path.join(t.tree, 'vmlinux'), softdog: path.join(t.tree, 'drivers', 'watchdog', 'softdog.ko'), genInitCpio: path.join(t.tree, 'usr', 'gen_init_cpio'), module: path.join(out, 'module', 'physcap.ko'), client: path.join(out, 'physcap-client'), selftest: path.join(out, 'physcap-selftest'), init: initOut }, null, 2)}\n`,
   );
 }
 

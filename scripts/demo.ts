@@ -51,10 +51,11 @@ destination:
   path: /run/physcap-board/disk/${GUEST_DEST}
 `;
 
-function demoJob(client: string, module: string): string {
+function demoJob(client: string, selftest: string, module: string): string {
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
   return `#!/bin/bash
 C=${client}
+S=${selftest}
 CLI=${cli}
 D=$PHYSCAP_BOARD_DISK
 W=$TMPDIR/agent
@@ -108,7 +109,7 @@ narrate "    captured: $(tail -n 1 $D/${GUEST_DEST}/index.jsonl | sed -n 's/.*"i
 
 narrate "2/4 freezing the agent (SIGSTOP); softdog's pretimeout fires 2 s before its timeout"
 kill -STOP $agent
-$C watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $W/watchdog.json &
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $W/watchdog.json &
 holder=$!
 wait_for 60 fired || fail "the kernel's armed capture"
 ev=$($C events | grep '"event":"capture_done"' | tail -n 1)
@@ -261,12 +262,12 @@ function report(run: BoardRun): number {
 
 async function main(): Promise<number> {
   const kernel = loadKernels()[0]!;
-  const { client, module } = artifacts(kernel);
+  const { client, selftest, module } = artifacts(kernel);
   say(`physcap demo: booting the emulated board (QEMU, Debian ${kernel.release}); the host fills the reserved ranges first.`);
   const started = Date.now();
   const run = await bootBoard({
     kernel,
-    job: demoJob(client, module),
+    job: demoJob(client, selftest, module),
     reserved: BOARD_RANGES,
     onConsole: (line) => {
       const m = /physcap-demo: (.*)$/.exec(line);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds physcap.ko and the static C client for one target of the compile
+// Builds physcap.ko and the static C tools (physcap-client, the board tool,
+// and physcap-selftest, the test tools) for one target of the compile
 // matrix, warning-free, and says what it did as one JSON line.
 //
 //   x86-64 6.1, 6.12   against Debian's installed headers (build/kernels.json):
@@ -84,13 +85,16 @@ function buildModule(t, out) {
   return output;
 }
 
-/** The static C client for a target, warning-free (-Werror). */
+/**
+ * The static C tools for a target into out/, warning-free (-Werror):
+ * physcap-client and physcap-selftest.
+ */
 function buildClient(t, out) {
   fs.mkdirSync(out, { recursive: true });
   try {
     return run('make', ['-s', '-C', path.join(root, 'kernel', 'tools'), `CC=${t.clientCc}`, `OUT=${out}`]);
   } catch (err) {
-    throw failure(`physcap-client does not build for ${t.target}`, err);
+    throw failure(`physcap-client or physcap-selftest does not build for ${t.target}`, err);
   }
 }
 
@@ -115,6 +119,7 @@ function main(argv) {
     if (t.full) result.module = ko;
     buildClient(t, path.join(outDir, 'bin'));
     result.client = path.join(outDir, 'bin', 'physcap-client');
+    result.selftest = path.join(outDir, 'bin', 'physcap-selftest');
   } catch (err) {
     result.ok = false;
     result.error = err.message;

@@ -18,6 +18,15 @@ static uint64_t round_up(uint64_t n, uint64_t to)
 	return (n + to - 1) / to * to;
 }
 
+unsigned int core_data(void)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return ELFDATA2MSB;
+#else
+	return ELFDATA2LSB;
+#endif
+}
+
 unsigned int core_machine(void)
 {
 #if defined(__x86_64__)
@@ -85,11 +94,7 @@ size_t core_layout(void *buf, size_t cap, struct core_region *regions,
 	memset(&eh, 0, sizeof(eh));
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
 	eh.e_ident[EI_CLASS] = ELFCLASS64;
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	eh.e_ident[EI_DATA] = ELFDATA2MSB;
-#else
-	eh.e_ident[EI_DATA] = ELFDATA2LSB;
-#endif
+	eh.e_ident[EI_DATA] = core_data();
 	eh.e_ident[EI_VERSION] = EV_CURRENT;
 	eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
 	eh.e_type = ET_CORE;

@@ -53,6 +53,9 @@ struct core_note {
 #define NOTE_TYPE_PHYSCAP	0x50430001u	/* "PC" 1: the agent's value */
 #define NOTE_TYPE_VMCOREINFO	0u
 
+/* This machine's byte order, so the core's: ELFDATA2MSB or ELFDATA2LSB. */
+unsigned int core_data(void);
+
 /* This machine's e_machine; 0 (EM_NONE) where physcap knows none. */
 unsigned int core_machine(void);
 

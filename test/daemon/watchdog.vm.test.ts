@@ -17,7 +17,7 @@ import { artifacts, loadKernels, repoRoot } from '../vm/paths';
 
 const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
 
-function job(module: string, client: string): string {
+function job(module: string, client: string, selftest: string): string {
   const cli = path.join(repoRoot(), 'agent', 'bin', 'physcap.js');
   return `#!/bin/bash
 D=$PHYSCAP_BOARD_DISK
@@ -49,7 +49,7 @@ node ${cli} run --config $W/none.yaml --profiles-dir $W/profiles --state-dir $W/
 agent=$!
 for i in $(seq 300); do grep -q '"agent ready"' $W/agent.log && break; sleep 0.1; done
 t0=$(date +%s%N)
-${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 15 > $W/arm.json &
+${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 15 > $W/arm.json &
 for i in $(seq 300); do grep -qs '"status":"complete"' $D/captures/index.jsonl && break; sleep 0.1; done
 t1=$(date +%s%N)
 kill -TERM $agent; wait $agent; rc=$?
@@ -114,7 +114,7 @@ echo "@@governor armed {\\"value\\":\\"$(cat /sys/class/watchdog/watchdog0/preti
 
 # A: frozen while the kernel captures; SIGCONT, and the agent finishes it.
 kill -STOP $agent
-${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-a.json &
+${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-a.json &
 holder=$!
 wait_for 60 done_at_least 1 || fail "kernel capture A"
 frozen a
@@ -125,7 +125,7 @@ wait $holder
 
 # B: frozen while the kernel captures, then killed; a new agent finishes it.
 kill -STOP $agent
-${client} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-b.json &
+${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-b.json &
 holder=$!
 wait_for 60 done_at_least 2 || fail "kernel capture B"
 frozen b
@@ -147,8 +147,8 @@ const kernel = loadKernels()[0]!;
 describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
   let run: BoardRun;
   beforeAll(async () => {
-    const { module, client } = artifacts(kernel);
-    run = await bootBoard({ kernel, job: job(module, client), reserved: BOARD_RANGES });
+    const { module, client, selftest } = artifacts(kernel);
+    run = await bootBoard({ kernel, job: job(module, client, selftest), reserved: BOARD_RANGES });
   }, 15 * 60_000);
   afterAll(() => run?.cleanup());
 

@@ -1,6 +1,6 @@
 /**
- * The compile matrix: physcap.ko and the static C client for every
- * architecture physcap serves, warning-free (-Werror, and any "warning:"
+ * The compile matrix: physcap.ko and the static C tools (physcap-client,
+ * physcap-selftest) for every architecture physcap serves, warning-free (-Werror, and any "warning:"
  * in the build fails it), each built fresh into a temporary directory by
  * scripts/kbuild.js:
  *
@@ -54,7 +54,7 @@ const EXPECTED: Record<string, { machine: number; bits: number; big: boolean }> 
   'ppce500-board': { machine: 20, bits: 32, big: true },
 };
 
-describe('compile matrix: physcap.ko and physcap-client, warning-free', () => {
+describe('compile matrix: physcap.ko, physcap-client and physcap-selftest, warning-free', () => {
   let out: string;
   beforeAll(() => {
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-matrix-'));
@@ -68,12 +68,14 @@ describe('compile matrix: physcap.ko and physcap-client, warning-free', () => {
   test.each(targets.map((t) => [t.target, t] as const))('%s', (_name, t) => {
     const res = spawnSync(process.execPath, [kbuild, t.target, path.join(out, t.target)], { encoding: 'utf8', maxBuffer: 64 << 20 });
     const line = res.stdout.trim().split('\n').pop() ?? '{}';
-    const r = JSON.parse(line) as { ok: boolean; kind: string; error?: string; module?: string; client: string; seconds: number };
+    const r = JSON.parse(line) as { ok: boolean; kind: string; error?: string; module?: string; client: string; selftest: string; seconds: number };
     if (!r.ok) throw new Error(`${t.target}: ${r.error}`);
     expect(r.kind).toBe(t.full ? 'link' : 'compile');
     const want = EXPECTED[t.target]!;
-    const client = elfKind(r.client);
-    expect({ machine: client.machine, bits: client.bits, big: client.big, dynamic: client.dynamic }).toEqual({ ...want, dynamic: false });
+    for (const tool of [r.client, r.selftest]) {
+      const k = elfKind(tool);
+      expect({ machine: k.machine, bits: k.bits, big: k.big, dynamic: k.dynamic }).toEqual({ ...want, dynamic: false });
+    }
     if (t.full) {
       const ko = elfKind(r.module!);
       expect({ machine: ko.machine, bits: ko.bits, big: ko.big }).toEqual(want);

@@ -2,7 +2,7 @@
  * The question's board, emulated: a 32-bit big-endian PowerPC e500 with
  * 36-bit physical addresses and highmem (qemu-system-ppc -M ppce500, a
  * 6.1 kernel built from Debian's linux-source), no Node and no shell.  One
- * boot; the static physcap-client does the work:
+ * boot; the static physcap-client and physcap-selftest do the work:
  *
  *   - physcap.ko loads after softdog and selects itself as the watchdog's
  *     pretimeout governor;
@@ -45,7 +45,7 @@ mount /dev/vda /disk ext4
 run /physcap-client capture /disk/board.core ${PPC_RANGES.map((r) => `${r.name} ${hex(r.start)} ${hex(r.size)}`).join(' ')}
 run /physcap-client write ${hex(trace.start)} ${hex(trace.size)} /dev/vdb --existing
 run /physcap-client write ${hex(high.start)} ${hex(high.size)} /dev/vdb --existing --offset ${hex(trace.size)}
-run /physcap-client selftest --phys ${hex(crashlog.start)} --scratch /disk --blockdev /dev/vdb --watchdog /dev/watchdog0 --watchdog-id 0 --slow /dev/vdc --race-phys ${hex(trace.start)} --race-len ${hex(trace.size)}
+run /physcap-selftest selftest --phys ${hex(crashlog.start)} --scratch /disk --blockdev /dev/vdb --watchdog /dev/watchdog0 --watchdog-id 0 --slow /dev/vdc --race-phys ${hex(trace.start)} --race-len ${hex(trace.size)}
 umount /disk
 `;
 
@@ -143,7 +143,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
 
   test('the selftest table passes on a 32-bit big-endian kernel', () => {
     const rows = run
-      .step('run /physcap-client selftest')
+      .step('run /physcap-selftest selftest')
       .output.split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as { case?: string; pass?: boolean; expected?: string; actual?: string })

@@ -127,9 +127,10 @@ const DMESG_TROUBLE =
   /WARNING:|BUG:|Oops|Call Trace|general protection|Kernel panic|RIP:|lockdep|possible recursive locking|inconsistent lock state|sleeping function called|scheduling while atomic/;
 
 function job(kernel: KernelSpec): string {
-  const { module, client } = artifacts(kernel);
+  const { module, client, selftest } = artifacts(kernel);
   return `#!/bin/bash
 C=${client}
+S=${selftest}
 MOD=${module}
 D=$PHYSCAP_BOARD_DISK
 RAW=$PHYSCAP_BOARD_RAW
@@ -148,7 +149,7 @@ echo physcap > $W/pretimeout_governor || exit 12
 rec governor - "{\\"value\\":\\"$(cat $W/pretimeout_governor)\\"}"
 rec info - "$($C info)"
 
-$C selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW \\
+$S selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW \\
 	--watchdog /dev/watchdog0 --watchdog-id 0 --slow $SLOW \\
 	--race-phys ${hex(big.start)} --race-len ${RACE_LEN} | sed 's/^/@@selftest - /'
 
@@ -158,7 +159,7 @@ $C arm 0 $D/armed.bin ${hex(crashlog.start)} ${crashlog.size} ${hex(trace.start)
 	--cookie ${COOKIE} --wait > $T/arm.out 2>&1 &
 armer=$!
 arm_id $T/arm.out > /dev/null || exit 13
-$C watchdog-arm --timeout 10 --pretimeout 8 --hold 6 > $T/wd.out &
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 6 > $T/wd.out &
 wd=$!
 wait $armer
 rec armrc - "{\\"rc\\":$?}"
@@ -175,7 +176,7 @@ for n in $(seq 2 ${SAMPLES}); do
 		--cookie $n --wait > $T/arm-$n.out 2>&1 &
 	armer=$!
 	arm_id $T/arm-$n.out > /dev/null || exit 19
-	$C watchdog-arm --timeout 10 --pretimeout 8 --hold 4 > /dev/null &
+	$S watchdog-arm --timeout 10 --pretimeout 8 --hold 4 > /dev/null &
 	wd=$!
 	wait $armer
 	wait $wd
@@ -192,7 +193,7 @@ done
 $C arm 0 $SLOW ${hex(big.start)} ${UNLOAD_LEN} > $T/hold.out 2>&1 &
 holder=$!
 id=$(arm_id $T/hold.out) || exit 15
-$C watchdog-arm --timeout 3 --pretimeout 2 --hold 4 > /dev/null &
+$S watchdog-arm --timeout 3 --pretimeout 2 --hold 4 > /dev/null &
 wd=$!
 for i in $(seq 400); do $C status $id | grep -q '"state":"firing"' && break; sleep 0.02; done
 rec firing - "$($C status $id)"
@@ -231,7 +232,7 @@ rec panic armed "{\\"arm_id\\":$id}"
 dmesg > $PHYSCAP_BOARD_JOB/dmesg.log
 echo 0 > $PHYSCAP_BOARD_JOB/exit-code
 sync
-$C watchdog-arm --timeout 10 --pretimeout 8 --hold 30 > /dev/null
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 30 > /dev/null
 rec panic survived '{}'
 echo 1 > $PHYSCAP_BOARD_JOB/exit-code
 exit 1

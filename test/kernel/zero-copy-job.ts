@@ -8,7 +8,7 @@ import { BOARD_RANGES, hex, rawOffsets } from '../vm/layout';
  * "@@key label {json}" records that the host-side tests assert on.
  */
 export function zeroCopyJob(kernel: KernelSpec): string {
-  const { module, client } = artifacts(kernel);
+  const { module, client, selftest } = artifacts(kernel);
   const offsets = rawOffsets(BOARD_RANGES);
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
   const big = BOARD_RANGES.find((r) => r.name === 'big')!;
@@ -25,6 +25,7 @@ rec mmap ${r.name} "{\\"sha256\\":\\"$($C mmap-dump ${hex(r.start)} ${r.size} | 
 
   return `#!/bin/sh
 C=${client}
+S=${selftest}
 MOD=${module}
 D=$PHYSCAP_BOARD_DISK
 RAW=$PHYSCAP_BOARD_RAW
@@ -69,9 +70,9 @@ rec client-device-left - "{\\"exists\\":$(test -e $D/device.core && echo true ||
 $C capture $D/odd.core odd 0x1000 1000 > $T/odd.out 2> $T/odd.err
 rec client-odd - "{\\"rc\\":$?,\\"stderr\\":\\"$(tr -d '"\n' < $T/odd.err)\\",\\"exists\\":$(test -e $D/odd.core && echo true || echo false)}"
 
-$C selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW | sed 's/^/@@selftest - /'
-rec fuzz - "$($C fuzz --count 5000 --seed 20261125 --phys ${hex(trace.start)} --scratch $D)"
-rec poison - "$($C poison-test --scratch $D)"
+$S selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW | sed 's/^/@@selftest - /'
+rec fuzz - "$($S fuzz --count 5000 --seed 20261125 --phys ${hex(trace.start)} --scratch $D)"
+rec poison - "$($S poison-test --scratch $D)"
 
 # A non-fatal signal: the write stops and reports how far it got.
 rec alarm - "$($C write ${hex(big.start)} ${64 << 20} $SLOW --existing --alarm-ms 500)"

@@ -31,7 +31,7 @@ interface SelftestRow {
 
 /**
  * The bad-input table: one bad field per call and the errno it must get.
- * The C selftest (kernel/tools/physcap-client.c) carries the same table and
+ * The C selftest (kernel/tools/physcap-selftest.c) carries the same table and
  * checks it in the guest; this copy makes each row a test of its own and
  * keeps the C side from quietly changing what it expects.
  */

@@ -42,7 +42,7 @@ describe('npm pack → install into a fresh prefix', () => {
 
   test('the tarball holds sources, schemas, DKMS and systemd files, and nothing built', () => {
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-    for (const f of ['agent/bin/physcap.js', 'dist/agent/src/cli/main.js', 'native/binding.gyp', 'native/src/io/capture.cc', 'schemas/profile.schema.json', 'kernel/dkms.conf', 'kernel/physcap_main.c', 'kernel/Kbuild', 'kernel/tools/physcap-client.c', 'packaging/physcap.service', 'configs/agent.yaml', 'docs/reference.md', 'README.md']) {
+    for (const f of ['agent/bin/physcap.js', 'dist/agent/src/cli/main.js', 'native/binding.gyp', 'native/src/io/capture.cc', 'schemas/profile.schema.json', 'kernel/dkms.conf', 'kernel/physcap_main.c', 'kernel/Kbuild', 'kernel/tools/physcap-client.c', 'kernel/tools/physcap-selftest.c', 'kernel/tools/common.c', 'kernel/tools/common.h', 'packaging/physcap.service', 'configs/agent.yaml', 'docs/reference.md', 'README.md']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /\.(o|ko|node)$|^native\/build\/|^test\/|^build\/|^node_modules\//.test(f))).toEqual([]);

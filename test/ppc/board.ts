@@ -5,7 +5,7 @@
  * (scripts/cross/trees.sh), 32-bit and big-endian, with 36-bit physical
  * addresses and highmem.  There is no Node and no shell on it: its
  * userland is test/ppc/init.c (PID 1, runs the job's lines) and the static
- * physcap-client.
+ * physcap-client and physcap-selftest.
  *
  *   - guest RAM is a host file, so the host writes known patterns into the
  *     reserved ranges before boot and knows the true bytes;
@@ -34,6 +34,7 @@ export interface PpcBoardParts {
   genInitCpio: string;
   module: string;
   client: string;
+  selftest: string;
   init: string;
 }
 
@@ -119,7 +120,7 @@ function run(cmd: string, args: string[], input?: string): Buffer {
   return execFileSync(cmd, args, { input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
 }
 
-/** The initramfs: init, the client, the modules and the job, with /dev/console for init's output. */
+/** The initramfs: init, the C tools, the modules and the job, with /dev/console for init's output. */
 function makeInitramfs(parts: PpcBoardParts, job: string, workDir: string): string {
   const jobFile = path.join(workDir, 'job');
   fs.writeFileSync(jobFile, job);
@@ -131,6 +132,7 @@ function makeInitramfs(parts: PpcBoardParts, job: string, workDir: string): stri
     'dir /disk 0755 0 0',
     `file /init ${parts.init} 0755 0 0`,
     `file /physcap-client ${parts.client} 0755 0 0`,
+    `file /physcap-selftest ${parts.selftest} 0755 0 0`,
     `file /physcap.ko ${parts.module} 0644 0 0`,
     `file /softdog.ko ${parts.softdog} 0644 0 0`,
     `file /job ${jobFile} 0644 0 0`,

@@ -2,8 +2,8 @@
 /*
  * PID 1 of the emulated PowerPC board.  A 32-bit PowerPC board has no Node
  * and here no shell either, so this static program is the whole userland
- * besides physcap-client: it mounts /proc, /sys and /dev, then runs the
- * lines of /job in order and powers off.  A line is one of
+ * besides physcap-client and physcap-selftest: it mounts /proc, /sys and
+ * /dev, then runs the lines of /job in order and powers off.  A line is one of
  *
  *   insmod FILE [PARAMS...]       finit_module(2)
  *   mount DEV DIR FSTYPE          mkdir -p DIR; mount(2)

@@ -30,11 +30,12 @@ export function loadKernels(): KernelSpec[] {
 }
 
 /** Built artifacts for one kernel, as scripts/build.js lays them out. */
-export function artifacts(kernel: KernelSpec): { module: string; initramfs: string; client: string } {
+export function artifacts(kernel: KernelSpec): { module: string; initramfs: string; client: string; selftest: string } {
   const root = repoRoot();
   return {
     module: path.join(root, 'build', 'kernel', kernel.release, 'physcap.ko'),
     initramfs: path.join(root, 'build', 'vm', `initramfs-${kernel.release}.cpio.gz`),
     client: path.join(root, 'build', 'bin', 'physcap-client'),
+    selftest: path.join(root, 'build', 'bin', 'physcap-selftest'),
   };
 }
