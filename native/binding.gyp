@@ -6,6 +6,7 @@
         "src/addon/addon.cc",
         "src/io/armdev.cc",
         "src/io/capture.cc",
+        "src/io/chunkhash.cc",
         "src/io/dest.cc",
         "src/io/dirops.cc",
         "src/io/hashfile.cc",

@@ -12,6 +12,7 @@
 
 namespace physcap {
 
+class ChunkHasher;
 class Sha256;
 
 enum class SourceKind {
@@ -86,10 +87,10 @@ class Capture {
   void write_image();
   void write_kernel();
   void write_devmem();
-  class Hashes;
   void hash_source(bool whole, bool chunks, bool file);
   void hash_readback();
-  void hash_bytes(Hashes* h, const unsigned char* p, size_t n, uint64_t at, bool report);
+  void hash_bytes(ChunkHasher* h, Sha256* file, const unsigned char* p, size_t n, uint64_t at, bool report);
+  void keep_digests(ChunkHasher* h, const std::string& path);
   int write_tail(const unsigned char* src, size_t n, uint64_t at);
 
   CaptureRequest req_;

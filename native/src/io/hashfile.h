@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "chunkhash.h"
 #include "result.h"
 
 namespace physcap {
@@ -23,11 +24,6 @@ struct HashStoredRequest {
   uint64_t size = 0;
   std::vector<StoredRegion> regions;  // sorted by offset, not overlapping
   bool nofollow = false;    // refuse a symlink at path (ELOOP)
-};
-
-struct RegionDigests {
-  std::string sha256;
-  std::vector<std::string> chunk_sha256;
 };
 
 struct HashStoredResult {
@@ -60,11 +56,9 @@ class StoredHash {
  private:
   bool stopping() const { return cancel_ || failed_; }
   void fail(int err, const char* syscall);
-  int64_t feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, std::atomic<uint64_t>* done,
-               const std::function<void(const unsigned char*, size_t)>& fn);
+  int64_t feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, std::atomic<uint64_t>* done, ChunkHasher* h);
   void hash_whole(int fd);
-  void hash_regions(int fd);
-  void hash_chunks(int fd);
+  void hash_regions(int fd, bool chunks);
 
   HashStoredRequest req_;
   HashStoredResult res_;
