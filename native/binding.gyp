@@ -12,6 +12,7 @@
         "src/addon/hash.cc",
         "src/addon/kmsg.cc",
         "src/addon/system.cc",
+        "src/addon/uapi.cc",
         "src/addon/worker.cc",
         "src/io/armdev.cc",
         "src/io/capture.cc",

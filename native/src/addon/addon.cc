@@ -43,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("readPhysical", ReadPhysical);
   fn("sdNotify", SdNotify);
   fn("peerCredentials", PeerCredentials);
+  exports.Set("uapi", UapiToJs(env));
   return exports;
 }
 

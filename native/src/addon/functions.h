@@ -43,4 +43,7 @@ Napi::Value KmsgOpen(const Napi::CallbackInfo& info);
 Napi::Value SdNotify(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 
+// uapi.cc: the frozen object exported as uapi
+Napi::Object UapiToJs(Napi::Env env);
+
 }  // namespace physcap::addon
