@@ -31,12 +31,9 @@ struct ArmDeviceHandle {
 
 const char* event_type(uint16_t type) {
   switch (type) {
-    case PHYSCAP_EVENT_PRETIMEOUT:
-      return "pretimeout";
-    case PHYSCAP_EVENT_CAPTURE_DONE:
-      return "capture-done";
-    case PHYSCAP_EVENT_CAPTURE_FAILED:
-      return "capture-failed";
+    case PHYSCAP_EVENT_PRETIMEOUT: return "pretimeout";
+    case PHYSCAP_EVENT_CAPTURE_DONE: return "capture-done";
+    case PHYSCAP_EVENT_CAPTURE_FAILED: return "capture-failed";
   }
   // A newer module's: still delivered, for its seq and times.
   return "unknown";
@@ -181,12 +178,15 @@ Napi::Value PhyscapOpen(const Napi::CallbackInfo& info) {
     std::string detail;
     int rc = h->dev.run(
         [&](const physcap_event& ev) {
-          w.post([ev](Napi::Env env, Napi::Function fn) { fn.Call({Napi::String::New(env, "event"), EventToJs(env, ev)}); });
+          w.post([ev](Napi::Env env, Napi::Function fn) {
+            fn.Call({Napi::String::New(env, "event"), EventToJs(env, ev)});
+          });
         },
         &why, &detail);
     if (!rc) why = Failure();
     w.post([why, detail](Napi::Env env, Napi::Function fn) {
-      fn.Call({Napi::String::New(env, "end"), why.failed() ? node_error(env, why, events_what(detail)).Value() : env.Null()});
+      fn.Call({Napi::String::New(env, "end"),
+               why.failed() ? node_error(env, why, events_what(detail)).Value() : env.Null()});
     });
   });
 

@@ -54,7 +54,7 @@ physcap::CaptureRequest RequestFromJs(const Napi::Object& o) {
   req.truncate_to_end = o.Get("truncate").ToBoolean();
   req.sync = o.Get("sync").ToBoolean();
   std::string hash = str(o, "hash");
-  req.hash = hash == "none" ? physcap::HashMode::none
+  req.hash = hash == "none"       ? physcap::HashMode::none
              : hash == "readback" ? physcap::HashMode::readback
                                   : physcap::HashMode::source;
   req.chunk_size = u64(o, "chunkSize");

@@ -44,7 +44,8 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
 // (bigints): where the running kernel maps memory, from physcap.ko.
 Napi::Value KernelMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  physcap_kernel_map km = device_query(env, physcap::device_kernel_map, "ioctl(PHYSCAP_IOC_KERNEL_MAP)", "reading physcap.ko's KERNEL_MAP (ABI 3)");
+  physcap_kernel_map km = device_query(env, physcap::device_kernel_map, "ioctl(PHYSCAP_IOC_KERNEL_MAP)",
+                                       "reading physcap.ko's KERNEL_MAP (ABI 3)");
   Napi::Object o = Napi::Object::New(env);
   o.Set("directMapVirt", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_virt)));
   o.Set("directMapStart", Napi::BigInt::New(env, static_cast<uint64_t>(km.direct_map_start)));

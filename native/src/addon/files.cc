@@ -58,9 +58,8 @@ Napi::Value OpenDestinationAt(const Napi::CallbackInfo& info) {
   std::string display = info[3].As<Napi::String>().Utf8Value();
   physcap::DestInfo d;
   Failure f;
-  if (physcap::open_destination_at(dir_fd, name,
-                                   mode == "create" ? physcap::DestMode::create : physcap::DestMode::existing,
-                                   display, &d, &f))
+  if (physcap::open_destination_at(
+          dir_fd, name, mode == "create" ? physcap::DestMode::create : physcap::DestMode::existing, display, &d, &f))
     throw node_error(env, f, "opening a capture destination for direct I/O");
   return DestToJs(env, d);
 }

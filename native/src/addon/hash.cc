@@ -13,9 +13,10 @@
 namespace physcap::addon {
 
 Napi::Function FileHash::Define(Napi::Env env) {
-  return DefineClass(env, "FileHash",
-                     {InstanceMethod("update", &FileHash::Update), InstanceMethod("updateZeros", &FileHash::UpdateZeros),
-                      InstanceMethod("digest", &FileHash::Digest)});
+  return DefineClass(
+      env, "FileHash",
+      {InstanceMethod("update", &FileHash::Update), InstanceMethod("updateZeros", &FileHash::UpdateZeros),
+       InstanceMethod("digest", &FileHash::Digest)});
 }
 
 FileHash::FileHash(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileHash>(info) {

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <functional>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,9 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // An aligned heap buffer for O_DIRECT.
 struct AlignedBuf {
@@ -163,7 +161,7 @@ void Capture::write_kernel() {
   uint64_t body = req_.phys % unit == 0 ? req_.length / a.offset * a.offset : 0;
   uint64_t pos = 0;
   while (pos < body && !stopping()) {
-    physcap_write w {};
+    physcap_write w{};
     w.phys_addr = req_.phys + pos;
     w.length = std::min<uint64_t>(kKernelStep, body - pos);
     w.dest_offset = req_.dest_offset + pos;

@@ -13,21 +13,21 @@
 namespace physcap {
 
 struct StoredRegion {
-  uint64_t offset = 0;      // relative to the request's base
+  uint64_t offset = 0;  // relative to the request's base
   uint64_t length = 0;
   uint64_t chunk_size = 0;  // 0: no chunk digests
 };
 
 struct HashStoredRequest {
-  std::string path;         // a capture file, or a device holding a dump partition
-  uint64_t base = 0;        // absolute offset of byte 0 of the range
+  std::string path;   // a capture file, or a device holding a dump partition
+  uint64_t base = 0;  // absolute offset of byte 0 of the range
   uint64_t size = 0;
   std::vector<StoredRegion> regions;  // sorted by offset, not overlapping
-  bool nofollow = false;    // refuse a symlink at path (ELOOP)
+  bool nofollow = false;              // refuse a symlink at path (ELOOP)
 };
 
 struct HashStoredResult {
-  uint64_t size = 0;        // bytes read: less than requested past the end of the file
+  uint64_t size = 0;  // bytes read: less than requested past the end of the file
   std::string sha256;
   std::vector<RegionDigests> regions;
   double seconds = 0;
