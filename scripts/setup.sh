@@ -11,6 +11,7 @@
 #     powerpc), kernel build tools, qemu-system-ppc and dtc
 #     (scripts/cross/trees.sh, run by scripts/build.js, prepares the trees);
 #   - dkms, for the test that builds the module the way users install it;
+#   - clang-format, for scripts/lint/clang-format.sh (native/src's C++);
 #   - crash, python3-drgn, gdb and makedumpfile: the post-mortem tools the
 #     tests open captures with, and makedumpfile for export --format kdump
 #     (the kernels' debug vmlinux: scripts/debug-vmlinux.sh);
@@ -40,7 +41,8 @@ base_packages=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd e2fsprogs 
 	libc6-dev-arm64-cross libc6-dev-ppc64el-cross libc6-dev-powerpc-cross
 	qemu-system-ppc device-tree-compiler
 	dkms
-	crash python3-drgn gdb makedumpfile)
+	crash python3-drgn gdb makedumpfile
+	clang-format)
 
 missing_packages() {
 	local p

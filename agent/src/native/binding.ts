@@ -146,6 +146,50 @@ export interface KernelMap {
   imageOffset: bigint;
 }
 
+/**
+ * The constants of kernel/physcap_uapi.h, without their PHYSCAP_ prefix, as
+ * the addon was built with them (from the header's own macros): feature
+ * bits as bigints, to test DeviceInfo.features with; the rest numbers.
+ */
+export interface Uapi {
+  readonly ABI_VERSION: number;
+  readonly DEVICE_NAME: string;
+  /** INFO feature bits. */
+  readonly FEAT_ZERO_COPY: bigint;
+  readonly FEAT_BOUNCE: bigint;
+  readonly FEAT_MMIO: bigint;
+  readonly FEAT_MMAP: bigint;
+  readonly FEAT_HWPOISON: bigint;
+  readonly FEAT_BLOCKDEV: bigint;
+  readonly FEAT_ADOPT: bigint;
+  readonly FEAT_ARM: bigint;
+  /** The "physcap" watchdog pretimeout governor is registered. */
+  readonly FEAT_PRETIMEOUT_GOV: bigint;
+  readonly FEAT_KERNEL_MAP: bigint;
+  /** WRITE flags. */
+  readonly WRITE_ALLOW_MMIO: number;
+  readonly WRITE_NO_BOUNCE: number;
+  readonly WRITE_FLAGS_ALL: number;
+  /** ARM limits and flags. */
+  readonly ARM_MAX_RANGES: number;
+  readonly ARM_MAX_PER_WATCHDOG: number;
+  readonly ARM_MAX_WATCHDOG_ID: number;
+  readonly ARM_THEN_PANIC: number;
+  readonly ARM_FLAGS_ALL: number;
+  /** ARM_STATUS states (ArmStatus.state names them). */
+  readonly ARM_STATE_ARMED: number;
+  readonly ARM_STATE_FIRING: number;
+  readonly ARM_STATE_DONE: number;
+  readonly ARM_STATE_FAILED: number;
+  /** Event records (PhyscapEvent.type names the types). */
+  readonly EVENT_VERSION: number;
+  /** How many records the module keeps. */
+  readonly EVENT_RING: number;
+  readonly EVENT_PRETIMEOUT: number;
+  readonly EVENT_CAPTURE_DONE: number;
+  readonly EVENT_CAPTURE_FAILED: number;
+}
+
 /** The addon's FileHash class: only ever seen by this module. */
 interface NativeFileHash {
   update(data: Buffer): void;
@@ -191,10 +235,8 @@ interface Addon {
     progressMs: number,
   ): { promise: Promise<StoredDigests>; cancel(): void };
   readPhysical(phys: bigint, length: number, device: string | undefined): Buffer;
+  uapi: Uapi;
 }
-
-const KERNEL_ALLOW_MMIO = 1;
-const KERNEL_NO_BOUNCE = 2;
 
 let addon: Addon | undefined;
 
@@ -238,6 +280,12 @@ function restack(err: unknown, callerStack: string | undefined): unknown {
 
 function invalid(message: string): Error {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
+}
+
+/** kernel/physcap_uapi.h's constants (a frozen object; loads the addon). */
+export function uapi(): Uapi {
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().uapi);
 }
 
 export function deviceInfo(): DeviceInfo {
@@ -473,7 +521,7 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
     imageBase: o.imageBase ?? 0n,
     imageOffset: o.imageOffset ?? 0n,
     length: o.length,
-    kernelFlags: BigInt((o.allowMmio ? KERNEL_ALLOW_MMIO : 0) | (o.noBounce ? KERNEL_NO_BOUNCE : 0)),
+    kernelFlags: BigInt((o.allowMmio ? uapi().WRITE_ALLOW_MMIO : 0) | (o.noBounce ? uapi().WRITE_NO_BOUNCE : 0)),
     dest: o.dest,
     destPath: o.dest.path,
     destOffset: o.destOffset ?? 0n,
@@ -696,15 +744,13 @@ interface NativeArmDevice {
   close(): void;
 }
 
-/** physcap_uapi.h: PHYSCAP_ARM_MAX_WATCHDOG_ID, PHYSCAP_ARM_MAX_RANGES. */
-const ARM_MAX_WATCHDOG_ID = 31;
-const ARM_MAX_RANGES = 16;
 const U64_MAX = (1n << 64n) - 1n;
 
 /** Why an arm request cannot be passed to the module, if it cannot. */
 function badArm(o: unknown): string | undefined {
   if (typeof o !== 'object' || o === null) return 'the arm request must be an object';
   const a = o as { watchdogId?: unknown; dest?: unknown; cookie?: unknown; ranges?: unknown; thenPanic?: unknown };
+  const { ARM_MAX_WATCHDOG_ID, ARM_MAX_RANGES } = uapi();
   if (!Number.isInteger(a.watchdogId) || (a.watchdogId as number) < 0 || (a.watchdogId as number) > ARM_MAX_WATCHDOG_ID) {
     return `watchdogId must be an integer from 0 to ${ARM_MAX_WATCHDOG_ID}, not ${String(a.watchdogId)}`;
   }

@@ -174,7 +174,8 @@ int read_events(const std::string& path, std::vector<physcap_event>* out, Failur
   }
   unsigned char buf[kBufSize];
   size_t have = 0;
-  int r = drain(fd, path, buf, &have, [&](const physcap_event& ev) { out->push_back(ev); }, why, detail);
+  int r = drain(
+      fd, path, buf, &have, [&](const physcap_event& ev) { out->push_back(ev); }, why, detail);
   ::close(fd);
   if (r >= 0 && have) {
     // The module returns whole records: a part left over is a stand-in's

@@ -8,13 +8,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <functional>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "chunkhash.h"
 #include "physcap_dev.h"
 #include "sha256.h"
 #include "window.h"
@@ -26,9 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // An aligned heap buffer for O_DIRECT.
 struct AlignedBuf {
@@ -62,53 +61,27 @@ const char* source_name(SourceKind s) {
   return "?";
 }
 
-// The whole-range digest and/or the per-chunk digests, and/or the
-// caller's whole-file hash, fed in order.
-class Capture::Hashes {
- public:
-  Hashes(bool whole, uint64_t chunk, Sha256* file = nullptr) : do_whole_(whole), chunk_(chunk), file_(file) {}
-  void update(const unsigned char* p, size_t n) {
-    if (do_whole_) whole_.update(p, n);
-    if (file_) file_->update(p, n);
-    while (chunk_ && n) {
-      size_t take = static_cast<size_t>(std::min<uint64_t>(n, chunk_ - in_chunk_));
-      part_.update(p, take);
-      in_chunk_ += take;
-      p += take;
-      n -= take;
-      if (in_chunk_ == chunk_) {
-        chunks_.push_back(part_.finish_hex());
-        in_chunk_ = 0;
-      }
-    }
-  }
-  // Each thread's Hashes fills only its own fields of the result.
-  void finish(CaptureResult* res) {
-    if (chunk_ && in_chunk_) chunks_.push_back(part_.finish_hex());
-    if (chunk_) res->chunk_sha256 = std::move(chunks_);
-    if (do_whole_) res->sha256 = whole_.finish_hex();
-  }
-  bool ok() const { return whole_.ok() && part_.ok(); }
-
- private:
-  bool do_whole_;
-  uint64_t chunk_;
-  Sha256* file_;  // the caller's: never finished here
-  uint64_t in_chunk_ = 0;
-  Sha256 whole_;
-  Sha256 part_;
-  std::vector<std::string> chunks_;
-};
-
 void Capture::fail(int err, const char* syscall, const std::string& path) {
   std::lock_guard<std::mutex> lock(fail_mu_);
   res_.failure.set(err, syscall, path);
   failed_ = true;
 }
 
-void Capture::hash_bytes(Hashes* h, const unsigned char* p, size_t n, uint64_t at, bool report) {
-  h->update(p, n);
+// Bytes [at, at + n) of the range to one hashing thread's digests and, if
+// it feeds it, the caller's whole-file hash.
+void Capture::hash_bytes(ChunkHasher* h, Sha256* file, const unsigned char* p, size_t n, uint64_t at, bool report) {
+  h->update(at, p, n);
+  if (file) file->update(p, n);
   if (report) hashed_.store(at + n, std::memory_order_release);
+}
+
+// A hashing thread's digests into the result: each thread fills only the
+// fields it keeps.
+void Capture::keep_digests(ChunkHasher* h, const std::string& path) {
+  if (int err = h->error()) return fail(-err, "sha256", path);
+  RegionDigests d = h->finish();
+  if (h->chunk_size()) res_.chunk_sha256 = std::move(d.chunk_sha256);
+  if (h->whole()) res_.sha256 = std::move(d.sha256);
 }
 
 // The bytes past the last full alignment unit: through a zero-padded
@@ -188,7 +161,7 @@ void Capture::write_kernel() {
   uint64_t body = req_.phys % unit == 0 ? req_.length / a.offset * a.offset : 0;
   uint64_t pos = 0;
   while (pos < body && !stopping()) {
-    physcap_write w {};
+    physcap_write w{};
     w.phys_addr = req_.phys + pos;
     w.length = std::min<uint64_t>(kKernelStep, body - pos);
     w.dest_offset = req_.dest_offset + pos;
@@ -240,7 +213,8 @@ void Capture::write_devmem() {
   std::deque<int> free_slots{0, 1, 2};
   bool copy_done = false;
   bool fused = req_.hash == HashMode::source;
-  Hashes hashes(true, req_.chunk_size, fused ? req_.file_hash : nullptr);
+  ChunkHasher hashes(true, req_.chunk_size);
+  Sha256* file_hash = fused ? req_.file_hash : nullptr;
 
   std::thread copier([&] {
     auto h0 = Clock::now();
@@ -263,7 +237,7 @@ void Capture::write_devmem() {
       }
       memcpy(bufs[slot]->data, win.data(), n);
       win.unmap();
-      if (fused) hash_bytes(&hashes, bufs[slot]->data, n, pos, true);
+      if (fused) hash_bytes(&hashes, file_hash, bufs[slot]->data, n, pos, true);
       {
         std::lock_guard<std::mutex> lock(mu);
         filled.emplace_back(slot, n);
@@ -272,7 +246,7 @@ void Capture::write_devmem() {
       pos += n;
     }
     if (fused && !stopping()) {
-      hashes.finish(&res_);
+      keep_digests(&hashes, dev);
       res_.hash_seconds = since(h0);
     }
     {
@@ -330,7 +304,8 @@ void Capture::write_devmem() {
 // mapping, window by window.
 void Capture::hash_source(bool whole, bool chunks, bool file) {
   auto t0 = Clock::now();
-  Hashes h(whole, chunks ? req_.chunk_size : 0, file ? req_.file_hash : nullptr);
+  ChunkHasher h(whole, chunks ? req_.chunk_size : 0);
+  Sha256* file_hash = file ? req_.file_hash : nullptr;
   bool kernel = req_.source == SourceKind::kernel;
   std::string path = req_.source_path.empty() && kernel ? kDevicePath : req_.source_path;
   int fd = open(path.c_str(), (kernel ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -344,7 +319,7 @@ void Capture::hash_source(bool whole, bool chunks, bool file) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(req_.window, req_.length - pos));
       int r = win.map(fd, req_.phys + pos, n);
       if (r) return fail(-r, "mmap", path);
-      hash_bytes(&h, win.data(), n, pos, whole);
+      hash_bytes(&h, file_hash, win.data(), n, pos, whole);
       pos += n;
     }
   } else {
@@ -356,12 +331,12 @@ void Capture::hash_source(bool whole, bool chunks, bool file) {
       ssize_t r = pread(fd, buf.data, n, static_cast<off_t>(off + pos));
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) return fail(r < 0 ? errno : ENXIO, "pread", path);
-      hash_bytes(&h, buf.data, static_cast<size_t>(r), pos, whole);
+      hash_bytes(&h, file_hash, buf.data, static_cast<size_t>(r), pos, whole);
       pos += static_cast<uint64_t>(r);
     }
   }
   if (stopping()) return;
-  h.finish(&res_);
+  keep_digests(&h, path);
   if (whole) res_.hash_seconds = since(t0);
 }
 
@@ -381,7 +356,7 @@ void Capture::hash_readback() {
   const DioAlign& a = req_.dest.align;
   AlignedBuf buf(kCopyBlock, a.mem);
   if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
-  Hashes h(true, req_.chunk_size, req_.file_hash);
+  ChunkHasher h(true, req_.chunk_size);
   uint64_t pos = 0;
   while (pos < req_.length && !stopping()) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, req_.length - pos));
@@ -397,11 +372,11 @@ void Capture::hash_readback() {
       if (r <= 0) return fail(r < 0 ? errno : EIO, "pread", req_.dest_path);
       got += static_cast<size_t>(r);
     }
-    hash_bytes(&h, buf.data, n, pos, true);
+    hash_bytes(&h, req_.file_hash, buf.data, n, pos, true);
     pos += n;
   }
   if (stopping()) return;
-  h.finish(&res_);
+  keep_digests(&h, req_.dest_path);
   res_.hash_seconds = since(t0);
 }
 

@@ -12,6 +12,7 @@
 
 namespace physcap {
 
+class ChunkHasher;
 class Sha256;
 
 enum class SourceKind {
@@ -28,17 +29,17 @@ enum class HashMode {
 
 struct CaptureRequest {
   SourceKind source = SourceKind::image;
-  std::string source_path;      // the image; or the device (default /dev/physcap, /dev/mem)
-  uint64_t phys = 0;            // physical address of the range
-  uint64_t image_base = 0;      // image: physical address of the image's first byte...
-  uint64_t image_offset = 0;    // ...which is at this file offset (an ELF core's p_offset)
+  std::string source_path;    // the image; or the device (default /dev/physcap, /dev/mem)
+  uint64_t phys = 0;          // physical address of the range
+  uint64_t image_base = 0;    // image: physical address of the image's first byte...
+  uint64_t image_offset = 0;  // ...which is at this file offset (an ELF core's p_offset)
   uint64_t length = 0;
-  uint32_t kernel_flags = 0;    // PHYSCAP_WRITE_* for the kernel source
-  DestInfo dest;                // open for O_DIRECT writing; the fd stays the caller's
+  uint32_t kernel_flags = 0;  // PHYSCAP_WRITE_* for the kernel source
+  DestInfo dest;              // open for O_DIRECT writing; the fd stays the caller's
   std::string dest_path;
   uint64_t dest_offset = 0;
-  bool truncate_to_end = false; // regular file: its size becomes dest_offset + length
-  bool sync = true;             // one fsync at the end
+  bool truncate_to_end = false;  // regular file: its size becomes dest_offset + length
+  bool sync = true;              // one fsync at the end
   HashMode hash = HashMode::source;
   uint64_t chunk_size = 4u << 20;  // 0: no per-chunk digests
   size_t window = 8u << 20;        // bytes mapped at once per thread
@@ -50,7 +51,7 @@ struct CaptureRequest {
 
 struct CaptureResult {
   const char* source = "";
-  const char* mode = "";         // "zero-copy" or "copy"
+  const char* mode = "";  // "zero-copy" or "copy"
   uint64_t bytes_written = 0;
   uint64_t bytes_zero_copy = 0;  // straight from the pages to the disk
   uint64_t bytes_copied = 0;     // copied by the CPU in user space (devmem, tails)
@@ -86,10 +87,10 @@ class Capture {
   void write_image();
   void write_kernel();
   void write_devmem();
-  class Hashes;
   void hash_source(bool whole, bool chunks, bool file);
   void hash_readback();
-  void hash_bytes(Hashes* h, const unsigned char* p, size_t n, uint64_t at, bool report);
+  void hash_bytes(ChunkHasher* h, Sha256* file, const unsigned char* p, size_t n, uint64_t at, bool report);
+  void keep_digests(ChunkHasher* h, const std::string& path);
   int write_tail(const unsigned char* src, size_t n, uint64_t at);
 
   CaptureRequest req_;

@@ -17,8 +17,8 @@ namespace physcap {
 int query_dio_align(int fd, bool is_blockdev, DioAlign* out) {
 #ifdef STATX_DIOALIGN
   struct statx stx {};
-  if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
-      (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+  if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN) &&
+      stx.stx_dio_offset_align) {
     out->mem = stx.stx_dio_mem_align;
     out->offset = stx.stx_dio_offset_align;
     return 0;

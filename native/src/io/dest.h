@@ -16,7 +16,7 @@ struct DioAlign {
 struct DestInfo {
   int fd = -1;
   bool is_blockdev = false;
-  uint64_t size = 0;       // block device size; file size after open
+  uint64_t size = 0;  // block device size; file size after open
   DioAlign align;
 };
 

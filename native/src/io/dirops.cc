@@ -27,8 +27,8 @@ int mkdir_at(int dir_fd, const std::string& name, mode_t mode) {
   return mkdirat(dir_fd, name.c_str(), mode) ? -errno : 0;
 }
 
-int write_file_at(int dir_fd, const std::string& name, const void* data, size_t len,
-                  const std::string& display_path, Failure* why) {
+int write_file_at(int dir_fd, const std::string& name, const void* data, size_t len, const std::string& display_path,
+                  Failure* why) {
   int fd = openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0) {
     int e = errno;
@@ -76,8 +76,6 @@ int lock_fd(int fd, bool exclusive, bool wait) {
   return 1;
 }
 
-int unlock_fd(int fd) {
-  return flock(fd, LOCK_UN) ? -errno : 0;
-}
+int unlock_fd(int fd) { return flock(fd, LOCK_UN) ? -errno : 0; }
 
 }  // namespace physcap

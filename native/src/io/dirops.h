@@ -30,8 +30,8 @@ int mkdir_at(int dir_fd, const std::string& name, mode_t mode);
 // fsynced, closed.  Never overwrites.  After a failure past the create the
 // name is unlinked again (it was created here, so it is ours): the file is
 // there whole or not at all.
-int write_file_at(int dir_fd, const std::string& name, const void* data, size_t len,
-                  const std::string& display_path, Failure* why);
+int write_file_at(int dir_fd, const std::string& name, const void* data, size_t len, const std::string& display_path,
+                  Failure* why);
 
 // renameat2(RENAME_NOREPLACE): EEXIST when new_name exists, even as an
 // empty directory that rename(2) would silently replace.  A filesystem

@@ -10,7 +10,7 @@
 #include <memory>
 #include <new>
 
-#include "sha256.h"
+#include "chunkhash.h"
 #include "workers.h"
 
 namespace physcap {
@@ -55,11 +55,11 @@ void StoredHash::fail(int err, const char* syscall) {
   failed_ = true;
 }
 
-// Feeds [at, at + len) of the range to fn, a buffer at a time, and records
-// the progress in *done.  Stops early at the end of the file (pread
-// returns 0) or when stopping.  Bytes fed, or -errno.
+// Feeds [at, at + len) of the range to h (as its bytes 0..len), a buffer
+// at a time, and records the progress in *done.  Stops early at the end of
+// the file (pread returns 0) or when stopping.  Bytes fed, or -errno.
 int64_t StoredHash::feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, std::atomic<uint64_t>* done,
-                         const std::function<void(const unsigned char*, size_t)>& fn) {
+                         ChunkHasher* h) {
   uint64_t pos = 0;
   while (pos < len && !stopping()) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kReadBlock, len - pos));
@@ -67,7 +67,7 @@ int64_t StoredHash::feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, 
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return -errno;
     if (r == 0) break;
-    fn(buf, static_cast<size_t>(r));
+    h->update(pos, buf, static_cast<size_t>(r));
     pos += static_cast<uint64_t>(r);
     done->store(at + pos, std::memory_order_release);
   }
@@ -77,68 +77,44 @@ int64_t StoredHash::feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, 
 void StoredHash::hash_whole(int shared) {
   OwnFd fd(shared);
   std::unique_ptr<unsigned char[]> buf(new (std::nothrow) unsigned char[kReadBlock]);
-  Sha256 h;
-  if (!buf || !h.ok()) return fail(ENOMEM, "malloc");
-  int64_t n = feed(fd.fd(), buf.get(), 0, req_.size, &whole_done_,
-                   [&](const unsigned char* p, size_t len) { h.update(p, len); });
+  ChunkHasher h(true, 0);
+  if (!buf || h.error()) return fail(ENOMEM, "malloc");
+  int64_t n = feed(fd.fd(), buf.get(), 0, req_.size, &whole_done_, &h);
   if (n < 0) return fail(static_cast<int>(-n), "pread");
   if (stopping()) return;
+  if (int err = h.error()) return fail(-err, "sha256");
   res_.size = static_cast<uint64_t>(n);
-  res_.sha256 = h.finish_hex();
+  res_.sha256 = h.finish().sha256;
   // Past the end of the file, what was read is all there is to do.
   whole_done_.store(res_.size, std::memory_order_release);
 }
 
-void StoredHash::hash_regions(int shared) {
+// Each region's digest, or each region's chunk digests: the same hasher
+// a capture uses, one per region.
+void StoredHash::hash_regions(int shared, bool chunks) {
   OwnFd fd(shared);
   std::unique_ptr<unsigned char[]> buf(new (std::nothrow) unsigned char[kReadBlock]);
-  Sha256 h;
-  if (!buf || !h.ok()) return fail(ENOMEM, "malloc");
+  if (!buf) return fail(ENOMEM, "malloc");
+  std::atomic<uint64_t>* done = chunks ? &chunks_done_ : &regions_done_;
   const std::vector<StoredRegion>& regions = req_.regions;
   for (size_t i = 0; i < regions.size() && !stopping(); i++) {
     const StoredRegion& r = regions[i];
-    int64_t n = feed(fd.fd(), buf.get(), r.offset, r.length, &regions_done_,
-                     [&](const unsigned char* p, size_t len) { h.update(p, len); });
-    if (n < 0) return fail(static_cast<int>(-n), "pread");
-    if (stopping()) return;
-    // A region (partly) past the end of the file: the digest of what exists.
-    res_.regions[i].sha256 = h.finish_hex();
-    // The gap up to the next region needs nothing from this thread.
-    regions_done_.store(i + 1 < regions.size() ? regions[i + 1].offset : req_.size, std::memory_order_release);
-  }
-}
-
-void StoredHash::hash_chunks(int shared) {
-  OwnFd fd(shared);
-  std::unique_ptr<unsigned char[]> buf(new (std::nothrow) unsigned char[kReadBlock]);
-  Sha256 part;
-  if (!buf || !part.ok()) return fail(ENOMEM, "malloc");
-  const std::vector<StoredRegion>& regions = req_.regions;
-  for (size_t i = 0; i < regions.size() && !stopping(); i++) {
-    const StoredRegion& r = regions[i];
-    if (r.chunk_size) {
-      const uint64_t chunk = r.chunk_size;
-      uint64_t in_chunk = 0;
-      std::vector<std::string> chunks;
-      int64_t n = feed(fd.fd(), buf.get(), r.offset, r.length, &chunks_done_, [&](const unsigned char* p, size_t len) {
-        while (len) {
-          size_t take = static_cast<size_t>(std::min<uint64_t>(len, chunk - in_chunk));
-          part.update(p, take);
-          in_chunk += take;
-          p += take;
-          len -= take;
-          if (in_chunk == chunk) {
-            chunks.push_back(part.finish_hex());
-            in_chunk = 0;
-          }
-        }
-      });
+    if (!chunks || r.chunk_size) {
+      ChunkHasher h(!chunks, chunks ? r.chunk_size : 0);
+      if (h.error()) return fail(ENOMEM, "malloc");
+      int64_t n = feed(fd.fd(), buf.get(), r.offset, r.length, done, &h);
       if (n < 0) return fail(static_cast<int>(-n), "pread");
       if (stopping()) return;
-      if (in_chunk) chunks.push_back(part.finish_hex());
-      res_.regions[i].chunk_sha256 = std::move(chunks);
+      if (int err = h.error()) return fail(-err, "sha256");
+      // A region (partly) past the end of the file: the digests of what exists.
+      RegionDigests d = h.finish();
+      if (chunks)
+        res_.regions[i].chunk_sha256 = std::move(d.chunk_sha256);
+      else
+        res_.regions[i].sha256 = std::move(d.sha256);
     }
-    chunks_done_.store(i + 1 < regions.size() ? regions[i + 1].offset : req_.size, std::memory_order_release);
+    // The gap up to the next region needs nothing from this thread.
+    done->store(i + 1 < regions.size() ? regions[i + 1].offset : req_.size, std::memory_order_release);
   }
 }
 
@@ -181,8 +157,8 @@ void StoredHash::run(const std::function<void(uint64_t)>& on_tick, int tick_ms) 
   // feeding two of the digests would take 2x.
   std::vector<std::function<void()>> jobs;
   jobs.emplace_back([&] { hash_whole(fd); });
-  if (!req_.regions.empty()) jobs.emplace_back([&] { hash_regions(fd); });
-  if (chunks) jobs.emplace_back([&] { hash_chunks(fd); });
+  if (!req_.regions.empty()) jobs.emplace_back([&] { hash_regions(fd, false); });
+  if (chunks) jobs.emplace_back([&] { hash_regions(fd, true); });
   // This thread only reports progress until all are done.
   run_workers(jobs, tick_ms, [&] {
     if (on_tick) on_tick(done());

@@ -7,31 +7,27 @@
 #include <string>
 #include <vector>
 
+#include "chunkhash.h"
 #include "result.h"
 
 namespace physcap {
 
 struct StoredRegion {
-  uint64_t offset = 0;      // relative to the request's base
+  uint64_t offset = 0;  // relative to the request's base
   uint64_t length = 0;
   uint64_t chunk_size = 0;  // 0: no chunk digests
 };
 
 struct HashStoredRequest {
-  std::string path;         // a capture file, or a device holding a dump partition
-  uint64_t base = 0;        // absolute offset of byte 0 of the range
+  std::string path;   // a capture file, or a device holding a dump partition
+  uint64_t base = 0;  // absolute offset of byte 0 of the range
   uint64_t size = 0;
   std::vector<StoredRegion> regions;  // sorted by offset, not overlapping
-  bool nofollow = false;    // refuse a symlink at path (ELOOP)
-};
-
-struct RegionDigests {
-  std::string sha256;
-  std::vector<std::string> chunk_sha256;
+  bool nofollow = false;              // refuse a symlink at path (ELOOP)
 };
 
 struct HashStoredResult {
-  uint64_t size = 0;        // bytes read: less than requested past the end of the file
+  uint64_t size = 0;  // bytes read: less than requested past the end of the file
   std::string sha256;
   std::vector<RegionDigests> regions;
   double seconds = 0;
@@ -60,11 +56,9 @@ class StoredHash {
  private:
   bool stopping() const { return cancel_ || failed_; }
   void fail(int err, const char* syscall);
-  int64_t feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, std::atomic<uint64_t>* done,
-               const std::function<void(const unsigned char*, size_t)>& fn);
+  int64_t feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, std::atomic<uint64_t>* done, ChunkHasher* h);
   void hash_whole(int fd);
-  void hash_regions(int fd);
-  void hash_chunks(int fd);
+  void hash_regions(int fd, bool chunks);
 
   HashStoredRequest req_;
   HashStoredResult res_;

@@ -24,8 +24,6 @@ int device_kernel_map(int fd, physcap_kernel_map* map) {
   return ioctl(fd, PHYSCAP_IOC_KERNEL_MAP, map) ? -errno : 0;
 }
 
-int device_write(int fd, physcap_write* req) {
-  return ioctl(fd, PHYSCAP_IOC_WRITE, req) ? -errno : 0;
-}
+int device_write(int fd, physcap_write* req) { return ioctl(fd, PHYSCAP_IOC_WRITE, req) ? -errno : 0; }
 
 }  // namespace physcap

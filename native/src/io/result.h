@@ -10,9 +10,9 @@ namespace physcap {
 
 // Where a failure happened, for the error that reaches JavaScript.
 struct Failure {
-  int err = 0;              // positive errno; 0 = none
-  std::string syscall;      // "pwrite", "open", "ioctl(PHYSCAP_IOC_WRITE)"
-  std::string path;         // the file involved, if any
+  int err = 0;          // positive errno; 0 = none
+  std::string syscall;  // "pwrite", "open", "ioctl(PHYSCAP_IOC_WRITE)"
+  std::string path;     // the file involved, if any
 
   bool failed() const { return err != 0; }
   // Keeps the first failure: later ones are usually its consequences.

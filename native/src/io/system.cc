@@ -11,7 +11,7 @@
 namespace physcap {
 
 int sd_notify_send(const std::string& socket_path, const std::string& message) {
-  sockaddr_un addr {};
+  sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(addr.sun_path)) return -EINVAL;
   memcpy(addr.sun_path, socket_path.data(), socket_path.size());
@@ -27,7 +27,7 @@ int sd_notify_send(const std::string& socket_path, const std::string& message) {
 }
 
 int peer_credentials(int fd, PeerCred* out) {
-  ucred cred {};
+  ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) return -errno;
   out->pid = cred.pid;
