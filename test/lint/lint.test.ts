@@ -21,3 +21,5 @@ test('ESLint (typescript-eslint, type-aware): no findings in the agent, tests, b
 test('Prettier: every TypeScript and build script file is formatted', () => clean(lint('typescript.sh', 'prettier')), 600_000);
 
 test('checkpatch.pl --no-tree: the kernel module and the C tools are kernel style', () => clean(lint('checkpatch.sh')), 600_000);
+
+test('clang-format: the native engine is formatted (native/.clang-format)', () => clean(lint('clang-format.sh')), 600_000);

@@ -4,11 +4,8 @@
  * captures), and the module's features, read once.
  */
 import type { Logger } from '../core/logger';
-import { deviceInfo, openPhyscapDevice, PhyscapDevice, PhyscapEvent, readPhyscapEvents } from '../native/binding';
+import { deviceInfo, openPhyscapDevice, PhyscapDevice, PhyscapEvent, readPhyscapEvents, uapi } from '../native/binding';
 import type { PhyscapService } from '../triggers/kind';
-
-/** PHYSCAP_FEAT_PRETIMEOUT_GOV in kernel/physcap_uapi.h. */
-const FEAT_PRETIMEOUT_GOV = 1n << 8n;
 
 export class PhyscapDeviceService implements PhyscapService {
   private device?: PhyscapDevice;
@@ -23,7 +20,7 @@ export class PhyscapDeviceService implements PhyscapService {
   governorAvailable(): boolean {
     if (this.governor === undefined) {
       try {
-        this.governor = (deviceInfo().features & FEAT_PRETIMEOUT_GOV) !== 0n;
+        this.governor = (deviceInfo().features & uapi().FEAT_PRETIMEOUT_GOV) !== 0n;
       } catch {
         this.governor = false;
       }
