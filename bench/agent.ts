@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../agent/src/control/client';
-import { repoRoot } from '../test/vm/paths';
+import { repoRoot } from '../harness/paths';
 import { HostCase } from './host';
 
 const MiB = 2 ** 20;

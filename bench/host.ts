@@ -8,8 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { writePattern } from '../test/vm/patterns';
-import { repoRoot } from '../test/vm/paths';
+import { writePattern } from '../harness/patterns';
+import { repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
 

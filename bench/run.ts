@@ -28,14 +28,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { BoardRun, bootBoard } from '../test/vm/board';
+import { BoardRun, bootBoard } from '../harness/board';
 import { benchAgent } from './agent';
 import { benchHost, HostCase } from './host';
-import { BOARD_RANGES, hex } from '../test/vm/layout';
-import { artifacts, KernelSpec, loadKernels, repoRoot } from '../test/vm/paths';
+import { BOARD_RANGES, hex } from '../harness/layout';
+import { artifacts, KernelSpec, loadKernels, repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
-/** The board's 256 MiB range without struct pages (test/vm/layout.ts). */
+/** The board's 256 MiB range without struct pages (harness/layout.ts). */
 const RANGE = BOARD_RANGES.find((r) => r.name === 'big')!;
 /**
  * The armed cases capture every reserved range of the board (crashlog,
@@ -93,7 +93,7 @@ function benchJob(kernel: KernelSpec, rounds: number): string {
   const engine = (source: string, f: string) => {
     const request = JSON.stringify({ label: source, source, phys: start, length: String(RANGE.size), mode: 'create', dest: '@DEST@' });
     // Single-quoted JSON with the destination spliced in unquoted, so the shell expands $D.
-    return `node ${path.join(repoRoot(), 'dist', 'test', 'native', 'guest-capture.js')} '${request.replace('@DEST@', `'${f}'`)}'`;
+    return `node ${path.join(repoRoot(), 'dist', 'harness', 'guest-capture.js')} '${request.replace('@DEST@', `'${f}'`)}'`;
   };
   const cmd: Record<Method, (d: Dest, f: string) => string> = {
     module: (d, f) => `${client} write ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,

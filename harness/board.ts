@@ -10,7 +10,7 @@
  *     the host's page cache flatters no path;
  *   - a "job" share through which the guest returns the job's exit code,
  *     output and dmesg.
- * test/vm/init.sh is the guest's PID 1.
+ * harness/init.sh is the guest's PID 1.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -343,7 +343,7 @@ async function bootOnce(o: BoardOptions): Promise<BoardRun> {
 /**
  * Runs QEMU to its exit and resolves with everything it printed (the
  * console); rejects with a BoardError and the console's tail on a timeout
- * or a non-zero exit.  The PowerPC board (test/ppc/board.ts) uses it too.
+ * or a non-zero exit.  The PowerPC board (harness/ppc/board.ts) uses it too.
  */
 export function runQemu(args: string[], timeoutMs: number, onConsole?: (line: string) => void, binary = 'qemu-system-x86_64'): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,20 +1,22 @@
 /**
  * Run on the emulated board by the *.vm.test.ts jobs (compiled to
- * dist/test/capture/board-cli.js): runs the physcap CLI as a guest would,
+ * dist/harness/guest-cli.js): runs the physcap CLI as a guest would,
  * `node agent/bin/physcap.js <args...>`, and prints its outcome as one
  * record, "@@cli <label> {rc, stdout, stderr}", whatever happened.
  *
- *   node board-cli.js <label> <physcap args...>
+ *   node guest-cli.js <label> <physcap args...>
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-const cli = path.join(__dirname, '..', '..', '..', 'agent', 'bin', 'physcap.js');
+import { repoRoot } from './paths';
+
+const cli = path.join(repoRoot(), 'agent', 'bin', 'physcap.js');
 
 function main(): void {
   const [label, ...args] = process.argv.slice(2);
   if (!label) {
-    console.error('usage: board-cli.js <label> <physcap args...>');
+    console.error('usage: guest-cli.js <label> <physcap args...>');
     process.exitCode = 2;
     return;
   }

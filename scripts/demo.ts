@@ -23,9 +23,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Manifest } from '../agent/src/manifest/types';
-import { BoardRun, bootBoard } from '../test/vm/board';
-import { BOARD_RANGES, hex } from '../test/vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../test/vm/paths';
+import { BoardRun, bootBoard } from '../harness/board';
+import { BOARD_RANGES, hex } from '../harness/layout';
+import { artifacts, loadKernels, repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
 const say = (s: string) => console.log(s);

@@ -9,11 +9,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { BoardRun } from '../vm/board';
-import { repoRoot } from '../vm/paths';
-import { sha256OfFileRange } from '../vm/patterns';
+import type { BoardRun } from '../../harness/board';
+import { repoRoot } from '../../harness/paths';
+import { sha256OfFileRange } from '../../harness/patterns';
 
-/** What test/capture/board-cli.ts printed for one physcap command in the guest. */
+/** What harness/guest-cli.ts printed for one physcap command in the guest. */
 export interface CliRecord {
   rc: number | string;
   stdout: string;

@@ -11,9 +11,9 @@ import * as path from 'node:path';
 
 import { readelf, scratchCopyFile, sha256File } from '../capture/board-host';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, hex } from '../vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, hex } from '../../harness/layout';
+import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
 
 const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
 
 const root = repoRoot();
 

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadKernels } from '../vm/paths';
+import { loadKernels } from '../../harness/paths';
 
 const root = path.join(__dirname, '..', '..');
 const kernelDir = path.join(root, 'kernel');

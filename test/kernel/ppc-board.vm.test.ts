@@ -24,8 +24,8 @@ import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import { physcap } from '../capture/helpers';
-import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../ppc/board';
-import { sha256OfFileRange } from '../vm/patterns';
+import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../../harness/ppc/board';
+import { sha256OfFileRange } from '../../harness/patterns';
 
 const EM_PPC = 20;
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -35,7 +35,7 @@ const trace = range('trace');
 const high = range('high');
 const TOTAL = PPC_RANGES.reduce((a, r) => a + r.size, 0);
 
-const JOB = `# physcap on the PowerPC board (test/ppc/init.c runs this)
+const JOB = `# physcap on the PowerPC board (harness/ppc/init.c runs this)
 insmod /softdog.ko soft_noboot=1
 insmod /physcap.ko
 write /sys/class/watchdog/watchdog0/pretimeout_governor physcap

@@ -16,9 +16,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { scratchCopyFile, sha256File } from '../capture/board-host';
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, hex } from '../vm/layout';
-import { artifacts, KernelSpec, loadKernels } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, hex } from '../../harness/layout';
+import { artifacts, KernelSpec, loadKernels } from '../../harness/paths';
 
 const MiB = 2 ** 20;
 const crashlog = BOARD_RANGES.find((r) => r.name === 'crashlog')!;

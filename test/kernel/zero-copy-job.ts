@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 
-import { KernelSpec, artifacts, repoRoot } from '../vm/paths';
-import { BOARD_RANGES, hex, rawOffsets } from '../vm/layout';
+import { KernelSpec, artifacts, repoRoot } from '../../harness/paths';
+import { BOARD_RANGES, hex, rawOffsets } from '../../harness/layout';
 
 /**
  * The guest side of the kernel tests: one boot runs every check, printing

@@ -4,9 +4,9 @@
  * poisoned pages, the bounce path, unload and lockdown, all from one boot
  * per kernel.
  */
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, rawOffsets } from '../vm/layout';
-import { loadKernels } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, rawOffsets } from '../../harness/layout';
+import { loadKernels } from '../../harness/paths';
 import { zeroCopyJob } from './zero-copy-job';
 
 interface WriteResult {

@@ -10,9 +10,9 @@ import * as path from 'node:path';
 
 import { cliJson, cliRecord, physcapHost, readelf, scratchCopyDir, sha256File } from '../capture/board-host';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, hex, rawOffsets } from '../vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, hex, rawOffsets } from '../../harness/layout';
+import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
 
 interface Captured {
   ok: boolean;
@@ -30,8 +30,8 @@ interface Captured {
   bytesBounced?: number;
 }
 
-const guestScript = path.join(repoRoot(), 'dist', 'test', 'native', 'guest-capture.js');
-const guestCli = path.join(repoRoot(), 'dist', 'test', 'capture', 'board-cli.js');
+const guestScript = path.join(repoRoot(), 'dist', 'harness', 'guest-capture.js');
+const guestCli = path.join(repoRoot(), 'dist', 'harness', 'guest-cli.js');
 
 /** The ranges the ELF captures take (the interop check): crash log and trace. */
 const ELF_RANGES = BOARD_RANGES.filter((r) => r.name === 'crashlog' || r.name === 'trace');

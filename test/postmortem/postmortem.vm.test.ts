@@ -24,9 +24,9 @@ import { physcapHost, scratchCopyDir, scratchCopyFile } from '../capture/board-h
 import { parseElfCoreFile, PT_LOAD, splitLoads } from '../../agent/src/container/elf';
 import { describeCore } from '../../agent/src/container/kernel-dump';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { BoardRun, bootBoard, ReservedRange } from '../vm/board';
-import { hex } from '../vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { BoardRun, bootBoard, ReservedRange } from '../../harness/board';
+import { hex } from '../../harness/layout';
+import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
 import { crashSupport, crashVersion, debugVmlinux, DrgnView, hasSymbol, logLines, runCrash, runDrgn, runGdb } from './tools';
 
 const MiB = 2 ** 20;

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { repoRoot } from '../vm/paths';
+import { repoRoot } from '../../harness/paths';
 
 export interface DebugVmlinux {
   release: string;

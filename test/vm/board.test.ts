@@ -3,10 +3,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { BoardError, bootBoard } from './board';
-import { BOARD_RANGES, rawOffsets } from './layout';
-import { loadKernels } from './paths';
-import { sha256OfFileRange, writePattern } from './patterns';
+import { BoardError, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, rawOffsets } from '../../harness/layout';
+import { loadKernels } from '../../harness/paths';
+import { sha256OfFileRange, writePattern } from '../../harness/patterns';
 
 describe('ground-truth patterns', () => {
   let dir: string;
