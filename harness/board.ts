@@ -10,7 +10,8 @@
  *     the host's page cache flatters no path;
  *   - a "job" share through which the guest returns the job's exit code,
  *     output and dmesg.
- * harness/init.sh is the guest's PID 1.
+ * harness/init.sh is the guest's PID 1; harness/job.ts has the head jobs
+ * start with.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -163,6 +164,13 @@ export class BoardRun {
       out.push({ label: m[2] ?? '', value: JSON.parse(m[3] ?? '{}') as T });
     }
     return out;
+  }
+
+  /** The one record with this key and label; throws, with the job's output, unless there is exactly one. */
+  record<T = Record<string, unknown>>(key: string, label = '-'): T {
+    const found = this.records<T>(key).filter((r) => r.label === label);
+    if (found.length !== 1) throw new Error(`expected one @@${key} ${label} record, found ${found.length}\n${this.output}`);
+    return found[0]!.value;
   }
 
   cleanup(): void {

@@ -7,11 +7,8 @@
  *   node guest-cli.js <label> <physcap args...>
  */
 import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 
-import { repoRoot } from './paths';
-
-const cli = path.join(repoRoot(), 'agent', 'bin', 'physcap.js');
+import { physcapCli } from './agent';
 
 function main(): void {
   const [label, ...args] = process.argv.slice(2);
@@ -21,7 +18,7 @@ function main(): void {
     return;
   }
   const started = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [physcapCli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const record = {
     rc: r.status ?? (r.signal ? `signal ${r.signal}` : `error ${r.error?.message ?? '?'}`),
     stdout: r.stdout ?? '',
