@@ -13,8 +13,8 @@ import * as path from 'node:path';
 
 import { DirStore } from '../../agent/src/destinations/dir';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/manifest/verify';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, scratch, writeProfile } from './kit';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, verifies, writeProfile } from '../support/capture';
+import { cli, scratch } from './kit';
 
 let s: ReturnType<typeof scratch>;
 let img: ReturnType<typeof makeImage>;
@@ -28,15 +28,6 @@ let n = 0;
 const fresh = (name: string) => path.join(s.dir, `${name}-${++n}`);
 const profileFor = (dest: string, size = MiB) => writeProfile(s.dir, `faults-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, size]], chunk: '256KiB' }));
 const entries = (dest: string) => fs.readdirSync(dest).filter((d) => !['index.jsonl', 'index.head'].includes(d)).sort();
-
-async function verifies(dest: string, id: string): Promise<boolean> {
-  const store = new DirStore(dest);
-  try {
-    return (await verifyCapture(store, id)).ok;
-  } finally {
-    store.close();
-  }
-}
 
 /** No manifest anywhere in the destination says complete unless its capture verifies. */
 async function noFalseComplete(dest: string): Promise<void> {

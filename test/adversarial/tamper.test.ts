@@ -16,7 +16,8 @@ import { headOf } from '../../agent/src/manifest/head';
 import { sign } from '../../agent/src/manifest/sign';
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, scratch, writeProfile } from './kit';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, writeProfile } from '../support/capture';
+import { cli, scratch } from './kit';
 
 let s: ReturnType<typeof scratch>;
 let base: string;

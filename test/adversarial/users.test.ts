@@ -9,7 +9,9 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, NOBODY, scratch, waitUntil, writeProfile } from './kit';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, writeProfile } from '../support/capture';
+import { waitUntil } from '../support/wait';
+import { cli, NOBODY, scratch } from './kit';
 
 const bin = path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js');
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { ArmedCapture, setGovernor, watchdogId } from '../../agent/src/capture/armed';
 import { memoryLogger } from '../../agent/src/core/logger';
 import type { PhyscapDevice } from '../../agent/src/native/binding';
-import { writeProfile } from './helpers';
+import { writeProfile } from '../support/capture';
 
 let work: string;
 beforeAll(() => {

@@ -17,7 +17,9 @@ import { entryHash, parseEntry, serializeEntry } from '../../agent/src/manifest/
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { verifyCapture } from '../../agent/src/manifest/verify';
-import { captureNow, imageProfile, makeImage, MiB, physcap, sha256, writeProfile } from './helpers';
+import { captureNow, imageProfile, makeImage, manifestOf, MiB, writeProfile } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;
@@ -32,8 +34,6 @@ const REGIONS: Array<[string, number, number]> = [
   ['crashlog', 0x100000, 3 * MiB + 20 * 1024],
   ['trace', 0x600000, 4 * MiB],
 ];
-
-const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
 
 describe('an ELF capture into a dir destination', () => {
   let dest: string;

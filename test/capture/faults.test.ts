@@ -15,9 +15,11 @@ import { planCapture } from '../../agent/src/capture/plan';
 import { DirStore } from '../../agent/src/destinations/dir';
 import { initBlockdev } from '../../agent/src/destinations/blockdev';
 import { entryHash } from '../../agent/src/manifest/chain';
-import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/manifest/verify';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, physcap, sha256, waitUntil, writeProfile } from './helpers';
+import { physcapCli } from '../../harness/agent';
+import { captureNow, imageProfile, indexOf, makeImage, manifestOf, MiB, verifies, writeProfile } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { waitUntil } from '../support/wait';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;
@@ -28,17 +30,7 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
 const captures = (dest: string) => (fs.existsSync(dest) ? fs.readdirSync(dest).filter((d) => d !== 'index.jsonl').sort() : []);
-
-async function verifies(dest: string, id: string): Promise<boolean> {
-  const store = new DirStore(dest);
-  try {
-    return (await verifyCapture(store, id)).ok;
-  } finally {
-    store.close();
-  }
-}
 
 describe('a full disk mid-capture (a small filesystem)', () => {
   let mnt: string;
@@ -96,7 +88,7 @@ describe('interrupted captures and start-up recovery', () => {
     `regions:\n  - name: all\n    start: "0x0"\n    size: 2GiB\ntriggers:\n  - kind: control\ndestination:\n  kind: dir\n  path: ${dest}\n  retention: { keep_free: 0 }\n${extra}source:\n  kind: image\n  image_path: ${big}\nhash:\n  readback: always\ncooldown: 0\n`;
 
   function startCapture(file: string): ChildProcess {
-    return spawn(process.execPath, [cli, 'capture', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(process.execPath, [physcapCli, 'capture', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
   const partialOf = (dest: string) => captures(dest).find((d) => d.endsWith('.partial'));
 
@@ -116,7 +108,7 @@ describe('interrupted captures and start-up recovery', () => {
     expect(indexOf(dest)).toHaveLength(1); // nothing claims the killed capture is anything yet
 
     const runtime = path.join(dir, 'run');
-    const agent = spawn(process.execPath, [cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'), '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'spool')]);
+    const agent = spawn(process.execPath, [physcapCli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'), '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'spool')]);
     let log = '';
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     try {

@@ -15,7 +15,9 @@ import * as path from 'node:path';
 import { importCore } from '../../agent/src/capture/import';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import { DirStore } from '../../agent/src/destinations/dir';
-import { MiB, physcap, sha256 } from './helpers';
+import { MiB } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
 
 const EM_PPC = 20;
 

@@ -15,7 +15,8 @@ import { defaultDumpLevel, exportKdump, userPagesCaveat } from '../../agent/src/
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../../agent/src/container/elf';
 import { DirStore } from '../../agent/src/destinations/dir';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { captureNow, imageProfile, makeImage, MiB, physcap, writeProfile } from './helpers';
+import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
+import { physcap } from '../support/cli';
 
 const PAGE_OFFSET = 0xffff_8880_0000_0000n;
 const IMAGE = { vaddr: 0xffff_ffff_8100_0000n, paddr: 0x10_0000n, size: 0x10_0000n };

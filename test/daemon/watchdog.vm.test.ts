@@ -9,11 +9,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { readelf, scratchCopyFile, sha256File } from '../capture/board-host';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { BoardRun, bootBoard } from '../../harness/board';
 import { BOARD_RANGES, hex } from '../../harness/layout';
 import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
+import { readelf, scratchCopyFile } from '../support/board';
+import { sha256File } from '../support/hash';
 
 const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
 

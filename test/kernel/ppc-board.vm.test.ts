@@ -23,9 +23,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
-import { physcap } from '../capture/helpers';
 import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../../harness/ppc/board';
 import { sha256OfFileRange } from '../../harness/patterns';
+import { physcap } from '../support/cli';
 
 const EM_PPC = 20;
 const hex = (n: number) => `0x${n.toString(16)}`;

@@ -15,10 +15,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { scratchCopyFile, sha256File } from '../capture/board-host';
 import { BoardRun, bootBoard } from '../../harness/board';
 import { BOARD_RANGES, hex } from '../../harness/layout';
 import { artifacts, KernelSpec, loadKernels } from '../../harness/paths';
+import { scratchCopyFile } from '../support/board';
+import { sha256File } from '../support/hash';
 
 const MiB = 2 ** 20;
 const crashlog = BOARD_RANGES.find((r) => r.name === 'crashlog')!;

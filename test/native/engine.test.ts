@@ -23,10 +23,10 @@ import {
   sdNotify,
   writeAligned,
 } from '../../agent/src/native/binding';
-import { useScratch } from './scratch';
+import { useScratch } from '../support/tmp';
 
 const MiB = 2 ** 20;
-const scratch = useScratch('physcap');
+const scratch = useScratch('engine');
 const image = scratch.image;
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');

@@ -8,11 +8,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { cliJson, cliRecord, physcapHost, readelf, scratchCopyDir, sha256File } from '../capture/board-host';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { BoardRun, bootBoard } from '../../harness/board';
 import { BOARD_RANGES, hex, rawOffsets } from '../../harness/layout';
 import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
+import { cliJson, cliRecord, readelf, scratchCopyDir } from '../support/board';
+import { physcapSync } from '../support/cli';
+import { sha256File } from '../support/hash';
 
 interface Captured {
   ok: boolean;
@@ -268,7 +270,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
 
     /** export --format raw on the host: one <region>.raw each, equal to the ground truth. */
     const expectRawExport = (args: string[], out: string) => {
-      const res = physcapHost(['export', ...args, '--format', 'raw', '-o', out, '--json']);
+      const res = physcapSync(['export', ...args, '--format', 'raw', '-o', out, '--json']);
       if (res.code !== 0) throw new Error(`physcap export ${args.join(' ')}: exit ${res.code}\n${res.stderr}${res.stdout}`);
       for (const r of ELF_RANGES) {
         const file = path.join(out, `${r.name}.raw`);
@@ -332,7 +334,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
         expect(sha256File(core, Number(elf.loads[i]!.offset), r.size)).toBe(run.truth(r.name).sha256);
       }
 
-      const v = physcapHost(['verify', dir]);
+      const v = physcapSync(['verify', dir]);
       if (v.code !== 0) throw new Error(`physcap verify ${dir}: exit ${v.code}\n${v.stdout}${v.stderr}`);
       expect(v.stdout).toMatch(new RegExp(`^${id}: verified$`, 'm'));
 
@@ -342,11 +344,11 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     test('blockdev capture, read from the slow disk image: listed complete, verified, raw export equals the ground truth', () => {
       const id = captured('capture-blockdev').id;
       const image = run.images.slow;
-      const l = physcapHost(['list', '--dest', image, '--json']);
+      const l = physcapSync(['list', '--dest', image, '--json']);
       expect(l.code).toBe(0);
       expect(JSON.parse(l.stdout)).toMatchObject({ captures: [{ id, status: 'complete', data: 'present' }], problems: [] });
 
-      const v = physcapHost(['verify', id, '--dest', image]);
+      const v = physcapSync(['verify', id, '--dest', image]);
       if (v.code !== 0) throw new Error(`physcap verify ${id} --dest ${image}: exit ${v.code}\n${v.stdout}${v.stderr}`);
 
       expectRawExport([id, '--dest', image], path.join(work, 'blockdev-raw'));

@@ -17,10 +17,10 @@ import {
   NativeError,
   openDestination,
 } from '../../agent/src/native/binding';
-import { useScratch } from './scratch';
+import { useScratch } from '../support/tmp';
 
 const MiB = 2 ** 20;
-const scratch = useScratch('physcap-fh');
+const scratch = useScratch('fh');
 const image = scratch.image;
 
 const sha256 = (...parts: Buffer[]) => {

@@ -20,13 +20,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { physcapHost, scratchCopyDir, scratchCopyFile } from '../capture/board-host';
 import { parseElfCoreFile, PT_LOAD, splitLoads } from '../../agent/src/container/elf';
 import { describeCore } from '../../agent/src/container/kernel-dump';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { BoardRun, bootBoard, ReservedRange } from '../../harness/board';
 import { hex } from '../../harness/layout';
 import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
+import { scratchCopyDir, scratchCopyFile } from '../support/board';
+import { physcapSync } from '../support/cli';
 import { crashSupport, crashVersion, debugVmlinux, DrgnView, hasSymbol, logLines, runCrash, runDrgn, runGdb } from './tools';
 
 const MiB = 2 ** 20;
@@ -138,7 +139,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   test('the job ran: System RAM captured complete and verified on the host; the right debug vmlinux', () => {
     if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
     expect(ram.status).toBe('complete');
-    const v = physcapHost(['verify', path.join(dest, ram.id)]);
+    const v = physcapSync(['verify', path.join(dest, ram.id)]);
     if (v.code !== 0) throw new Error(`verify: ${v.stdout}${v.stderr}`);
     const c = describeCore(parseElfCoreFile(core));
     expect(c).toMatchObject({ kernelDump: true, release: kernel.release, buildId: dbg.buildId, physicalOnlyBytes: 0n, aliases: 1 });
@@ -237,7 +238,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     let exported: { files: Array<{ size: number }>; dumpLevel: number };
     beforeAll(() => {
       kdump = path.join(work, 'ram.kdump');
-      const r = physcapHost(['export', path.join(dest, ram.id), '--format', 'kdump', '-o', kdump, '--json']);
+      const r = physcapSync(['export', path.join(dest, ram.id), '--format', 'kdump', '-o', kdump, '--json']);
       if (r.code !== 0) throw new Error(`export kdump: ${r.stdout}${r.stderr}`);
       exported = JSON.parse(r.stdout) as typeof exported;
     });
@@ -265,14 +266,14 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const image = path.join(work, 'dump.img');
     fs.writeFileSync(image, '');
     fs.truncateSync(image, fs.statSync(core).size + 256 * MiB);
-    expect(physcapHost(['blockdev', 'init', image]).code).toBe(0);
-    const imp = physcapHost(['import', core, '--dest', image, '--name', 'elsewhere', '--json']);
+    expect(physcapSync(['blockdev', 'init', image]).code).toBe(0);
+    const imp = physcapSync(['import', core, '--dest', image, '--name', 'elsewhere', '--json']);
     if (imp.code !== 0) throw new Error(`import: ${imp.stdout}${imp.stderr}`);
     const { id } = JSON.parse(imp.stdout) as { id: string };
-    expect(physcapHost(['verify', id, '--dest', image]).code).toBe(0);
+    expect(physcapSync(['verify', id, '--dest', image]).code).toBe(0);
 
     const elf = path.join(work, 'imported.elf');
-    expect(physcapHost(['export', id, '--dest', image, '--format', 'elf', '-o', elf]).code).toBe(0);
+    expect(physcapSync(['export', id, '--dest', image, '--format', 'elf', '-o', elf]).code).toBe(0);
     const original = splitLoads(parseElfCoreFile(core));
     const exported = splitLoads(parseElfCoreFile(elf));
     expect(exported.data.map((s) => [s.paddr, s.vaddr])).toEqual(original.data.map((s) => [s.paddr, s.vaddr]));
@@ -282,7 +283,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
 
     // A record on a partition is no file of its own: makedumpfile gets an ELF written beside the output, removed after.
     const kdump = path.join(work, 'imported.kdump');
-    const r = physcapHost(['export', id, '--dest', image, '--format', 'kdump', '-o', kdump]);
+    const r = physcapSync(['export', id, '--dest', image, '--format', 'kdump', '-o', kdump]);
     if (r.code !== 0) throw new Error(`export kdump: ${r.stdout}${r.stderr}`);
     expect(fs.readdirSync(work).filter((n) => n.startsWith('.imported.kdump'))).toEqual([]);
     const d = runDrgn(dbg.vmlinux, kdump);
@@ -295,10 +296,10 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const dir = path.join(dest, fwlog);
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
     expect(m).toMatchObject({ status: 'complete', regions: [{ name: 'fwlog', phys: hex(RESERVED.start), sha256: run.truth('fwlog').sha256 }] });
-    const show = physcapHost(['show', dir]);
+    const show = physcapSync(['show', dir]);
     expect(show.stdout).toMatch(/contents: physical ranges only \(no region the kernel maps\); not a kernel dump/);
     const out = path.join(work, 'fwlog.kdump');
-    const r = physcapHost(['export', dir, '--format', 'kdump', '-o', out]);
+    const r = physcapSync(['export', dir, '--format', 'kdump', '-o', out]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/holds no kernel memory .* not a kernel dump.*--format raw or --format lime/);
     expect(fs.existsSync(out)).toBe(false);
@@ -306,7 +307,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   });
 
   test('show on the System RAM capture names the kernel, its build ID and how to open it', () => {
-    const show = physcapHost(['show', path.join(dest, ram.id)]);
+    const show = physcapSync(['show', path.join(dest, ram.id)]);
     expect(show.stdout).toMatch(new RegExp(`contents: kernel dump of Linux ${kernel.release.replace(/[+.]/g, '\\$&')} \\(build ID ${dbg.buildId}\\), KASLR offset 0x[0-9a-f]+`));
     expect(show.stdout).toMatch(/open with: crash vmlinux core\.elf \| drgn -c core\.elf -s vmlinux \| gdb -ex 'symbol-file -o 0x[0-9a-f]+ vmlinux'/);
   });
