@@ -10,16 +10,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../../agent/src/control/client';
+import { waiter } from '../support/wait';
 
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'agent', 'bin', 'physcap.js');
 const MiB = 2 ** 20;
 
-const waitUntil = async (cond: () => boolean, ms = 10_000) => {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return cond();
-};
+const waitUntil = waiter({ ms: 10_000 });
 
 /** `physcap run` on a test directory: profiles in DIR/profiles, runtime in DIR/run. */
 function runAgent(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess {

@@ -10,12 +10,9 @@ import { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
 import { intervalTrigger } from '../../agent/src/triggers/interval';
 import { TriggerContext } from '../../agent/src/triggers/trigger';
+import { waiter } from '../support/wait';
 
-const waitUntil = async (cond: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-};
+const waitUntil = waiter({ ms: 5000, everyMs: 10 });
 
 function context(spoolDir: string): TriggerContext & { events: TriggerEvent[]; log: ReturnType<typeof memoryLogger> } {
   const events: TriggerEvent[] = [];
