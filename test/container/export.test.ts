@@ -10,12 +10,11 @@ import { exportCapture } from '../../agent/src/container/export';
 import { parseLime } from '../../agent/src/container/lime';
 import type { CaptureReader, IndexEntry } from '../../agent/src/destinations/types';
 import type { Manifest, ManifestRegion } from '../../agent/src/manifest/types';
+import { sha256 } from '../support/hash';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-export-')); });
 afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
-
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 /** A CaptureReader over a directory of files: what the dir destination hands the export verb. */
 class DirReader implements CaptureReader {

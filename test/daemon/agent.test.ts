@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../../agent/src/control/client';
+import { sha256 } from '../support/hash';
 import { waiter } from '../support/wait';
 
 const root = path.join(__dirname, '..', '..');
@@ -100,7 +101,7 @@ cooldown: 0
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const expected = () => crypto.createHash('sha256').update(fs.readFileSync(image).subarray(MiB, 5 * MiB)).digest('hex');
+  const expected = () => sha256(fs.readFileSync(image).subarray(MiB, 5 * MiB));
   const record = (capture: string) => JSON.parse(fs.readFileSync(path.join(out(), capture, 'manifest.json'), 'utf8')) as {
     status: string;
     triggers: Array<{ kind: string; reason: string }>;
@@ -122,7 +123,7 @@ cooldown: 0
     expect(region.sha256).toBe(expected());
     // The bytes in the ELF container, at the region's offset, are the image's.
     const bytes = fs.readFileSync(path.join(out(), c, region.file)).subarray(region.offset, region.offset + region.size);
-    expect(crypto.createHash('sha256').update(bytes).digest('hex')).toBe(expected());
+    expect(sha256(bytes)).toBe(expected());
   });
 
   test('physcap trigger over the control socket', async () => {

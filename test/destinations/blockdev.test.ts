@@ -13,6 +13,7 @@ import { BlockdevStore, initBlockdev, openBlockdevStore } from '../../agent/src/
 import type { CaptureSink, Finish, IndexEntry } from '../../agent/src/destinations/types';
 import { entryHash, serializeEntry } from '../../agent/src/manifest/chain';
 import { capture, closeDestination, openDestination, preallocate } from '../../agent/src/native/binding';
+import { sha256 } from '../support/hash';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -38,7 +39,6 @@ afterAll(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 let counter = 0;
 
 /** A partition image: a preallocated file of exactly `size` zero bytes. */

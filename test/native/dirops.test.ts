@@ -24,6 +24,7 @@ import {
   unlockFd,
   writeFileAt,
 } from '../../agent/src/native/binding';
+import { sha256 } from '../support/hash';
 
 let work: string;
 let dirFd: number;
@@ -165,7 +166,7 @@ describe('openDestinationAt', () => {
         truncate: true,
         hash: 'readback',
       });
-      expect(result.sha256).toBe(crypto.createHash('sha256').update(data).digest('hex'));
+      expect(result.sha256).toBe(sha256(data));
     } finally {
       closeDestination(dest);
     }

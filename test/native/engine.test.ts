@@ -5,7 +5,6 @@
  * sources need physical memory: engine.vm.test.ts runs them on the board.)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -23,13 +22,13 @@ import {
   sdNotify,
   writeAligned,
 } from '../../agent/src/native/binding';
+import { sha256 } from '../support/hash';
 import { useScratch } from '../support/tmp';
 
 const MiB = 2 ** 20;
 const scratch = useScratch('engine');
 const image = scratch.image;
 
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const sha256sum = (file: string) => execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0];
 
 async function captureTo(

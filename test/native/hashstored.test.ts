@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { hashStored, NativeError, readPhysical, StoredDigests, StoredRegion } from '../../agent/src/native/binding';
+import { sha256 } from '../support/hash';
 
 const MiB = 2 ** 20;
 let shm: string;
@@ -28,8 +29,6 @@ function file(name: string, size: number): { file: string; data: Buffer } {
   fs.writeFileSync(f, data);
   return { file: f, data };
 }
-
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 /** What hashStored must return for these bytes (already cut to [base, base+size) and to the end of the file). */
 function expected(bytes: Buffer, regions: StoredRegion[]): StoredDigests {

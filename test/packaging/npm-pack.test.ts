@@ -12,6 +12,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { sha256 } from '../support/hash';
+
 const root = path.join(__dirname, '..', '..');
 const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -79,7 +81,7 @@ describe('npm pack → install into a fresh prefix', () => {
     expect(cap.code).toBe(0);
     const out = JSON.parse(cap.stdout) as { id: string; status: string; regions: Array<{ sha256: string }> };
     expect(out.status).toBe('complete');
-    expect(out.regions[0]!.sha256).toBe(crypto.createHash('sha256').update(bytes.subarray(0, 1 << 20)).digest('hex'));
+    expect(out.regions[0]!.sha256).toBe(sha256(bytes.subarray(0, 1 << 20)));
     const verify = await run(bin, ['verify', out.id, '--dest', path.join(tmp, 'captures')]);
     expect(verify.code).toBe(0);
   });
