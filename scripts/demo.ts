@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Manifest } from '../agent/src/manifest/types';
+import { physcapCli } from '../harness/agent';
 import { BoardRun, bootBoard } from '../harness/board';
 import { BOARD_RANGES, hex } from '../harness/layout';
 import { artifacts, loadKernels, repoRoot } from '../harness/paths';
@@ -30,7 +31,6 @@ import { artifacts, loadKernels, repoRoot } from '../harness/paths';
 const MiB = 2 ** 20;
 const say = (s: string) => console.log(s);
 const root = repoRoot();
-const cli = path.join(root, 'agent', 'bin', 'physcap.js');
 const profilesDir = path.join(root, 'configs', 'demo');
 /** Where the guest's profiles put captures, on the board's ext4 disk. */
 const GUEST_DEST = 'demo-captures';
@@ -55,7 +55,7 @@ function demoJob(client: string, module: string): string {
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
   return `#!/bin/bash
 C=${client}
-CLI=${cli}
+CLI=${physcapCli}
 D=$PHYSCAP_BOARD_DISK
 W=$TMPDIR/agent
 P=$W/profiles
@@ -209,7 +209,7 @@ function report(run: BoardRun): number {
   manifests.sort((a, b) => a.timing.started.localeCompare(b.timing.started));
 
   const rows: Row[] = manifests.map((m) => {
-    const v = spawnSync(process.execPath, [cli, 'verify', m.id, '--dest', dest], { encoding: 'utf8' });
+    const v = spawnSync(process.execPath, [physcapCli, 'verify', m.id, '--dest', dest], { encoding: 'utf8' });
     const verified = need(`${m.id} verifies`, v.status === 0);
     const matches = m.regions.every((r) => RANGE_OF[r.name] !== undefined && r.sha256 === run.truth(RANGE_OF[r.name]!).sha256);
     need(`${m.id} matches the host's ground truth`, m.status === 'complete' && matches);

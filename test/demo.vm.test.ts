@@ -6,10 +6,12 @@
  * capture verified and matched the ground truth, and explore commands that
  * work as printed.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
+import { exec } from './support/cli';
 
 const root = path.join(__dirname, '..');
 const demo = path.join(root, 'dist', 'scripts', 'demo.js');
@@ -21,13 +23,9 @@ describe('npm run demo', () => {
 
   beforeAll(async () => {
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-demo-'));
-    await new Promise<void>((resolve) => {
-      execFile(process.execPath, [demo], { cwd: root, env: { ...process.env, PHYSCAP_DEMO_OUT: out }, timeout: 15 * 60_000, maxBuffer: 16 << 20 }, (err, so, se) => {
-        stdout = `${so}${se}`;
-        code = err ? Number((err as { code?: number }).code ?? 1) : 0;
-        resolve();
-      });
-    });
+    const r = await exec(process.execPath, [demo], { cwd: root, env: { ...process.env, PHYSCAP_DEMO_OUT: out }, timeout: 15 * 60_000, maxBuffer: 16 << 20 });
+    stdout = `${r.stdout}${r.stderr}`;
+    code = r.code;
   }, 16 * 60_000);
   afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
 

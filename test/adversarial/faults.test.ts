@@ -13,6 +13,7 @@ import * as path from 'node:path';
 
 import { DirStore } from '../../agent/src/destinations/dir';
 import type { Manifest } from '../../agent/src/manifest/types';
+import { physcapCli } from '../../harness/agent';
 import { captureNow, imageProfile, indexOf, makeImage, MiB, verifies, writeProfile } from '../support/capture';
 import { cli, scratch } from './kit';
 
@@ -182,7 +183,6 @@ describe('[faults] the publishing step', () => {
 });
 
 describe('[faults] killed at any point', () => {
-  const bin = path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js');
   /** Watches a destination closely (1 ms) until `when` holds or the child ends. */
   async function until(child: { exited: boolean }, when: () => boolean): Promise<boolean> {
     const deadline = Date.now() + 20_000;
@@ -215,7 +215,7 @@ describe('[faults] killed at any point', () => {
     const dest = fresh('kill');
     const p = profileFor(dest, 40 * MiB);
     const earlier = await captureNow(writeProfile(s.dir, `kill-small-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, MiB]] })));
-    const child = spawn(process.execPath, [bin, 'capture', p.file, '--json'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: 'ignore' });
     const state = { exited: false };
     const exited = new Promise((r) => child.once('exit', () => r((state.exited = true))));
     await until(state, point(dest));
@@ -234,7 +234,7 @@ describe('[faults] killed at any point', () => {
   test.each(POINTS.slice(1, 4))('[faults] physcap capture stopped with SIGTERM %s: exit 1 unless it had finished; failed says why; nothing false', async (_what, point) => {
     const dest = fresh('term');
     const p = profileFor(dest, 40 * MiB);
-    const child = spawn(process.execPath, [bin, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const state = { exited: false };
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -17,6 +17,7 @@ import { entryHash, parseEntry, serializeEntry } from '../../agent/src/manifest/
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { verifyCapture } from '../../agent/src/manifest/verify';
+import { physcapCli } from '../../harness/agent';
 import { captureNow, imageProfile, makeImage, manifestOf, MiB, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
@@ -346,7 +347,7 @@ describe('physcap capture and regions from the command line', () => {
     const dest = path.join(work, 'tty');
     writeProfile(work, 'tty', imageProfile({ image: img.file, dest, regions: REGIONS }));
     // script(1) gives the command a pseudo-terminal, as a user at a shell would have.
-    const cmd = `${process.execPath} ${path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js')} capture ${path.join(work, 'tty.yaml')}`;
+    const cmd = `${process.execPath} ${physcapCli} capture ${path.join(work, 'tty.yaml')}`;
     const out = execFileSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8' });
     expect(out).toMatch(/tty \[=+\] 100% \| 7\/7 MiB/);
     expect(out).toMatch(/tty-\d{8}T\d{6}Z-[0-9a-f]{6}: complete, 7.0 MiB in/);

@@ -15,7 +15,7 @@ import { planCapture } from '../../agent/src/capture/plan';
 import { DirStore } from '../../agent/src/destinations/dir';
 import { initBlockdev } from '../../agent/src/destinations/blockdev';
 import { entryHash } from '../../agent/src/manifest/chain';
-import { physcapCli } from '../../harness/agent';
+import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
 import { captureNow, imageProfile, indexOf, makeImage, manifestOf, MiB, verifies, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
@@ -108,7 +108,7 @@ describe('interrupted captures and start-up recovery', () => {
     expect(indexOf(dest)).toHaveLength(1); // nothing claims the killed capture is anything yet
 
     const runtime = path.join(dir, 'run');
-    const agent = spawn(process.execPath, [physcapCli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'), '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'spool')]);
+    const agent = runAgent(dir, { spoolDir: path.join(runtime, 'spool') });
     let log = '';
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     try {
@@ -132,8 +132,7 @@ describe('interrupted captures and start-up recovery', () => {
       expect(list.stdout).toMatch(new RegExp(`${id}\\s+failed`));
       expect(list.code).toBe(0);
     } finally {
-      agent.kill('SIGTERM');
-      await new Promise((r) => agent.once('exit', r));
+      await stopAgent(agent);
     }
   }, 90_000);
 

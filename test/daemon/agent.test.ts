@@ -3,54 +3,24 @@
  * source, real trigger files, a real signal, the real control socket, a
  * bad profile dropped in while it runs, and SIGTERM.
  */
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../../agent/src/control/client';
+import { runAgent, stopAgent } from '../../harness/agent';
+import { exec, physcap as runPhyscap } from '../support/cli';
 import { sha256 } from '../support/hash';
 import { waiter } from '../support/wait';
 
-const root = path.join(__dirname, '..', '..');
-const cli = path.join(root, 'agent', 'bin', 'physcap.js');
 const MiB = 2 ** 20;
 
 const waitUntil = waiter({ ms: 10_000 });
 
-/** `physcap run` on a test directory: profiles in DIR/profiles, runtime in DIR/run. */
-function runAgent(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const runtime = path.join(dir, 'run');
-  return spawn(
-    process.execPath,
-    [
-      cli, 'run',
-      '--config', path.join(dir, 'none.yaml'),
-      '--profiles-dir', path.join(dir, 'profiles'),
-      '--state-dir', path.join(dir, 'state'),
-      '--runtime-dir', runtime,
-      '--spool-dir', path.join(runtime, 'triggers'),
-      ...extra,
-    ],
-    { env },
-  );
-}
-
-/** SIGTERM, and wait for the exit. */
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  if (agent.exitCode !== null) return;
-  agent.kill('SIGTERM');
-  await new Promise((r) => agent.once('exit', r));
-}
-
-function physcap(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+/** physcap ARGS, 20 s at most. */
+const physcap = (args: string[]) => runPhyscap(args, { timeout: 20_000 });
 
 describe('physcap run', () => {
   let dir: string;
@@ -165,11 +135,7 @@ cooldown: 0
 c.on('connect', () => c.write(JSON.stringify({ op: 'trigger', profile: 'vm' }) + '\\n'));
 c.on('data', (d) => { process.stdout.write(d); c.end(); });
 c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
-      const answer = await new Promise<string>((resolve) => {
-        execFile(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], { uid: 65534, gid: 65534, timeout: 10_000 }, (_e, stdout) =>
-          resolve(stdout),
-        );
-      });
+      const { stdout: answer } = await exec(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], { uid: 65534, gid: 65534, timeout: 10_000 });
       expect(JSON.parse(answer)).toEqual({ ok: false, error: 'not allowed' });
       expect(log).toMatch(/"uid":65534.*"msg":"control connection refused: user not allowed"/);
       expect(complete()).toHaveLength(3); // nothing was captured for it
@@ -248,7 +214,7 @@ hash:
 cooldown: 0
 `,
     );
-    agent = runAgent(dir, ['--grace', '0']);
+    agent = runAgent(dir, { extra: ['--grace', '0'] });
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
   }, 60_000);
@@ -315,7 +281,7 @@ while True: print(json.dumps(s.recv(4096).decode()))`,
   let agent: ChildProcess | undefined;
   try {
     expect(await waitUntil(() => messages.includes('ready'))).toBe(true);
-    agent = runAgent(dir, [], { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' });
+    agent = runAgent(dir, { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' } });
     expect(await waitUntil(() => messages.some((m) => m.startsWith('READY=1')))).toBe(true);
     expect(messages.find((m) => m.startsWith('READY=1'))).toBe('READY=1\nSTATUS=1 profiles active');
     expect(await waitUntil(() => messages.filter((m) => m === 'WATCHDOG=1').length >= 2)).toBe(true);
@@ -425,7 +391,7 @@ cooldown: 1h
   fs.writeFileSync(path.join(dir, 'agent.yaml'), 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nmetrics_listen: "127.0.0.1:0"\n');
   let log = '';
   const runtime = path.join(dir, 'run');
-  const agent = runAgent(dir, ['--config', path.join(dir, 'agent.yaml')]);
+  const agent = runAgent(dir, { extra: ['--config', path.join(dir, 'agent.yaml')] });
   agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);

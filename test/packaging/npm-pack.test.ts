@@ -6,24 +6,19 @@
  * and its CLI works from there: --version, validate (good and bad
  * profiles), and an image-source capture that verifies.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { exec } from '../support/cli';
 import { sha256 } from '../support/hash';
 
 const root = path.join(__dirname, '..', '..');
 const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
-function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, timeout: 240_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const run = (cmd: string, args: string[], opts: { cwd?: string } = {}) => exec(cmd, args, { cwd: opts.cwd, timeout: 240_000 });
 
 describe('npm pack → install into a fresh prefix', () => {
   let tmp: string;
