@@ -25,8 +25,9 @@ import * as path from 'node:path';
 import type { Manifest } from '../agent/src/manifest/types';
 import { physcapCli } from '../harness/agent';
 import { BoardRun, bootBoard } from '../harness/board';
+import { jobHead } from '../harness/job';
 import { BOARD_RANGES, hex } from '../harness/layout';
-import { artifacts, loadKernels, repoRoot } from '../harness/paths';
+import { KernelSpec, loadKernels, repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
 const say = (s: string) => console.log(s);
@@ -51,27 +52,17 @@ destination:
   path: /run/physcap-board/disk/${GUEST_DEST}
 `;
 
-function demoJob(client: string, module: string): string {
+function demoJob(kernel: KernelSpec): string {
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
-  return `#!/bin/bash
-C=${client}
-CLI=${physcapCli}
-D=$PHYSCAP_BOARD_DISK
-W=$TMPDIR/agent
+  return `${jobHead(kernel)}W=$TMPDIR/agent
 P=$W/profiles
 SPOOL=$W/run/triggers
-rec() { printf '@@%s %s %s\\n' "$1" "$2" "$3"; }
 narrate() { echo "physcap-demo: $*" > /dev/console; }
 fail() {
 	narrate "FAILED: $*"
 	kill -CONT $agent 2>/dev/null; kill -TERM $agent 2>/dev/null; wait $agent 2>/dev/null
 	tail -30 $W/agent.log | sed 's/^/@@agentlog - /'
 	exit 1
-}
-# wait_for SECONDS COMMAND...: true once COMMAND holds; false at the deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
 }
 completes() { cat $D/${GUEST_DEST}/index.jsonl 2>/dev/null | grep -c '"status":"complete"'; }
 complete_at_least() { [ "$(completes)" -ge $1 ]; }
@@ -88,7 +79,7 @@ narrate "    $(sed -n 's/.*"errno":"\\([A-Z]*\\)".*/\\1/p' <<< "$q"): the mappin
 
 # The watchdog core first: physcap.ko registers its pretimeout governor with it.
 modprobe softdog soft_noboot=1 || exit 11
-insmod ${module} || exit 10
+insmod $MOD || exit 10
 narrate "physcap.ko loaded: /dev/physcap, the 'physcap' pretimeout governor"
 
 mkdir -p $P $SPOOL
@@ -261,12 +252,11 @@ function report(run: BoardRun): number {
 
 async function main(): Promise<number> {
   const kernel = loadKernels()[0]!;
-  const { client, module } = artifacts(kernel);
   say(`physcap demo: booting the emulated board (QEMU, Debian ${kernel.release}); the host fills the reserved ranges first.`);
   const started = Date.now();
   const run = await bootBoard({
     kernel,
-    job: demoJob(client, module),
+    job: demoJob(kernel),
     reserved: BOARD_RANGES,
     onConsole: (line) => {
       const m = /physcap-demo: (.*)$/.exec(line);

@@ -17,17 +17,18 @@
  * share; the captures are read off the scratch disk with debugfs.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD, splitLoads } from '../../agent/src/container/elf';
 import { describeCore } from '../../agent/src/container/kernel-dump';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { BoardRun, bootBoard, ReservedRange } from '../../harness/board';
+import { jobHead } from '../../harness/job';
 import { hex } from '../../harness/layout';
-import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
-import { scratchCopyDir, scratchCopyFile } from '../support/board';
+import { KernelSpec, loadKernels } from '../../harness/paths';
+import { expectJobRan, scratchCopyDir, scratchCopyFile } from '../support/board';
 import { physcapSync } from '../support/cli';
+import { removeDir, tempDir } from '../support/tmp';
 import { crashSupport, crashVersion, debugVmlinux, DrgnView, hasSymbol, logLines, runCrash, runDrgn, runGdb } from './tools';
 
 const MiB = 2 ** 20;
@@ -67,14 +68,11 @@ source:
 `;
 }
 
-function job(module: string): string {
-  const cli = path.join(repoRoot(), 'agent', 'bin', 'physcap.js');
+function job(kernel: KernelSpec): string {
   // The task lists are taken by the shell itself (a glob, no fork), before
   // and after the capture, so they hold no process of their own; the
   // capture's process (its threads come and go) is left out by drgn.
-  return `#!/bin/bash
-D=$PHYSCAP_BOARD_DISK
-insmod ${module} || exit 10
+  return `${jobHead(kernel)}insmod $MOD || exit 10
 P=$TMPDIR/profiles
 mkdir -p $P
 cat > $P/ram.yaml <<YAML
@@ -92,14 +90,14 @@ tasks() {
 }
 sleep 2
 tasks before
-node ${cli} capture $P/ram.yaml --json > $D/ram.json 2> $D/ram.err &
+node $CLI capture $P/ram.yaml --json > $D/ram.json 2> $D/ram.err &
 pid=$!
 wait $pid
 rc=$?
 tasks after
 dmesg > $D/dmesg.txt
 echo "@@guest - {\\"release\\":\\"$(uname -r)\\",\\"memTotalKiB\\":$(awk '/^MemTotal:/ {print $2}' /proc/meminfo),\\"capturePid\\":$pid}"
-node ${cli} capture $P/fwlog.yaml --json > $D/fwlog.json 2> $D/fwlog.err || exit 12
+node $CLI capture $P/fwlog.yaml --json > $D/fwlog.json 2> $D/fwlog.err || exit 12
 exit $rc
 `;
 }
@@ -119,8 +117,8 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   const support = crashSupport(crash, hasSymbol(dbg.vmlinux, 'module_load_offset'), kernel.release);
 
   beforeAll(async () => {
-    run = await bootBoard({ kernel, job: job(artifacts(kernel).module), memoryMiB: MEMORY_MIB, reserved: [RESERVED], timeoutMs: 20 * 60_000 });
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-postmortem-'));
+    run = await bootBoard({ kernel, job: job(kernel), memoryMiB: MEMORY_MIB, reserved: [RESERVED], timeoutMs: 20 * 60_000 });
+    work = tempDir('postmortem');
     if (run.exitCode !== 0) return;
     dest = scratchCopyDir(run, '/captures', work);
     const file = (name: string) => fs.readFileSync(scratchCopyFile(run, `/${name}`, path.join(work, name)), 'utf8');
@@ -133,11 +131,11 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   }, 25 * 60_000);
   afterAll(() => {
     run?.cleanup();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
+    if (work) removeDir(work);
   });
 
   test('the job ran: System RAM captured complete and verified on the host; the right debug vmlinux', () => {
-    if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
+    expectJobRan(run);
     expect(ram.status).toBe('complete');
     const v = physcapSync(['verify', path.join(dest, ram.id)]);
     if (v.code !== 0) throw new Error(`verify: ${v.stdout}${v.stderr}`);
