@@ -21,15 +21,16 @@ import { physcapCli } from '../../harness/agent';
 import { captureNow, imageProfile, makeImage, manifestOf, MiB, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-captures-'));
+  work = tempDir('captures');
   img = makeImage(work, 16 * MiB);
 });
-afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+afterAll(() => removeDir(work));
 
 const REGIONS: Array<[string, number, number]> = [
   ['crashlog', 0x100000, 3 * MiB + 20 * 1024],

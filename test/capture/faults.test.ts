@@ -8,7 +8,6 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { planCapture } from '../../agent/src/capture/plan';
@@ -20,31 +19,24 @@ import { captureNow, imageProfile, indexOf, makeImage, manifestOf, MiB, verifies
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
 import { waitUntil } from '../support/wait';
+import { removeDir, tempDir, useTmpfs } from '../support/tmp';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-faults-'));
+  work = tempDir('faults');
   img = makeImage(work, 16 * MiB);
 });
-afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+afterAll(() => removeDir(work));
 
 const captures = (dest: string) => (fs.existsSync(dest) ? fs.readdirSync(dest).filter((d) => d !== 'index.jsonl').sort() : []);
 
 describe('a full disk mid-capture (a small filesystem)', () => {
-  let mnt: string;
-  beforeAll(() => {
-    mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-enospc-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m', 'tmpfs', mnt]);
-  });
-  afterAll(() => {
-    execFileSync('umount', [mnt]);
-    fs.rmSync(mnt, { recursive: true, force: true });
-  });
+  const mnt = useTmpfs('enospc', '20m');
 
   test('ENOSPC: the capture ends failed with what it wrote; the earlier capture is intact', async () => {
-    const dest = path.join(mnt, 'captures');
+    const dest = path.join(mnt(), 'captures');
     const small = writeProfile(work, 'small', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], format: 'raw' }));
     const earlier = await captureNow(small);
     expect(earlier.status).toBe('complete');
@@ -56,7 +48,7 @@ describe('a full disk mid-capture (a small filesystem)', () => {
       onProgress: () => {
         if (filled) return;
         filled = true;
-        fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(7 * MiB));
+        fs.writeFileSync(path.join(mnt(), 'filler'), Buffer.alloc(7 * MiB));
       },
     });
     expect(outcome).toMatchObject({ status: 'failed', error: { code: 'ENOSPC' } });

@@ -9,7 +9,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { importCore } from '../../agent/src/capture/import';
@@ -18,6 +17,7 @@ import { DirStore } from '../../agent/src/destinations/dir';
 import { MiB } from '../support/capture';
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
 
@@ -55,10 +55,10 @@ describe('physcap import of a big-endian board core', () => {
   let dir: string;
   let made: Made;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-import-'));
+    dir = tempDir('import');
     made = boardCore(dir);
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   test('becomes a complete capture that keeps the board: names, byte order, machine, VMCOREINFO, provenance', async () => {
     const dest = path.join(dir, 'store-a');

@@ -8,7 +8,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { defaultDumpLevel, exportKdump, userPagesCaveat } from '../../agent/src/container/kdump';
@@ -18,6 +17,7 @@ import type { Manifest } from '../../agent/src/manifest/types';
 import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const PAGE_OFFSET = 0xffff_8880_0000_0000n;
 const IMAGE = { vaddr: 0xffff_ffff_8100_0000n, paddr: 0x10_0000n, size: 0x10_0000n };
@@ -47,9 +47,9 @@ function vmcoreLike(dir: string): { file: string; bytes: Buffer } {
 describe('export --format kdump', () => {
   let dir: string;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-kdump-'));
+    dir = tempDir('kdump');
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   test('a capture of physical ranges only is refused, saying what it is; nothing is written', async () => {
     const img = makeImage(dir, 2 * MiB);

@@ -6,7 +6,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../../agent/src/control/client';
@@ -14,6 +13,7 @@ import { runAgent, stopAgent } from '../../harness/agent';
 import { exec, physcap as runPhyscap } from '../support/cli';
 import { sha256 } from '../support/hash';
 import { waiter } from '../support/wait';
+import { removeDir, tempDir, withTempDir } from '../support/tmp';
 
 const MiB = 2 ** 20;
 
@@ -32,7 +32,7 @@ describe('physcap run', () => {
   const runtime = () => path.join(dir, 'run');
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agent-'));
+    dir = tempDir('agent');
     image = path.join(dir, 'image');
     fs.writeFileSync(image, crypto.randomBytes(8 * MiB));
     fs.mkdirSync(path.join(dir, 'profiles'));
@@ -68,7 +68,7 @@ cooldown: 0
       agent.kill('SIGKILL');
       await new Promise((r) => agent.once('exit', r));
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   });
 
   const expected = () => sha256(fs.readFileSync(image).subarray(MiB, 5 * MiB));
@@ -164,16 +164,13 @@ c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
 });
 
 test('an invalid agent.yaml: exit 78 with the positioned error', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agentcfg-'));
-  try {
+  await withTempDir('agentcfg', async (dir) => {
     const cfg = path.join(dir, 'agent.yaml');
     fs.writeFileSync(cfg, 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nlog_level: loud\n');
     const r = await physcap(['run', '--config', cfg, '--runtime-dir', path.join(dir, 'run')]);
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/agent\.yaml:3:12 {2}\/log_level {2}not one of the allowed values/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 describe('physcap run during a long capture', () => {
@@ -185,7 +182,7 @@ describe('physcap run during a long capture', () => {
   const runtime = () => path.join(dir, 'run');
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-long-'));
+    dir = tempDir('long');
     image = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : dir, `physcap-long-${process.pid}`);
     const fd = fs.openSync(image, 'w');
     const chunk = crypto.randomBytes(16 * MiB);
@@ -225,7 +222,7 @@ cooldown: 0
       await new Promise((r) => agent.once('exit', r));
     }
     fs.rmSync(image, { force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   });
 
   test('SIGHUP while a capture runs: the profiles reload, the capture is undisturbed and completes', async () => {
@@ -258,7 +255,7 @@ cooldown: 0
 });
 
 test('systemd: READY, WATCHDOG pings, RELOADING with MONOTONIC_USEC on SIGHUP, STOPPING', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-notify-'));
+  const dir = tempDir('notify');
   const sock = path.join(dir, 'notify.sock');
   // Node has no unix datagram sockets: a python3 listener stands in for systemd.
   const listener = spawn('python3', [
@@ -298,12 +295,12 @@ while True: print(json.dumps(s.recv(4096).decode()))`,
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
     listener.kill();
     await new Promise((r) => listener.once('exit', r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 30_000);
 
 test('a storm of 1000 trigger files and 1000 signals: the agent stays up, memory bounded, every event accounted once', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-storm-'));
+  const dir = tempDir('storm');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
   fs.mkdirSync(path.join(dir, 'profiles'));
@@ -359,12 +356,12 @@ cooldown: 1s
     expect(JSON.parse(s.stdout)).toMatchObject({ ok: true });
   } finally {
     await stopAgent(agent);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 60_000);
 
 test('Prometheus metrics: captures by result, bytes, trigger fates', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-metrics-'));
+  const dir = tempDir('metrics');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
   fs.mkdirSync(path.join(dir, 'profiles'));
@@ -407,12 +404,12 @@ cooldown: 1h
     expect(text).toMatch(/^physcap_last_success_timestamp_seconds\{profile="m"\} \d+/m);
   } finally {
     await stopAgent(agent);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 30_000);
 
 test('an interval trigger fires captures on its own, end to end', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-interval-'));
+  const dir = tempDir('interval');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
   fs.mkdirSync(path.join(dir, 'profiles'));
@@ -451,6 +448,6 @@ cooldown: 0
     expect(reasons).toContain('interval: every 0.3 s');
   } finally {
     await stopAgent(agent);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 30_000);

@@ -18,13 +18,13 @@
  * big-endian, LiME is little-endian).
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../../harness/ppc/board';
 import { physcap } from '../support/cli';
 import { sha256, sha256File } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -67,7 +67,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
   let core: string;
 
   beforeAll(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-ppc-test-'));
+    tmp = tempDir('ppc-test');
     const progress = process.env.PHYSCAP_BOARD_PROGRESS === '1' ? (l: string) => process.stderr.write(`ppc| ${l}\n`) : undefined;
     run = await bootPpcBoard({ job: JOB, onConsole: progress });
     core = path.join(tmp, 'board.core');
@@ -76,7 +76,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
 
   afterAll(() => {
     run?.cleanup();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeDir(tmp);
   });
 
   test('every step of the job ran and succeeded', () => {

@@ -6,7 +6,6 @@
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -25,13 +24,14 @@ import {
   writeFileAt,
 } from '../../agent/src/native/binding';
 import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 let work: string;
 let dirFd: number;
 const fdsToClose: number[] = [];
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-dirops-'));
+  work = tempDir('dirops');
 });
 beforeEach(() => {
   dirFd = openDir(work);
@@ -41,7 +41,7 @@ afterEach(() => {
   for (const fd of fdsToClose.splice(0)) closeFd(fd);
 });
 afterAll(() => {
-  fs.rmSync(work, { recursive: true, force: true });
+  removeDir(work);
 });
 
 /** A fresh directory under work, for one test's names. */

@@ -7,7 +7,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -23,7 +22,7 @@ import {
   writeAligned,
 } from '../../agent/src/native/binding';
 import { sha256 } from '../support/hash';
-import { useScratch } from '../support/tmp';
+import { useScratch, useTmpfs } from '../support/tmp';
 
 const MiB = 2 ** 20;
 const scratch = useScratch('engine');
@@ -245,18 +244,10 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
 });
 
 describe('a full disk', () => {
-  let small: string;
-  beforeAll(() => {
-    small = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-small-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
-  });
-  afterAll(() => {
-    execFileSync('umount', [small]);
-    fs.rmSync(small, { recursive: true, force: true });
-  });
+  const small = useTmpfs('small', '8m');
 
   test('preallocation fails up front with ENOSPC, before a byte is written', async () => {
-    const d = openDestination(path.join(small, 'big.bin'), 'create');
+    const d = openDestination(path.join(small(), 'big.bin'), 'create');
     try {
       let err: NativeError | undefined;
       try {
@@ -274,7 +265,7 @@ describe('a full disk', () => {
     const img = image('fill', 32 * MiB);
     let err: NativeError | undefined;
     try {
-      await captureTo(path.join(small, 'fill.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(32 * MiB) });
+      await captureTo(path.join(small(), 'fill.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(32 * MiB) });
     } catch (e) {
       err = e as NativeError;
     }

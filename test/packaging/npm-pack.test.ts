@@ -9,11 +9,11 @@
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { exec } from '../support/cli';
 import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const root = path.join(__dirname, '..', '..');
 const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -26,7 +26,7 @@ describe('npm pack → install into a fresh prefix', () => {
   let bin: string;
 
   beforeAll(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-pack-'));
+    tmp = tempDir('pack');
     const packed = await run('npm', ['pack', '--pack-destination', tmp, '--json'], { cwd: root });
     if (packed.code !== 0) throw new Error(`npm pack failed:\n${packed.stderr}`);
     tarball = path.join(tmp, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename);
@@ -35,7 +35,7 @@ describe('npm pack → install into a fresh prefix', () => {
     if (installed.code !== 0) throw new Error(`npm install of the tarball failed:\n${installed.stdout}${installed.stderr}`);
     bin = path.join(prefix, 'bin', 'physcap');
   }, 10 * 60_000);
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  afterAll(() => removeDir(tmp));
 
   test('the tarball holds sources, schemas, DKMS and systemd files, and nothing built', () => {
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));

@@ -58,7 +58,7 @@ export function useTmpfs(name: string, size: string): () => string {
  * memory) and a directory on the real disk for O_DIRECT destinations.
  * Call at a test file's top level: it registers its own beforeAll/afterAll.
  */
-export function useScratch(name: string): { image(name: string, size: number): { file: string; data: Buffer }; work(): string } {
+export function useScratch(name: string): { image(name: string, size: number): { file: string; data: Buffer }; shm(): string; work(): string } {
   let shm = '';
   let work = '';
   beforeAll(() => {
@@ -76,6 +76,7 @@ export function useScratch(name: string): { image(name: string, size: number): {
       fs.writeFileSync(file, data);
       return { file, data };
     },
+    shm: () => shm,
     work: () => work,
   };
 }

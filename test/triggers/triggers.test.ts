@@ -1,7 +1,6 @@
 /** Triggers on real directories, timers and signals. */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { systemClock } from '../../agent/src/core/clock';
@@ -11,6 +10,7 @@ import { fileTrigger } from '../../agent/src/triggers/file';
 import { intervalTrigger } from '../../agent/src/triggers/interval';
 import { TriggerContext } from '../../agent/src/triggers/trigger';
 import { waiter } from '../support/wait';
+import { removeDir, tempDir } from '../support/tmp';
 
 const waitUntil = waiter({ ms: 5000, everyMs: 10 });
 
@@ -41,10 +41,10 @@ describe('file trigger', () => {
     fs.renameSync(tmp, path.join(spool, name));
   };
   beforeEach(() => {
-    spool = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-spool-')), 'triggers');
+    spool = path.join(tempDir('spool'), 'triggers');
     ctx = context(spool);
   });
-  afterEach(() => fs.rmSync(path.dirname(spool), { recursive: true, force: true }));
+  afterEach(() => removeDir(path.dirname(spool)));
 
   test('a dropped file fires with its reason and is consumed; other names do nothing', async () => {
     const t = fileTrigger('board', { name: 'board' }, ctx);
