@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../agent/src/control/client';
-import { runAgent, stopAgent } from '../harness/agent';
+import { runAgent, stopAgent, writeAgentProfile } from '../harness/agent';
 import { HostCase } from './host';
 
 const MiB = 2 ** 20;
@@ -51,33 +51,12 @@ export async function benchAgent(triggersPerKind: number, idleSeconds: number): 
   const out = path.join(dir, 'out');
   const runtime = path.join(dir, 'run');
   const tag = `physcap-bench-${crypto.randomBytes(4).toString('hex')}`;
-  fs.mkdirSync(path.join(dir, 'profiles'));
-  fs.writeFileSync(
-    path.join(dir, 'profiles', 'bench.yaml'),
-    `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: bench
-regions:
-  - name: r
-    start: "0x0"
-    size: 64KiB
-triggers:
-  - kind: file
-  - kind: signal
-  - kind: control
-  - kind: kmsg
-    patterns: ["^${tag}$"]
-destination:
-  kind: dir
-  path: ${out}
-source:
-  kind: image
-  image_path: ${image}
-hash:
-  chunk_size: 0
-cooldown: 0
-`,
-  );
+  writeAgentProfile(dir, {
+    name: 'bench',
+    region: ['r', '0x0', '64KiB'],
+    triggers: ['kind: file', 'kind: signal', 'kind: control', `kind: kmsg\n    patterns: ["^${tag}$"]`],
+    extra: 'hash:\n  chunk_size: 0\ncooldown: 0\n',
+  });
   let log = '';
   const agent = runAgent(dir);
   agent.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-65536)));

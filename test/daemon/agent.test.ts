@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { request } from '../../agent/src/control/client';
-import { runAgent, stopAgent } from '../../harness/agent';
+import { runAgent, stopAgent, writeAgentProfile } from '../../harness/agent';
 import { exec, physcap as runPhyscap } from '../support/cli';
 import { sha256 } from '../support/hash';
 import { waiter } from '../support/wait';
@@ -35,29 +35,7 @@ describe('physcap run', () => {
     dir = tempDir('agent');
     image = path.join(dir, 'image');
     fs.writeFileSync(image, crypto.randomBytes(8 * MiB));
-    fs.mkdirSync(path.join(dir, 'profiles'));
-    fs.writeFileSync(
-      path.join(dir, 'profiles', 'vm.yaml'),
-      `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: vm
-regions:
-  - name: low
-    start: "0x100000"
-    size: 4MiB
-triggers:
-  - kind: file
-  - kind: control
-  - kind: signal
-destination:
-  kind: dir
-  path: ${out()}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 0
-`,
-    );
+    writeAgentProfile(dir, { name: 'vm', region: ['low', '0x100000', '4MiB'], triggers: ['kind: file', 'kind: control', 'kind: signal'], extra: 'cooldown: 0\n' });
     agent = runAgent(dir);
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -188,29 +166,7 @@ describe('physcap run during a long capture', () => {
     const chunk = crypto.randomBytes(16 * MiB);
     for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk); // 1 GiB
     fs.closeSync(fd);
-    fs.mkdirSync(path.join(dir, 'profiles'));
-    fs.writeFileSync(
-      path.join(dir, 'profiles', 'big.yaml'),
-      `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: big
-regions:
-  - name: all
-    start: "0x0"
-    size: 1GiB
-triggers:
-  - kind: control
-destination:
-  kind: dir
-  path: ${out()}
-source:
-  kind: image
-  image_path: ${image}
-hash:
-  readback: always
-cooldown: 0
-`,
-    );
+    writeAgentProfile(dir, { name: 'big', region: ['all', '0x0', '1GiB'], triggers: ['kind: control'], image, extra: 'hash:\n  readback: always\ncooldown: 0\n' });
     agent = runAgent(dir, { extra: ['--grace', '0'] });
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -303,29 +259,9 @@ test('a storm of 1000 trigger files and 1000 signals: the agent stays up, memory
   const dir = tempDir('storm');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  fs.mkdirSync(path.join(dir, 'profiles'));
   const spool = path.join(dir, 'run', 'triggers');
   for (const name of ['a', 'b']) {
-    fs.writeFileSync(
-      path.join(dir, 'profiles', `${name}.yaml`),
-      `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: ${name}
-regions:
-  - name: r
-    start: "0x0"
-    size: 256KiB
-triggers:
-  - kind: file
-${name === 'a' ? '  - kind: signal\n' : ''}destination:
-  kind: dir
-  path: ${path.join(dir, 'out')}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 1s
-`,
-    );
+    writeAgentProfile(dir, { name, region: ['r', '0x0', '256KiB'], triggers: ['kind: file', ...(name === 'a' ? ['kind: signal'] : [])], extra: 'cooldown: 1s\n' });
   }
   let log = '';
   const agent = runAgent(dir);
@@ -364,27 +300,7 @@ test('Prometheus metrics: captures by result, bytes, trigger fates', async () =>
   const dir = tempDir('metrics');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  fs.mkdirSync(path.join(dir, 'profiles'));
-  fs.writeFileSync(
-    path.join(dir, 'profiles', 'm.yaml'),
-    `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: m
-regions:
-  - name: r
-    start: "0x0"
-    size: 256KiB
-triggers:
-  - kind: control
-destination:
-  kind: dir
-  path: ${path.join(dir, 'out')}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 1h
-`,
-  );
+  writeAgentProfile(dir, { name: 'm', region: ['r', '0x0', '256KiB'], triggers: ['kind: control'], extra: 'cooldown: 1h\n' });
   fs.writeFileSync(path.join(dir, 'agent.yaml'), 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nmetrics_listen: "127.0.0.1:0"\n');
   let log = '';
   const runtime = path.join(dir, 'run');
@@ -412,29 +328,7 @@ test('an interval trigger fires captures on its own, end to end', async () => {
   const dir = tempDir('interval');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  fs.mkdirSync(path.join(dir, 'profiles'));
-  fs.writeFileSync(
-    path.join(dir, 'profiles', 'tick.yaml'),
-    `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: tick
-regions:
-  - name: r
-    start: "0x0"
-    size: 64KiB
-triggers:
-  - kind: interval
-    every: 300ms
-    at_start: true
-destination:
-  kind: dir
-  path: ${path.join(dir, 'out')}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 0
-`,
-  );
+  writeAgentProfile(dir, { name: 'tick', region: ['r', '0x0', '64KiB'], triggers: ['kind: interval\n    every: 300ms\n    at_start: true'], extra: 'cooldown: 0\n' });
   const agent = runAgent(dir);
   try {
     const out = path.join(dir, 'out');
