@@ -18,6 +18,7 @@ import {
   PhyscapEvent,
   readPhyscapEvents,
 } from '../../agent/src/native/binding';
+import { thrown } from '../support/errors';
 import { removeDir, tempDir } from '../support/tmp';
 
 const EVENT_SIZE = 120; // PHYSCAP_EVENT_SIZE
@@ -139,15 +140,6 @@ function watch(p: string) {
     waitEvents: (n: number) => waitFor(() => events.length >= n, `${n} events (have ${events.length})`),
     waitEnd: () => waitFor(() => ends.length > 0, 'end()'),
   };
-}
-
-function thrown(fn: () => unknown): NativeError {
-  try {
-    fn();
-  } catch (e) {
-    return e as NativeError;
-  }
-  throw new Error('it did not throw');
 }
 
 /** A Destination whose fd is real (an ordinary file): enough to reach the ioctl. */

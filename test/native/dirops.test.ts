@@ -15,7 +15,6 @@ import {
   fsyncFd,
   lockFd,
   mkdirAt,
-  NativeError,
   openDestinationAt,
   openDir,
   openDirAt,
@@ -23,6 +22,7 @@ import {
   unlockFd,
   writeFileAt,
 } from '../../agent/src/native/binding';
+import { thrown } from '../support/errors';
 import { sha256 } from '../support/hash';
 import { removeDir, tempDir } from '../support/tmp';
 
@@ -51,15 +51,6 @@ function scratch(name: string): { dir: string; fd: number } {
   const fd = openDir(dir, { nofollow: true });
   fdsToClose.push(fd);
   return { dir, fd };
-}
-
-function thrown(fn: () => unknown): NativeError {
-  try {
-    fn();
-  } catch (e) {
-    return e as NativeError;
-  }
-  throw new Error('it did not throw');
 }
 
 /** Another process's view of a lock: flock -n exits 1 when it is held. */
