@@ -21,13 +21,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
+import { hex } from '../../harness/layout';
 import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../../harness/ppc/board';
 import { physcap } from '../support/cli';
 import { sha256, sha256File } from '../support/hash';
 import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
-const hex = (n: number) => `0x${n.toString(16)}`;
 const range = (name: string) => PPC_RANGES.find((r) => r.name === name)!;
 const crashlog = range('crashlog');
 const trace = range('trace');
