@@ -18,8 +18,8 @@ import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
 import { captureNow, imageProfile, indexOf, makeImage, manifestOf, MiB, verifies, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
 import { sha256 } from '../support/hash';
-import { waitUntil } from '../support/wait';
 import { removeDir, tempDir, useTmpfs } from '../support/tmp';
+import { waitUntil } from '../support/wait';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;

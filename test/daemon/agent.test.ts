@@ -12,8 +12,8 @@ import { request } from '../../agent/src/control/client';
 import { runAgent, stopAgent, writeAgentProfile } from '../../harness/agent';
 import { exec, physcap as runPhyscap } from '../support/cli';
 import { sha256 } from '../support/hash';
-import { waiter } from '../support/wait';
 import { removeDir, tempDir, withTempDir } from '../support/tmp';
+import { waiter } from '../support/wait';
 
 const MiB = 2 ** 20;
 

@@ -9,8 +9,8 @@ import { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
 import { intervalTrigger } from '../../agent/src/triggers/interval';
 import { TriggerContext } from '../../agent/src/triggers/trigger';
-import { waiter } from '../support/wait';
 import { removeDir, tempDir } from '../support/tmp';
+import { waiter } from '../support/wait';
 
 const waitUntil = waiter({ ms: 5000, everyMs: 10 });
 
