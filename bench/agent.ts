@@ -4,14 +4,14 @@
  * kmsg and control triggers (p50/p99 over many triggers), then the idle
  * agent's CPU over 60 s and its RSS.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../agent/src/control/client';
-import { repoRoot } from '../test/vm/paths';
+import { runAgent, stopAgent, writeAgentProfile } from '../harness/agent';
 import { HostCase } from './host';
 
 const MiB = 2 ** 20;
@@ -45,50 +45,20 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 export async function benchAgent(triggersPerKind: number, idleSeconds: number): Promise<HostCase[]> {
-  const root = repoRoot();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-bench-agent-'));
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
   const out = path.join(dir, 'out');
   const runtime = path.join(dir, 'run');
   const tag = `physcap-bench-${crypto.randomBytes(4).toString('hex')}`;
-  fs.mkdirSync(path.join(dir, 'profiles'));
-  fs.writeFileSync(
-    path.join(dir, 'profiles', 'bench.yaml'),
-    `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: bench
-regions:
-  - name: r
-    start: "0x0"
-    size: 64KiB
-triggers:
-  - kind: file
-  - kind: signal
-  - kind: control
-  - kind: kmsg
-    patterns: ["^${tag}$"]
-destination:
-  kind: dir
-  path: ${out}
-source:
-  kind: image
-  image_path: ${image}
-hash:
-  chunk_size: 0
-cooldown: 0
-`,
-  );
+  writeAgentProfile(dir, {
+    name: 'bench',
+    region: ['r', '0x0', '64KiB'],
+    triggers: ['kind: file', 'kind: signal', 'kind: control', `kind: kmsg\n    patterns: ["^${tag}$"]`],
+    extra: 'hash:\n  chunk_size: 0\ncooldown: 0\n',
+  });
   let log = '';
-  const agent: ChildProcess = spawn(process.execPath, [
-    path.join(root, 'agent', 'bin', 'physcap.js'),
-    'run',
-    '--config', path.join(dir, 'none.yaml'),
-    '--profiles-dir', path.join(dir, 'profiles'),
-    '--state-dir', path.join(dir, 'state'),
-    '--runtime-dir', runtime,
-    '--spool-dir', path.join(runtime, 'triggers'),
-  ]);
+  const agent = runAgent(dir);
   agent.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-65536)));
   try {
     if (!(await until(() => log.includes('"agent ready"'), 20_000))) throw new Error(`the agent did not start:\n${log}`);
@@ -155,8 +125,7 @@ cooldown: 0
     });
     return cases;
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    await stopAgent(agent);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

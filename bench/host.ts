@@ -8,8 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { writePattern } from '../test/vm/patterns';
-import { repoRoot } from '../test/vm/paths';
+import { physcapCli } from '../harness/agent';
+import { writePattern } from '../harness/patterns';
+import { repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
 
@@ -80,7 +81,6 @@ export function benchHost(rounds: number): HostCase[] {
     const dest = path.join(out, 'dest.bin');
     // The whole pipeline (plan, ELF container, whole-file digest, manifest,
     // SHA256SUMS, index) as `physcap capture` runs it, and its verifier.
-    const physcapCli = path.join(root, 'agent', 'bin', 'physcap.js');
     const captures = path.join(out, 'captures');
     const profile = (format: 'elf' | 'raw') => {
       const file = path.join(out, `bench-${format}.yaml`);

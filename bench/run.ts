@@ -28,14 +28,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { BoardRun, bootBoard } from '../test/vm/board';
+import { BoardRun, bootBoard } from '../harness/board';
+import { guestProgram, jobHead } from '../harness/job';
 import { benchAgent } from './agent';
 import { benchHost, HostCase } from './host';
-import { BOARD_RANGES, hex } from '../test/vm/layout';
-import { artifacts, KernelSpec, loadKernels, repoRoot } from '../test/vm/paths';
+import { BOARD_RANGES, hex } from '../harness/layout';
+import { KernelSpec, loadKernels, repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
-/** The board's 256 MiB range without struct pages (test/vm/layout.ts). */
+/** The board's 256 MiB range without struct pages (harness/layout.ts). */
 const RANGE = BOARD_RANGES.find((r) => r.name === 'big')!;
 /**
  * The armed cases capture every reserved range of the board (crashlog,
@@ -87,17 +88,16 @@ function arg(name: string, fallback: string): string {
 }
 
 function benchJob(kernel: KernelSpec, rounds: number): string {
-  const { module, client, selftest } = artifacts(kernel);
   const start = hex(RANGE.start);
   const target = (d: Dest, m: Method, round: number) => (d === 'file' ? `$D/${m}-${round}.bin` : '$RAW');
   const engine = (source: string, f: string) => {
     const request = JSON.stringify({ label: source, source, phys: start, length: String(RANGE.size), mode: 'create', dest: '@DEST@' });
     // Single-quoted JSON with the destination spliced in unquoted, so the shell expands $D.
-    return `node ${path.join(repoRoot(), 'dist', 'test', 'native', 'guest-capture.js')} '${request.replace('@DEST@', `'${f}'`)}'`;
+    return `node ${guestProgram('guest-capture')} '${request.replace('@DEST@', `'${f}'`)}'`;
   };
   const cmd: Record<Method, (d: Dest, f: string) => string> = {
-    module: (d, f) => `${client} write ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
-    question: (d, f) => `${client} devmem ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
+    module: (d, f) => `$C write ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
+    question: (d, f) => `$C devmem ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
     dd: (_d, f) =>
       `dd if=/dev/mem of=${f} bs=1M iflag=skip_bytes,count_bytes skip=${RANGE.start} count=${RANGE.size} oflag=direct conv=fsync`,
     'engine-kernel': (_d, f) => engine('kernel', f),
@@ -116,15 +116,11 @@ function benchJob(kernel: KernelSpec, rounds: number): string {
       }
     }
   }
-  return `#!/bin/bash
-D=$PHYSCAP_BOARD_DISK
-RAW=$PHYSCAP_BOARD_RAW
-T=$TMPDIR
-W=/sys/class/watchdog/watchdog0
+  return `${jobHead(kernel)}W=/sys/class/watchdog/watchdog0
 # The watchdog core before physcap, which binds its governor at load; softdog
 # sits idle (nothing opens it) until the armed cases at the end.
 modprobe softdog soft_noboot=1 || exit 11
-insmod ${module} || exit 10
+insmod $MOD || exit 10
 echo physcap > $W/pretimeout_governor || exit 12
 measure() {
 	local name=$1 dest=$2; shift 2
@@ -146,7 +142,7 @@ measure() {
 # Warm-up, not measured: the first write gives the reserved range struct pages.
 ${cmd.module('file', '$D/warmup.bin')} > /dev/null
 ${lines.join('\n')}
-${armedJob(client, selftest, rounds)}
+${armedJob(rounds)}
 exit 0
 `;
 }
@@ -163,13 +159,13 @@ exit 0
  * classification, which an arm does at arm time: if anything, WRITE is
  * charged a little more.
  */
-function armedJob(client: string, selftest: string, rounds: number): string {
+function armedJob(rounds: number): string {
   const ranges = ARMED_RANGES.map((r) => `${hex(r.start)} ${r.size}`).join(' ');
   let offset = 0;
   const writes = ARMED_RANGES.map((r, i) => {
     const last = i === ARMED_RANGES.length - 1;
     const line =
-      `\t${client} write ${hex(r.start)} ${r.size} $f --existing --offset ${offset}${last ? '' : ' --no-fsync'} > $T/w.out; rc=$?\n` +
+      `\t$C write ${hex(r.start)} ${r.size} $f --existing --offset ${offset}${last ? '' : ' --no-fsync'} > $T/w.out; rc=$?\n` +
       `\tprintf '@@armedwrite %s-%s %s\\n' $r ${r.name} "$(cat $T/w.out)"; [ $rc = 0 ] || return 1`;
     offset += r.size;
     return line;
@@ -186,12 +182,12 @@ armed_round() {
 	local r=$1 armer wd rc
 	fresh
 	# The client preallocates the file (fallocate) before it arms.
-	timeout 120 ${client} arm 0 $D/armed-$r.bin ${ranges} --cookie $((r + 1)) --wait > $T/arm.out 2>&1 &
+	timeout 120 $C arm 0 $D/armed-$r.bin ${ranges} --cookie $((r + 1)) --wait > $T/arm.out 2>&1 &
 	armer=$!
 	arm_id $T/arm.out || { cat $T/arm.out; return 1; }
 	sync
 	# Fed once, then left alone: the pretimeout fires 2 s later.
-	${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 3 > /dev/null &
+	$S watchdog-arm --timeout 10 --pretimeout 8 --hold 3 > /dev/null &
 	wd=$!
 	wait $armer; rc=$?
 	wait $wd

@@ -34,7 +34,7 @@ function buildModule(kernel) {
 /**
  * The emulated PowerPC board's parts: its kernel tree (built by
  * trees.sh), physcap.ko against it, and the static physcap-client,
- * physcap-selftest and board init (test/ppc/init.c) cross-compiled for it.
+ * physcap-selftest and board init (harness/ppc/init.c) cross-compiled for it.
  */
 function buildPpcBoard() {
   const t = kbuild.targets().find((x) => x.target === 'ppce500-board');
@@ -42,7 +42,7 @@ function buildPpcBoard() {
   const out = path.join(build, 'ppc');
   kbuild.buildModule(t, path.join(out, 'module'));
   kbuild.buildClient(t, out);
-  const init = path.join(root, 'test', 'ppc', 'init.c');
+  const init = path.join(root, 'harness', 'ppc', 'init.c');
   const initOut = path.join(out, 'board-init');
   if (!fs.existsSync(initOut) || fs.statSync(initOut).mtimeMs < fs.statSync(init).mtimeMs) {
     run(t.clientCc, ['-O2', '-Wall', '-Wextra', '-Werror', '-static', '-o', initOut, init]);
@@ -59,11 +59,11 @@ function newestMtime(files) {
 
 function buildInitramfs(kernel) {
   const out = path.join(build, 'vm', `initramfs-${kernel.release}.cpio.gz`);
-  const inputs = ['init.sh', 'build-initramfs.sh'].map((f) => path.join(root, 'test', 'vm', f));
+  const inputs = ['init.sh', 'build-initramfs.sh'].map((f) => path.join(root, 'harness', f));
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= newestMtime(inputs)) return out;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   log(`initramfs for ${kernel.release}`);
-  run('bash', [path.join(root, 'test', 'vm', 'build-initramfs.sh'), kernel.release, out]);
+  run('bash', [path.join(root, 'harness', 'build-initramfs.sh'), kernel.release, out]);
   return out;
 }
 

@@ -23,14 +23,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Manifest } from '../agent/src/manifest/types';
-import { BoardRun, bootBoard } from '../test/vm/board';
-import { BOARD_RANGES, hex } from '../test/vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../test/vm/paths';
+import { physcapCli } from '../harness/agent';
+import { BoardRun, bootBoard } from '../harness/board';
+import { jobHead } from '../harness/job';
+import { BOARD_RANGES, hex } from '../harness/layout';
+import { KernelSpec, loadKernels, repoRoot } from '../harness/paths';
 
 const MiB = 2 ** 20;
 const say = (s: string) => console.log(s);
 const root = repoRoot();
-const cli = path.join(root, 'agent', 'bin', 'physcap.js');
 const profilesDir = path.join(root, 'configs', 'demo');
 /** Where the guest's profiles put captures, on the board's ext4 disk. */
 const GUEST_DEST = 'demo-captures';
@@ -51,28 +52,17 @@ destination:
   path: /run/physcap-board/disk/${GUEST_DEST}
 `;
 
-function demoJob(client: string, selftest: string, module: string): string {
+function demoJob(kernel: KernelSpec): string {
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
-  return `#!/bin/bash
-C=${client}
-S=${selftest}
-CLI=${cli}
-D=$PHYSCAP_BOARD_DISK
-W=$TMPDIR/agent
+  return `${jobHead(kernel)}W=$TMPDIR/agent
 P=$W/profiles
 SPOOL=$W/run/triggers
-rec() { printf '@@%s %s %s\\n' "$1" "$2" "$3"; }
 narrate() { echo "physcap-demo: $*" > /dev/console; }
 fail() {
 	narrate "FAILED: $*"
 	kill -CONT $agent 2>/dev/null; kill -TERM $agent 2>/dev/null; wait $agent 2>/dev/null
 	tail -30 $W/agent.log | sed 's/^/@@agentlog - /'
 	exit 1
-}
-# wait_for SECONDS COMMAND...: true once COMMAND holds; false at the deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
 }
 completes() { cat $D/${GUEST_DEST}/index.jsonl 2>/dev/null | grep -c '"status":"complete"'; }
 complete_at_least() { [ "$(completes)" -ge $1 ]; }
@@ -89,7 +79,7 @@ narrate "    $(sed -n 's/.*"errno":"\\([A-Z]*\\)".*/\\1/p' <<< "$q"): the mappin
 
 # The watchdog core first: physcap.ko registers its pretimeout governor with it.
 modprobe softdog soft_noboot=1 || exit 11
-insmod ${module} || exit 10
+insmod $MOD || exit 10
 narrate "physcap.ko loaded: /dev/physcap, the 'physcap' pretimeout governor"
 
 mkdir -p $P $SPOOL
@@ -210,7 +200,7 @@ function report(run: BoardRun): number {
   manifests.sort((a, b) => a.timing.started.localeCompare(b.timing.started));
 
   const rows: Row[] = manifests.map((m) => {
-    const v = spawnSync(process.execPath, [cli, 'verify', m.id, '--dest', dest], { encoding: 'utf8' });
+    const v = spawnSync(process.execPath, [physcapCli, 'verify', m.id, '--dest', dest], { encoding: 'utf8' });
     const verified = need(`${m.id} verifies`, v.status === 0);
     const matches = m.regions.every((r) => RANGE_OF[r.name] !== undefined && r.sha256 === run.truth(RANGE_OF[r.name]!).sha256);
     need(`${m.id} matches the host's ground truth`, m.status === 'complete' && matches);
@@ -262,12 +252,11 @@ function report(run: BoardRun): number {
 
 async function main(): Promise<number> {
   const kernel = loadKernels()[0]!;
-  const { client, selftest, module } = artifacts(kernel);
   say(`physcap demo: booting the emulated board (QEMU, Debian ${kernel.release}); the host fills the reserved ranges first.`);
   const started = Date.now();
   const run = await bootBoard({
     kernel,
-    job: demoJob(client, selftest, module),
+    job: demoJob(kernel),
     reserved: BOARD_RANGES,
     onConsole: (line) => {
       const m = /physcap-demo: (.*)$/.exec(line);

@@ -6,10 +6,11 @@
  * capture verified and matched the ground truth, and explore commands that
  * work as printed.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
+
+import { exec } from './support/cli';
+import { removeDir, tempDir } from './support/tmp';
 
 const root = path.join(__dirname, '..');
 const demo = path.join(root, 'dist', 'scripts', 'demo.js');
@@ -20,16 +21,12 @@ describe('npm run demo', () => {
   let code = -1;
 
   beforeAll(async () => {
-    out = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-demo-'));
-    await new Promise<void>((resolve) => {
-      execFile(process.execPath, [demo], { cwd: root, env: { ...process.env, PHYSCAP_DEMO_OUT: out }, timeout: 15 * 60_000, maxBuffer: 16 << 20 }, (err, so, se) => {
-        stdout = `${so}${se}`;
-        code = err ? Number((err as { code?: number }).code ?? 1) : 0;
-        resolve();
-      });
-    });
+    out = tempDir('demo');
+    const r = await exec(process.execPath, [demo], { cwd: root, env: { ...process.env, PHYSCAP_DEMO_OUT: out }, timeout: 15 * 60_000, maxBuffer: 16 << 20 });
+    stdout = `${r.stdout}${r.stderr}`;
+    code = r.code;
   }, 16 * 60_000);
-  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+  afterAll(() => removeDir(out));
 
   test('exits 0 and says every check held', () => {
     if (code !== 0) throw new Error(stdout);

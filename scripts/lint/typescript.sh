@@ -17,6 +17,6 @@ if [ "$what" = all ] || [ "$what" = eslint ]; then
 fi
 if [ "$what" = all ] || [ "$what" = prettier ]; then
 	# Lists the files that differ from Prettier's output.
-	"$bin/prettier" --check --log-level warn 'agent/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.ts' 'scripts/**/*.js' 'agent/bin/*.js' '*.mjs' || status=1
+	"$bin/prettier" --check --log-level warn 'agent/**/*.ts' 'test/**/*.ts' 'harness/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.ts' 'scripts/**/*.js' 'agent/bin/*.js' '*.mjs' || status=1
 fi
 exit $status

@@ -16,7 +16,9 @@ import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
 import type { TriggerContext } from '../../agent/src/triggers/kind';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, NOBODY, scratch, waitUntil, writeProfile } from './kit';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, writeProfile } from '../support/capture';
+import { waitUntil } from '../support/wait';
+import { cli, NOBODY, scratch } from './kit';
 
 let s: ReturnType<typeof scratch>;
 let img: ReturnType<typeof makeImage>;

@@ -13,8 +13,9 @@ import * as path from 'node:path';
 
 import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/postmortem/verify';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, scratch, writeProfile } from './kit';
+import { physcapCli } from '../../harness/agent';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, verifies, writeProfile } from '../support/capture';
+import { cli, scratch } from './kit';
 
 let s: ReturnType<typeof scratch>;
 let img: ReturnType<typeof makeImage>;
@@ -28,15 +29,6 @@ let n = 0;
 const fresh = (name: string) => path.join(s.dir, `${name}-${++n}`);
 const profileFor = (dest: string, size = MiB) => writeProfile(s.dir, `faults-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, size]], chunk: '256KiB' }));
 const entries = (dest: string) => fs.readdirSync(dest).filter((d) => !['index.jsonl', 'index.head'].includes(d)).sort();
-
-async function verifies(dest: string, id: string): Promise<boolean> {
-  const store = new DirStore(dest);
-  try {
-    return (await verifyCapture(store, id)).ok;
-  } finally {
-    store.close();
-  }
-}
 
 /** No manifest anywhere in the destination says complete unless its capture verifies. */
 async function noFalseComplete(dest: string): Promise<void> {
@@ -191,7 +183,6 @@ describe('[faults] the publishing step', () => {
 });
 
 describe('[faults] killed at any point', () => {
-  const bin = path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js');
   /** Watches a destination closely (1 ms) until `when` holds or the child ends. */
   async function until(child: { exited: boolean }, when: () => boolean): Promise<boolean> {
     const deadline = Date.now() + 20_000;
@@ -224,7 +215,7 @@ describe('[faults] killed at any point', () => {
     const dest = fresh('kill');
     const p = profileFor(dest, 40 * MiB);
     const earlier = await captureNow(writeProfile(s.dir, `kill-small-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, MiB]] })));
-    const child = spawn(process.execPath, [bin, 'capture', p.file, '--json'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: 'ignore' });
     const state = { exited: false };
     const exited = new Promise((r) => child.once('exit', () => r((state.exited = true))));
     await until(state, point(dest));
@@ -243,7 +234,7 @@ describe('[faults] killed at any point', () => {
   test.each(POINTS.slice(1, 4))('[faults] physcap capture stopped with SIGTERM %s: exit 1 unless it had finished; failed says why; nothing false', async (_what, point) => {
     const dest = fresh('term');
     const p = profileFor(dest, 40 * MiB);
-    const child = spawn(process.execPath, [bin, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const state = { exited: false };
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

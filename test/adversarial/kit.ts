@@ -1,15 +1,11 @@
 /**
- * The adversarial suite's shared parts.  Every case is named "[area] what
- * is tried: what must happen", so the per-area counts in the session note
- * come from the test names (scripts/adversarial-counts.js).
+ * The adversarial suite's own shared parts (the rest is test/support/).
+ * Every case is named "[area] what is tried: what must happen", so the
+ * per-area counts in the session note come from the test names
+ * (scripts/adversarial-counts.js).
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-
 import { main } from '../../agent/src/cli/main';
-
-export { captureNow, imageProfile, indexOf, makeImage, MiB, physcap, sha256, waitUntil, writeProfile } from '../capture/helpers';
+import { removeDir, tempDir } from '../support/tmp';
 
 /** The physcap CLI in-process (what bin/physcap.js runs): exit code and output. */
 export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -21,8 +17,8 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
 
 /** A scratch directory of the test's own (0700, root's), removed after the file's tests. */
 export function scratch(prefix: string): { dir: string; done(): void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `physcap-adv-${prefix}-`));
-  return { dir, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  const dir = tempDir(`adv-${prefix}`);
+  return { dir, done: () => removeDir(dir) };
 }
 
 /** A profile's YAML around the fields a case changes. */

@@ -16,7 +16,9 @@ import { headOf } from '../../agent/src/manifest/head';
 import { sign } from '../../agent/src/manifest/sign';
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, scratch, writeProfile } from './kit';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, writeProfile } from '../support/capture';
+import { sha256 } from '../support/hash';
+import { cli, scratch } from './kit';
 
 let s: ReturnType<typeof scratch>;
 let base: string;
@@ -188,23 +190,22 @@ describe('[tamper] forgeries', () => {
     const r = m.regions[1]!; // the inline-chunk region
     bytes.write('forged!', r.offset + 100, 'latin1');
     fs.writeFileSync(core, bytes);
-    const digest = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
     const region = bytes.subarray(r.offset, r.offset + r.size);
-    r.sha256 = digest(region);
-    r.chunks = Array.from({ length: r.size / r.chunkSize }, (_, i) => digest(region.subarray(i * r.chunkSize, (i + 1) * r.chunkSize)));
-    m.files.find((f) => f.name === 'core.elf')!.sha256 = digest(bytes);
+    r.sha256 = sha256(region);
+    r.chunks = Array.from({ length: r.size / r.chunkSize }, (_, i) => sha256(region.subarray(i * r.chunkSize, (i + 1) * r.chunkSize)));
+    m.files.find((f) => f.name === 'core.elf')!.sha256 = sha256(bytes);
     if (signature === 'drop') delete m.signature;
     const text = Buffer.from(`${JSON.stringify(m, null, 2)}\n`);
     fs.writeFileSync(path.join(dir, 'manifest.json'), text);
     const sig = path.join(dir, 'manifest.json.sig');
     if (signature === 'drop') fs.rmSync(sig);
     if (signature === 'other-key') fs.writeFileSync(sig, sign(text, crypto.createPrivateKey(fs.readFileSync(otherKey))));
-    const sums = [...m.files, ...(fs.existsSync(sig) ? [{ name: 'manifest.json.sig', sha256: digest(fs.readFileSync(sig)) }] : []), { name: 'manifest.json', sha256: digest(text) }];
+    const sums = [...m.files, ...(fs.existsSync(sig) ? [{ name: 'manifest.json.sig', sha256: sha256(fs.readFileSync(sig)) }] : []), { name: 'manifest.json', sha256: sha256(text) }];
     fs.writeFileSync(path.join(dir, 'SHA256SUMS'), sumsFile(sums));
     let prev: string | null = null;
     const lines = fs.readFileSync(path.join(d, 'index.jsonl'), 'utf8').trim().split('\n').map((line) => {
       const e = parseEntry(line);
-      const forged = serializeEntry({ ...e, prev, ...(e.id === m.id ? { manifestSha256: digest(text) } : {}) });
+      const forged = serializeEntry({ ...e, prev, ...(e.id === m.id ? { manifestSha256: sha256(text) } : {}) });
       prev = entryHash(forged);
       return forged;
     });

@@ -5,13 +5,15 @@
  * the unprivileged user gets nothing; a burst leaves the agent answering
  * and every capture it recorded verifiable.
  */
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, NOBODY, scratch, waitUntil, writeProfile } from './kit';
-
-const bin = path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js');
+import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
+import { captureNow, imageProfile, indexOf, makeImage, MiB, writeProfile } from '../support/capture';
+import { exec, Exit } from '../support/cli';
+import { waitUntil } from '../support/wait';
+import { cli, NOBODY, scratch } from './kit';
 
 let s: ReturnType<typeof scratch>;
 let img: ReturnType<typeof makeImage>;
@@ -114,12 +116,8 @@ describe('[cli] misuse', () => {
 });
 
 /** The CLI as "nobody": a real process with that uid, no groups. */
-function asNobody(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, bin, ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+function asNobody(args: string[]): Promise<Exit> {
+  return exec('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, physcapCli, ...args], { timeout: 30_000 });
 }
 
 describe('[users] an unprivileged user and a running agent', () => {
@@ -136,16 +134,11 @@ describe('[users] an unprivileged user and a running agent', () => {
       path.join(agentDir, 'profiles', 'vm.yaml'),
       `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: vm\n${imageProfile({ image: img.file, dest: out(), regions: [['low', 0, MiB]] })}cooldown: 0\n`,
     );
-    agent = spawn(process.execPath, [bin, 'run', '--config', path.join(agentDir, 'none.yaml'), '--profiles-dir', path.join(agentDir, 'profiles'), '--state-dir', path.join(agentDir, 'state'), '--runtime-dir', runtime(), '--spool-dir', path.join(runtime(), 'triggers')]);
+    agent = runAgent(agentDir);
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
   });
-  afterAll(async () => {
-    if (agent.exitCode === null) {
-      agent.kill('SIGTERM');
-      await new Promise((r) => agent.once('exit', r));
-    }
-  });
+  afterAll(() => stopAgent(agent));
 
   test('[users] status through the agent socket (0600): nobody cannot connect; exit 69', async () => {
     const r = await asNobody(['status', '--runtime-dir', runtime()]);
@@ -191,10 +184,8 @@ describe('[users] an unprivileged user and a running agent', () => {
   });
 
   test('[users] nobody writing into the agent spool: denied by the file system (0700)', async () => {
-    const r = await new Promise<number>((resolve) =>
-      execFile('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sh', '-c', `echo x > ${path.join(runtime(), 'triggers', 'vm')}`], (err) => resolve(err ? 1 : 0)),
-    );
-    expect(r).toBe(1);
+    const r = await exec('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sh', '-c', `echo x > ${path.join(runtime(), 'triggers', 'vm')}`]);
+    expect(r.code).not.toBe(0);
   });
 
   test('[bursts] 300 control triggers at once: the agent keeps answering status; every capture it recorded verifies; it is still running', async () => {

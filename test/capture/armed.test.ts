@@ -6,20 +6,20 @@
  * (test/daemon/watchdog.vm.test.ts, test/kernel/watchdog-governor.vm.test.ts).
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { ArmedCapture, setGovernor } from '../../agent/src/capture/armed';
 import { watchdogId } from '../../agent/src/triggers/watchdog';
 import { memoryLogger } from '../../agent/src/core/logger';
 import type { PhyscapDevice } from '../../agent/src/native/binding';
-import { writeProfile } from './helpers';
+import { writeProfile } from '../support/capture';
+import { removeDir, tempDir } from '../support/tmp';
 
 let work: string;
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-armed-'));
+  work = tempDir('armed');
 });
-afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+afterAll(() => removeDir(work));
 
 test('watchdogN names: /dev/watchdog is watchdog0', () => {
   expect(watchdogId('/dev/watchdog')).toBe(0);

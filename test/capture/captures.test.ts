@@ -17,23 +17,25 @@ import { entryHash, parseEntry, serializeEntry } from '../../agent/src/manifest/
 import { sumsFile } from '../../agent/src/manifest/sums';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { verifyCapture } from '../../agent/src/postmortem/verify';
-import { captureNow, imageProfile, makeImage, MiB, physcap, sha256, writeProfile } from './helpers';
+import { physcapCli } from '../../harness/agent';
+import { captureNow, imageProfile, makeImage, manifestOf, MiB, writeProfile } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-captures-'));
+  work = tempDir('captures');
   img = makeImage(work, 16 * MiB);
 });
-afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+afterAll(() => removeDir(work));
 
 const REGIONS: Array<[string, number, number]> = [
   ['crashlog', 0x100000, 3 * MiB + 20 * 1024],
   ['trace', 0x600000, 4 * MiB],
 ];
-
-const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
 
 describe('an ELF capture into a dir destination', () => {
   let dest: string;
@@ -346,7 +348,7 @@ describe('physcap capture and regions from the command line', () => {
     const dest = path.join(work, 'tty');
     writeProfile(work, 'tty', imageProfile({ image: img.file, dest, regions: REGIONS }));
     // script(1) gives the command a pseudo-terminal, as a user at a shell would have.
-    const cmd = `${process.execPath} ${path.join(__dirname, '..', '..', 'agent', 'bin', 'physcap.js')} capture ${path.join(work, 'tty.yaml')}`;
+    const cmd = `${process.execPath} ${physcapCli} capture ${path.join(work, 'tty.yaml')}`;
     const out = execFileSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8' });
     expect(out).toMatch(/tty \[=+\] 100% \| 7\/7 MiB/);
     expect(out).toMatch(/tty-\d{8}T\d{6}Z-[0-9a-f]{6}: complete, 7.0 MiB in/);

@@ -8,51 +8,35 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { planCapture } from '../../agent/src/capture/plan';
 import { DirStore } from '../../agent/src/destinations/dir/store';
 import { initBlockdev } from '../../agent/src/destinations/blockdev/store';
 import { entryHash } from '../../agent/src/manifest/chain';
-import type { Manifest } from '../../agent/src/manifest/types';
-import { verifyCapture } from '../../agent/src/postmortem/verify';
-import { captureNow, cli, imageProfile, indexOf, makeImage, MiB, physcap, sha256, waitUntil, writeProfile } from './helpers';
+import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
+import { captureNow, imageProfile, indexOf, makeImage, manifestOf, MiB, verifies, writeProfile } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir, useTmpfs } from '../support/tmp';
+import { waitUntil } from '../support/wait';
 
 let work: string;
 let img: ReturnType<typeof makeImage>;
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-faults-'));
+  work = tempDir('faults');
   img = makeImage(work, 16 * MiB);
 });
-afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+afterAll(() => removeDir(work));
 
-const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
 const captures = (dest: string) => (fs.existsSync(dest) ? fs.readdirSync(dest).filter((d) => d !== 'index.jsonl').sort() : []);
 
-async function verifies(dest: string, id: string): Promise<boolean> {
-  const store = new DirStore(dest);
-  try {
-    return (await verifyCapture(store, id)).ok;
-  } finally {
-    store.close();
-  }
-}
-
 describe('a full disk mid-capture (a small filesystem)', () => {
-  let mnt: string;
-  beforeAll(() => {
-    mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-enospc-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m', 'tmpfs', mnt]);
-  });
-  afterAll(() => {
-    execFileSync('umount', [mnt]);
-    fs.rmSync(mnt, { recursive: true, force: true });
-  });
+  const mnt = useTmpfs('enospc', '20m');
 
   test('ENOSPC: the capture ends failed with what it wrote; the earlier capture is intact', async () => {
-    const dest = path.join(mnt, 'captures');
+    const dest = path.join(mnt(), 'captures');
     const small = writeProfile(work, 'small', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], format: 'raw' }));
     const earlier = await captureNow(small);
     expect(earlier.status).toBe('complete');
@@ -64,7 +48,7 @@ describe('a full disk mid-capture (a small filesystem)', () => {
       onProgress: () => {
         if (filled) return;
         filled = true;
-        fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(7 * MiB));
+        fs.writeFileSync(path.join(mnt(), 'filler'), Buffer.alloc(7 * MiB));
       },
     });
     expect(outcome).toMatchObject({ status: 'failed', error: { code: 'ENOSPC' } });
@@ -96,7 +80,7 @@ describe('interrupted captures and start-up recovery', () => {
     `regions:\n  - name: all\n    start: "0x0"\n    size: 2GiB\ntriggers:\n  - kind: control\ndestination:\n  kind: dir\n  path: ${dest}\n  retention: { keep_free: 0 }\n${extra}source:\n  kind: image\n  image_path: ${big}\nhash:\n  readback: always\ncooldown: 0\n`;
 
   function startCapture(file: string): ChildProcess {
-    return spawn(process.execPath, [cli, 'capture', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(process.execPath, [physcapCli, 'capture', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
   const partialOf = (dest: string) => captures(dest).find((d) => d.endsWith('.partial'));
 
@@ -116,7 +100,7 @@ describe('interrupted captures and start-up recovery', () => {
     expect(indexOf(dest)).toHaveLength(1); // nothing claims the killed capture is anything yet
 
     const runtime = path.join(dir, 'run');
-    const agent = spawn(process.execPath, [cli, 'run', '--config', path.join(dir, 'none.yaml'), '--profiles-dir', path.join(dir, 'profiles'), '--state-dir', path.join(dir, 'state'), '--runtime-dir', runtime, '--spool-dir', path.join(runtime, 'spool')]);
+    const agent = runAgent(dir, { spoolDir: path.join(runtime, 'spool') });
     let log = '';
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     try {
@@ -140,8 +124,7 @@ describe('interrupted captures and start-up recovery', () => {
       expect(list.stdout).toMatch(new RegExp(`${id}\\s+failed`));
       expect(list.code).toBe(0);
     } finally {
-      agent.kill('SIGTERM');
-      await new Promise((r) => agent.once('exit', r));
+      await stopAgent(agent);
     }
   }, 90_000);
 

@@ -9,13 +9,15 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { importCore } from '../../agent/src/capture/import';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import { DirStore } from '../../agent/src/destinations/dir/store';
-import { MiB, physcap, sha256 } from './helpers';
+import { MiB } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
 
@@ -53,10 +55,10 @@ describe('physcap import of a big-endian board core', () => {
   let dir: string;
   let made: Made;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-import-'));
+    dir = tempDir('import');
     made = boardCore(dir);
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   test('becomes a complete capture that keeps the board: names, byte order, machine, VMCOREINFO, provenance', async () => {
     const dest = path.join(dir, 'store-a');

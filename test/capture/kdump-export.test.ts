@@ -8,14 +8,16 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { defaultDumpLevel, exportKdump, userPagesCaveat } from '../../agent/src/postmortem/kdump';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../../agent/src/container/elf';
 import { DirStore } from '../../agent/src/destinations/dir/store';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { captureNow, imageProfile, makeImage, MiB, physcap, writeProfile } from './helpers';
+import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
+import { physcap } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const PAGE_OFFSET = 0xffff_8880_0000_0000n;
 const IMAGE = { vaddr: 0xffff_ffff_8100_0000n, paddr: 0x10_0000n, size: 0x10_0000n };
@@ -45,9 +47,9 @@ function vmcoreLike(dir: string): { file: string; bytes: Buffer } {
 describe('export --format kdump', () => {
   let dir: string;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-kdump-'));
+    dir = tempDir('kdump');
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   test('a capture of physical ranges only is refused, saying what it is; nothing is written', async () => {
     const img = makeImage(dir, 2 * MiB);
@@ -95,7 +97,7 @@ describe('export --format kdump', () => {
     test('one region (the alias is not imported twice), verified; the addresses and the alias kept', async () => {
       const m = JSON.parse(fs.readFileSync(path.join(dest, id, 'manifest.json'), 'utf8')) as Manifest;
       expect(m.regions).toHaveLength(1);
-      expect(m.regions[0]).toMatchObject({ phys: '0x0', size: made.bytes.length, sha256: crypto.createHash('sha256').update(made.bytes).digest('hex') });
+      expect(m.regions[0]).toMatchObject({ phys: '0x0', size: made.bytes.length, sha256: sha256(made.bytes) });
       const v = await physcap(['verify', id, '--dest', dest]);
       expect(v.code).toBe(0);
       expect(v.stdout).toMatch(/ELF core headers match the 1 regions \(and 1 alias segment\(s\) of their bytes\)/);

@@ -4,11 +4,11 @@
  * board (QEMU pc, 1 GiB, memmap=4M$0x20000000), as the guest printed them.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseIomem } from '../../agent/src/kernel/iomem';
 import { checkReadable, classifyRange, readFirmwareRam } from '../../agent/src/capture/memory-map';
+import { removeDir, tempDir } from '../support/tmp';
 
 const IOMEM = `00000000-00000fff : Reserved
 00001000-0009fbff : System RAM
@@ -42,13 +42,13 @@ const FIRMWARE = [
 
 let dir: string;
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-memmap-'));
+  dir = tempDir('memmap');
   FIRMWARE.forEach(([start, end, type], i) => {
     fs.mkdirSync(path.join(dir, String(i)));
     for (const [f, v] of [['start', start], ['end', end], ['type', type]] as const) fs.writeFileSync(path.join(dir, String(i), f), `${v}\n`);
   });
 });
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterAll(() => removeDir(dir));
 
 const region = (name: string, start: bigint, size: bigint, allowDevice = false) => ({ name, start, size, allowDevice });
 

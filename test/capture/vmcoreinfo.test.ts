@@ -5,10 +5,10 @@
  * the board test reads the real one.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseVmcoreinfoLocation, readVmcoreinfo, vmcoreinfoFromNote } from '../../agent/src/capture/vmcoreinfo';
+import { withTempDir } from '../support/tmp';
 
 const TEXT = 'OSRELEASE=6.1.0-56-amd64\nPAGESIZE=4096\nSYMBOL(init_uts_ns)=ffffffff82a13f40\n';
 
@@ -37,8 +37,7 @@ test('the note is found after other notes, in either byte order', () => {
 });
 
 test('read through the device at its physical address, across a page boundary', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-vmcoreinfo-'));
-  try {
+  withTempDir('vmcoreinfo', (dir) => {
     const phys = 0x2ff0; // the note starts 16 bytes before a page boundary
     const blob = note('VMCOREINFO', TEXT);
     const dev = path.join(dir, 'physmem');
@@ -51,7 +50,5 @@ test('read through the device at its physical address, across a page boundary', 
     // No device, or no sysfs file: no note, no error (the capture goes on without it).
     expect(readVmcoreinfo(path.join(dir, 'absent'), sysfs)).toBeNull();
     expect(readVmcoreinfo(dev, path.join(dir, 'absent'))).toBeNull();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

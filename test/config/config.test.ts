@@ -4,7 +4,6 @@
  * the typed profile, and `physcap validate`.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { main } from '../../agent/src/cli/main';
@@ -12,6 +11,7 @@ import { formatDiagnostic, hasErrors } from '../../agent/src/config/diagnostics'
 import { AGENT_DEFAULTS, loadAgentConfig } from '../../agent/src/config/agent-config';
 import { checkFile, checkFiles, listDropIns, loadProfiles } from '../../agent/src/config/load';
 import { parseAddress, parseDuration, parseSize } from '../../agent/src/core/units';
+import { removeDir, tempDir, withTempDir } from '../support/tmp';
 
 const fixtures = path.join(__dirname, 'fixtures');
 const badDir = path.join(fixtures, 'bad');
@@ -47,9 +47,9 @@ describe('the bad-profile corpus', () => {
 describe('files that are not profiles at all', () => {
   let dir: string;
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-config-'));
+    dir = tempDir('config');
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => removeDir(dir));
 
   test('a huge file is refused unread', () => {
     const f = path.join(dir, 'huge.yaml');
@@ -95,9 +95,9 @@ describe('drop-in directories', () => {
     fs.writeFileSync(path.join(root, dir, name), text);
   };
   beforeEach(() => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-dropin-'));
+    root = tempDir('dropin');
   });
-  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+  afterEach(() => removeDir(root));
 
   test('a later directory overrides a file of the same name; a link to /dev/null masks it', () => {
     write('usr', 'a.yaml', 'vendor-a');
@@ -221,8 +221,7 @@ describe('physcap validate', () => {
   });
 
   test('--json, and --deny-warnings makes a warning fail', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-validate-'));
-    try {
+    await withTempDir('validate', async (dir) => {
       const f = path.join(dir, 'warn.yaml');
       fs.writeFileSync(
         f,
@@ -234,9 +233,7 @@ describe('physcap validate', () => {
       expect(json.ok).toBe(true);
       expect(json.files[0]).toMatchObject({ status: 'warn', diagnostics: [{ line: 15, pointer: '/source/image_path' }] });
       expect((await run('--deny-warnings', f)).code).toBe(1);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('usage errors exit 2', async () => {
@@ -262,8 +259,7 @@ describe('agent.yaml', () => {
   });
 
   test('an invalid one gives positioned errors and no config', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agent-'));
-    try {
+    withTempDir('agent', (dir) => {
       const f = path.join(dir, 'agent.yaml');
       fs.writeFileSync(f, 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nlog_level: loud\nstate_dir: relative\n');
       const r = loadAgentConfig(f);
@@ -272,8 +268,6 @@ describe('agent.yaml', () => {
         `${f}:3:12  /log_level  not one of the allowed values  (one of "trace", "debug", "info", "warn", "error", "fatal")`,
         `${f}:4:12  /state_dir  does not have the expected form  (matching ^/)`,
       ]);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -2,12 +2,12 @@
  * configs/demo/: the profiles `npm run demo` starts the agent with are
  * valid as shipped (their destination is the demo board's disk, so only a
  * "does not exist on this machine" warning is allowed), and name the board's
- * reserved ranges (test/vm/layout.ts) exactly.
+ * reserved ranges (harness/layout.ts) exactly.
  */
 import * as path from 'node:path';
 
 import { checkFile } from '../../agent/src/config/load';
-import { BOARD_RANGES } from '../vm/layout';
+import { BOARD_RANGES } from '../../harness/layout';
 
 const dir = path.join(__dirname, '..', '..', 'configs', 'demo');
 const RANGE_OF: Record<string, string> = { crashlog: 'crashlog', trace: 'trace', dump: 'big' };

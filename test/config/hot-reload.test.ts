@@ -5,11 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { ProfileChange, ProfileSet } from '../../agent/src/config/profile-set';
 import { memoryLogger } from '../../agent/src/core/logger';
+import { removeDir, tempDir } from '../support/tmp';
 
 const minimal = fs.readFileSync(path.join(__dirname, 'fixtures', 'good', 'minimal.yaml'), 'utf8');
 const profile = (name: string, priority = 50) => `${minimal.replace('name: minimal', `name: ${name}`)}priority: ${priority}\n`;
@@ -41,7 +41,7 @@ describe('hot reload of a profile directory', () => {
   const names = () => [...set.active().keys()].sort();
 
   beforeAll(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-reload-'));
+    root = tempDir('reload');
     etc = path.join(root, 'etc');
     run = path.join(root, 'run');
     fs.mkdirSync(etc);
@@ -65,7 +65,7 @@ describe('hot reload of a profile directory', () => {
 
   afterAll(async () => {
     await set.stop();
-    fs.rmSync(root, { recursive: true, force: true });
+    removeDir(root);
   });
 
   test('start-up is a reload from empty', () => {
@@ -134,7 +134,7 @@ describe('hot reload of a profile directory', () => {
 });
 
 test('SIGHUP reloads too (a real process, a real signal)', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-sighup-'));
+  const dir = tempDir('sighup');
   fs.writeFileSync(path.join(dir, 'a.yaml'), profile('alpha'));
   const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'test', 'config', 'sighup-child.js'), dir]);
   const lines: string[] = [];
@@ -166,6 +166,6 @@ test('SIGHUP reloads too (a real process, a real signal)', async () => {
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 });

@@ -17,7 +17,9 @@ import type { CaptureStore } from '../../agent/src/destinations/types';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { exportCapture } from '../../agent/src/postmortem/export';
 import { verifyCapture } from '../../agent/src/postmortem/verify';
-import { captureNow, cli, imageProfile, makeImage, MiB, waitUntil, writeProfile } from '../capture/helpers';
+import { physcapCli as cli } from '../../harness/agent';
+import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
+import { waitUntil } from '../support/wait';
 import { DESTINATION_FIXTURES } from './destination-fixtures';
 
 let work: string;

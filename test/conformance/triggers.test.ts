@@ -16,7 +16,8 @@ import type { TriggerEvent } from '../../agent/src/triggers/event';
 import type { AgentTriggerContext, KernelLogFeed } from '../../agent/src/triggers/kind';
 import type { KmsgRecord } from '../../agent/src/triggers/kmsg-record';
 import { TRIGGER_KINDS, triggerKind, TriggerSpec } from '../../agent/src/triggers/registry';
-import { waitUntil, writeProfile } from '../capture/helpers';
+import { writeProfile } from '../support/capture';
+import { waitUntil } from '../support/wait';
 import { record, TRIGGER_FIXTURES, TriggerWorld } from './trigger-fixtures';
 
 /** The kernel log as the agent shares it, fed by the test; counts its subscribers. */

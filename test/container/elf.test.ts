@@ -9,12 +9,13 @@ import {
   ElfLayout, ElfNote, ElfRegionIn, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, PT_LOAD, PT_NOTE,
   hostElfTarget, layoutElfCore, parseElfCore,
 } from '../../agent/src/container/elf';
+import { removeDir, tempDir } from '../support/tmp';
 
 const READELF = '/usr/bin/readelf';
 
 let dir: string;
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-elf-')); });
-afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => { dir = tempDir('elf'); });
+afterEach(() => { removeDir(dir); });
 
 const NOTES: ElfNote[] = [
   { ...NOTE_PHYSCAP, desc: Buffer.from(JSON.stringify({ id: 'c1', profile: 'board', regions: [] })) },

@@ -2,7 +2,6 @@
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { NOTE_PHYSCAP, NOTE_VMCOREINFO, PT_LOAD, hostElfTarget, layoutElfCore, parseElfCore } from '../../agent/src/container/elf';
@@ -10,12 +9,12 @@ import { exportCapture } from '../../agent/src/postmortem/export';
 import { parseLime } from '../../agent/src/container/lime';
 import type { CaptureReader, IndexEntry } from '../../agent/src/destinations/types';
 import type { Manifest, ManifestRegion } from '../../agent/src/manifest/types';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 let dir: string;
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-export-')); });
-afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
-
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+beforeEach(() => { dir = tempDir('export'); });
+afterEach(() => { removeDir(dir); });
 
 /** A CaptureReader over a directory of files: what the dir destination hands the export verb. */
 class DirReader implements CaptureReader {

@@ -7,13 +7,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { kernelImageExtent, kernelView, parseKernelMemory } from '../../agent/src/capture/kernel-memory';
 import { parseIomem } from '../../agent/src/kernel/iomem';
 import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCore, PT_LOAD, splitLoads } from '../../agent/src/container/elf';
 import { describeCore } from '../../agent/src/container/kernel-dump';
+import { withTempDir } from '../support/tmp';
 
 /** /proc/iomem of a 1 GiB x86-64 guest (the emulated board), with a memmap= reserved range. */
 const X86_IOMEM = `00000000-00000fff : Reserved
@@ -94,8 +94,7 @@ describe('a core with direct-map addresses and the image alias', () => {
   });
 
   test('readelf shows the same program headers', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-kdump-elf-'));
-    try {
+    withTempDir('kdump-elf', (dir) => {
       const file = path.join(dir, 'core');
       fs.writeFileSync(file, header);
       fs.truncateSync(file, Number(layout.fileSize));
@@ -103,9 +102,7 @@ describe('a core with direct-map addresses and the image alias', () => {
       expect(r.stderr).toBe('');
       expect(r.stdout).toMatch(/LOAD\s+0x[0-9a-f]+\s+0xffffffff9d800000\s+0x000000000fc00000\s+0x3400000\s+0x3400000\s+RWE\s+0\n/);
       expect(r.stdout).toMatch(/LOAD\s+0x[0-9a-f]+\s+0x0000000000000000\s+0x0000000020000000\s+0x1000000\s+0x1000000\s+RWE\s+0\n/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('splitLoads gives the regions back, in order, and the alias apart', () => {

@@ -1,14 +1,14 @@
 /** LiME headers checked byte by byte on disk, and walked back with parseLime. */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { LIME_MAGIC, limeHeader, parseLime } from '../../agent/src/container/lime';
+import { removeDir, tempDir } from '../support/tmp';
 
 let dir: string;
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-lime-')); });
-afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => { dir = tempDir('lime'); });
+afterEach(() => { removeDir(dir); });
 
 const RANGES = [
   { start: 0x1000n, data: crypto.randomBytes(0x9f000) },

@@ -3,56 +3,24 @@
  * source, real trigger files, a real signal, the real control socket, a
  * bad profile dropped in while it runs, and SIGTERM.
  */
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../../agent/src/control/client';
+import { runAgent, stopAgent, writeAgentProfile } from '../../harness/agent';
+import { exec, physcap as runPhyscap } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir, withTempDir } from '../support/tmp';
+import { waiter } from '../support/wait';
 
-const root = path.join(__dirname, '..', '..');
-const cli = path.join(root, 'agent', 'bin', 'physcap.js');
 const MiB = 2 ** 20;
 
-const waitUntil = async (cond: () => boolean, ms = 10_000) => {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return cond();
-};
+const waitUntil = waiter({ ms: 10_000 });
 
-/** `physcap run` on a test directory: profiles in DIR/profiles, runtime in DIR/run. */
-function runAgent(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const runtime = path.join(dir, 'run');
-  return spawn(
-    process.execPath,
-    [
-      cli, 'run',
-      '--config', path.join(dir, 'none.yaml'),
-      '--profiles-dir', path.join(dir, 'profiles'),
-      '--state-dir', path.join(dir, 'state'),
-      '--runtime-dir', runtime,
-      '--spool-dir', path.join(runtime, 'triggers'),
-      ...extra,
-    ],
-    { env },
-  );
-}
-
-/** SIGTERM, and wait for the exit. */
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  if (agent.exitCode !== null) return;
-  agent.kill('SIGTERM');
-  await new Promise((r) => agent.once('exit', r));
-}
-
-function physcap(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+/** physcap ARGS, 20 s at most. */
+const physcap = (args: string[]) => runPhyscap(args, { timeout: 20_000 });
 
 describe('physcap run', () => {
   let dir: string;
@@ -64,32 +32,10 @@ describe('physcap run', () => {
   const runtime = () => path.join(dir, 'run');
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agent-'));
+    dir = tempDir('agent');
     image = path.join(dir, 'image');
     fs.writeFileSync(image, crypto.randomBytes(8 * MiB));
-    fs.mkdirSync(path.join(dir, 'profiles'));
-    fs.writeFileSync(
-      path.join(dir, 'profiles', 'vm.yaml'),
-      `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: vm
-regions:
-  - name: low
-    start: "0x100000"
-    size: 4MiB
-triggers:
-  - kind: file
-  - kind: control
-  - kind: signal
-destination:
-  kind: dir
-  path: ${out()}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 0
-`,
-    );
+    writeAgentProfile(dir, { name: 'vm', region: ['low', '0x100000', '4MiB'], triggers: ['kind: file', 'kind: control', 'kind: signal'], extra: 'cooldown: 0\n' });
     agent = runAgent(dir);
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -100,10 +46,10 @@ cooldown: 0
       agent.kill('SIGKILL');
       await new Promise((r) => agent.once('exit', r));
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   });
 
-  const expected = () => crypto.createHash('sha256').update(fs.readFileSync(image).subarray(MiB, 5 * MiB)).digest('hex');
+  const expected = () => sha256(fs.readFileSync(image).subarray(MiB, 5 * MiB));
   const record = (capture: string) => JSON.parse(fs.readFileSync(path.join(out(), capture, 'manifest.json'), 'utf8')) as {
     status: string;
     triggers: Array<{ kind: string; reason: string }>;
@@ -125,7 +71,7 @@ cooldown: 0
     expect(region.sha256).toBe(expected());
     // The bytes in the ELF container, at the region's offset, are the image's.
     const bytes = fs.readFileSync(path.join(out(), c, region.file)).subarray(region.offset, region.offset + region.size);
-    expect(crypto.createHash('sha256').update(bytes).digest('hex')).toBe(expected());
+    expect(sha256(bytes)).toBe(expected());
   });
 
   test('physcap trigger over the control socket', async () => {
@@ -167,11 +113,7 @@ cooldown: 0
 c.on('connect', () => c.write(JSON.stringify({ op: 'trigger', profile: 'vm' }) + '\\n'));
 c.on('data', (d) => { process.stdout.write(d); c.end(); });
 c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
-      const answer = await new Promise<string>((resolve) => {
-        execFile(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], { uid: 65534, gid: 65534, timeout: 10_000 }, (_e, stdout) =>
-          resolve(stdout),
-        );
-      });
+      const { stdout: answer } = await exec(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], { uid: 65534, gid: 65534, timeout: 10_000 });
       expect(JSON.parse(answer)).toEqual({ ok: false, error: 'not allowed' });
       expect(log).toMatch(/"uid":65534.*"msg":"control connection refused: user not allowed"/);
       expect(complete()).toHaveLength(3); // nothing was captured for it
@@ -200,16 +142,13 @@ c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
 });
 
 test('an invalid agent.yaml: exit 78 with the positioned error', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-agentcfg-'));
-  try {
+  await withTempDir('agentcfg', async (dir) => {
     const cfg = path.join(dir, 'agent.yaml');
     fs.writeFileSync(cfg, 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nlog_level: loud\n');
     const r = await physcap(['run', '--config', cfg, '--runtime-dir', path.join(dir, 'run')]);
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/agent\.yaml:3:12 {2}\/log_level {2}not one of the allowed values/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 describe('physcap run during a long capture', () => {
@@ -221,36 +160,14 @@ describe('physcap run during a long capture', () => {
   const runtime = () => path.join(dir, 'run');
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-long-'));
+    dir = tempDir('long');
     image = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : dir, `physcap-long-${process.pid}`);
     const fd = fs.openSync(image, 'w');
     const chunk = crypto.randomBytes(16 * MiB);
     for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk); // 1 GiB
     fs.closeSync(fd);
-    fs.mkdirSync(path.join(dir, 'profiles'));
-    fs.writeFileSync(
-      path.join(dir, 'profiles', 'big.yaml'),
-      `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: big
-regions:
-  - name: all
-    start: "0x0"
-    size: 1GiB
-triggers:
-  - kind: control
-destination:
-  kind: dir
-  path: ${out()}
-source:
-  kind: image
-  image_path: ${image}
-hash:
-  readback: always
-cooldown: 0
-`,
-    );
-    agent = runAgent(dir, ['--grace', '0']);
+    writeAgentProfile(dir, { name: 'big', region: ['all', '0x0', '1GiB'], triggers: ['kind: control'], image, extra: 'hash:\n  readback: always\ncooldown: 0\n' });
+    agent = runAgent(dir, { extra: ['--grace', '0'] });
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
   }, 60_000);
@@ -261,7 +178,7 @@ cooldown: 0
       await new Promise((r) => agent.once('exit', r));
     }
     fs.rmSync(image, { force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   });
 
   test('SIGHUP while a capture runs: the profiles reload, the capture is undisturbed and completes', async () => {
@@ -294,7 +211,7 @@ cooldown: 0
 });
 
 test('systemd: READY, WATCHDOG pings, RELOADING with MONOTONIC_USEC on SIGHUP, STOPPING', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-notify-'));
+  const dir = tempDir('notify');
   const sock = path.join(dir, 'notify.sock');
   // Node has no unix datagram sockets: a python3 listener stands in for systemd.
   const listener = spawn('python3', [
@@ -317,7 +234,7 @@ while True: print(json.dumps(s.recv(4096).decode()))`,
   let agent: ChildProcess | undefined;
   try {
     expect(await waitUntil(() => messages.includes('ready'))).toBe(true);
-    agent = runAgent(dir, [], { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' });
+    agent = runAgent(dir, { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' } });
     expect(await waitUntil(() => messages.some((m) => m.startsWith('READY=1')))).toBe(true);
     expect(messages.find((m) => m.startsWith('READY=1'))).toBe('READY=1\nSTATUS=1 profiles active');
     expect(await waitUntil(() => messages.filter((m) => m === 'WATCHDOG=1').length >= 2)).toBe(true);
@@ -334,37 +251,17 @@ while True: print(json.dumps(s.recv(4096).decode()))`,
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
     listener.kill();
     await new Promise((r) => listener.once('exit', r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 30_000);
 
 test('a storm of 1000 trigger files and 1000 signals: the agent stays up, memory bounded, every event accounted once', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-storm-'));
+  const dir = tempDir('storm');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  fs.mkdirSync(path.join(dir, 'profiles'));
   const spool = path.join(dir, 'run', 'triggers');
   for (const name of ['a', 'b']) {
-    fs.writeFileSync(
-      path.join(dir, 'profiles', `${name}.yaml`),
-      `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: ${name}
-regions:
-  - name: r
-    start: "0x0"
-    size: 256KiB
-triggers:
-  - kind: file
-${name === 'a' ? '  - kind: signal\n' : ''}destination:
-  kind: dir
-  path: ${path.join(dir, 'out')}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 1s
-`,
-    );
+    writeAgentProfile(dir, { name, region: ['r', '0x0', '256KiB'], triggers: ['kind: file', ...(name === 'a' ? ['kind: signal'] : [])], extra: 'cooldown: 1s\n' });
   }
   let log = '';
   const agent = runAgent(dir);
@@ -395,39 +292,19 @@ cooldown: 1s
     expect(JSON.parse(s.stdout)).toMatchObject({ ok: true });
   } finally {
     await stopAgent(agent);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 60_000);
 
 test('Prometheus metrics: captures by result, bytes, trigger fates', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-metrics-'));
+  const dir = tempDir('metrics');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  fs.mkdirSync(path.join(dir, 'profiles'));
-  fs.writeFileSync(
-    path.join(dir, 'profiles', 'm.yaml'),
-    `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: m
-regions:
-  - name: r
-    start: "0x0"
-    size: 256KiB
-triggers:
-  - kind: control
-destination:
-  kind: dir
-  path: ${path.join(dir, 'out')}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 1h
-`,
-  );
+  writeAgentProfile(dir, { name: 'm', region: ['r', '0x0', '256KiB'], triggers: ['kind: control'], extra: 'cooldown: 1h\n' });
   fs.writeFileSync(path.join(dir, 'agent.yaml'), 'apiVersion: physcap.dev/v1\nkind: AgentConfig\nmetrics_listen: "127.0.0.1:0"\n');
   let log = '';
   const runtime = path.join(dir, 'run');
-  const agent = runAgent(dir, ['--config', path.join(dir, 'agent.yaml')]);
+  const agent = runAgent(dir, { extra: ['--config', path.join(dir, 'agent.yaml')] });
   agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -443,37 +320,15 @@ cooldown: 1h
     expect(text).toMatch(/^physcap_last_success_timestamp_seconds\{profile="m"\} \d+/m);
   } finally {
     await stopAgent(agent);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 30_000);
 
 test('an interval trigger fires captures on its own, end to end', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-interval-'));
+  const dir = tempDir('interval');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  fs.mkdirSync(path.join(dir, 'profiles'));
-  fs.writeFileSync(
-    path.join(dir, 'profiles', 'tick.yaml'),
-    `apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: tick
-regions:
-  - name: r
-    start: "0x0"
-    size: 64KiB
-triggers:
-  - kind: interval
-    every: 300ms
-    at_start: true
-destination:
-  kind: dir
-  path: ${path.join(dir, 'out')}
-source:
-  kind: image
-  image_path: ${image}
-cooldown: 0
-`,
-  );
+  writeAgentProfile(dir, { name: 'tick', region: ['r', '0x0', '64KiB'], triggers: ['kind: interval\n    every: 300ms\n    at_start: true'], extra: 'cooldown: 0\n' });
   const agent = runAgent(dir);
   try {
     const out = path.join(dir, 'out');
@@ -487,6 +342,6 @@ cooldown: 0
     expect(reasons).toContain('interval: every 0.3 s');
   } finally {
     await stopAgent(agent);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   }
 }, 30_000);

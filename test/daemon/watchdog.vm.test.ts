@@ -5,23 +5,21 @@
  * ioctls, the device left unfed.  The agent runs inside the guest (node and
  * this checkout over 9p); the captured bytes must be the host's pattern.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { readelf, scratchCopyFile, sha256File } from '../capture/board-host';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, hex } from '../vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { jobHead } from '../../harness/job';
+import { BOARD_RANGES, hex } from '../../harness/layout';
+import { KernelSpec, loadKernels } from '../../harness/paths';
+import { readelf, scratchCopyFile } from '../support/board';
+import { sha256File } from '../support/hash';
+import { withTempDir } from '../support/tmp';
 
 const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
 
-function job(module: string, client: string, selftest: string): string {
-  const cli = path.join(repoRoot(), 'agent', 'bin', 'physcap.js');
-  return `#!/bin/bash
-D=$PHYSCAP_BOARD_DISK
-W=$TMPDIR/agent
+function job(kernel: KernelSpec): string {
+  return `${jobHead(kernel)}W=$TMPDIR/agent
 mkdir -p $W/profiles
 cat > $W/profiles/board.yaml <<'YAML'
 apiVersion: physcap.dev/v1
@@ -42,14 +40,14 @@ YAML
 # The watchdog core first: physcap.ko binds to its governor API at load time.
 modprobe softdog soft_noboot=1 || exit 11
 modprobe pretimeout_noop || exit 12
-insmod ${module} || exit 10
+insmod $MOD || exit 10
 echo "@@governor - {\\"value\\":\\"$(cat /sys/class/watchdog/watchdog0/pretimeout_governor)\\"}"
-node ${cli} run --config $W/none.yaml --profiles-dir $W/profiles --state-dir $W/state \\
+node $CLI run --config $W/none.yaml --profiles-dir $W/profiles --state-dir $W/state \\
 	--runtime-dir $W/run --spool-dir $W/run/triggers 2> $W/agent.log &
 agent=$!
 for i in $(seq 300); do grep -q '"agent ready"' $W/agent.log && break; sleep 0.1; done
 t0=$(date +%s%N)
-${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 15 > $W/arm.json &
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 15 > $W/arm.json &
 for i in $(seq 300); do grep -qs '"status":"complete"' $D/captures/index.jsonl && break; sleep 0.1; done
 t1=$(date +%s%N)
 kill -TERM $agent; wait $agent; rc=$?
@@ -79,17 +77,12 @@ hash:
   chunk_size: 1MiB
 YAML
 start_agent() {
-	node ${cli} run --config $A/none.yaml --profiles-dir $A/profiles --state-dir $A/state \\
+	node $CLI run --config $A/none.yaml --profiles-dir $A/profiles --state-dir $A/state \\
 		--runtime-dir $A/run --spool-dir $A/run/triggers 2>> $A/agent.log &
 	agent=$!
 }
-# wait_for SECONDS COMMAND...: true once COMMAND holds; false at the deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
-}
 armed_at_least() { [ "$(grep -c '"capture armed in the kernel"' $A/agent.log)" -ge $1 ]; }
-done_at_least() { [ "$(${client} events | grep -c '"event":"capture_done"')" -ge $1 ]; }
+done_at_least() { [ "$($C events | grep -c '"event":"capture_done"')" -ge $1 ]; }
 completes() { cat $D/armed/index.jsonl 2>/dev/null | grep -c '"status":"complete"'; }
 complete_at_least() { [ "$(completes)" -ge $1 ]; }
 frozen() {
@@ -97,7 +90,7 @@ frozen() {
 }
 report() {
 	echo "@@armedagent - {\\"rc\\":\\"$1\\",\\"step\\":\\"$2\\"}"
-	${client} events | sed 's/^/@@event - /'
+	$C events | sed 's/^/@@event - /'
 	for f in $D/armed/*/manifest.json; do [ -f $f ] && echo "@@armed $(basename $(dirname $f)) $(tr -d '\\n' < $f)"; done
 	[ -f $D/armed/index.jsonl ] && sed 's/^/@@index - /' $D/armed/index.jsonl
 	echo "@@leftover - {\\"entries\\":\\"$(ls $D/armed 2>/dev/null | tr '\\n' ' ')\\"}"
@@ -114,7 +107,7 @@ echo "@@governor armed {\\"value\\":\\"$(cat /sys/class/watchdog/watchdog0/preti
 
 # A: frozen while the kernel captures; SIGCONT, and the agent finishes it.
 kill -STOP $agent
-${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-a.json &
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-a.json &
 holder=$!
 wait_for 60 done_at_least 1 || fail "kernel capture A"
 frozen a
@@ -125,7 +118,7 @@ wait $holder
 
 # B: frozen while the kernel captures, then killed; a new agent finishes it.
 kill -STOP $agent
-${selftest} watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-b.json &
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $A/arm-b.json &
 holder=$!
 wait_for 60 done_at_least 2 || fail "kernel capture B"
 frozen b
@@ -147,8 +140,7 @@ const kernel = loadKernels()[0]!;
 describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
   let run: BoardRun;
   beforeAll(async () => {
-    const { module, client, selftest } = artifacts(kernel);
-    run = await bootBoard({ kernel, job: job(module, client, selftest), reserved: BOARD_RANGES });
+    run = await bootBoard({ kernel, job: job(kernel), reserved: BOARD_RANGES });
   }, 15 * 60_000);
   afterAll(() => run?.cleanup());
 
@@ -182,16 +174,13 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
     });
     // The bytes on disk, read on the host from the scratch image: the
     // region's slice of core.elf, and the PT_LOAD that points at it.
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-watchdog-'));
-    try {
+    withTempDir('watchdog', (tmp) => {
       const core = scratchCopyFile(run, `/captures/${c.label}/core.elf`, path.join(tmp, 'core.elf'));
       expect(sha256File(core, region.offset, trace.size)).toBe(run.truth('trace').sha256);
       const elf = readelf(core);
       expect(elf.type).toBe('CORE');
       expect(elf.loads).toEqual([expect.objectContaining({ offset: BigInt(region.offset), paddr: BigInt(trace.start), filesz: BigInt(trace.size) })]);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   describe('armed in the kernel (the physcap governor) while the agent is frozen', () => {
@@ -247,15 +236,12 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
 
     test('the bytes on disk, read on the host, are the ground truth', () => {
       expect(armed()).toHaveLength(2);
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-armed-'));
-      try {
+      withTempDir('armed', (tmp) => {
         for (const c of armed()) {
           const core = scratchCopyFile(run, `/armed/${c.label}/core.elf`, path.join(tmp, `${c.label}.elf`));
           for (const r of c.value.regions) expect(sha256File(core, r.offset, r.size)).toBe(run.truth(r.name).sha256);
         }
-      } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
-      }
+      });
     });
 
     test('dmesg is clean', () => {

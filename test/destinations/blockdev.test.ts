@@ -6,24 +6,20 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { BlockdevStore, initBlockdev, openBlockdevStore } from '../../agent/src/destinations/blockdev/store';
 import type { CaptureSink, Finish, IndexEntry } from '../../agent/src/destinations/types';
 import { entryHash, serializeEntry } from '../../agent/src/manifest/chain';
 import { capture, closeDestination, openDestination, preallocate } from '../../agent/src/native/binding';
+import { sha256 } from '../support/hash';
+import { useScratch } from '../support/tmp';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-let shm: string;
-let work: string;
+const scratch = useScratch('bd');
 const open: BlockdevStore[] = [];
 
-beforeAll(() => {
-  shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'physcap-bd-img-'));
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-bd-'));
-});
 afterEach(() => {
   for (const s of open.splice(0)) {
     try {
@@ -33,17 +29,12 @@ afterEach(() => {
     }
   }
 });
-afterAll(() => {
-  fs.rmSync(shm, { recursive: true, force: true });
-  fs.rmSync(work, { recursive: true, force: true });
-});
 
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 let counter = 0;
 
 /** A partition image: a preallocated file of exactly `size` zero bytes. */
 function device(size: number): string {
-  const p = path.join(work, `dev-${++counter}.img`);
+  const p = path.join(scratch.work(), `dev-${++counter}.img`);
   const d = openDestination(p, 'create');
   try {
     preallocate(d, BigInt(size));
@@ -61,10 +52,7 @@ function store(dev: string, init?: 'if-blank' | 'never' | 'force'): BlockdevStor
 }
 
 function memoryImage(size: number): { file: string; data: Buffer } {
-  const data = crypto.randomBytes(size);
-  const file = path.join(shm, `mem-${++counter}.bin`);
-  fs.writeFileSync(file, data);
-  return { file, data };
+  return scratch.image(`mem-${++counter}.bin`, size);
 }
 
 function rawBytes(file: string, at: number, length: number): Buffer {

@@ -5,16 +5,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { artifacts, loadKernels, repoRoot } from '../../harness/paths';
+import { withTempDir } from '../support/tmp';
 
 const root = repoRoot();
 
 test('the uapi header has the frozen layout, seen from C', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-abi-'));
-  try {
+  withTempDir('abi', (dir) => {
     const src = path.join(dir, 'abi.c');
     fs.writeFileSync(
       src,
@@ -81,9 +80,7 @@ int main(void) { return 0; }
     execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-c', src, '-o', path.join(dir, 'abi.o')], {
       stdio: 'pipe',
     });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 describe.each(loadKernels().map((k) => [k.release, k] as const))('physcap.ko for %s', (_release, kernel) => {

@@ -16,8 +16,8 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { removeDir, tempDir } from '../support/tmp';
 
 const root = path.join(__dirname, '..', '..');
 const kbuild = path.join(root, 'scripts', 'kbuild.js');
@@ -57,9 +57,9 @@ const EXPECTED: Record<string, { machine: number; bits: number; big: boolean }> 
 describe('compile matrix: physcap.ko, physcap-client and physcap-selftest, warning-free', () => {
   let out: string;
   beforeAll(() => {
-    out = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-matrix-'));
+    out = tempDir('matrix');
   });
-  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+  afterAll(() => removeDir(out));
 
   test('every target is there: x86-64 6.1 and 6.12, arm64, ppc64le, ppce500, the board', () => {
     expect(targets.map((t) => t.target).sort()).toEqual(Object.keys(EXPECTED).sort());

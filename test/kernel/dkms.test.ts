@@ -8,10 +8,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadKernels } from '../vm/paths';
+import { loadKernels } from '../../harness/paths';
+import { removeDir, tempDir } from '../support/tmp';
 
 const root = path.join(__dirname, '..', '..');
 const kernelDir = path.join(root, 'kernel');
@@ -29,7 +29,7 @@ describe('DKMS', () => {
   const dkmsTree = () => path.join(tmp, 'dkms');
 
   beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-dkms-'));
+    tmp = tempDir('dkms');
     src = path.join(tmp, 'src', `physcap-${version}`);
     fs.mkdirSync(src, { recursive: true });
     fs.mkdirSync(dkmsTree());
@@ -38,7 +38,7 @@ describe('DKMS', () => {
       if (/\.(c|h)$/.test(f) || f === 'Kbuild' || f === 'dkms.conf') fs.copyFileSync(path.join(kernelDir, f), path.join(src, f));
     }
   });
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  afterAll(() => removeDir(tmp));
 
   test('dkms.conf, MODULE_VERSION and package.json agree on the version', () => {
     expect(conf('PACKAGE_NAME')).toBe('physcap');

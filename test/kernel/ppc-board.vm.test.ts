@@ -17,25 +17,24 @@
  * reader (big-endian, EM_PPC) and imported, verified and exported (ELF stays
  * big-endian, LiME is little-endian).
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
-import { physcap } from '../capture/helpers';
-import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../ppc/board';
-import { sha256OfFileRange } from '../vm/patterns';
+import { hex } from '../../harness/layout';
+import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../../harness/ppc/board';
+import { physcap } from '../support/cli';
+import { sha256, sha256File } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
-const hex = (n: number) => `0x${n.toString(16)}`;
 const range = (name: string) => PPC_RANGES.find((r) => r.name === name)!;
 const crashlog = range('crashlog');
 const trace = range('trace');
 const high = range('high');
 const TOTAL = PPC_RANGES.reduce((a, r) => a + r.size, 0);
 
-const JOB = `# physcap on the PowerPC board (test/ppc/init.c runs this)
+const JOB = `# physcap on the PowerPC board (harness/ppc/init.c runs this)
 insmod /softdog.ko soft_noboot=1
 insmod /physcap.ko
 write /sys/class/watchdog/watchdog0/pretimeout_governor physcap
@@ -68,7 +67,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
   let core: string;
 
   beforeAll(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-ppc-test-'));
+    tmp = tempDir('ppc-test');
     const progress = process.env.PHYSCAP_BOARD_PROGRESS === '1' ? (l: string) => process.stderr.write(`ppc| ${l}\n`) : undefined;
     run = await bootPpcBoard({ job: JOB, onConsole: progress });
     core = path.join(tmp, 'board.core');
@@ -77,7 +76,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
 
   afterAll(() => {
     run?.cleanup();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeDir(tmp);
   });
 
   test('every step of the job ran and succeeded', () => {
@@ -119,7 +118,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     expect(loads.map((s) => [s.paddr, s.filesz])).toEqual(PPC_RANGES.map((r) => [BigInt(r.start), BigInt(r.size)]));
     expect(loads.map((s) => [s.vaddr, s.align])).toEqual([[0xc000_0000n + BigInt(PPC_RANGES[0]!.start), 0n], [0n, 0n], [0n, 0n]]);
     for (const [i, r] of PPC_RANGES.entries()) {
-      expect(sha256OfFileRange(core, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
+      expect(sha256File(core, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
     }
     const vmcoreinfo = parsed.notes.find((n) => n.name === 'VMCOREINFO')?.desc.toString('utf8') ?? '';
     expect(vmcoreinfo).toMatch(/^OSRELEASE=6\.1\./m);
@@ -133,8 +132,8 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
       [true, trace.size, 0],
       [true, high.size, 0],
     ]);
-    expect(sha256OfFileRange(run.images.raw, 0, trace.size)).toBe(run.truth.get('trace'));
-    expect(sha256OfFileRange(run.images.raw, trace.size, high.size)).toBe(run.truth.get('high'));
+    expect(sha256File(run.images.raw, 0, trace.size)).toBe(run.truth.get('trace'));
+    expect(sha256File(run.images.raw, trace.size, high.size)).toBe(run.truth.get('high'));
   });
 
   test('the reserved ranges in guest RAM still hold the ground truth (nothing wrote them)', () => {
@@ -177,7 +176,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
         const h = Buffer.alloc(32);
         fs.readSync(fd, h, 0, 32, at);
         expect([h.readUInt32LE(0), h.readBigUInt64LE(8), h.readBigUInt64LE(16)]).toEqual([0x4c694d45, BigInt(r.start), BigInt(r.start + r.size - 1)]);
-        expect(sha256OfFileRange(lime, at + 32, r.size)).toBe(run.truth.get(r.name));
+        expect(sha256File(lime, at + 32, r.size)).toBe(run.truth.get(r.name));
         at += 32 + r.size;
       }
     } finally {
@@ -188,6 +187,6 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
   test('the digests are not trivially equal (the patterns differ per range)', () => {
     const all = PPC_RANGES.map((r) => run.truth.get(r.name));
     expect(new Set(all).size).toBe(PPC_RANGES.length);
-    expect(all).not.toContain(crypto.createHash('sha256').update(Buffer.alloc(trace.size)).digest('hex'));
+    expect(all).not.toContain(sha256(Buffer.alloc(trace.size)));
   });
 });

@@ -12,13 +12,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { scratchCopyFile, sha256File } from '../capture/board-host';
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, hex } from '../vm/layout';
-import { artifacts, KernelSpec, loadKernels } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { jobHead } from '../../harness/job';
+import { BOARD_RANGES, hex } from '../../harness/layout';
+import { KernelSpec, loadKernels } from '../../harness/paths';
+import { expectJobRan, scratchCopyFile, selftestRows, testSelftestTable } from '../support/board';
+import { sha256File } from '../support/hash';
+import { withTempDir } from '../support/tmp';
 
 const MiB = 2 ** 20;
 const crashlog = BOARD_RANGES.find((r) => r.name === 'crashlog')!;
@@ -51,13 +53,6 @@ interface PhyscapEvent {
   bytes_bounced: number;
   first_byte_latency_ns: number;
   duration_ns: number;
-}
-
-interface SelftestRow {
-  case?: string;
-  expected?: string;
-  actual?: string;
-  pass?: boolean;
 }
 
 /**
@@ -127,17 +122,7 @@ const DMESG_TROUBLE =
   /WARNING:|BUG:|Oops|Call Trace|general protection|Kernel panic|RIP:|lockdep|possible recursive locking|inconsistent lock state|sleeping function called|scheduling while atomic/;
 
 function job(kernel: KernelSpec): string {
-  const { module, client, selftest } = artifacts(kernel);
-  return `#!/bin/bash
-C=${client}
-S=${selftest}
-MOD=${module}
-D=$PHYSCAP_BOARD_DISK
-RAW=$PHYSCAP_BOARD_RAW
-SLOW=$PHYSCAP_BOARD_SLOW
-T=$TMPDIR
-W=/sys/class/watchdog/watchdog0
-rec() { printf '@@%s %s %s\\n' "$1" "$2" "$3"; }
+  return `${jobHead(kernel)}W=/sys/class/watchdog/watchdog0
 # Wait for a JSON line with an arm_id in a file; print the id.
 arm_id() { for i in $(seq 200); do id=$(sed -n 's/.*"arm_id":\\([0-9]*\\).*/\\1/p' "$1" | head -n 1); [ -n "$id" ] && { echo $id; return 0; }; sleep 0.05; done; return 1; }
 
@@ -244,11 +229,7 @@ const kernels = loadKernels();
 describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeout governor on the board, kernel %s', (series, kernel) => {
   let run: BoardRun;
   const all = <T>(key: string, label = '-'): T[] => run.records<T>(key).filter((r) => r.label === label).map((r) => r.value);
-  const one = <T>(key: string, label = '-'): T => {
-    const found = all<T>(key, label);
-    if (found.length !== 1) throw new Error(`expected one @@${key} ${label} record, found ${found.length}\n${run.output}`);
-    return found[0]!;
-  };
+  const one = <T>(key: string, label = '-'): T => run.record<T>(key, label);
   const armed = () => all<PhyscapEvent & { ok?: boolean; arm_id: number }>('armed');
   const armId = () => armed()[0]!.arm_id;
   const captureEvent = () => armed().find((e) => e.event === 'capture_done' && e.arm_id === armId())!;
@@ -264,9 +245,7 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   }, 15 * 60_000);
   afterAll(() => run?.cleanup());
 
-  test('the job ran to its end', () => {
-    if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
-  });
+  test('the job ran to its end', () => expectJobRan(run));
 
   test('the governor registers at load and is selected for watchdog0', () => {
     expect(one<{ available: string }>('governors').available.split(' ')).toContain('physcap');
@@ -282,14 +261,9 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   });
 
   describe('bad input and races: the selftest table', () => {
-    const rows = () => run.records<SelftestRow>('selftest').map((r) => r.value).filter((r) => r.case);
+    const rows = () => selftestRows(run);
 
-    test.each(ARM_TABLE)('%s → %s', (name, errno) => {
-      const row = rows().find((r) => r.case === name);
-      expect(row).toBeDefined();
-      expect(row!.expected).toBe(errno);
-      expect(row!.actual).toBe(errno);
-    });
+    testSelftestTable(() => run, ARM_TABLE);
 
     test('every row of the selftest passes (the WRITE table too), and the ARM rows are exactly this table', () => {
       expect(rows().filter((r) => !r.pass)).toEqual([]);
@@ -303,15 +277,12 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   test('the armed capture wrote both ranges exactly, read on the host from the scratch image', () => {
     expect(armed()[0]).toMatchObject({ ok: true, watchdog_id: 0, ranges: 2, bytes_total: TOTAL, cookie: COOKIE });
     expect(one<{ rc: number }>('armrc').rc).toBe(0);
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-governor-'));
-    try {
+    withTempDir('governor', (tmp) => {
       const file = scratchCopyFile(run, '/armed.bin', path.join(tmp, 'armed.bin'));
       expect(fs.statSync(file).size).toBe(TOTAL);
       expect(sha256File(file, 0, crashlog.size)).toBe(run.truth('crashlog').sha256);
       expect(sha256File(file, crashlog.size, trace.size)).toBe(run.truth('trace').sha256);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   test('events: PRETIMEOUT, then CAPTURE_DONE with the cookie, every byte zero-copy, latency measured', () => {
@@ -401,13 +372,10 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
     expect(run.records('panic').filter((r) => r.label === 'survived')).toEqual([]);
     expect(run.console).toMatch(new RegExp(`Kernel panic - not syncing: physcap: watchdog0 pretimeout: armed capture ${id} written, panicking as asked`));
     expect(fsckStatus === 0 || fsckStatus === 1).toBe(true);
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-panic-'));
-    try {
+    withTempDir('panic', (tmp) => {
       const file = scratchCopyFile(run, '/panic.bin', path.join(tmp, 'panic.bin'));
       expect(sha256File(file)).toBe(run.truth('trace').sha256);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   test('dmesg has no WARN, BUG, Oops or lock splat', () => {

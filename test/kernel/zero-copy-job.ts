@@ -1,14 +1,12 @@
-import * as path from 'node:path';
-
-import { KernelSpec, artifacts, repoRoot } from '../vm/paths';
-import { BOARD_RANGES, hex, rawOffsets } from '../vm/layout';
+import { jobHead } from '../../harness/job';
+import { BOARD_RANGES, hex, rawOffsets } from '../../harness/layout';
+import { KernelSpec } from '../../harness/paths';
 
 /**
  * The guest side of the kernel tests: one boot runs every check, printing
  * "@@key label {json}" records that the host-side tests assert on.
  */
 export function zeroCopyJob(kernel: KernelSpec): string {
-  const { module, client, selftest } = artifacts(kernel);
   const offsets = rawOffsets(BOARD_RANGES);
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
   const big = BOARD_RANGES.find((r) => r.name === 'big')!;
@@ -23,16 +21,7 @@ rec mmap ${r.name} "{\\"sha256\\":\\"$($C mmap-dump ${hex(r.start)} ${r.size} | 
   ).join('\n');
   const concurrentRecords = BOARD_RANGES.map((r) => `rec concurrent ${r.name} "$(cat $T/concurrent-${r.name})"`).join('\n');
 
-  return `#!/bin/sh
-C=${client}
-S=${selftest}
-MOD=${module}
-D=$PHYSCAP_BOARD_DISK
-RAW=$PHYSCAP_BOARD_RAW
-SLOW=$PHYSCAP_BOARD_SLOW
-T=$TMPDIR
-rec() { printf '@@%s %s %s\\n' "$1" "$2" "$3"; }
-stats() {
+  return `${jobHead(kernel, 'sh')}stats() {
 	s=/sys/class/misc/physcap
 	printf '{"zero_copy":%s,"bounced":%s,"poisoned":%s,"buffered":%s,"adopted":%s,"done":%s,"failed":%s,"interrupted":%s}' \\
 		$(cat $s/bytes_zero_copy $s/bytes_bounced $s/bytes_poisoned $s/bytes_buffered $s/bytes_adopted \\
@@ -88,7 +77,7 @@ t1=$(date +%s%N)
 rec kill - "{\\"rc\\":$rc,\\"ms\\":$(( (t1 - t0) / 1000000 ))}"
 rec stats - "$(stats)"
 # The agent's CLI, run by the host's node over the 9p root, unchanged.
-rec cli - "$(node ${path.join(repoRoot(), 'agent', 'bin', 'physcap.js')} module --json)"
+rec cli - "$(node $CLI module --json)"
 
 # The bounce path: without adoption, the 256 MiB range has no struct pages.
 rmmod physcap || exit 11

@@ -4,9 +4,10 @@
  * poisoned pages, the bounce path, unload and lockdown, all from one boot
  * per kernel.
  */
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, rawOffsets } from '../vm/layout';
-import { loadKernels } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, rawOffsets } from '../../harness/layout';
+import { loadKernels } from '../../harness/paths';
+import { expectJobRan, selftestRows, testSelftestTable } from '../support/board';
 import { zeroCopyJob } from './zero-copy-job';
 
 interface WriteResult {
@@ -19,14 +20,6 @@ interface WriteResult {
   bytes_poisoned: number;
   bytes_buffered: number;
   seconds: number;
-}
-
-interface SelftestRow {
-  case?: string;
-  expected?: string;
-  actual?: string;
-  pass?: boolean;
-  note?: string;
 }
 
 /**
@@ -88,13 +81,7 @@ const kernels = loadKernels();
 
 describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emulated board, kernel %s', (_series, kernel) => {
   let run: BoardRun;
-  const one = <T>(key: string, label = '-'): T => {
-    const found = run.records<T>(key).filter((r) => r.label === label);
-    if (found.length !== 1) {
-      throw new Error(`expected one @@${key} ${label} record, found ${found.length}\n${run.output}`);
-    }
-    return found[0]!.value;
-  };
+  const one = <T>(key: string, label = '-'): T => run.record<T>(key, label);
 
   beforeAll(async () => {
     run = await bootBoard({ kernel, job: zeroCopyJob(kernel), reserved: BOARD_RANGES });
@@ -102,9 +89,7 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
 
   afterAll(() => run?.cleanup());
 
-  test('the job ran to its end', () => {
-    if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
-  });
+  test('the job ran to its end', () => expectJobRan(run));
 
   test('INFO: ABI version 3, zero-copy, adoption, block devices and KERNEL_MAP; no governor without the watchdog core', () => {
     const info = one<{ ok: boolean; abi_version: number; page_size: number; features: number }>('info');
@@ -196,17 +181,10 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
   });
 
   describe('bad input, one field at a time', () => {
-    const rows = () => run.records<SelftestRow>('selftest').map((r) => r.value).filter((r) => r.case);
-
-    test.each(BAD_INPUT)('%s → %s', (name, errno) => {
-      const row = rows().find((r) => r.case === name);
-      expect(row).toBeDefined();
-      expect(row!.expected).toBe(errno);
-      expect(row!.actual).toBe(errno);
-    });
+    testSelftestTable(() => run, BAD_INPUT);
 
     test('the C selftest checks exactly this table', () => {
-      expect(rows().map((r) => r.case).sort()).toEqual(BAD_INPUT.map(([n]) => n).sort());
+      expect(selftestRows(run).map((r) => r.case).sort()).toEqual(BAD_INPUT.map(([n]) => n).sort());
     });
   });
 

@@ -7,7 +7,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -19,6 +18,8 @@ import {
   PhyscapEvent,
   readPhyscapEvents,
 } from '../../agent/src/native/binding';
+import { thrown } from '../support/errors';
+import { removeDir, tempDir } from '../support/tmp';
 
 const EVENT_SIZE = 120; // PHYSCAP_EVENT_SIZE
 const PRETIMEOUT = 1;
@@ -75,14 +76,14 @@ const open: PhyscapDevice[] = [];
 const fds: number[] = [];
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-armdev-'));
+  work = tempDir('armdev');
 });
 afterEach(() => {
   for (const d of open.splice(0)) d.close();
   for (const fd of fds.splice(0)) fs.closeSync(fd);
 });
 afterAll(() => {
-  fs.rmSync(work, { recursive: true, force: true });
+  removeDir(work);
 });
 
 let names = 0;
@@ -139,15 +140,6 @@ function watch(p: string) {
     waitEvents: (n: number) => waitFor(() => events.length >= n, `${n} events (have ${events.length})`),
     waitEnd: () => waitFor(() => ends.length > 0, 'end()'),
   };
-}
-
-function thrown(fn: () => unknown): NativeError {
-  try {
-    fn();
-  } catch (e) {
-    return e as NativeError;
-  }
-  throw new Error('it did not throw');
 }
 
 /** A Destination whose fd is real (an ordinary file): enough to reach the ioctl. */

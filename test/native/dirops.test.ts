@@ -6,7 +6,6 @@
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -16,7 +15,6 @@ import {
   fsyncFd,
   lockFd,
   mkdirAt,
-  NativeError,
   openDestinationAt,
   openDir,
   openDirAt,
@@ -24,13 +22,16 @@ import {
   unlockFd,
   writeFileAt,
 } from '../../agent/src/native/binding';
+import { thrown } from '../support/errors';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 let work: string;
 let dirFd: number;
 const fdsToClose: number[] = [];
 
 beforeAll(() => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-dirops-'));
+  work = tempDir('dirops');
 });
 beforeEach(() => {
   dirFd = openDir(work);
@@ -40,7 +41,7 @@ afterEach(() => {
   for (const fd of fdsToClose.splice(0)) closeFd(fd);
 });
 afterAll(() => {
-  fs.rmSync(work, { recursive: true, force: true });
+  removeDir(work);
 });
 
 /** A fresh directory under work, for one test's names. */
@@ -50,15 +51,6 @@ function scratch(name: string): { dir: string; fd: number } {
   const fd = openDir(dir, { nofollow: true });
   fdsToClose.push(fd);
   return { dir, fd };
-}
-
-function thrown(fn: () => unknown): NativeError {
-  try {
-    fn();
-  } catch (e) {
-    return e as NativeError;
-  }
-  throw new Error('it did not throw');
 }
 
 /** Another process's view of a lock: flock -n exits 1 when it is held. */
@@ -165,7 +157,7 @@ describe('openDestinationAt', () => {
         truncate: true,
         hash: 'readback',
       });
-      expect(result.sha256).toBe(crypto.createHash('sha256').update(data).digest('hex'));
+      expect(result.sha256).toBe(sha256(data));
     } finally {
       closeDestination(dest);
     }

@@ -5,10 +5,8 @@
  * sources need physical memory: engine.vm.test.ts runs them on the board.)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -23,13 +21,13 @@ import {
   sdNotify,
   writeAligned,
 } from '../../agent/src/native/binding';
-import { useScratch } from './scratch';
+import { sha256 } from '../support/hash';
+import { useScratch, useTmpfs } from '../support/tmp';
 
 const MiB = 2 ** 20;
-const scratch = useScratch('physcap');
+const scratch = useScratch('engine');
 const image = scratch.image;
 
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const sha256sum = (file: string) => execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0];
 
 async function captureTo(
@@ -246,18 +244,10 @@ describe('errors are Node-style, with code, errno, syscall and path', () => {
 });
 
 describe('a full disk', () => {
-  let small: string;
-  beforeAll(() => {
-    small = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-small-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
-  });
-  afterAll(() => {
-    execFileSync('umount', [small]);
-    fs.rmSync(small, { recursive: true, force: true });
-  });
+  const small = useTmpfs('small', '8m');
 
   test('preallocation fails up front with ENOSPC, before a byte is written', async () => {
-    const d = openDestination(path.join(small, 'big.bin'), 'create');
+    const d = openDestination(path.join(small(), 'big.bin'), 'create');
     try {
       let err: NativeError | undefined;
       try {
@@ -275,7 +265,7 @@ describe('a full disk', () => {
     const img = image('fill', 32 * MiB);
     let err: NativeError | undefined;
     try {
-      await captureTo(path.join(small, 'fill.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(32 * MiB) });
+      await captureTo(path.join(small(), 'fill.bin'), { source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(32 * MiB) });
     } catch (e) {
       err = e as NativeError;
     }

@@ -5,14 +5,17 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { cliJson, cliRecord, physcapHost, readelf, scratchCopyDir, sha256File } from '../capture/board-host';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { BoardRun, bootBoard } from '../vm/board';
-import { BOARD_RANGES, hex, rawOffsets } from '../vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { BoardRun, bootBoard } from '../../harness/board';
+import { guestProgram, jobHead } from '../../harness/job';
+import { BOARD_RANGES, hex, rawOffsets } from '../../harness/layout';
+import { KernelSpec, loadKernels } from '../../harness/paths';
+import { cliJson, cliRecord, expectJobRan, readelf, scratchCopyDir } from '../support/board';
+import { physcapSync } from '../support/cli';
+import { sha256File } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 interface Captured {
   ok: boolean;
@@ -30,8 +33,8 @@ interface Captured {
   bytesBounced?: number;
 }
 
-const guestScript = path.join(repoRoot(), 'dist', 'test', 'native', 'guest-capture.js');
-const guestCli = path.join(repoRoot(), 'dist', 'test', 'capture', 'board-cli.js');
+const guestScript = guestProgram('guest-capture');
+const guestCli = guestProgram('guest-cli');
 
 /** The ranges the ELF captures take (the issue's interop check): crash log and trace. */
 const ELF_RANGES = BOARD_RANGES.filter((r) => r.name === 'crashlog' || r.name === 'trace');
@@ -89,7 +92,7 @@ source:
 `;
 }
 
-function job(module: string): string {
+function job(kernel: KernelSpec): string {
   const offsets = rawOffsets(BOARD_RANGES);
   const requests: object[] = [];
   for (const r of BOARD_RANGES) {
@@ -122,11 +125,7 @@ function job(module: string): string {
   // the slow disk (vdc): the raw disk (vdb) holds the big range at its
   // rawOffsets, which the host reads after the boot, and nothing else in
   // this job uses vdc.  The slow disk's write throttle costs ~1 s here.
-  return `#!/bin/bash
-D=$PHYSCAP_BOARD_DISK
-RAW=$PHYSCAP_BOARD_RAW
-SLOW=$PHYSCAP_BOARD_SLOW
-insmod ${module} || exit 10
+  return `${jobHead(kernel)}insmod $MOD || exit 10
 node ${guestScript} \\
   ${args}
 rc=$?
@@ -154,20 +153,14 @@ exit $rc
 
 describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engine on the board, kernel %s', (_s, kernel) => {
   let run: BoardRun;
-  const get = (label: string): Captured => {
-    const found = run.records<Captured>('capture').filter((r) => r.label === label);
-    if (found.length !== 1) throw new Error(`no single @@capture ${label}\n${run.output}`);
-    return found[0]!.value;
-  };
+  const get = (label: string): Captured => run.record<Captured>('capture', label);
 
   beforeAll(async () => {
-    run = await bootBoard({ kernel, job: job(artifacts(kernel).module), reserved: BOARD_RANGES });
+    run = await bootBoard({ kernel, job: job(kernel), reserved: BOARD_RANGES });
   }, 20 * 60_000);
   afterAll(() => run?.cleanup());
 
-  test('the job ran', () => {
-    if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
-  });
+  test('the job ran', () => expectJobRan(run));
 
   describe.each(BOARD_RANGES.map((r) => [r.name, r] as const))('%s', (name, range) => {
     test('kernel source: zero-copy; digest and file equal the ground truth', () => {
@@ -247,9 +240,9 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     }
     let work: string;
     beforeAll(() => {
-      work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-board-elf-'));
+      work = tempDir('board-elf');
     });
-    afterAll(() => work && fs.rmSync(work, { recursive: true, force: true }));
+    afterAll(() => work && removeDir(work));
 
     const captured = (label: string): CaptureJson => {
       const rec = cliRecord(run, label);
@@ -268,7 +261,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
 
     /** export --format raw on the host: one <region>.raw each, equal to the ground truth. */
     const expectRawExport = (args: string[], out: string) => {
-      const res = physcapHost(['export', ...args, '--format', 'raw', '-o', out, '--json']);
+      const res = physcapSync(['export', ...args, '--format', 'raw', '-o', out, '--json']);
       if (res.code !== 0) throw new Error(`physcap export ${args.join(' ')}: exit ${res.code}\n${res.stderr}${res.stdout}`);
       for (const r of ELF_RANGES) {
         const file = path.join(out, `${r.name}.raw`);
@@ -332,7 +325,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
         expect(sha256File(core, Number(elf.loads[i]!.offset), r.size)).toBe(run.truth(r.name).sha256);
       }
 
-      const v = physcapHost(['verify', dir]);
+      const v = physcapSync(['verify', dir]);
       if (v.code !== 0) throw new Error(`physcap verify ${dir}: exit ${v.code}\n${v.stdout}${v.stderr}`);
       expect(v.stdout).toMatch(new RegExp(`^${id}: verified$`, 'm'));
 
@@ -342,11 +335,11 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     test('blockdev capture, read from the slow disk image: listed complete, verified, raw export equals the ground truth', () => {
       const id = captured('capture-blockdev').id;
       const image = run.images.slow;
-      const l = physcapHost(['list', '--dest', image, '--json']);
+      const l = physcapSync(['list', '--dest', image, '--json']);
       expect(l.code).toBe(0);
       expect(JSON.parse(l.stdout)).toMatchObject({ captures: [{ id, status: 'complete', data: 'present' }], problems: [] });
 
-      const v = physcapHost(['verify', id, '--dest', image]);
+      const v = physcapSync(['verify', id, '--dest', image]);
       if (v.code !== 0) throw new Error(`physcap verify ${id} --dest ${image}: exit ${v.code}\n${v.stdout}${v.stderr}`);
 
       expectRawExport([id, '--dest', image], path.join(work, 'blockdev-raw'));

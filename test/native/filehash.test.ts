@@ -17,17 +17,12 @@ import {
   NativeError,
   openDestination,
 } from '../../agent/src/native/binding';
-import { useScratch } from './scratch';
+import { sha256 } from '../support/hash';
+import { useScratch } from '../support/tmp';
 
 const MiB = 2 ** 20;
-const scratch = useScratch('physcap-fh');
+const scratch = useScratch('fh');
 const image = scratch.image;
-
-const sha256 = (...parts: Buffer[]) => {
-  const h = crypto.createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
-};
 
 describe('createFileHash', () => {
   test('buffers and zeros hash like node:crypto over the same bytes', () => {

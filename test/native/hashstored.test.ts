@@ -5,31 +5,16 @@
  * the same bytes.  A regular file stands in for /dev/physcap: it is mapped
  * the same way, the file offset being the physical address.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { hashStored, NativeError, readPhysical, StoredDigests, StoredRegion } from '../../agent/src/native/binding';
+import { sha256 } from '../support/hash';
+import { useScratch } from '../support/tmp';
 
 const MiB = 2 ** 20;
-let shm: string;
-
-beforeAll(() => {
-  shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'physcap-hs-'));
-});
-afterAll(() => {
-  fs.rmSync(shm, { recursive: true, force: true });
-});
-
-function file(name: string, size: number): { file: string; data: Buffer } {
-  const data = crypto.randomBytes(size);
-  const f = path.join(shm, name);
-  fs.writeFileSync(f, data);
-  return { file: f, data };
-}
-
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+const scratch = useScratch('hs');
+const file = scratch.image;
 
 /** What hashStored must return for these bytes (already cut to [base, base+size) and to the end of the file). */
 function expected(bytes: Buffer, regions: StoredRegion[]): StoredDigests {
@@ -120,7 +105,7 @@ describe('hashStored', () => {
 
   test('nofollow refuses a symlink (ELOOP); without it the link is followed', async () => {
     const { file: f, data } = file('target.bin', MiB + 3);
-    const link = path.join(shm, 'link.bin');
+    const link = path.join(scratch.shm(), 'link.bin');
     fs.symlinkSync(f, link);
     const regions = [region(10, 1000, 100)];
     const err = (await hashStored({ path: link, size: BigInt(data.length), regions, nofollow: true }).catch(
@@ -132,7 +117,7 @@ describe('hashStored', () => {
   });
 
   test('failures to open or read are Node-style errors', async () => {
-    const missing = path.join(shm, 'missing.bin');
+    const missing = path.join(scratch.shm(), 'missing.bin');
     await expect(hashStored({ path: missing, size: 10n, regions: [] })).rejects.toMatchObject({
       code: 'ENOENT',
       errno: -2,
@@ -140,10 +125,10 @@ describe('hashStored', () => {
       path: missing,
     });
     // A directory opens read-only but cannot be read.
-    await expect(hashStored({ path: shm, size: 10n, regions: [region(0, 10, 0)] })).rejects.toMatchObject({
+    await expect(hashStored({ path: scratch.shm(), size: 10n, regions: [region(0, 10, 0)] })).rejects.toMatchObject({
       code: 'EISDIR',
       syscall: 'pread',
-      path: shm,
+      path: scratch.shm(),
     });
   });
 
@@ -217,7 +202,7 @@ describe('readPhysical', () => {
   });
 
   test('a missing device is ENOENT; a range past a stand-in file is ENXIO', () => {
-    const missing = path.join(shm, 'no-physcap');
+    const missing = path.join(scratch.shm(), 'no-physcap');
     let err: NativeError | undefined;
     try {
       readPhysical(0n, 16, missing);

@@ -6,22 +6,19 @@
  * and its CLI works from there: --version, validate (good and bad
  * profiles), and an image-source capture that verifies.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+
+import { exec } from '../support/cli';
+import { sha256 } from '../support/hash';
+import { removeDir, tempDir } from '../support/tmp';
 
 const root = path.join(__dirname, '..', '..');
 const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
-function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, timeout: 240_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const run = (cmd: string, args: string[], opts: { cwd?: string } = {}) => exec(cmd, args, { cwd: opts.cwd, timeout: 240_000 });
 
 describe('npm pack → install into a fresh prefix', () => {
   let tmp: string;
@@ -29,7 +26,7 @@ describe('npm pack → install into a fresh prefix', () => {
   let bin: string;
 
   beforeAll(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-pack-'));
+    tmp = tempDir('pack');
     const packed = await run('npm', ['pack', '--pack-destination', tmp, '--json'], { cwd: root });
     if (packed.code !== 0) throw new Error(`npm pack failed:\n${packed.stderr}`);
     tarball = path.join(tmp, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename);
@@ -38,7 +35,7 @@ describe('npm pack → install into a fresh prefix', () => {
     if (installed.code !== 0) throw new Error(`npm install of the tarball failed:\n${installed.stdout}${installed.stderr}`);
     bin = path.join(prefix, 'bin', 'physcap');
   }, 10 * 60_000);
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  afterAll(() => removeDir(tmp));
 
   test('the tarball holds sources, schemas, DKMS and systemd files, and nothing built', () => {
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
@@ -79,7 +76,7 @@ describe('npm pack → install into a fresh prefix', () => {
     expect(cap.code).toBe(0);
     const out = JSON.parse(cap.stdout) as { id: string; status: string; regions: Array<{ sha256: string }> };
     expect(out.status).toBe('complete');
-    expect(out.regions[0]!.sha256).toBe(crypto.createHash('sha256').update(bytes.subarray(0, 1 << 20)).digest('hex'));
+    expect(out.regions[0]!.sha256).toBe(sha256(bytes.subarray(0, 1 << 20)));
     const verify = await run(bin, ['verify', out.id, '--dest', path.join(tmp, 'captures')]);
     expect(verify.code).toBe(0);
   });

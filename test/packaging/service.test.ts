@@ -8,8 +8,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { withTempDir } from '../support/tmp';
 
 const root = path.join(__dirname, '..', '..');
 const unitFile = path.join(root, 'packaging', 'physcap.service');
@@ -24,14 +24,11 @@ function values(key: string): string[] {
 }
 
 test('systemd-analyze verify accepts the unit', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-unit-'));
-  try {
+  withTempDir('unit', (dir) => {
     const unit = path.join(dir, 'physcap.service');
     fs.writeFileSync(unit, text.replace('/usr/bin/physcap', path.join(root, 'agent', 'bin', 'physcap.js')));
     execFileSync('systemd-analyze', ['verify', unit], { stdio: 'pipe' });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('notify, reload by SIGHUP, no restart on a bad agent.yaml (78), a watchdog', () => {

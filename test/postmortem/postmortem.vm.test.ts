@@ -17,16 +17,18 @@
  * share; the captures are read off the scratch disk with debugfs.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { physcapHost, scratchCopyDir, scratchCopyFile } from '../capture/board-host';
 import { parseElfCoreFile, PT_LOAD, splitLoads } from '../../agent/src/container/elf';
 import { describeCore } from '../../agent/src/container/kernel-dump';
 import type { Manifest } from '../../agent/src/manifest/types';
-import { BoardRun, bootBoard, ReservedRange } from '../vm/board';
-import { hex } from '../vm/layout';
-import { artifacts, loadKernels, repoRoot } from '../vm/paths';
+import { BoardRun, bootBoard, ReservedRange } from '../../harness/board';
+import { jobHead } from '../../harness/job';
+import { hex } from '../../harness/layout';
+import { KernelSpec, loadKernels } from '../../harness/paths';
+import { expectJobRan, scratchCopyDir, scratchCopyFile } from '../support/board';
+import { physcapSync } from '../support/cli';
+import { removeDir, tempDir } from '../support/tmp';
 import { crashSupport, crashVersion, debugVmlinux, DrgnView, hasSymbol, logLines, runCrash, runDrgn, runGdb } from './tools';
 
 const MiB = 2 ** 20;
@@ -66,14 +68,11 @@ source:
 `;
 }
 
-function job(module: string): string {
-  const cli = path.join(repoRoot(), 'agent', 'bin', 'physcap.js');
+function job(kernel: KernelSpec): string {
   // The task lists are taken by the shell itself (a glob, no fork), before
   // and after the capture, so they hold no process of their own; the
   // capture's process (its threads come and go) is left out by drgn.
-  return `#!/bin/bash
-D=$PHYSCAP_BOARD_DISK
-insmod ${module} || exit 10
+  return `${jobHead(kernel)}insmod $MOD || exit 10
 P=$TMPDIR/profiles
 mkdir -p $P
 cat > $P/ram.yaml <<YAML
@@ -91,14 +90,14 @@ tasks() {
 }
 sleep 2
 tasks before
-node ${cli} capture $P/ram.yaml --json > $D/ram.json 2> $D/ram.err &
+node $CLI capture $P/ram.yaml --json > $D/ram.json 2> $D/ram.err &
 pid=$!
 wait $pid
 rc=$?
 tasks after
 dmesg > $D/dmesg.txt
 echo "@@guest - {\\"release\\":\\"$(uname -r)\\",\\"memTotalKiB\\":$(awk '/^MemTotal:/ {print $2}' /proc/meminfo),\\"capturePid\\":$pid}"
-node ${cli} capture $P/fwlog.yaml --json > $D/fwlog.json 2> $D/fwlog.err || exit 12
+node $CLI capture $P/fwlog.yaml --json > $D/fwlog.json 2> $D/fwlog.err || exit 12
 exit $rc
 `;
 }
@@ -118,8 +117,8 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   const support = crashSupport(crash, hasSymbol(dbg.vmlinux, 'module_load_offset'), kernel.release);
 
   beforeAll(async () => {
-    run = await bootBoard({ kernel, job: job(artifacts(kernel).module), memoryMiB: MEMORY_MIB, reserved: [RESERVED], timeoutMs: 20 * 60_000 });
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-postmortem-'));
+    run = await bootBoard({ kernel, job: job(kernel), memoryMiB: MEMORY_MIB, reserved: [RESERVED], timeoutMs: 20 * 60_000 });
+    work = tempDir('postmortem');
     if (run.exitCode !== 0) return;
     dest = scratchCopyDir(run, '/captures', work);
     const file = (name: string) => fs.readFileSync(scratchCopyFile(run, `/${name}`, path.join(work, name)), 'utf8');
@@ -132,13 +131,13 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   }, 25 * 60_000);
   afterAll(() => {
     run?.cleanup();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
+    if (work) removeDir(work);
   });
 
   test('the job ran: System RAM captured complete and verified on the host; the right debug vmlinux', () => {
-    if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
+    expectJobRan(run);
     expect(ram.status).toBe('complete');
-    const v = physcapHost(['verify', path.join(dest, ram.id)]);
+    const v = physcapSync(['verify', path.join(dest, ram.id)]);
     if (v.code !== 0) throw new Error(`verify: ${v.stdout}${v.stderr}`);
     const c = describeCore(parseElfCoreFile(core));
     expect(c).toMatchObject({ kernelDump: true, release: kernel.release, buildId: dbg.buildId, physicalOnlyBytes: 0n, aliases: 1 });
@@ -237,7 +236,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     let exported: { files: Array<{ size: number }>; dumpLevel: number };
     beforeAll(() => {
       kdump = path.join(work, 'ram.kdump');
-      const r = physcapHost(['export', path.join(dest, ram.id), '--format', 'kdump', '-o', kdump, '--json']);
+      const r = physcapSync(['export', path.join(dest, ram.id), '--format', 'kdump', '-o', kdump, '--json']);
       if (r.code !== 0) throw new Error(`export kdump: ${r.stdout}${r.stderr}`);
       exported = JSON.parse(r.stdout) as typeof exported;
     });
@@ -265,14 +264,14 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const image = path.join(work, 'dump.img');
     fs.writeFileSync(image, '');
     fs.truncateSync(image, fs.statSync(core).size + 256 * MiB);
-    expect(physcapHost(['blockdev', 'init', image]).code).toBe(0);
-    const imp = physcapHost(['import', core, '--dest', image, '--name', 'elsewhere', '--json']);
+    expect(physcapSync(['blockdev', 'init', image]).code).toBe(0);
+    const imp = physcapSync(['import', core, '--dest', image, '--name', 'elsewhere', '--json']);
     if (imp.code !== 0) throw new Error(`import: ${imp.stdout}${imp.stderr}`);
     const { id } = JSON.parse(imp.stdout) as { id: string };
-    expect(physcapHost(['verify', id, '--dest', image]).code).toBe(0);
+    expect(physcapSync(['verify', id, '--dest', image]).code).toBe(0);
 
     const elf = path.join(work, 'imported.elf');
-    expect(physcapHost(['export', id, '--dest', image, '--format', 'elf', '-o', elf]).code).toBe(0);
+    expect(physcapSync(['export', id, '--dest', image, '--format', 'elf', '-o', elf]).code).toBe(0);
     const original = splitLoads(parseElfCoreFile(core));
     const exported = splitLoads(parseElfCoreFile(elf));
     expect(exported.data.map((s) => [s.paddr, s.vaddr])).toEqual(original.data.map((s) => [s.paddr, s.vaddr]));
@@ -282,7 +281,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
 
     // A record on a partition is no file of its own: makedumpfile gets an ELF written beside the output, removed after.
     const kdump = path.join(work, 'imported.kdump');
-    const r = physcapHost(['export', id, '--dest', image, '--format', 'kdump', '-o', kdump]);
+    const r = physcapSync(['export', id, '--dest', image, '--format', 'kdump', '-o', kdump]);
     if (r.code !== 0) throw new Error(`export kdump: ${r.stdout}${r.stderr}`);
     expect(fs.readdirSync(work).filter((n) => n.startsWith('.imported.kdump'))).toEqual([]);
     const d = runDrgn(dbg.vmlinux, kdump);
@@ -295,10 +294,10 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const dir = path.join(dest, fwlog);
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
     expect(m).toMatchObject({ status: 'complete', regions: [{ name: 'fwlog', phys: hex(RESERVED.start), sha256: run.truth('fwlog').sha256 }] });
-    const show = physcapHost(['show', dir]);
+    const show = physcapSync(['show', dir]);
     expect(show.stdout).toMatch(/contents: physical ranges only \(no region the kernel maps\); not a kernel dump/);
     const out = path.join(work, 'fwlog.kdump');
-    const r = physcapHost(['export', dir, '--format', 'kdump', '-o', out]);
+    const r = physcapSync(['export', dir, '--format', 'kdump', '-o', out]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/holds no kernel memory .* not a kernel dump.*--format raw or --format lime/);
     expect(fs.existsSync(out)).toBe(false);
@@ -306,7 +305,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
   });
 
   test('show on the System RAM capture names the kernel, its build ID and how to open it', () => {
-    const show = physcapHost(['show', path.join(dest, ram.id)]);
+    const show = physcapSync(['show', path.join(dest, ram.id)]);
     expect(show.stdout).toMatch(new RegExp(`contents: kernel dump of Linux ${kernel.release.replace(/[+.]/g, '\\$&')} \\(build ID ${dbg.buildId}\\), KASLR offset 0x[0-9a-f]+`));
     expect(show.stdout).toMatch(/open with: crash vmlinux core\.elf \| drgn -c core\.elf -s vmlinux \| gdb -ex 'symbol-file -o 0x[0-9a-f]+ vmlinux'/);
   });

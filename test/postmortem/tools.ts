@@ -8,10 +8,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { repoRoot } from '../vm/paths';
+import { repoRoot } from '../../harness/paths';
+import { withTempDir } from '../support/tmp';
 
 export interface DebugVmlinux {
   release: string;
@@ -85,8 +85,7 @@ export interface CrashView {
  * shell's interleave in no fixed order on one pipe, files do not mix.
  */
 export function runCrash(vmlinux: string, dump: string, extraArgs: string[] = []): CrashView {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-crash-'));
-  try {
+  return withTempDir('crash', (dir) => {
     const out = (name: string) => path.join(dir, `${name}.txt`);
     const script = [`sys > ${out('sys')}`, `log > ${out('log')}`, `kmem -i > ${out('kmem')}`, 'q', ''].join('\n');
     const r = run('crash', [...extraArgs, vmlinux, dump], script);
@@ -100,9 +99,7 @@ export function runCrash(vmlinux: string, dump: string, extraArgs: string[] = []
     if (!sys.size) process.stderr.write(`crash ${[...extraArgs, vmlinux, dump].join(' ')}: no sys output; exit ${r.code}\n${r.out.slice(-3000)}\n`);
     const total = /^\s*TOTAL MEM\s+(\d+)/m.exec(section('kmem').join('\n'));
     return { code: r.code, output: r.out, sys, log: section('log'), ...(total ? { totalMemPages: Number(total[1]) } : {}) };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 export interface DrgnView {

@@ -1,7 +1,6 @@
 /** Triggers on real directories, timers and signals. */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { systemClock } from '../../agent/src/core/clock';
@@ -10,12 +9,10 @@ import { TriggerEvent } from '../../agent/src/triggers/event';
 import { fileTrigger } from '../../agent/src/triggers/file';
 import { intervalTrigger } from '../../agent/src/triggers/interval';
 import { TriggerContext } from '../../agent/src/triggers/kind';
+import { removeDir, tempDir } from '../support/tmp';
+import { waiter } from '../support/wait';
 
-const waitUntil = async (cond: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-};
+const waitUntil = waiter({ ms: 5000, everyMs: 10 });
 
 function context(spoolDir: string): TriggerContext & { events: TriggerEvent[]; log: ReturnType<typeof memoryLogger> } {
   const events: TriggerEvent[] = [];
@@ -44,10 +41,10 @@ describe('file trigger', () => {
     fs.renameSync(tmp, path.join(spool, name));
   };
   beforeEach(() => {
-    spool = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-spool-')), 'triggers');
+    spool = path.join(tempDir('spool'), 'triggers');
     ctx = context(spool);
   });
-  afterEach(() => fs.rmSync(path.dirname(spool), { recursive: true, force: true }));
+  afterEach(() => removeDir(path.dirname(spool)));
 
   test('a dropped file fires with its reason and is consumed; other names do nothing', async () => {
     const t = fileTrigger('board', { name: 'board' }, ctx);

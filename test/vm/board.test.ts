@@ -1,19 +1,19 @@
 /** The emulated board's own parts, without (or with a very short) boot. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { BoardError, bootBoard } from './board';
-import { BOARD_RANGES, rawOffsets } from './layout';
-import { loadKernels } from './paths';
-import { sha256OfFileRange, writePattern } from './patterns';
+import { BoardError, bootBoard } from '../../harness/board';
+import { BOARD_RANGES, rawOffsets } from '../../harness/layout';
+import { loadKernels } from '../../harness/paths';
+import { sha256OfFileRange, writePattern } from '../../harness/patterns';
+import { removeDir, tempDir } from '../support/tmp';
 
 describe('ground-truth patterns', () => {
   let dir: string;
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-pattern-'));
+    dir = tempDir('pattern');
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => removeDir(dir));
 
   const place = (file: string, seed: string, name: string, offset: number, size: number) => {
     fs.writeFileSync(file, '');

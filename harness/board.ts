@@ -10,7 +10,8 @@
  *     the host's page cache flatters no path;
  *   - a "job" share through which the guest returns the job's exit code,
  *     output and dmesg.
- * test/vm/init.sh is the guest's PID 1.
+ * harness/init.sh is the guest's PID 1; harness/job.ts has the head jobs
+ * start with.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -163,6 +164,13 @@ export class BoardRun {
       out.push({ label: m[2] ?? '', value: JSON.parse(m[3] ?? '{}') as T });
     }
     return out;
+  }
+
+  /** The one record with this key and label; throws, with the job's output, unless there is exactly one. */
+  record<T = Record<string, unknown>>(key: string, label = '-'): T {
+    const found = this.records<T>(key).filter((r) => r.label === label);
+    if (found.length !== 1) throw new Error(`expected one @@${key} ${label} record, found ${found.length}\n${this.output}`);
+    return found[0]!.value;
   }
 
   cleanup(): void {
@@ -343,7 +351,7 @@ async function bootOnce(o: BoardOptions): Promise<BoardRun> {
 /**
  * Runs QEMU to its exit and resolves with everything it printed (the
  * console); rejects with a BoardError and the console's tail on a timeout
- * or a non-zero exit.  The PowerPC board (test/ppc/board.ts) uses it too.
+ * or a non-zero exit.  The PowerPC board (harness/ppc/board.ts) uses it too.
  */
 export function runQemu(args: string[], timeoutMs: number, onConsole?: (line: string) => void, binary = 'qemu-system-x86_64'): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,9 +1,10 @@
 /**
- * Run on the emulated board by engine.vm.test.ts (and the benchmark): each
+ * Run on the emulated board by test/native/engine.vm.test.ts and the
+ * benchmark (compiled to dist/harness/guest-capture.js): each
  * argument is a JSON capture request; each result is printed as
  * "@@capture <label> {json}", a failure as the error's Node-style fields.
  */
-import { capture, closeDestination, HashMode, openDestination, SourceKind } from '../../agent/src/native/binding';
+import { capture, closeDestination, HashMode, openDestination, SourceKind } from '../agent/src/native/binding';
 
 interface GuestRequest {
   label: string;

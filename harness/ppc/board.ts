@@ -4,7 +4,7 @@
  * emulation) booting a small 6.1 kernel built from Debian's linux-source
  * (scripts/cross/trees.sh), 32-bit and big-endian, with 36-bit physical
  * addresses and highmem.  There is no Node and no shell on it: its
- * userland is test/ppc/init.c (PID 1, runs the job's lines) and the static
+ * userland is harness/ppc/init.c (PID 1, runs the job's lines) and the static
  * physcap-client and physcap-selftest.
  *
  *   - guest RAM is a host file, so the host writes known patterns into the
@@ -23,9 +23,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { memoryDir, runQemu } from '../vm/board';
-import { repoRoot } from '../vm/paths';
-import { sha256OfFileRange, writePattern } from '../vm/patterns';
+import { memoryDir, runQemu } from '../board';
+import { repoRoot } from '../paths';
+import { sha256OfFileRange, writePattern } from '../patterns';
 
 export interface PpcBoardParts {
   release: string;
@@ -197,7 +197,7 @@ export function parseSteps(text: string): PpcStep[] {
 }
 
 export interface PpcBoardOptions {
-  /** init's job: one step per line (test/ppc/init.c). */
+  /** init's job: one step per line (harness/ppc/init.c). */
   job: string;
   memoryMiB?: number;
   ranges?: PpcRange[];

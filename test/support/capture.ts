@@ -1,9 +1,9 @@
 /**
- * Shared by the capture tests: memory images with known bytes, profiles
- * written as real YAML files and loaded the way the agent loads them, and
- * the physcap CLI as a real process.
+ * Captures on the host with the image source: memory images with known
+ * bytes, profiles written as real YAML files and loaded the way the agent
+ * loads them, a capture taken at once, and what a dir destination holds
+ * (its index, a capture's manifest, whether a capture verifies).
  */
-import { execFile } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,13 +11,12 @@ import * as path from 'node:path';
 import { runCapture, CaptureOptions, CaptureOutcome } from '../../agent/src/capture/pipeline';
 import { checkFile } from '../../agent/src/config/load';
 import type { Profile } from '../../agent/src/config/profile';
+import { DirStore } from '../../agent/src/destinations/dir/store';
+import type { Manifest } from '../../agent/src/manifest/types';
+import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { eventId } from '../../agent/src/triggers/event';
 
 export const MiB = 2 ** 20;
-export const root = path.join(__dirname, '..', '..');
-export const cli = path.join(root, 'agent', 'bin', 'physcap.js');
-
-export const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 /** A memory image of random bytes (the image source's "physical memory", based at 0). */
 export function makeImage(dir: string, size: number, name = 'memory.img'): { file: string; bytes: Buffer; range(start: number, size: number): Buffer } {
@@ -57,16 +56,9 @@ hash:
 ${o.extra ?? ''}`;
 }
 
+/** The profile's capture, taken now as a control trigger would start it. */
 export function captureNow(p: Profile, o: CaptureOptions = {}, reason = 'test'): Promise<CaptureOutcome> {
   return runCapture({ profile: p, events: [{ id: eventId(), kind: 'control', profile: p.name, time: Date.now(), reason }] }, o);
-}
-
-export function physcap(args: string[], opts: { timeout?: number; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: opts.timeout ?? 60_000, cwd: opts.cwd, maxBuffer: 64 * MiB }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 }
 
 /** Index lines of a dir destination, parsed. */
@@ -80,8 +72,15 @@ export function indexOf(dest: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-export const waitUntil = async (cond: () => boolean, ms = 20_000) => {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return cond();
-};
+/** A capture directory's manifest.json. */
+export const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+
+/** Whether capture `id` of a dir destination verifies (physcap verify's check, in process). */
+export async function verifies(dest: string, id: string): Promise<boolean> {
+  const store = new DirStore(dest);
+  try {
+    return (await verifyCapture(store, id)).ok;
+  } finally {
+    store.close();
+  }
+}

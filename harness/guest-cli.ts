@@ -1,25 +1,24 @@
 /**
  * Run on the emulated board by the *.vm.test.ts jobs (compiled to
- * dist/test/capture/board-cli.js): runs the physcap CLI as a guest would,
+ * dist/harness/guest-cli.js): runs the physcap CLI as a guest would,
  * `node agent/bin/physcap.js <args...>`, and prints its outcome as one
  * record, "@@cli <label> {rc, stdout, stderr}", whatever happened.
  *
- *   node board-cli.js <label> <physcap args...>
+ *   node guest-cli.js <label> <physcap args...>
  */
 import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 
-const cli = path.join(__dirname, '..', '..', '..', 'agent', 'bin', 'physcap.js');
+import { physcapCli } from './agent';
 
 function main(): void {
   const [label, ...args] = process.argv.slice(2);
   if (!label) {
-    console.error('usage: board-cli.js <label> <physcap args...>');
+    console.error('usage: guest-cli.js <label> <physcap args...>');
     process.exitCode = 2;
     return;
   }
   const started = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [physcapCli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const record = {
     rc: r.status ?? (r.signal ? `signal ${r.signal}` : `error ${r.error?.message ?? '?'}`),
     stdout: r.stdout ?? '',

@@ -1,19 +1,18 @@
 /**
- * Host side of the capture checks on the emulated board (used by the
- * *.vm.test.ts files only): the guest's captures are taken off the disk
- * images with debugfs (or read straight from a raw image), and then read
- * back on the host with the host's physcap, readelf and sha256 — none of
- * the guest's code is trusted for the verdict.
+ * Host side of the checks on the emulated board (used by the *.vm.test.ts
+ * files): the guest's captures are taken off the disk images with debugfs
+ * (or read straight from a raw image), and then read back on the host with
+ * the host's physcap, readelf and sha256 — none of the guest's code is
+ * trusted for the verdict.  Also what several board tests assert the same
+ * way: the job ran, and the client's selftest table.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { BoardRun } from '../vm/board';
-import { repoRoot } from '../vm/paths';
-import { sha256OfFileRange } from '../vm/patterns';
+import type { BoardRun } from '../../harness/board';
 
-/** What test/capture/board-cli.ts printed for one physcap command in the guest. */
+/** What harness/guest-cli.ts printed for one physcap command in the guest. */
 export interface CliRecord {
   rc: number | string;
   stdout: string;
@@ -21,9 +20,7 @@ export interface CliRecord {
 }
 
 export function cliRecord(run: BoardRun, label: string): CliRecord {
-  const found = run.records<CliRecord>('cli').filter((r) => r.label === label);
-  if (found.length !== 1) throw new Error(`expected one @@cli ${label}, got ${found.length}\n${run.output}`);
-  return found[0]!.value;
+  return run.record<CliRecord>('cli', label);
 }
 
 /** The record's stdout as JSON; throws with the whole record when it is not. */
@@ -51,21 +48,6 @@ export function scratchCopyFile(run: BoardRun, guestPath: string, hostFile: stri
   return hostFile;
 }
 
-export function sha256File(file: string, offset = 0, size = fs.statSync(file).size - offset): string {
-  return sha256OfFileRange(file, offset, size);
-}
-
-/** The host's physcap CLI (agent/bin/physcap.js) as a process. */
-export function physcapHost(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(repoRoot(), 'agent', 'bin', 'physcap.js'), ...args], {
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-    timeout: 5 * 60_000,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
 export interface ElfLoad {
   offset: bigint;
   paddr: bigint;
@@ -82,4 +64,32 @@ export function readelf(file: string): { type: string; loads: ElfLoad[]; text: s
     loads.push({ offset: BigInt(m[1]!), paddr: BigInt(m[3]!), filesz: BigInt(m[4]!), memsz: BigInt(m[5]!) });
   }
   return { type, loads, text };
+}
+
+/** Fails, with the job's output, unless the job exited 0. */
+export function expectJobRan(run: BoardRun): void {
+  if (run.exitCode !== 0) throw new Error(`job exited ${run.exitCode}\n${run.output}`);
+}
+
+/** A row of physcap-client selftest, as the job printed it ("@@selftest - {json}"). */
+export interface SelftestRow {
+  case?: string;
+  expected?: string;
+  actual?: string;
+  pass?: boolean;
+  note?: string;
+}
+
+export function selftestRows(run: BoardRun): SelftestRow[] {
+  return run.records<SelftestRow>('selftest').map((r) => r.value).filter((r) => r.case);
+}
+
+/** One test per [case, errno] of the table: the selftest ran that case, expected that errno and got it. */
+export function testSelftestTable(run: () => BoardRun, table: Array<[string, string]>): void {
+  test.each(table)('%s → %s', (name, errno) => {
+    const row = selftestRows(run()).find((r) => r.case === name);
+    expect(row).toBeDefined();
+    expect(row!.expected).toBe(errno);
+    expect(row!.actual).toBe(errno);
+  });
 }

@@ -1,0 +1,17 @@
+/** SHA-256 digests (hex) for checking what physcap wrote against the true bytes. */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+
+import { sha256OfFileRange } from '../../harness/patterns';
+
+/** SHA-256 of the parts, one after another (of nothing: the empty digest). */
+export function sha256(...parts: Buffer[]): string {
+  const h = crypto.createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+/** SHA-256 of `size` bytes of a file from `offset` (by default: the rest of the file), read in chunks. */
+export function sha256File(file: string, offset = 0, size = fs.statSync(file).size - offset): string {
+  return sha256OfFileRange(file, offset, size);
+}
