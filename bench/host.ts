@@ -35,7 +35,11 @@ interface Timed {
 function run(cmd: string[]): Timed {
   const res = spawnSync('/usr/bin/time', ['-f', '@@time %e %U %S %M', ...cmd], { encoding: 'utf8', maxBuffer: 64 * MiB });
   if (res.status !== 0) throw new Error(`${cmd.join(' ')} failed (${res.status}): ${res.stderr}`);
-  const line = res.stderr.split('\n').filter((l) => l.startsWith('@@time')).pop() ?? '';
+  const line =
+    res.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('@@time'))
+      .pop() ?? '';
   return { ...parseTime(line), stdout: res.stdout };
 }
 

@@ -98,8 +98,7 @@ function benchJob(kernel: KernelSpec, rounds: number): string {
   const cmd: Record<Method, (d: Dest, f: string) => string> = {
     module: (d, f) => `$C write ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
     question: (d, f) => `$C devmem ${start} ${RANGE.size} ${f}${d === 'raw' ? ' --existing' : ''}`,
-    dd: (_d, f) =>
-      `dd if=/dev/mem of=${f} bs=1M iflag=skip_bytes,count_bytes skip=${RANGE.start} count=${RANGE.size} oflag=direct conv=fsync`,
+    dd: (_d, f) => `dd if=/dev/mem of=${f} bs=1M iflag=skip_bytes,count_bytes skip=${RANGE.start} count=${RANGE.size} oflag=direct conv=fsync`,
     'engine-kernel': (_d, f) => engine('kernel', f),
     'engine-devmem': (_d, f) => engine('devmem', f),
   };
@@ -172,7 +171,9 @@ function armedJob(rounds: number): string {
   });
   const order: string[] = [];
   for (let round = 0; round < rounds; round++) {
-    order.push(round % 2 ? `write_round ${round} || exit 15; armed_round ${round} || exit 16` : `armed_round ${round} || exit 16; write_round ${round} || exit 15`);
+    order.push(
+      round % 2 ? `write_round ${round} || exit 15; armed_round ${round} || exit 16` : `armed_round ${round} || exit 16; write_round ${round} || exit 15`,
+    );
   }
   return `# ---- armed captures against WRITE ----
 # Wait for the arm's JSON line (its arm_id) in a file.
@@ -242,7 +243,13 @@ async function benchKernel(kernel: KernelSpec, rounds: number): Promise<BenchCas
     if (failed.length) throw new Error(`bench runs failed:\n${run.output}`);
 
     return [
-      ...DESTS.flatMap((d) => summarize(kernel, samples.filter((s) => s.dest === d), d)),
+      ...DESTS.flatMap((d) =>
+        summarize(
+          kernel,
+          samples.filter((s) => s.dest === d),
+          d,
+        ),
+      ),
       ...summarizeArmed(kernel, run, rounds),
     ];
   } finally {
@@ -313,7 +320,10 @@ function summarizeArmed(kernel: KernelSpec, run: BoardRun, rounds: number): Benc
   const armed: ArmedEvent[] = [];
   const written: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const lines = run.records<ArmedEvent>('armed').filter((x) => x.label === String(r)).map((x) => x.value);
+    const lines = run
+      .records<ArmedEvent>('armed')
+      .filter((x) => x.label === String(r))
+      .map((x) => x.value);
     const id = lines.find((l) => l.ok === true && l.arm_id)?.arm_id;
     const done = lines.find((l) => l.event === 'capture_done' && l.arm_id === id);
     if (!id || !done) fail(`round ${r}: no CAPTURE_DONE record for the arm`);
@@ -426,14 +436,12 @@ function printArmed(cases: BenchCase[]): void {
       f3(c.armed_wall_s),
       f3(c.write_wall_s),
       c.ratio_armed_vs_write === undefined ? '' : `${Number(c.ratio_armed_vs_write).toFixed(3)}x`,
-      c.latency_samples_ms !== undefined
-        ? `${String(c.latency_samples_ms)} ms`
-        : `armed ${String(c.armed_samples_s)} s; WRITE ${String(c.write_samples_s)} s`,
+      c.latency_samples_ms !== undefined ? `${String(c.latency_samples_ms)} ms` : `armed ${String(c.armed_samples_s)} s; WRITE ${String(c.write_samples_s)} s`,
     ]),
   );
   console.log(
-    'armed: the module\'s first_byte_latency_ns (pretimeout -> first byte submitted) and duration_ns ' +
-      '(first byte -> synced); WRITE: the client\'s own time, first ioctl -> fsync, one fsync at the end. ' +
+    "armed: the module's first_byte_latency_ns (pretimeout -> first byte submitted) and duration_ns " +
+      "(first byte -> synced); WRITE: the client's own time, first ioctl -> fsync, one fsync at the end. " +
       `Target for the first byte: <= ${FIRST_BYTE_TARGET_MS} ms.`,
   );
 }

@@ -195,10 +195,7 @@ function makeImage(file: string, mib: number, preallocate: boolean): void {
   }
 }
 
-function makeImages(
-  workDir: string,
-  o: Required<Pick<BoardOptions, 'scratchMiB' | 'rawMiB' | 'slowMiB' | 'preallocate'>>,
-): BoardRun['images'] {
+function makeImages(workDir: string, o: Required<Pick<BoardOptions, 'scratchMiB' | 'rawMiB' | 'slowMiB' | 'preallocate'>>): BoardRun['images'] {
   const images = {
     scratch: path.join(workDir, 'scratch.img'),
     raw: path.join(workDir, 'raw.img'),
@@ -233,36 +230,42 @@ function qemuArgs(o: BoardOptions, memFile: string, jobDir: string, images: Boar
   const memoryMiB = o.memoryMiB ?? DEFAULTS.memoryMiB;
   const { initramfs } = artifacts(o.kernel);
   const kvm = process.env.PHYSCAP_VM_KVM === '1';
-  const cmdline = [
-    'console=ttyS0',
-    'quiet',
-    'panic=-1',
-    'oops=panic',
-    'mitigations=off',
-    ...(o.reserved ?? []).map(memmapArg),
-    ...(o.extraCmdline ?? []),
-  ];
+  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'oops=panic', 'mitigations=off', ...(o.reserved ?? []).map(memmapArg), ...(o.extraCmdline ?? [])];
   const slowBps = o.slowWriteBps ?? DEFAULTS.slowWriteBps;
   return [
     // No 5-level paging under emulation: no board has it, and it is the
     // least exercised path of QEMU's x86 emulation.
     ...(kvm ? ['-enable-kvm', '-cpu', 'host'] : ['-cpu', 'max,la57=off']),
-    '-machine', 'pc,memory-backend=ram',
-    '-smp', '2',
-    '-m', `${memoryMiB}M`,
-    '-object', `memory-backend-file,id=ram,size=${memoryMiB}M,mem-path=${memFile},share=on`,
-    '-kernel', o.kernel.vmlinuz,
-    '-initrd', initramfs,
-    '-append', cmdline.join(' '),
-    '-display', 'none',
+    '-machine',
+    'pc,memory-backend=ram',
+    '-smp',
+    '2',
+    '-m',
+    `${memoryMiB}M`,
+    '-object',
+    `memory-backend-file,id=ram,size=${memoryMiB}M,mem-path=${memFile},share=on`,
+    '-kernel',
+    o.kernel.vmlinuz,
+    '-initrd',
+    initramfs,
+    '-append',
+    cmdline.join(' '),
+    '-display',
+    'none',
     '-nodefaults',
-    '-serial', 'stdio',
+    '-serial',
+    'stdio',
     '-no-reboot',
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
-    '-drive', `file=${images.scratch},format=raw,if=virtio,cache=none`,
-    '-drive', `file=${images.raw},format=raw,if=virtio,cache=none`,
-    '-drive', `file=${images.slow},format=raw,if=virtio,cache=none,throttling.bps-write=${slowBps}`,
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${jobDir},mount_tag=job,security_model=none`,
+    '-drive',
+    `file=${images.scratch},format=raw,if=virtio,cache=none`,
+    '-drive',
+    `file=${images.raw},format=raw,if=virtio,cache=none`,
+    '-drive',
+    `file=${images.slow},format=raw,if=virtio,cache=none,throttling.bps-write=${slowBps}`,
   ];
 }
 
@@ -320,11 +323,7 @@ async function bootOnce(o: BoardOptions): Promise<BoardRun> {
     const exitFile = path.join(jobDir, 'exit-code');
     if (!fs.existsSync(exitFile)) {
       const started = consoleText.includes(JOB_START);
-      throw new BoardError(
-        started ? 'the board stopped before the job finished' : 'the board stopped before the job started',
-        tail(consoleText, 60),
-        started,
-      );
+      throw new BoardError(started ? 'the board stopped before the job finished' : 'the board stopped before the job started', tail(consoleText, 60), started);
     }
     const read = (name: string) => {
       const f = path.join(jobDir, name);

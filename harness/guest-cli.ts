@@ -26,7 +26,11 @@ function main(): void {
     wallSeconds: Number(process.hrtime.bigint() - started) / 1e9,
   };
   // One line whatever the text holds (JSON leaves U+2028/9 raw; a record is one line).
-  console.log(`@@cli ${label} ${JSON.stringify(record).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')}`);
+  console.log(
+    `@@cli ${label} ${JSON.stringify(record)
+      .replace(/\u2028/g, '\\u2028')
+      .replace(/\u2029/g, '\\u2029')}`,
+  );
 }
 
 main();

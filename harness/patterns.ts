@@ -18,7 +18,7 @@ export function writePattern(fd: number, offset: number, size: number, seed: str
   const cipher = keystream(seed, name);
   const hash = crypto.createHash('sha256');
   const zeros = Buffer.alloc(CHUNK);
-  for (let done = 0; done < size; ) {
+  for (let done = 0; done < size;) {
     const n = Math.min(CHUNK, size - done);
     const block = cipher.update(zeros.subarray(0, n));
     hash.update(block);
@@ -34,7 +34,7 @@ export function sha256OfFileRange(file: string, offset: number, size: number): s
   try {
     const hash = crypto.createHash('sha256');
     const buf = Buffer.alloc(CHUNK);
-    for (let done = 0; done < size; ) {
+    for (let done = 0; done < size;) {
       const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, size - done), offset + done);
       if (n === 0) throw new Error(`${file}: ends before ${offset + size}`);
       hash.update(buf.subarray(0, n));

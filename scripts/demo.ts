@@ -149,7 +149,16 @@ interface Row {
 
 function table(rows: Row[]): void {
   const head = ['capture', 'profile', 'trigger', 'bytes', 'zero-copy', 'MiB/s', 'verify', 'vs host truth'];
-  const cells = rows.map((r) => [r.capture, r.profile, r.trigger, `${(r.bytes / MiB).toFixed(2)} MiB`, r.zeroCopy === r.bytes ? 'all' : `${r.zeroCopy} B`, r.mibps ? r.mibps.toFixed(0) : '-', r.verify, r.truth]);
+  const cells = rows.map((r) => [
+    r.capture,
+    r.profile,
+    r.trigger,
+    `${(r.bytes / MiB).toFixed(2)} MiB`,
+    r.zeroCopy === r.bytes ? 'all' : `${r.zeroCopy} B`,
+    r.mibps ? r.mibps.toFixed(0) : '-',
+    r.verify,
+    r.truth,
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const fmt = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
   say(fmt(head));
@@ -162,7 +171,10 @@ function table(rows: Row[]): void {
  * their own under build/demo/ (or $PHYSCAP_DEMO_OUT: the demo's own test).
  */
 function copyOut(run: BoardRun): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const base = process.env.PHYSCAP_DEMO_OUT ?? path.join(root, 'build', 'demo');
   const out = path.join(base, stamp);
   fs.mkdirSync(out, { recursive: true });
@@ -218,22 +230,34 @@ function report(run: BoardRun): number {
       truth: matches ? `match (${m.regions.map((r) => r.name).join(', ')})` : 'MISMATCH',
     };
   });
-  for (const [profile, trigger] of [['watchdog-hook', 'file'], ['pretimeout', 'watchdog'], ['on-demand', 'control']]) {
+  for (const [profile, trigger] of [
+    ['watchdog-hook', 'file'],
+    ['pretimeout', 'watchdog'],
+    ['on-demand', 'control'],
+  ]) {
     need(`one ${trigger}-triggered capture of ${profile}`, rows.filter((r) => r.profile === profile && r.trigger === trigger).length === 1);
   }
   const problems = run.records<{ text: string }>('problem').map((r) => r.value.text);
-  need('the broken profile is reported with file:line:col', problems.some((p) => /broken\.yaml:\d+:\d+/.test(p)));
-  need('the agent kept going (3 profiles active) and stopped cleanly', /^3 profiles active/.test(one<{ text: string }>('status')?.text ?? '') && one<{ rc: number }>('agent')?.rc === 0);
+  need(
+    'the broken profile is reported with file:line:col',
+    problems.some((p) => /broken\.yaml:\d+:\d+/.test(p)),
+  );
+  need(
+    'the agent kept going (3 profiles active) and stopped cleanly',
+    /^3 profiles active/.test(one<{ text: string }>('status')?.text ?? '') && one<{ rc: number }>('agent')?.rc === 0,
+  );
 
   say('Captures, copied off the board and checked on the host:');
   say('');
   table(rows);
-  say('(MiB/s under software emulation: the kernel\'s write time for the armed capture; start to manifest for the others.)');
+  say("(MiB/s under software emulation: the kernel's write time for the armed capture; start to manifest for the others.)");
   say('');
   say(`The broken profile, as the agent reported it: ${problems[0] ?? '(nothing reported)'}`);
   say('');
   const rel = path.relative(process.cwd(), dest) || '.';
-  say(`The captures are in ${rel} (${path.relative(process.cwd(), path.join(path.dirname(path.dirname(dest)), 'latest'))} points at the newest run). Explore them:`);
+  say(
+    `The captures are in ${rel} (${path.relative(process.cwd(), path.join(path.dirname(path.dirname(dest)), 'latest'))} points at the newest run). Explore them:`,
+  );
   say(`  node agent/bin/physcap.js list   --dest ${rel}`);
   if (rows[0]) {
     say(`  node agent/bin/physcap.js show   ${rows[0].capture} --dest ${rel}`);

@@ -34,7 +34,10 @@ function resolve(ref, fromFile) {
 }
 
 const code = (v) => `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
-const cell = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const cell = (s) =>
+  String(s ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ');
 
 /** A short type for a table cell; common definitions link to their section. */
 function typeOf(s, file) {
@@ -117,7 +120,7 @@ function render() {
     '',
     'Every field physcap reads or writes, from the JSON Schemas in `schemas/` that `physcap validate` and the agent check',
     'against. Editors that speak the YAML language server validate as you type with',
-    '`# yaml-language-server: $schema=<path to schemas/profile.schema.json>` as a profile\'s first line.',
+    "`# yaml-language-server: $schema=<path to schemas/profile.schema.json>` as a profile's first line.",
     '',
   ];
   section(lines, 'Capture profile', 2, load('profile.schema.json'), 'profile.schema.json');
@@ -128,7 +131,10 @@ function render() {
   for (const [name, d] of Object.entries(common.$defs)) {
     lines.push(`### ${name}`, '', d.description || '', '');
   }
-  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${lines
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 module.exports = { render, outFile: out };

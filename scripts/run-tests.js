@@ -12,13 +12,7 @@ const root = path.resolve(__dirname, '..');
 const resultFile = path.join(root, 'build', 'jest-results.json');
 const vmOnly = process.argv.includes('--vm-only');
 
-const args = [
-  path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
-  '--runInBand',
-  '--verbose',
-  '--json',
-  `--outputFile=${resultFile}`,
-];
+const args = [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--runInBand', '--verbose', '--json', `--outputFile=${resultFile}`];
 if (vmOnly) args.push('--testPathPatterns', '\\.vm\\.test\\.ts$');
 
 fs.rmSync(resultFile, { force: true });

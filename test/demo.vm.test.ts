@@ -34,7 +34,15 @@ describe('npm run demo', () => {
   });
 
   test('narrates the story: EFAULT, the four triggers, the broken profile with file:line:col', () => {
-    for (const step of [/EFAULT/, /1\/4 the watchdog repair hook/, /2\/4 freezing the agent/, /first byte \d+ us after the pretimeout/, /3\/4 physcap trigger on-demand/, /broken\.yaml:7:11 +\/regions\/0\/size/, /and keeps going: 3 profiles active/]) {
+    for (const step of [
+      /EFAULT/,
+      /1\/4 the watchdog repair hook/,
+      /2\/4 freezing the agent/,
+      /first byte \d+ us after the pretimeout/,
+      /3\/4 physcap trigger on-demand/,
+      /broken\.yaml:7:11 +\/regions\/0\/size/,
+      /and keeps going: 3 profiles active/,
+    ]) {
       expect(stdout).toMatch(step);
     }
   });

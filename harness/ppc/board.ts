@@ -94,7 +94,10 @@ export class PpcBoardRun {
   /** The last line of a step's output that is a JSON object. */
   json<T = Record<string, unknown>>(prefix: string): T {
     const s = this.step(prefix);
-    const line = s.output.split('\n').reverse().find((l) => l.trim().startsWith('{'));
+    const line = s.output
+      .split('\n')
+      .reverse()
+      .find((l) => l.trim().startsWith('{'));
     if (!line) throw new Error(`step "${s.line}" printed no JSON:\n${s.output}`);
     return JSON.parse(line) as T;
   }
@@ -151,28 +154,52 @@ function reservedMemoryDts(ranges: PpcRange[]): string {
 }
 
 /** QEMU's arguments; extra machine options (dumpdtb=) go on -M. */
-function qemuArgs(o: { parts: PpcBoardParts; memFile: string; memoryMiB: number; initramfs: string; images: { disk: string; raw: string; slow: string }; cmdline: string; machine?: string }): string[] {
+function qemuArgs(o: {
+  parts: PpcBoardParts;
+  memFile: string;
+  memoryMiB: number;
+  initramfs: string;
+  images: { disk: string; raw: string; slow: string };
+  cmdline: string;
+  machine?: string;
+}): string[] {
   return [
-    '-M', `ppce500,memory-backend=ram${o.machine ? `,${o.machine}` : ''}`,
-    '-cpu', 'e500v2',
+    '-M',
+    `ppce500,memory-backend=ram${o.machine ? `,${o.machine}` : ''}`,
+    '-cpu',
+    'e500v2',
     // One CPU: bringing up the second (spin-table) hangs under QEMU 7.2's
     // software emulation before init runs.  The kernel is SMP all the same.
-    '-smp', '1',
-    '-m', `${o.memoryMiB}M`,
-    '-object', `memory-backend-file,id=ram,size=${o.memoryMiB}M,mem-path=${o.memFile},share=on`,
-    '-kernel', o.parts.vmlinux,
-    '-initrd', o.initramfs,
-    '-append', o.cmdline,
-    '-display', 'none',
+    '-smp',
+    '1',
+    '-m',
+    `${o.memoryMiB}M`,
+    '-object',
+    `memory-backend-file,id=ram,size=${o.memoryMiB}M,mem-path=${o.memFile},share=on`,
+    '-kernel',
+    o.parts.vmlinux,
+    '-initrd',
+    o.initramfs,
+    '-append',
+    o.cmdline,
+    '-display',
+    'none',
     '-nodefaults',
-    '-serial', 'stdio',
+    '-serial',
+    'stdio',
     '-no-reboot',
-    '-drive', `if=none,id=disk,file=${o.images.disk},format=raw,cache=none`,
-    '-device', 'virtio-blk-pci,drive=disk',
-    '-drive', `if=none,id=raw,file=${o.images.raw},format=raw,cache=none`,
-    '-device', 'virtio-blk-pci,drive=raw',
-    '-drive', `if=none,id=slow,file=${o.images.slow},format=raw,cache=none,throttling.bps-write=${16 << 20}`,
-    '-device', 'virtio-blk-pci,drive=slow',
+    '-drive',
+    `if=none,id=disk,file=${o.images.disk},format=raw,cache=none`,
+    '-device',
+    'virtio-blk-pci,drive=disk',
+    '-drive',
+    `if=none,id=raw,file=${o.images.raw},format=raw,cache=none`,
+    '-device',
+    'virtio-blk-pci,drive=raw',
+    '-drive',
+    `if=none,id=slow,file=${o.images.slow},format=raw,cache=none,throttling.bps-write=${16 << 20}`,
+    '-device',
+    'virtio-blk-pci,drive=slow',
   ];
 }
 

@@ -89,10 +89,13 @@ describe('[destinations] where captures go', () => {
     expect(fs.readFileSync(f, 'utf8')).toBe('mine');
   });
 
-  test.each(['/etc', '/', '/proc/self', '/usr/local', '/tmp', '/var/lib', '/dev/shm'])('[destinations] %s as a destination: refused as a system directory', async (dest) => {
-    expect(trustedDirProblem(dest, 'destination')).toMatch(/a system directory; a destination gets a directory of its own/);
-    expect(() => new DirStore(dest, undefined, true)).toThrow(/EACCES: untrusted destination: .* system directory/);
-  });
+  test.each(['/etc', '/', '/proc/self', '/usr/local', '/tmp', '/var/lib', '/dev/shm'])(
+    '[destinations] %s as a destination: refused as a system directory',
+    async (dest) => {
+      expect(trustedDirProblem(dest, 'destination')).toMatch(/a system directory; a destination gets a directory of its own/);
+      expect(() => new DirStore(dest, undefined, true)).toThrow(/EACCES: untrusted destination: .* system directory/);
+    },
+  );
 });
 
 describe('[destinations] the index', () => {
@@ -125,7 +128,7 @@ describe('[destinations] the index', () => {
     expect(String((out as { error?: { message?: string } }).error?.message)).toMatch(/index\.jsonl is not a regular file/);
   });
 
-  test("[destinations] index.jsonl owned by another user: not appended to (they could read and rewrite it); the capture is failed, not complete", async () => {
+  test('[destinations] index.jsonl owned by another user: not appended to (they could read and rewrite it); the capture is failed, not complete', async () => {
     const { dest, p } = await withEarlier();
     const before = fs.readFileSync(path.join(dest, 'index.jsonl'));
     fs.chownSync(path.join(dest, 'index.jsonl'), NOBODY, NOBODY);
@@ -298,10 +301,14 @@ describe('[destinations] planted things inside a capture', () => {
     ['a symlink', (d: string) => fs.symlinkSync('/etc/passwd', path.join(d, 'passwd')), /passwd is not part of the capture/],
     ['a FIFO', (d: string) => execFileSync('mkfifo', [path.join(d, 'pipe')]), /pipe is not part of the capture/],
     ['a subdirectory', (d: string) => fs.mkdirSync(path.join(d, 'more')), /more is not part of the capture/],
-    ['a FIFO in place of the data file', (d: string) => {
-      fs.rmSync(path.join(d, 'a.raw'));
-      execFileSync('mkfifo', [path.join(d, 'a.raw')]);
-    }, /a\.raw cannot be read \(.*is not a regular file\)/],
+    [
+      'a FIFO in place of the data file',
+      (d: string) => {
+        fs.rmSync(path.join(d, 'a.raw'));
+        execFileSync('mkfifo', [path.join(d, 'a.raw')]);
+      },
+      /a\.raw cannot be read \(.*is not a regular file\)/,
+    ],
   ])('[destinations] %s planted in a published capture: verify fails naming it, without hanging', async (_what, plant, why) => {
     const dest = fresh('planted');
     const out = await captureNow(profileFor(dest));

@@ -27,8 +27,13 @@ afterAll(() => s.done());
 
 let n = 0;
 const fresh = (name: string) => path.join(s.dir, `${name}-${++n}`);
-const profileFor = (dest: string, size = MiB) => writeProfile(s.dir, `faults-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, size]], chunk: '256KiB' }));
-const entries = (dest: string) => fs.readdirSync(dest).filter((d) => !['index.jsonl', 'index.head'].includes(d)).sort();
+const profileFor = (dest: string, size = MiB) =>
+  writeProfile(s.dir, `faults-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, size]], chunk: '256KiB' }));
+const entries = (dest: string) =>
+  fs
+    .readdirSync(dest)
+    .filter((d) => !['index.jsonl', 'index.head'].includes(d))
+    .sort();
 
 /** No manifest anywhere in the destination says complete unless its capture verifies. */
 async function noFalseComplete(dest: string): Promise<void> {
@@ -69,7 +74,10 @@ describe('[faults] the publishing step', () => {
     expect(fs.existsSync(path.join(dest, `${out.id}.partial`, 'manifest.json'))).toBe(false); // ...and nothing left claims it
     await noFalseComplete(dest);
     recover(dest); // the next start
-    expect(indexOf(dest).map((e) => [e.id, e.status])).toEqual([[earlier.id, 'complete'], [out.id, 'failed']]);
+    expect(indexOf(dest).map((e) => [e.id, e.status])).toEqual([
+      [earlier.id, 'complete'],
+      [out.id, 'failed'],
+    ]);
     expect(await verifies(dest, earlier.id)).toBe(true);
     expect(await verifies(dest, out.id)).toBe(false);
   });
@@ -143,7 +151,10 @@ describe('[faults] the publishing step', () => {
       const dest = path.join(mnt, 'captures');
       execFileSync('sh', ['-c', `cat /dev/zero > ${path.join(mnt, 'filler')} 2>/dev/null || true`]);
       try {
-        await expect(captureNow(profileFor(dest, 4 * MiB))).rejects.toMatchObject({ code: 'ENOSPC', message: expect.stringMatching(/not enough space in .*: the capture needs/) });
+        await expect(captureNow(profileFor(dest, 4 * MiB))).rejects.toMatchObject({
+          code: 'ENOSPC',
+          message: expect.stringMatching(/not enough space in .*: the capture needs/),
+        });
         expect(entries(dest).filter((d) => d.endsWith('.partial'))).toEqual([]);
       } finally {
         fs.rmSync(path.join(mnt, 'filler'));
@@ -211,45 +222,53 @@ describe('[faults] killed at any point', () => {
     ['as its index line lands', (d) => () => indexLines(d)() >= 2],
   ];
 
-  test.each(POINTS)('[faults] physcap capture killed with SIGKILL %s: after the next start, complete means verified, the rest is recorded failed, earlier captures verify', async (_what, point) => {
-    const dest = fresh('kill');
-    const p = profileFor(dest, 40 * MiB);
-    const earlier = await captureNow(writeProfile(s.dir, `kill-small-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, MiB]] })));
-    const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: 'ignore' });
-    const state = { exited: false };
-    const exited = new Promise((r) => child.once('exit', () => r((state.exited = true))));
-    await until(state, point(dest));
-    child.kill('SIGKILL');
-    await exited;
-    recover(dest);
-    expect(entries(dest).filter((d) => d.endsWith('.partial'))).toEqual([]);
-    await noFalseComplete(dest);
-    for (const e of indexOf(dest)) {
-      if (e.status === 'complete') expect(await verifies(dest, String(e.id))).toBe(true);
-      else expect(e).toMatchObject({ status: 'failed', recovered: expect.any(String) });
-    }
-    expect(await verifies(dest, earlier.id)).toBe(true);
-  }, 60_000);
+  test.each(POINTS)(
+    '[faults] physcap capture killed with SIGKILL %s: after the next start, complete means verified, the rest is recorded failed, earlier captures verify',
+    async (_what, point) => {
+      const dest = fresh('kill');
+      const p = profileFor(dest, 40 * MiB);
+      const earlier = await captureNow(writeProfile(s.dir, `kill-small-${++n}`, imageProfile({ image: img.file, dest, regions: [['a', 0, MiB]] })));
+      const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: 'ignore' });
+      const state = { exited: false };
+      const exited = new Promise((r) => child.once('exit', () => r((state.exited = true))));
+      await until(state, point(dest));
+      child.kill('SIGKILL');
+      await exited;
+      recover(dest);
+      expect(entries(dest).filter((d) => d.endsWith('.partial'))).toEqual([]);
+      await noFalseComplete(dest);
+      for (const e of indexOf(dest)) {
+        if (e.status === 'complete') expect(await verifies(dest, String(e.id))).toBe(true);
+        else expect(e).toMatchObject({ status: 'failed', recovered: expect.any(String) });
+      }
+      expect(await verifies(dest, earlier.id)).toBe(true);
+    },
+    60_000,
+  );
 
-  test.each(POINTS.slice(1, 4))('[faults] physcap capture stopped with SIGTERM %s: exit 1 unless it had finished; failed says why; nothing false', async (_what, point) => {
-    const dest = fresh('term');
-    const p = profileFor(dest, 40 * MiB);
-    const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const state = { exited: false };
-    let stdout = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (c) => ((state.exited = true), r(c))));
-    await until(state, point(dest));
-    child.kill('SIGTERM');
-    const code = await exited;
-    if (fs.existsSync(dest)) await noFalseComplete(dest);
-    expect(stdout).not.toBe('');
-    const out = JSON.parse(stdout) as { status: string; error?: { code?: string } };
-    expect(code).toBe(out.status === 'complete' ? 0 : 1);
-    if (out.status === 'failed') expect(out.error?.code).toBe('ABORT_ERR');
-    recover(dest);
-    for (const e of indexOf(dest)) if (e.status === 'complete') expect(await verifies(dest, String(e.id))).toBe(true);
-  }, 60_000);
+  test.each(POINTS.slice(1, 4))(
+    '[faults] physcap capture stopped with SIGTERM %s: exit 1 unless it had finished; failed says why; nothing false',
+    async (_what, point) => {
+      const dest = fresh('term');
+      const p = profileFor(dest, 40 * MiB);
+      const child = spawn(process.execPath, [physcapCli, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const state = { exited: false };
+      let stdout = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number | null>((r) => child.once('exit', (c) => ((state.exited = true), r(c))));
+      await until(state, point(dest));
+      child.kill('SIGTERM');
+      const code = await exited;
+      if (fs.existsSync(dest)) await noFalseComplete(dest);
+      expect(stdout).not.toBe('');
+      const out = JSON.parse(stdout) as { status: string; error?: { code?: string } };
+      expect(code).toBe(out.status === 'complete' ? 0 : 1);
+      if (out.status === 'failed') expect(out.error?.code).toBe('ABORT_ERR');
+      recover(dest);
+      for (const e of indexOf(dest)) if (e.status === 'complete') expect(await verifies(dest, String(e.id))).toBe(true);
+    },
+    60_000,
+  );
 
   test('[faults] the CLI reading a destination while captures are recovered: list answers and exits 0', async () => {
     const dest = fresh('readers');

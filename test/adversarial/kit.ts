@@ -11,7 +11,11 @@ import { removeDir, tempDir } from '../support/tmp';
 export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(['node', 'physcap', ...args], (s) => void (out += s), (s) => void (err += s));
+  const code = await main(
+    ['node', 'physcap', ...args],
+    (s) => void (out += s),
+    (s) => void (err += s),
+  );
   return { code, out, err };
 }
 

@@ -37,7 +37,20 @@ beforeAll(async () => {
   otherKey = path.join(keys, 'other.key');
   base = path.join(s.dir, 'base');
   // 2 MiB in 16 KiB chunks: 128 chunk digests, so they go to a sidecar file.
-  const p = writeProfile(s.dir, 'tamper', imageProfile({ image: img.file, dest: base, regions: [['ram', 0, 2 * MiB], ['log', 3 * MiB, 64 * 1024]], chunk: '16KiB', extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }));
+  const p = writeProfile(
+    s.dir,
+    'tamper',
+    imageProfile({
+      image: img.file,
+      dest: base,
+      regions: [
+        ['ram', 0, 2 * MiB],
+        ['log', 3 * MiB, 64 * 1024],
+      ],
+      chunk: '16KiB',
+      extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n`,
+    }),
+  );
   ids = [];
   for (let i = 0; i < 3; i++) {
     ids.push((await captureNow(p)).id);
@@ -129,11 +142,15 @@ describe('[tamper] the index and its head', () => {
     expect(r.err).toMatch(/no capture/);
   });
 
-  test("[tamper] the newest capture removed with its index line: the signed head says the index was cut back", async () => {
+  test('[tamper] the newest capture removed with its index line: the signed head says the index was cut back', async () => {
     const d = copy();
     fs.rmSync(path.join(d, newest()), { recursive: true });
     writeLines(d, lines(d).slice(0, 2));
-    await verifyFails(d, ids[1]!, /FAIL {2}index: index\.head \(signed .*\) vouches for entry 3 \(.*\), but the index ends at entry 2: newer captures and their index lines were removed/);
+    await verifyFails(
+      d,
+      ids[1]!,
+      /FAIL {2}index: index\.head \(signed .*\) vouches for entry 3 \(.*\), but the index ends at entry 2: newer captures and their index lines were removed/,
+    );
   });
 
   test('[tamper] the newest capture removed with its line and index.head deleted too: verify --key says there is no signed head', async () => {
@@ -151,7 +168,10 @@ describe('[tamper] the index and its head', () => {
     writeLines(d, lines(d).slice(0, 2));
     fs.writeFileSync(path.join(d, 'index.head'), headAfterSecond);
     expect((await cli(['verify', ids[1]!, '--dest', d, '--key', pub])).code).toBe(0);
-    await verifyFails(d, ids[1]!, /FAIL {2}index: the head given \(--head 3:…\) vouches for entry 3, but the index ends at entry 2/, ['--head', `${witness.seq}:${witness.head}`]);
+    await verifyFails(d, ids[1]!, /FAIL {2}index: the head given \(--head 3:…\) vouches for entry 3, but the index ends at entry 2/, [
+      '--head',
+      `${witness.seq}:${witness.head}`,
+    ]);
   });
 
   test('[tamper] a bit flipped in index.head: its signature fails', async () => {
@@ -200,15 +220,23 @@ describe('[tamper] forgeries', () => {
     const sig = path.join(dir, 'manifest.json.sig');
     if (signature === 'drop') fs.rmSync(sig);
     if (signature === 'other-key') fs.writeFileSync(sig, sign(text, crypto.createPrivateKey(fs.readFileSync(otherKey))));
-    const sums = [...m.files, ...(fs.existsSync(sig) ? [{ name: 'manifest.json.sig', sha256: sha256(fs.readFileSync(sig)) }] : []), { name: 'manifest.json', sha256: sha256(text) }];
+    const sums = [
+      ...m.files,
+      ...(fs.existsSync(sig) ? [{ name: 'manifest.json.sig', sha256: sha256(fs.readFileSync(sig)) }] : []),
+      { name: 'manifest.json', sha256: sha256(text) },
+    ];
     fs.writeFileSync(path.join(dir, 'SHA256SUMS'), sumsFile(sums));
     let prev: string | null = null;
-    const lines = fs.readFileSync(path.join(d, 'index.jsonl'), 'utf8').trim().split('\n').map((line) => {
-      const e = parseEntry(line);
-      const forged = serializeEntry({ ...e, prev, ...(e.id === m.id ? { manifestSha256: sha256(text) } : {}) });
-      prev = entryHash(forged);
-      return forged;
-    });
+    const lines = fs
+      .readFileSync(path.join(d, 'index.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const e = parseEntry(line);
+        const forged = serializeEntry({ ...e, prev, ...(e.id === m.id ? { manifestSha256: sha256(text) } : {}) });
+        prev = entryHash(forged);
+        return forged;
+      });
     fs.writeFileSync(path.join(d, 'index.jsonl'), `${lines.join('\n')}\n`);
     execFileSync('sha256sum', ['-c', '--quiet', 'SHA256SUMS'], { cwd: dir });
   }

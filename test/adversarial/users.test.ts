@@ -184,7 +184,14 @@ describe('[users] an unprivileged user and a running agent', () => {
   });
 
   test('[users] nobody writing into the agent spool: denied by the file system (0700)', async () => {
-    const r = await exec('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sh', '-c', `echo x > ${path.join(runtime(), 'triggers', 'vm')}`]);
+    const r = await exec('setpriv', [
+      `--reuid=${NOBODY}`,
+      `--regid=${NOBODY}`,
+      '--clear-groups',
+      'sh',
+      '-c',
+      `echo x > ${path.join(runtime(), 'triggers', 'vm')}`,
+    ]);
     expect(r.code).not.toBe(0);
   });
 

@@ -41,11 +41,26 @@ test('setGovernor writes the governor, returns the one it replaced, and checks i
 
 describe('profiles that cannot be armed are refused before anything is touched', () => {
   // Never used: every refusal happens before the device is.
-  const untouchable = new Proxy({}, { get: () => { throw new Error('the device was used'); } }) as PhyscapDevice;
+  const untouchable = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('the device was used');
+      },
+    },
+  ) as PhyscapDevice;
   const armedProfile = (name: string, extra: string, dest = `destination:\n  kind: dir\n  path: ${path.join(work, name)}\n`) =>
     writeProfile(work, name, `regions:\n  - name: a\n    start: "0x20000000"\n    size: 1MiB\ntriggers:\n  - kind: watchdog\n${dest}${extra}`);
   const arm = (p: ReturnType<typeof armedProfile>) =>
-    new ArmedCapture({ profile: p, device: untouchable, watchdogId: 0, trigger: 'watchdog', selectGovernor: false, thenPanic: false, log: memoryLogger() }).arm();
+    new ArmedCapture({
+      profile: p,
+      device: untouchable,
+      watchdogId: 0,
+      trigger: 'watchdog',
+      selectGovernor: false,
+      thenPanic: false,
+      log: memoryLogger(),
+    }).arm();
 
   test('raw output', () => {
     expect(() => arm(armedProfile('rawfmt', 'output:\n  format: raw\n'))).toThrow(/one ELF container; output.format raw is not supported/);
@@ -56,7 +71,9 @@ describe('profiles that cannot be armed are refused before anything is touched',
     expect(() => arm(armedProfile('blk', '', `destination:\n  kind: blockdev\n  device: ${img}\n`))).toThrow(/need a dir destination for now \(not blockdev\)/);
   });
   test('a source other than the kernel', () => {
-    expect(() => arm(armedProfile('img', `source:\n  kind: image\n  image_path: ${path.join(work, 'x.img')}\n`))).toThrow(/written by physcap.ko; source image cannot be armed/);
+    expect(() => arm(armedProfile('img', `source:\n  kind: image\n  image_path: ${path.join(work, 'x.img')}\n`))).toThrow(
+      /written by physcap.ko; source image cannot be armed/,
+    );
     expect(fs.existsSync(path.join(work, 'img'))).toBe(false); // nothing begun
   });
 });

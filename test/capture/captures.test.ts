@@ -71,7 +71,17 @@ describe('an ELF capture into a dir destination', () => {
     expect(m.versions.addon).toMatch(/^\d+\.\d+\.\d+\+sha256\.[0-9a-f]{12}$/);
     for (const [i, [name, start, size]] of REGIONS.entries()) {
       const r = m.regions[i]!;
-      expect(r).toMatchObject({ name, phys: `0x${start.toString(16)}`, size, source: 'image', mode: 'zero-copy', memory: 'quiescent', digest: 'concurrent', file: 'core.elf', chunkSize: 65536 });
+      expect(r).toMatchObject({
+        name,
+        phys: `0x${start.toString(16)}`,
+        size,
+        source: 'image',
+        mode: 'zero-copy',
+        memory: 'quiescent',
+        digest: 'concurrent',
+        file: 'core.elf',
+        chunkSize: 65536,
+      });
       expect(r.sha256).toBe(sha256(img.range(start, size)));
       expect(r.offset % 4096).toBe(0);
     }
@@ -169,15 +179,31 @@ describe('the index chain, raw format, retention and diff', () => {
 
   test('retention by count removes the oldest after a capture completes, never the new one', async () => {
     const dest = path.join(work, 'retain');
-    const p = writeProfile(work, 'retain', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]] }).replace('retention: { count: 0, keep_free: 0 }', 'retention: { count: 2, keep_free: 0 }'));
+    const p = writeProfile(
+      work,
+      'retain',
+      imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]] }).replace(
+        'retention: { count: 0, keep_free: 0 }',
+        'retention: { count: 2, keep_free: 0 }',
+      ),
+    );
     const a = await captureNow(p);
     const b = await captureNow(p);
     const c = await captureNow(p);
     expect(c.removed).toEqual([a.id]);
-    expect(fs.readdirSync(dest).filter((d) => d !== 'index.jsonl').sort()).toEqual([b.id, c.id].sort());
+    expect(
+      fs
+        .readdirSync(dest)
+        .filter((d) => d !== 'index.jsonl')
+        .sort(),
+    ).toEqual([b.id, c.id].sort());
     // The index keeps the record; list says the data is gone.
     const list = JSON.parse((await physcap(['list', '--dest', dest, '--json'])).stdout) as { captures: Array<{ id: string; data: string }> };
-    expect(list.captures.map((x) => [x.id, x.data])).toEqual([[a.id, 'removed'], [b.id, 'present'], [c.id, 'present']]);
+    expect(list.captures.map((x) => [x.id, x.data])).toEqual([
+      [a.id, 'removed'],
+      [b.id, 'present'],
+      [c.id, 'present'],
+    ]);
   });
 
   test('diff names the changed chunks from the digests alone', async () => {
@@ -210,7 +236,11 @@ describe('signatures', () => {
     await physcap(['keygen', '-o', path.join(keys, 'other')]);
 
     const dest = path.join(work, 'signed');
-    const p = writeProfile(work, 'signed', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }));
+    const p = writeProfile(
+      work,
+      'signed',
+      imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }),
+    );
     const o = await captureNow(p);
     expect(fs.readdirSync(o.location).sort()).toEqual(['SHA256SUMS', 'core.elf', 'manifest.json', 'manifest.json.sig']);
     expect(manifestOf(o.location).signature).toMatchObject({ algorithm: 'ed25519', file: 'manifest.json.sig' });
@@ -228,7 +258,11 @@ describe('signatures', () => {
     fs.mkdirSync(keys);
     await physcap(['keygen', '-o', path.join(keys, 'site')]);
     const dest = path.join(work, 'forged');
-    const p = writeProfile(work, 'forged', imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], chunk: '256KiB', extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }));
+    const p = writeProfile(
+      work,
+      'forged',
+      imageProfile({ image: img.file, dest, regions: [['low', 0, MiB]], chunk: '256KiB', extra: `signing:\n  key: ${path.join(keys, 'site.key')}\n` }),
+    );
     const o = await captureNow(p);
     const pub = path.join(keys, 'site.pub');
     expect((await physcap(['verify', o.location, '--key', pub])).code).toBe(0);
@@ -283,7 +317,20 @@ describe('verify catches a single flipped bit at 100 random positions', () => {
     fs.mkdirSync(keyDir);
     await physcap(['keygen', '-o', path.join(keyDir, 'k')]);
     const dest = path.join(work, 'flips');
-    const p = writeProfile(work, 'flips', imageProfile({ image: img.file, dest, regions: [['a', 0x100000, MiB + 8192], ['b', 0x400000, 512 * 1024]], chunk: '64KiB', extra: `signing:\n  key: ${path.join(keyDir, 'k.key')}\n` }));
+    const p = writeProfile(
+      work,
+      'flips',
+      imageProfile({
+        image: img.file,
+        dest,
+        regions: [
+          ['a', 0x100000, MiB + 8192],
+          ['b', 0x400000, 512 * 1024],
+        ],
+        chunk: '64KiB',
+        extra: `signing:\n  key: ${path.join(keyDir, 'k.key')}\n`,
+      }),
+    );
     const o = await captureNow(p);
     const m = manifestOf(o.location);
     const store = new DirStore(dest);
@@ -323,7 +370,8 @@ describe('verify catches a single flipped bit at 100 random positions', () => {
             if (region) {
               const chunk = Math.floor((pos - region.offset) / region.chunkSize);
               expect(rep.problems).toContain(
-                rep.problems.find((x) => x.startsWith(`region ${region.name}: chunk ${chunk} (`)) ?? `region ${region.name}: chunk ${chunk} ... (missing for ${file}@${pos})`,
+                rep.problems.find((x) => x.startsWith(`region ${region.name}: chunk ${chunk} (`)) ??
+                  `region ${region.name}: chunk ${chunk} ... (missing for ${file}@${pos})`,
               );
             } else {
               expect(rep.problems.length).toBeGreaterThan(0);
@@ -370,7 +418,10 @@ describe('physcap capture and regions from the command line', () => {
   test('a bad profile: exit 78 and the error with file:line:col; nothing written', async () => {
     const dest = path.join(work, 'badcap');
     const file = path.join(work, 'badcap.yaml');
-    fs.writeFileSync(file, `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: badcap\nregions:\n  - name: a\n    start: "0x0"\n    size: 3000\ntriggers: [{ kind: control }]\ndestination: { kind: dir, path: ${dest} }\n`);
+    fs.writeFileSync(
+      file,
+      `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: badcap\nregions:\n  - name: a\n    start: "0x0"\n    size: 3000\ntriggers: [{ kind: control }]\ndestination: { kind: dir, path: ${dest} }\n`,
+    );
     const r = await physcap(['capture', file]);
     expect(r.code).toBe(78);
     expect(r.stderr).toContain(`${file}:7:11  /regions/0/size`);
@@ -379,8 +430,15 @@ describe('physcap capture and regions from the command line', () => {
 
   test('physcap regions resolves iomem names (inclusive ends) and says what each range is', async () => {
     const iomem = path.join(work, 'iomem');
-    fs.writeFileSync(iomem, '00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n00100000-1fffffff : System RAM\n  01000000-01ffffff : Kernel code\n20000000-2030ffff : Reserved\n');
-    writeProfile(work, 'res', `regions:\n  - name: res\n    iomem: Reserved\ntriggers: [{ kind: control }]\ndestination: { kind: dir, path: ${path.join(work, 'res-out')} }\nsource: { kind: image, image_path: ${img.file} }\n`);
+    fs.writeFileSync(
+      iomem,
+      '00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n00100000-1fffffff : System RAM\n  01000000-01ffffff : Kernel code\n20000000-2030ffff : Reserved\n',
+    );
+    writeProfile(
+      work,
+      'res',
+      `regions:\n  - name: res\n    iomem: Reserved\ntriggers: [{ kind: control }]\ndestination: { kind: dir, path: ${path.join(work, 'res-out')} }\nsource: { kind: image, image_path: ${img.file} }\n`,
+    );
     const r = await physcap(['regions', path.join(work, 'res.yaml'), '--iomem', iomem, '--json']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as { regions: Array<{ name: string; start: string; end: string; size: number; iomem: string }> };

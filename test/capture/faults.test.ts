@@ -30,7 +30,13 @@ beforeAll(() => {
 });
 afterAll(() => removeDir(work));
 
-const captures = (dest: string) => (fs.existsSync(dest) ? fs.readdirSync(dest).filter((d) => d !== 'index.jsonl').sort() : []);
+const captures = (dest: string) =>
+  fs.existsSync(dest)
+    ? fs
+        .readdirSync(dest)
+        .filter((d) => d !== 'index.jsonl')
+        .sort()
+    : [];
 
 describe('a full disk mid-capture (a small filesystem)', () => {
   const mnt = useTmpfs('enospc', '20m');
@@ -41,7 +47,19 @@ describe('a full disk mid-capture (a small filesystem)', () => {
     const earlier = await captureNow(small);
     expect(earlier.status).toBe('complete');
 
-    const p = writeProfile(work, 'fill', imageProfile({ image: img.file, dest, regions: [['one', 0, 6 * MiB], ['two', 8 * MiB, 6 * MiB]], format: 'raw' }));
+    const p = writeProfile(
+      work,
+      'fill',
+      imageProfile({
+        image: img.file,
+        dest,
+        regions: [
+          ['one', 0, 6 * MiB],
+          ['two', 8 * MiB, 6 * MiB],
+        ],
+        format: 'raw',
+      }),
+    );
     let filled = false;
     // After the space check passed and region one is written, something else takes the space.
     const outcome = await captureNow(p, {
@@ -55,11 +73,17 @@ describe('a full disk mid-capture (a small filesystem)', () => {
     const failedDir = path.join(dest, `${outcome.id}.failed`);
     const m = manifestOf(failedDir);
     expect(m).toMatchObject({ status: 'failed', error: { code: 'ENOSPC', region: 'two' } });
-    expect(m.regions.map((r) => [r.name, r.sha256])).toEqual([['one', sha256(img.range(0, 6 * MiB))], ['two', '']]);
+    expect(m.regions.map((r) => [r.name, r.sha256])).toEqual([
+      ['one', sha256(img.range(0, 6 * MiB))],
+      ['two', ''],
+    ]);
     // The region never reached says so: mode none, not a zero-copy of nothing.
     expect(m.regions[0]!.mode).not.toBe('none');
     expect(m.regions[1]).toMatchObject({ mode: 'none', bytesZeroCopy: 0, bytesCopied: 0 });
-    expect(indexOf(dest).map((e) => [e.id, e.status])).toEqual([[earlier.id, 'complete'], [outcome.id, 'failed']]);
+    expect(indexOf(dest).map((e) => [e.id, e.status])).toEqual([
+      [earlier.id, 'complete'],
+      [outcome.id, 'failed'],
+    ]);
     expect(await verifies(dest, earlier.id)).toBe(true);
     const v = await physcap(['verify', failedDir]);
     expect(v.code).toBe(1);
@@ -109,7 +133,13 @@ describe('interrupted captures and start-up recovery', () => {
       const id = partial.replace(/\.partial$/, '');
       expect(captures(dest)).toEqual([earlier.id, `${id}.failed`].sort());
       const last = indexOf(dest)[1]!;
-      expect(last).toMatchObject({ id, status: 'failed', profile: 'big', location: `${id}.failed`, recovered: expect.stringMatching(/^interrupted: found unfinished at start-up/) });
+      expect(last).toMatchObject({
+        id,
+        status: 'failed',
+        profile: 'big',
+        location: `${id}.failed`,
+        recovered: expect.stringMatching(/^interrupted: found unfinished at start-up/),
+      });
       expect(last.prev).toBe(entryHash(fs.readFileSync(path.join(dest, 'index.jsonl'), 'utf8').split('\n')[0]!));
 
       // A new capture after the restart chains on, and everything verifies.
@@ -176,7 +206,19 @@ describe('interrupted captures and start-up recovery', () => {
 describe('the destination changes under a running capture', () => {
   test('the destination directory removed mid-capture: failed, nothing shown complete', async () => {
     const dest = path.join(work, 'removed');
-    const p = writeProfile(work, 'removed', imageProfile({ image: img.file, dest, regions: [['a', 0, 4 * MiB], ['b', 8 * MiB, 4 * MiB]], format: 'raw' }));
+    const p = writeProfile(
+      work,
+      'removed',
+      imageProfile({
+        image: img.file,
+        dest,
+        regions: [
+          ['a', 0, 4 * MiB],
+          ['b', 8 * MiB, 4 * MiB],
+        ],
+        format: 'raw',
+      }),
+    );
     let removed = false;
     const outcome = await captureNow(p, {
       onProgress: () => {
@@ -192,14 +234,29 @@ describe('the destination changes under a running capture', () => {
 
   test('made immutable (read-only even for root) mid-capture: failed, recorded in the index; recovery finishes the record later', async () => {
     const dest = path.join(work, 'immutable');
-    const p = writeProfile(work, 'immutable', imageProfile({ image: img.file, dest, regions: [['a', 0, 4 * MiB], ['b', 8 * MiB, 4 * MiB]], format: 'raw' }));
+    const p = writeProfile(
+      work,
+      'immutable',
+      imageProfile({
+        image: img.file,
+        dest,
+        regions: [
+          ['a', 0, 4 * MiB],
+          ['b', 8 * MiB, 4 * MiB],
+        ],
+        format: 'raw',
+      }),
+    );
     const earlier = await captureNow(p);
     let locked = '';
     try {
       const outcome = await captureNow(p, {
         onProgress: () => {
           if (locked) return;
-          locked = path.join(dest, captures(dest).find((d) => d.endsWith('.partial'))!);
+          locked = path.join(
+            dest,
+            captures(dest).find((d) => d.endsWith('.partial'))!,
+          );
           execFileSync('chattr', ['+i', locked]);
         },
       });
@@ -207,7 +264,11 @@ describe('the destination changes under a running capture', () => {
       const idx = indexOf(dest);
       expect(idx.map((e) => e.status)).toEqual(['complete', 'failed']);
       // The entry is the record (appended first); the rename it names could not happen yet.
-      expect(idx[1]).toMatchObject({ id: outcome.id, location: `${outcome.id}.failed`, error: expect.stringMatching(/EPERM.*the failed manifest could not be written/) });
+      expect(idx[1]).toMatchObject({
+        id: outcome.id,
+        location: `${outcome.id}.failed`,
+        error: expect.stringMatching(/EPERM.*the failed manifest could not be written/),
+      });
       expect(idx[1]!.manifestSha256).toBeUndefined();
       expect(captures(dest)).toContain(`${outcome.id}.partial`);
       expect(await verifies(dest, earlier.id)).toBe(true);
@@ -298,7 +359,10 @@ describe('symlinks planted in the destination', () => {
     const p = writeProfile(work, 'sym', imageProfile({ image: img.file, dest, regions: [['a', 0, MiB]] }));
     const plan = planCapture(p);
     fs.symlinkSync(target, path.join(dest, `${plan.id}.partial`));
-    await expect(captureNow(p, { plan })).rejects.toMatchObject({ code: 'EEXIST', message: expect.stringMatching(/refusing to write a capture: .* already exists/) });
+    await expect(captureNow(p, { plan })).rejects.toMatchObject({
+      code: 'EEXIST',
+      message: expect.stringMatching(/refusing to write a capture: .* already exists/),
+    });
     expect(fs.readdirSync(target)).toEqual([]);
     expect(indexOf(dest)).toEqual([]);
   });
@@ -315,7 +379,10 @@ describe('symlinks planted in the destination', () => {
     expect(o).toMatchObject({ status: 'failed', error: { code: 'EEXIST' } });
     expect(fs.readlinkSync(path.join(dest, plan.id))).toBe(target);
     expect(fs.readdirSync(target)).toEqual([]);
-    expect(manifestOf(path.join(dest, `${plan.id}.failed`))).toMatchObject({ status: 'failed', error: { message: expect.stringMatching(/^publishing failed: EEXIST/) } });
+    expect(manifestOf(path.join(dest, `${plan.id}.failed`))).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringMatching(/^publishing failed: EEXIST/) },
+    });
     // The data is all there: the region's digest is the true one.
     expect(manifestOf(path.join(dest, `${plan.id}.failed`)).regions[0]!.sha256).toBe(sha256(img.range(0, MiB)));
   });
@@ -325,7 +392,14 @@ describe('the blockdev destination (a dump partition image)', () => {
   test('captures through the pipeline; list, verify and export read them back; a full ring reclaims the oldest', async () => {
     const part = path.join(work, 'dump.img');
     fs.writeFileSync(part, Buffer.alloc(24 * MiB));
-    const body = imageProfile({ image: img.file, dest: '/unused', regions: [['crashlog', 0x100000, 3 * MiB + 20 * 1024], ['trace', 0x600000, 4 * MiB]] }).replace(
+    const body = imageProfile({
+      image: img.file,
+      dest: '/unused',
+      regions: [
+        ['crashlog', 0x100000, 3 * MiB + 20 * 1024],
+        ['trace', 0x600000, 4 * MiB],
+      ],
+    }).replace(
       /destination:\n {2}kind: dir\n {2}path: \/unused\n {2}retention: \{ count: 0, keep_free: 0 \}/,
       `destination:\n  kind: blockdev\n  device: ${part}`,
     );
@@ -345,7 +419,10 @@ describe('the blockdev destination (a dump partition image)', () => {
     // ~7.1 MiB each in a 23 MiB ring: the fourth reclaims the first.
     const more = [await captureNow(p), await captureNow(p), await captureNow(p)];
     expect(more.every((o) => o.status === 'complete')).toBe(true);
-    const list = JSON.parse((await physcap(['list', '--dest', part, '--json'])).stdout) as { captures: Array<{ id: string; data: string; status: string }>; problems: string[] };
+    const list = JSON.parse((await physcap(['list', '--dest', part, '--json'])).stdout) as {
+      captures: Array<{ id: string; data: string; status: string }>;
+      problems: string[];
+    };
     expect(list.problems).toEqual([]);
     expect(list.captures.map((c) => c.data)).toEqual(['removed', 'present', 'present', 'present']);
     const gone = await physcap(['verify', a.id, '--dest', part]);
@@ -357,7 +434,11 @@ describe('the blockdev destination (a dump partition image)', () => {
   test('a device that is not a dump area is refused with the command that initializes it; init makes it one', async () => {
     const part = path.join(work, 'notdump.img');
     fs.writeFileSync(part, Buffer.alloc(8 * MiB, 0x5a));
-    const p = writeProfile(work, 'notdump', `regions:\n  - name: a\n    start: "0x0"\n    size: 1MiB\ntriggers:\n  - kind: control\ndestination:\n  kind: blockdev\n  device: ${part}\nsource:\n  kind: image\n  image_path: ${img.file}\n`);
+    const p = writeProfile(
+      work,
+      'notdump',
+      `regions:\n  - name: a\n    start: "0x0"\n    size: 1MiB\ntriggers:\n  - kind: control\ndestination:\n  kind: blockdev\n  device: ${part}\nsource:\n  kind: image\n  image_path: ${img.file}\n`,
+    );
     await expect(captureNow(p)).rejects.toThrow(/not a physcap dump area.*physcap blockdev init/);
     expect(fs.readFileSync(part).every((b) => b === 0x5a)).toBe(true); // untouched
     initBlockdev(part);

@@ -32,7 +32,14 @@ function boardCore(dir: string): Made {
     { name: 'crashlog', phys: 0x0800_0000n, bytes: crypto.randomBytes(3 * MiB + 20 * 1024) },
     { name: 'high', phys: 0x1_0800_0000n, bytes: crypto.randomBytes(1 * MiB) },
   ];
-  const note = { tool: 'physcap-client', machine: 'ppc', release: '6.1.192', node: 'board', time: 1764000000, regions: regions.map((r) => ({ name: r.name, phys: `0x${r.phys.toString(16)}`, size: r.bytes.length })) };
+  const note = {
+    tool: 'physcap-client',
+    machine: 'ppc',
+    release: '6.1.192',
+    node: 'board',
+    time: 1764000000,
+    regions: regions.map((r) => ({ name: r.name, phys: `0x${r.phys.toString(16)}`, size: r.bytes.length })),
+  };
   const layout = layoutElfCore({
     target: { machine: EM_PPC, bigEndian: true },
     regions: regions.map((r) => ({ paddr: r.phys, size: BigInt(r.bytes.length) })),
@@ -69,7 +76,9 @@ describe('physcap import of a big-endian board core', () => {
     expect(out.status).toBe('complete');
     const m = out.manifest!;
     expect(m.byteOrder).toBe('big');
-    expect(m.regions.map((r) => [r.name, r.phys, r.size, r.sha256])).toEqual(made.regions.map((r) => [r.name, `0x${r.phys.toString(16)}`, r.bytes.length, sha256(r.bytes)]));
+    expect(m.regions.map((r) => [r.name, r.phys, r.size, r.sha256])).toEqual(
+      made.regions.map((r) => [r.name, `0x${r.phys.toString(16)}`, r.bytes.length, sha256(r.bytes)]),
+    );
     expect(m.profile.sha256).toBe(sha256(fs.readFileSync(made.file)));
     expect(m.triggers[0]).toMatchObject({ kind: 'import', detail: { file: made.file, note: { tool: 'physcap-client', machine: 'ppc' } } });
 

@@ -126,7 +126,9 @@ describe('export --format kdump', () => {
       try {
         const manifest = JSON.parse(reader.readFile('manifest.json').toString('utf8')) as Manifest;
         const out = path.join(dir, 'missing.kdump');
-        await expect(exportKdump({ reader, manifest, out, compression: 'zlib', makedumpfile: path.join(dir, 'no-such-makedumpfile') })).rejects.toThrow(/is not installed: install makedumpfile \(Debian\/Ubuntu: apt-get install makedumpfile/);
+        await expect(exportKdump({ reader, manifest, out, compression: 'zlib', makedumpfile: path.join(dir, 'no-such-makedumpfile') })).rejects.toThrow(
+          /is not installed: install makedumpfile \(Debian\/Ubuntu: apt-get install makedumpfile/,
+        );
         expect(fs.readdirSync(dir).filter((n) => n.includes('missing.kdump'))).toEqual([]);
       } finally {
         reader.close();
@@ -158,5 +160,7 @@ test("the default dump level leaves user pages in where makedumpfile predates th
   expect(defaultDumpLevel('makedumpfile: version 1.7.2 (released on 20 Oct 2022)', '6.12.117+deb12-amd64')).toBe(23);
   expect(defaultDumpLevel('makedumpfile: version 1.7.3', '6.12.117+deb12-amd64')).toBe(31);
   expect(defaultDumpLevel('makedumpfile: version 1.7.2', undefined)).toBe(31);
-  expect(userPagesCaveat('makedumpfile: version 1.7.2', '6.2.0')).toMatch(/mistakes some slab pages of Linux 6\.2 for user pages \(fixed in makedumpfile 1\.7\.3\)/);
+  expect(userPagesCaveat('makedumpfile: version 1.7.2', '6.2.0')).toMatch(
+    /mistakes some slab pages of Linux 6\.2 for user pages \(fixed in makedumpfile 1\.7\.3\)/,
+  );
 });

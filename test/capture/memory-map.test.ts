@@ -45,7 +45,12 @@ beforeAll(() => {
   dir = tempDir('memmap');
   FIRMWARE.forEach(([start, end, type], i) => {
     fs.mkdirSync(path.join(dir, String(i)));
-    for (const [f, v] of [['start', start], ['end', end], ['type', type]] as const) fs.writeFileSync(path.join(dir, String(i), f), `${v}\n`);
+    for (const [f, v] of [
+      ['start', start],
+      ['end', end],
+      ['type', type],
+    ] as const)
+      fs.writeFileSync(path.join(dir, String(i), f), `${v}\n`);
   });
 });
 afterAll(() => removeDir(dir));
@@ -53,13 +58,18 @@ afterAll(() => removeDir(dir));
 const region = (name: string, start: bigint, size: bigint, allowDevice = false) => ({ name, start, size, allowDevice });
 
 test('the firmware map: its RAM ranges, end exclusive; none on a machine without one', () => {
-  expect(readFirmwareRam(dir)).toEqual([{ start: 0n, end: 0xa_0000n - 0x400n }, { start: 0x10_0000n, end: 0x3ffd_7000n }]);
+  expect(readFirmwareRam(dir)).toEqual([
+    { start: 0n, end: 0xa_0000n - 0x400n },
+    { start: 0x10_0000n, end: 0x3ffd_7000n },
+  ]);
   expect(readFirmwareRam(path.join(dir, 'none'))).toBeNull();
 });
 
 test('memmap= reserved RAM and System RAM are memory; the reserved page 0 too (the firmware says RAM)', () => {
   const ram = readFirmwareRam(dir);
-  expect(() => checkReadable([region('crashlog', 0x2000_0000n, 0x40_0000n), region('low', 0n, 0x9_f000n), region('ram', 0x10_0000n, 0x1000_0000n)], IOMEM, ram)).not.toThrow();
+  expect(() =>
+    checkReadable([region('crashlog', 0x2000_0000n, 0x40_0000n), region('low', 0n, 0x9_f000n), region('ram', 0x10_0000n, 0x1000_0000n)], IOMEM, ram),
+  ).not.toThrow();
 });
 
 test.each([
@@ -69,7 +79,12 @@ test.each([
   ['the ACPI-reserved top of RAM', 0x3ffd_7000n, 0x1000n],
 ])('"Reserved" the firmware did not report as RAM (%s) is refused, saying why and how to opt in', (_what, start, size) => {
   expect(() => checkReadable([region('r', start, size)], IOMEM, readFirmwareRam(dir))).toThrow(
-    expect.objectContaining({ code: 'EACCES', message: expect.stringMatching(/^region r: 0x[0-9a-f]+-0x[0-9a-f]+ is "Reserved", but the firmware did not report RAM there .*: refused\. To read it anyway, as device memory copied by the CPU, set allow_device: true on the region$/) }),
+    expect.objectContaining({
+      code: 'EACCES',
+      message: expect.stringMatching(
+        /^region r: 0x[0-9a-f]+-0x[0-9a-f]+ is "Reserved", but the firmware did not report RAM there .*: refused\. To read it anyway, as device memory copied by the CPU, set allow_device: true on the region$/,
+      ),
+    }),
   );
   expect(() => checkReadable([region('r', start, size, true)], IOMEM, readFirmwareRam(dir))).not.toThrow();
 });
@@ -79,8 +94,14 @@ test('device memory is refused without allow_device, named', () => {
 });
 
 test('a hole, or a range that runs from a resource into one, is refused with ENXIO (no zeros made up)', () => {
-  for (const [start, size] of [[0x1_8000_0000n, 0x1000n], [0xfee0_0000n, 0x2000n], [0xf_0000_0000n, 0x1000n]] as const) {
-    expect(() => checkReadable([region('nothing', start, size, true)], IOMEM, null)).toThrow(expect.objectContaining({ code: 'ENXIO', message: expect.stringMatching(/^region nothing: 0x[0-9a-f]+-0x[0-9a-f]+ is in no \/proc\/iomem resource/) }));
+  for (const [start, size] of [
+    [0x1_8000_0000n, 0x1000n],
+    [0xfee0_0000n, 0x2000n],
+    [0xf_0000_0000n, 0x1000n],
+  ] as const) {
+    expect(() => checkReadable([region('nothing', start, size, true)], IOMEM, null)).toThrow(
+      expect.objectContaining({ code: 'ENXIO', message: expect.stringMatching(/^region nothing: 0x[0-9a-f]+-0x[0-9a-f]+ is in no \/proc\/iomem resource/) }),
+    );
   }
 });
 

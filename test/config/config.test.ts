@@ -22,14 +22,16 @@ for (const line of fs.readFileSync(path.join(badDir, 'expected.txt'), 'utf8').sp
   const file = line.split(/[:\s]/)[0]!;
   expected.set(file, [...(expected.get(file) ?? []), line]);
 }
-const badFiles = fs.readdirSync(badDir).filter((f) => f.endsWith('.yaml')).sort();
+const badFiles = fs
+  .readdirSync(badDir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 // The fixtures' destination: a directory of its own that exists (a system
 // directory such as /tmp itself is refused; a missing one is a warning).
 beforeAll(() => fs.mkdirSync('/tmp/physcap-fixture-captures', { recursive: true, mode: 0o750 }));
 
-const formatted = (file: string) =>
-  checkFile(path.join(badDir, file)).diagnostics.map((d) => formatDiagnostic({ ...d, file: path.basename(d.file) }));
+const formatted = (file: string) => checkFile(path.join(badDir, file)).diagnostics.map((d) => formatDiagnostic({ ...d, file: path.basename(d.file) }));
 
 describe('the bad-profile corpus', () => {
   test('has at least 40 cases, each with its expected diagnostics', () => {
@@ -63,7 +65,11 @@ describe('files that are not profiles at all', () => {
     fs.symlinkSync(path.join(dir, 'gone.yaml'), path.join(dir, 'dangling.yaml'));
     fs.writeFileSync(path.join(dir, 'secret'), 'root:$y$j9T$hash:19000:0:99999:7:::\n');
     fs.symlinkSync(path.join(dir, 'secret'), path.join(dir, 'shadow.yaml'));
-    for (const [name, to] of [['a.yaml', 'b.yaml'], ['dangling.yaml', 'gone.yaml'], ['shadow.yaml', 'secret']]) {
+    for (const [name, to] of [
+      ['a.yaml', 'b.yaml'],
+      ['dangling.yaml', 'gone.yaml'],
+      ['shadow.yaml', 'secret'],
+    ]) {
       const ds = checkFile(path.join(dir, name!)).diagnostics;
       expect(ds).toEqual([expect.objectContaining({ line: 0, message: expect.stringContaining(`a symbolic link (to ${path.join(dir, to!)})`) })]);
       expect(JSON.stringify(ds)).not.toContain('hash');
@@ -123,7 +129,10 @@ describe('drop-in directories', () => {
     expect(formatDiagnostic(b.diagnostics[0]!)).toMatch(/b\.yaml:3:7 {2}\/name {2}profile name "same" is already claimed by .*a\.yaml/);
 
     const sig = (name: string) =>
-      fs.readFileSync(path.join(fixtures, 'good', 'minimal.yaml'), 'utf8').replace('name: minimal', `name: ${name}`).replace('  - kind: control', '  - kind: signal\n  - kind: file\n    name: shared');
+      fs
+        .readFileSync(path.join(fixtures, 'good', 'minimal.yaml'), 'utf8')
+        .replace('name: minimal', `name: ${name}`)
+        .replace('  - kind: control', '  - kind: signal\n  - kind: file\n    name: shared');
     fs.writeFileSync(path.join(root, 'etc', 'c.yaml'), sig('first'));
     fs.writeFileSync(path.join(root, 'etc', 'd.yaml'), sig('second'));
     const d = loadProfiles(dirs()).files.find((f) => f.file.endsWith('d.yaml'))!;
@@ -178,19 +187,19 @@ describe('the shipped examples', () => {
       expect(f.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
       for (const d of f.diagnostics) expect(d.message).toMatch(/does not exist on this machine|not writable/);
     }
-    expect([...result.profiles.keys()].sort()).toEqual([
-      'board-watchdog-dump',
-      'periodic-snapshot',
-      'server-lockup-ram',
-      'vm-memory-file',
-    ]);
+    expect([...result.profiles.keys()].sort()).toEqual(['board-watchdog-dump', 'periodic-snapshot', 'server-lockup-ram', 'vm-memory-file']);
   });
 
   test('the typed profile: defaults applied, units resolved, immutable', () => {
     const p = checkFile(path.join(configs, 'periodic-snapshot.yaml')).profile!;
     expect(p.regions[0]).toEqual({ name: 'persistent-log', kind: 'range', start: 0x2100_0000n, size: 16n << 20n, allowDevice: false, memory: 'quiescent' });
     expect(p.triggers[0]).toEqual({ kind: 'interval', everyMs: 3_600_000, atStart: false });
-    expect(p.destination).toEqual({ kind: 'dir', path: '/var/lib/physcap/snapshots', retention: { count: 24, bytes: 2n << 30n, keepFree: 1n << 30n }, onInterrupted: 'keep' });
+    expect(p.destination).toEqual({
+      kind: 'dir',
+      path: '/var/lib/physcap/snapshots',
+      retention: { count: 24, bytes: 2n << 30n, keepFree: 1n << 30n },
+      onInterrupted: 'keep',
+    });
     expect(p).toMatchObject({ cooldownMs: 600_000, priority: 50, enabled: true, output: { format: 'raw' } });
     expect(p.hash).toEqual({ algorithm: 'sha256', chunkSize: 4n << 20n, readback: 'auto' });
     expect(p.textSha256).toMatch(/^[0-9a-f]{64}$/);
@@ -202,7 +211,11 @@ describe('physcap validate', () => {
   const run = async (...args: string[]) => {
     let out = '';
     let err = '';
-    const code = await main(['node', 'physcap', 'validate', ...args], (s) => (out += s), (s) => (err += s));
+    const code = await main(
+      ['node', 'physcap', 'validate', ...args],
+      (s) => (out += s),
+      (s) => (err += s),
+    );
     return { code, out, err };
   };
 
@@ -223,10 +236,7 @@ describe('physcap validate', () => {
   test('--json, and --deny-warnings makes a warning fail', async () => {
     await withTempDir('validate', async (dir) => {
       const f = path.join(dir, 'warn.yaml');
-      fs.writeFileSync(
-        f,
-        fs.readFileSync(path.join(fixtures, 'good', 'minimal.yaml'), 'utf8') + 'source:\n  kind: kernel\n  image_path: /dev/shm/x\n',
-      );
+      fs.writeFileSync(f, fs.readFileSync(path.join(fixtures, 'good', 'minimal.yaml'), 'utf8') + 'source:\n  kind: kernel\n  image_path: /dev/shm/x\n');
       const plain = await run('--json', f);
       expect(plain.code).toBe(0);
       const json = JSON.parse(plain.out) as { ok: boolean; files: Array<{ status: string; diagnostics: Array<{ line: number; pointer: string }> }> };

@@ -110,7 +110,7 @@ describe('hot reload of a profile directory', () => {
     expect(names()).toEqual(['alpha']);
   });
 
-  test('a burst of writes is one reload; editors\' temporary files are none', async () => {
+  test("a burst of writes is one reload; editors' temporary files are none", async () => {
     const before = changes.length;
     const change = nextChange();
     for (let i = 0; i < 5; i++) save(etc, 'c.yaml', profile('gamma', 10 + i));
@@ -130,7 +130,6 @@ describe('hot reload of a profile directory', () => {
     expect(c.removed.map((p) => p.name)).toEqual(['gamma']);
     expect(names()).toEqual(['alpha']);
   });
-
 });
 
 test('SIGHUP reloads too (a real process, a real signal)', async () => {

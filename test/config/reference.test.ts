@@ -14,7 +14,18 @@ test('docs/reference.md matches the schemas (regenerate: node scripts/gen-refere
 
 test('every profile field of the schema is documented, nested ones included', () => {
   const text = gen.render();
-  for (const field of ['regions', 'triggers', 'destination', 'chunk_size', 'readback', 'on_interrupted', 'keep_free', 'select_governor', 'image_path', 'max_priority']) {
+  for (const field of [
+    'regions',
+    'triggers',
+    'destination',
+    'chunk_size',
+    'readback',
+    'on_interrupted',
+    'keep_free',
+    'select_governor',
+    'image_path',
+    'max_priority',
+  ]) {
     expect(text).toContain(`| \`${field}\` |`);
   }
 });

@@ -38,7 +38,15 @@ afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 /** A profile of the image's two regions to `destination` (the fixture's YAML). */
 function profileTo(dir: string, name: string, destination: string, extra = ''): Profile {
-  const body = imageProfile({ image: img.file, dest: '/unused', regions: [['low', 0, MiB], ['high', 2 * MiB, MiB]], extra: `cooldown: 0\n${extra}` });
+  const body = imageProfile({
+    image: img.file,
+    dest: '/unused',
+    regions: [
+      ['low', 0, MiB],
+      ['high', 2 * MiB, MiB],
+    ],
+    extra: `cooldown: 0\n${extra}`,
+  });
   return writeProfile(dir, name, body.replace(/destination:\n(?: {2}.*\n)+/, `destination:\n${destination}`));
 }
 
@@ -115,11 +123,23 @@ describe.each(DESTINATION_KINDS.map((k) => [k.kind]))('destination kind %s', (ki
   });
 
   test('kill -9 mid-capture: nothing claims it complete; recovery records it failed and the chain and the earlier capture hold', async () => {
-    const p = writeProfile(dir, 'killed', `regions:\n  - name: all\n    start: "0x0"\n    size: 384MiB\ntriggers:\n  - kind: control\ndestination:\n${destYaml}source:\n  kind: image\n  image_path: ${big}\nhash:\n  readback: always\ncooldown: 0\n`);
+    const p = writeProfile(
+      dir,
+      'killed',
+      `regions:\n  - name: all\n    start: "0x0"\n    size: 384MiB\ntriggers:\n  - kind: control\ndestination:\n${destYaml}source:\n  kind: image\n  image_path: ${big}\nhash:\n  readback: always\ncooldown: 0\n`,
+    );
     const child = spawn(process.execPath, [cli, 'capture', p.file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const unfinished = () => withStore(p, (s) => s.unfinished().length > 0);
     try {
-      expect(await waitUntil(() => { try { return unfinished(); } catch { return false; } }, 30_000)).toBe(true);
+      expect(
+        await waitUntil(() => {
+          try {
+            return unfinished();
+          } catch {
+            return false;
+          }
+        }, 30_000),
+      ).toBe(true);
     } finally {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
@@ -155,7 +175,14 @@ describe.each(DESTINATION_KINDS.map((k) => [k.kind]))('destination kind %s', (ki
     const p = profileTo(dir, 'discarded', destYaml);
     withStore(p, (s) => {
       const n = s.index().entries.length;
-      const sink = s.begin({ id: 'discarded-1', profile: p.name, started: new Date().toISOString(), dataBytes: BigInt(MiB), smallBytes: 4096, intent: Buffer.from('{}\n') });
+      const sink = s.begin({
+        id: 'discarded-1',
+        profile: p.name,
+        started: new Date().toISOString(),
+        dataBytes: BigInt(MiB),
+        smallBytes: 4096,
+        intent: Buffer.from('{}\n'),
+      });
       sink.openData('core.elf', BigInt(MiB));
       sink.discard();
       expect(s.index().entries).toHaveLength(n);
@@ -168,11 +195,17 @@ describe.each(DESTINATION_KINDS.map((k) => [k.kind]))('destination kind %s', (ki
     expect(cases.length).toBeGreaterThanOrEqual(2);
     for (const c of cases) {
       const file = path.join(dir, `unsafe-${cases.indexOf(c)}.yaml`);
-      const body = imageProfile({ image: img.file, dest: '/unused', regions: [['low', 0, MiB]] }).replace(/destination:\n(?: {2}.*\n)+/, `destination:\n${c.yaml}`);
+      const body = imageProfile({ image: img.file, dest: '/unused', regions: [['low', 0, MiB]] }).replace(
+        /destination:\n(?: {2}.*\n)+/,
+        `destination:\n${c.yaml}`,
+      );
       fs.writeFileSync(file, `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: unsafe${cases.indexOf(c)}\n${body}`);
       const checked = checkFile(file);
       // validate says so at the destination (an error, or a warning that the agent will refuse it)...
-      expect({ what: c.what, said: checked.diagnostics.some((d) => d.pointer.startsWith('/destination') && /refuse|link|writable|owned/.test(d.message)) }).toEqual({ what: c.what, said: true });
+      expect({
+        what: c.what,
+        said: checked.diagnostics.some((d) => d.pointer.startsWith('/destination') && /refuse|link|writable|owned/.test(d.message)),
+      }).toEqual({ what: c.what, said: true });
       // ...and the capture is refused with EACCES, nothing begun.
       const p = checked.profile!;
       await expect(captureNow(p)).rejects.toMatchObject({ code: 'EACCES' });

@@ -10,7 +10,9 @@ import { DESTINATION_KINDS } from '../../agent/src/destinations/registry';
 import { TRIGGER_KINDS } from '../../agent/src/triggers/registry';
 
 const schemas = path.join(__dirname, '..', '..', 'schemas');
-const profileSchema = JSON.parse(fs.readFileSync(path.join(schemas, 'profile.schema.json'), 'utf8')) as { $defs: Record<string, { oneOf: Array<{ $ref: string }> }> };
+const profileSchema = JSON.parse(fs.readFileSync(path.join(schemas, 'profile.schema.json'), 'utf8')) as {
+  $defs: Record<string, { oneOf: Array<{ $ref: string }> }>;
+};
 
 describe.each([
   ['destination', 'destinations', DESTINATION_KINDS as ReadonlyArray<{ kind: string; schema: string }>],
@@ -24,6 +26,11 @@ describe.each([
       const s = JSON.parse(fs.readFileSync(path.join(schemas, k.schema), 'utf8')) as { properties: { kind: { const: string } } };
       expect(s.properties.kind.const).toBe(k.kind);
     }
-    expect(fs.readdirSync(path.join(schemas, folder)).map((f) => `${folder}/${f}`).sort()).toEqual(kinds.map((k) => k.schema).sort());
+    expect(
+      fs
+        .readdirSync(path.join(schemas, folder))
+        .map((f) => `${folder}/${f}`)
+        .sort(),
+    ).toEqual(kinds.map((k) => k.schema).sort());
   });
 });

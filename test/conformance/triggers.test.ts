@@ -90,7 +90,11 @@ describe.each(TRIGGER_KINDS.map((k) => [k.kind]))('trigger kind %s', (kindName) 
   beforeAll(() => {
     spoolDir = fs.mkdtempSync(path.join(work, `${kindName}-spool-`));
     const dir = fs.mkdtempSync(path.join(work, `${kindName}-`));
-    const p = writeProfile(dir, 'conformance', `regions:\n  - name: a\n    start: "0x20000000"\n    size: 4096\ntriggers:\n  - kind: ${kindName}\n${fixture.yaml}destination:\n  kind: dir\n  path: ${path.join(dir, 'captures')}\ncooldown: 0\n`);
+    const p = writeProfile(
+      dir,
+      'conformance',
+      `regions:\n  - name: a\n    start: "0x20000000"\n    size: 4096\ntriggers:\n  - kind: ${kindName}\n${fixture.yaml}destination:\n  kind: dir\n  path: ${path.join(dir, 'captures')}\ncooldown: 0\n`,
+    );
     spec = p.triggers[0]!;
   });
   afterAll(() => physcap.close());

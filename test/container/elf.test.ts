@@ -6,16 +6,29 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
-  ElfLayout, ElfNote, ElfRegionIn, ElfTarget, NOTE_PHYSCAP, NOTE_VMCOREINFO, PT_LOAD, PT_NOTE,
-  hostElfTarget, layoutElfCore, parseElfCore,
+  ElfLayout,
+  ElfNote,
+  ElfRegionIn,
+  ElfTarget,
+  NOTE_PHYSCAP,
+  NOTE_VMCOREINFO,
+  PT_LOAD,
+  PT_NOTE,
+  hostElfTarget,
+  layoutElfCore,
+  parseElfCore,
 } from '../../agent/src/container/elf';
 import { removeDir, tempDir } from '../support/tmp';
 
 const READELF = '/usr/bin/readelf';
 
 let dir: string;
-beforeEach(() => { dir = tempDir('elf'); });
-afterEach(() => { removeDir(dir); });
+beforeEach(() => {
+  dir = tempDir('elf');
+});
+afterEach(() => {
+  removeDir(dir);
+});
 
 const NOTES: ElfNote[] = [
   { ...NOTE_PHYSCAP, desc: Buffer.from(JSON.stringify({ id: 'c1', profile: 'board', regions: [] })) },
@@ -42,7 +55,14 @@ function fileReader(file: string) {
   return { bytes, read: (offset: number, length: number) => bytes.subarray(offset, offset + length) };
 }
 
-interface ReadelfView { type: string; machine: string; data: string; loads: Array<{ offset: bigint; paddr: bigint; vaddr: bigint; filesz: bigint; memsz: bigint; flags: string; align: bigint }>; noteOwners: string[]; stdout: string }
+interface ReadelfView {
+  type: string;
+  machine: string;
+  data: string;
+  loads: Array<{ offset: bigint; paddr: bigint; vaddr: bigint; filesz: bigint; memsz: bigint; flags: string; align: bigint }>;
+  noteOwners: string[];
+  stdout: string;
+}
 
 function readelf(file: string, ...extra: string[]): ReadelfView {
   const r = spawnSync(READELF, ['-h', '-l', '-n', '-W', ...extra, file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
@@ -50,22 +70,49 @@ function readelf(file: string, ...extra: string[]): ReadelfView {
   expect(r.stderr).toBe(''); // readelf warns on stderr about anything malformed
   expect(r.status).toBe(0);
   const field = (label: string) => (r.stdout.match(new RegExp(`^\\s*${label}:\\s*(.*)$`, 'm')) ?? [])[1]?.trim() ?? '';
-  const loads = [...r.stdout.matchAll(/^\s*LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+)\s+(0x[0-9a-f]+|\d+)$/gm)].map((m) => ({
-    offset: BigInt(m[1]), vaddr: BigInt(m[2]), paddr: BigInt(m[3]), filesz: BigInt(m[4]), memsz: BigInt(m[5]), flags: m[6], align: BigInt(m[7]),
+  const loads = [
+    ...r.stdout.matchAll(/^\s*LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+)\s+(0x[0-9a-f]+|\d+)$/gm),
+  ].map((m) => ({
+    offset: BigInt(m[1]),
+    vaddr: BigInt(m[2]),
+    paddr: BigInt(m[3]),
+    filesz: BigInt(m[4]),
+    memsz: BigInt(m[5]),
+    flags: m[6],
+    align: BigInt(m[7]),
   }));
   const noteOwners = [...r.stdout.matchAll(/^\s{2}(\S+)\s+0x[0-9a-f]{8}\s/gm)].map((m) => m[1]);
   return { type: field('Type'), machine: field('Machine'), data: field('Data'), loads, noteOwners, stdout: r.stdout };
 }
 
 const CASES: Array<{ title: string; target: ElfTarget; machineName: string; align: number; regions: ElfRegionIn[] }> = [
-  { title: 'one region, x86-64', target: { machine: 62, bigEndian: false }, machineName: 'Advanced Micro Devices X86-64', align: 4096, regions: [{ paddr: 0x2800_0000n, size: 0x1_0000n }] },
   {
-    title: 'three regions, odd sizes, above 4 GiB, AArch64, 64 KiB align', target: { machine: 183, bigEndian: false }, machineName: 'AArch64', align: 65536,
-    regions: [{ paddr: 0x1000n, size: 0x9_f000n }, { paddr: 0x1_0000_0000n, size: 5000n }, { paddr: 0x8_8000_0000n, size: 1n }],
+    title: 'one region, x86-64',
+    target: { machine: 62, bigEndian: false },
+    machineName: 'Advanced Micro Devices X86-64',
+    align: 4096,
+    regions: [{ paddr: 0x2800_0000n, size: 0x1_0000n }],
   },
   {
-    title: 'big-endian PowerPC', target: { machine: 20, bigEndian: true }, machineName: 'PowerPC', align: 4096,
-    regions: [{ paddr: 0n, size: 4097n }, { paddr: 0xf000_0000n, size: 0x3000n }],
+    title: 'three regions, odd sizes, above 4 GiB, AArch64, 64 KiB align',
+    target: { machine: 183, bigEndian: false },
+    machineName: 'AArch64',
+    align: 65536,
+    regions: [
+      { paddr: 0x1000n, size: 0x9_f000n },
+      { paddr: 0x1_0000_0000n, size: 5000n },
+      { paddr: 0x8_8000_0000n, size: 1n },
+    ],
+  },
+  {
+    title: 'big-endian PowerPC',
+    target: { machine: 20, bigEndian: true },
+    machineName: 'PowerPC',
+    align: 4096,
+    regions: [
+      { paddr: 0n, size: 4097n },
+      { paddr: 0xf000_0000n, size: 0x3000n },
+    ],
   },
 ];
 
@@ -84,9 +131,17 @@ describe.each(CASES)('layoutElfCore: $title', ({ target, machineName, align, reg
     expect(v.type).toBe('CORE (Core file)');
     expect(v.machine).toBe(machineName);
     expect(v.data).toBe(target.bigEndian ? "2's complement, big endian" : "2's complement, little endian");
-    expect(v.loads).toEqual(regions.map((r, i) => ({
-      offset: layout.regionOffsets[i], vaddr: 0n, paddr: r.paddr, filesz: r.size, memsz: r.size, flags: 'RWE', align: 0n,
-    })));
+    expect(v.loads).toEqual(
+      regions.map((r, i) => ({
+        offset: layout.regionOffsets[i],
+        vaddr: 0n,
+        paddr: r.paddr,
+        filesz: r.size,
+        memsz: r.size,
+        flags: 'RWE',
+        align: 0n,
+      })),
+    );
     expect(v.noteOwners).toEqual(['PHYSCAP', 'VMCOREINFO']);
     expect(v.stdout).toMatch(/^\s*NOTE\s+0x[0-9a-f]+\s+0x0+\s+0x0+\s+0x[0-9a-f]+\s+0x[0-9a-f]+\s+0x4$/m);
   });
@@ -117,9 +172,18 @@ describe.each(CASES)('layoutElfCore: $title', ({ target, machineName, align, reg
     expect(core.headerBytes).toBe(64 + 56 * (1 + regions.length) + Number(notesSize));
     expect(core.headerBytes).toBeLessThanOrEqual(layout.header.length);
     expect(core.segments[0]).toMatchObject({ type: PT_NOTE, offset: BigInt(64 + 56 * (1 + regions.length)), align: 4n });
-    expect(core.segments.slice(1)).toEqual(regions.map((r, i) => ({
-      type: PT_LOAD, flags: 7, offset: layout.regionOffsets[i], vaddr: 0n, paddr: r.paddr, filesz: r.size, memsz: r.size, align: 0n,
-    })));
+    expect(core.segments.slice(1)).toEqual(
+      regions.map((r, i) => ({
+        type: PT_LOAD,
+        flags: 7,
+        offset: layout.regionOffsets[i],
+        vaddr: 0n,
+        paddr: r.paddr,
+        filesz: r.size,
+        memsz: r.size,
+        align: 0n,
+      })),
+    );
     core.segments.slice(1).forEach((s, i) => {
       expect(bytes.subarray(Number(s.offset), Number(s.offset + s.filesz)).equals(data[i])).toBe(true);
     });
@@ -164,7 +228,9 @@ test('layoutElfCore refuses what it cannot lay out', () => {
   expect(() => layoutElfCore({ target, regions: [], notes: [], align: 1000 })).toThrow('align 1000 is not a power of two >= 512');
   expect(() => layoutElfCore({ target, regions: [], notes: [], align: 256 })).toThrow('align 256 is not a power of two >= 512');
   expect(() => layoutElfCore({ target, regions: [{ paddr: 0x1000n, size: 0n }], notes: [], align: 4096 })).toThrow('region 0 (paddr 0x1000) has size 0');
-  expect(() => layoutElfCore({ target, regions: [{ paddr: (1n << 64n) - 4096n, size: 8192n }], notes: [], align: 4096 })).toThrow(/outside the 64-bit physical address space/);
+  expect(() => layoutElfCore({ target, regions: [{ paddr: (1n << 64n) - 4096n, size: 8192n }], notes: [], align: 4096 })).toThrow(
+    /outside the 64-bit physical address space/,
+  );
 });
 
 describe('parseElfCore rejects corrupt headers with what is wrong', () => {
@@ -174,27 +240,75 @@ describe('parseElfCore rejects corrupt headers with what is wrong', () => {
     good = fs.readFileSync(writeCore('good.elf', layout, [crypto.randomBytes(0x2000)]));
   });
   const parse = (b: Buffer, size = b.length) => parseElfCore((o, l) => b.subarray(o, o + l), size);
-  const corrupt = (edit: (b: Buffer) => void) => { const b = Buffer.from(good); edit(b); return b; };
+  const corrupt = (edit: (b: Buffer) => void) => {
+    const b = Buffer.from(good);
+    edit(b);
+    return b;
+  };
 
-  test('the good file parses', () => { expect(parse(good).segments).toHaveLength(2); });
-  test('bad magic', () => { expect(() => parse(corrupt((b) => { b[1] = 0x58; }))).toThrow('bad magic 7f584c46 (expected 7f454c46'); });
-  test('32-bit class', () => { expect(() => parse(corrupt((b) => { b[4] = 1; }))).toThrow('EI_CLASS 1 is not ELFCLASS64 (2)'); });
-  test('unknown byte order', () => { expect(() => parse(corrupt((b) => { b[5] = 3; }))).toThrow('unsupported byte order EI_DATA 3'); });
-  test('the wrong byte order makes the type unreadable', () => { expect(() => parse(corrupt((b) => { b[5] = 2; }))).toThrow('e_type 1024 is not ET_CORE (4)'); });
-  test('not a core', () => { expect(() => parse(corrupt((b) => b.writeUInt16LE(2, 16)))).toThrow('e_type 2 is not ET_CORE (4)'); });
+  test('the good file parses', () => {
+    expect(parse(good).segments).toHaveLength(2);
+  });
+  test('bad magic', () => {
+    expect(() =>
+      parse(
+        corrupt((b) => {
+          b[1] = 0x58;
+        }),
+      ),
+    ).toThrow('bad magic 7f584c46 (expected 7f454c46');
+  });
+  test('32-bit class', () => {
+    expect(() =>
+      parse(
+        corrupt((b) => {
+          b[4] = 1;
+        }),
+      ),
+    ).toThrow('EI_CLASS 1 is not ELFCLASS64 (2)');
+  });
+  test('unknown byte order', () => {
+    expect(() =>
+      parse(
+        corrupt((b) => {
+          b[5] = 3;
+        }),
+      ),
+    ).toThrow('unsupported byte order EI_DATA 3');
+  });
+  test('the wrong byte order makes the type unreadable', () => {
+    expect(() =>
+      parse(
+        corrupt((b) => {
+          b[5] = 2;
+        }),
+      ),
+    ).toThrow('e_type 1024 is not ET_CORE (4)');
+  });
+  test('not a core', () => {
+    expect(() => parse(corrupt((b) => b.writeUInt16LE(2, 16)))).toThrow('e_type 2 is not ET_CORE (4)');
+  });
   test('e_phoff past the end', () => {
-    expect(() => parse(corrupt((b) => b.writeBigUInt64LE(BigInt(good.length - 60), 32)))).toThrow(`the program header table (e_phoff ${good.length - 60}, 2 entries) ends at ${good.length - 60 + 112}, past the end of the file (${good.length} bytes)`);
+    expect(() => parse(corrupt((b) => b.writeBigUInt64LE(BigInt(good.length - 60), 32)))).toThrow(
+      `the program header table (e_phoff ${good.length - 60}, 2 entries) ends at ${good.length - 60 + 112}, past the end of the file (${good.length} bytes)`,
+    );
   });
   test('a PT_LOAD whose data runs past fileSize', () => {
     const phdr1 = 64 + 56;
-    expect(() => parse(corrupt((b) => b.writeBigUInt64LE(BigInt(good.length), phdr1 + 8)))).toThrow(`segment 1 (PT_LOAD, offset ${good.length}, filesz 8192) ends at ${good.length + 8192}, past the end of the file (${good.length} bytes)`);
+    expect(() => parse(corrupt((b) => b.writeBigUInt64LE(BigInt(good.length), phdr1 + 8)))).toThrow(
+      `segment 1 (PT_LOAD, offset ${good.length}, filesz 8192) ends at ${good.length + 8192}, past the end of the file (${good.length} bytes)`,
+    );
   });
   test('a file cut short', () => {
-    expect(() => parse(good, good.length - 4096)).toThrow(/segment 1 \(PT_LOAD, offset 4096, filesz 8192\) ends at 12288, past the end of the file \(8192 bytes\)/);
+    expect(() => parse(good, good.length - 4096)).toThrow(
+      /segment 1 \(PT_LOAD, offset 4096, filesz 8192\) ends at 12288, past the end of the file \(8192 bytes\)/,
+    );
     expect(() => parse(good, 40)).toThrow('the file is 40 bytes, shorter than an ELF64 header (64)');
   });
   test('a note whose size runs past its segment', () => {
-    expect(() => parse(corrupt((b) => b.writeUInt32LE(0x10000, 64 + 112 + 4)))).toThrow(/segment 0 \(PT_NOTE at offset 176\): the note at byte 0 \(namesz 8, descsz 65536\) runs past the segment's end/);
+    expect(() => parse(corrupt((b) => b.writeUInt32LE(0x10000, 64 + 112 + 4)))).toThrow(
+      /segment 0 \(PT_NOTE at offset 176\): the note at byte 0 \(namesz 8, descsz 65536\) runs past the segment's end/,
+    );
   });
 });
 

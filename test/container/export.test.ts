@@ -13,8 +13,12 @@ import { sha256 } from '../support/hash';
 import { removeDir, tempDir } from '../support/tmp';
 
 let dir: string;
-beforeEach(() => { dir = tempDir('export'); });
-afterEach(() => { removeDir(dir); });
+beforeEach(() => {
+  dir = tempDir('export');
+});
+afterEach(() => {
+  removeDir(dir);
+});
 
 /** A CaptureReader over a directory of files: what the dir destination hands the export verb. */
 class DirReader implements CaptureReader {
@@ -22,9 +26,15 @@ class DirReader implements CaptureReader {
   constructor(readonly location: string) {
     this.entry = { seq: 1, id: path.basename(location), profile: 'board', status: 'complete', started: '', finished: '', bytes: 0, prev: null, location };
   }
-  files() { return fs.readdirSync(this.location).map((name) => ({ name, size: fs.statSync(path.join(this.location, name)).size })); }
-  readFile(name: string) { return fs.readFileSync(path.join(this.location, name)); }
-  locate(name: string) { return { path: path.join(this.location, name), base: 0n, size: fs.statSync(path.join(this.location, name)).size, nofollow: true }; }
+  files() {
+    return fs.readdirSync(this.location).map((name) => ({ name, size: fs.statSync(path.join(this.location, name)).size }));
+  }
+  readFile(name: string) {
+    return fs.readFileSync(path.join(this.location, name));
+  }
+  locate(name: string) {
+    return { path: path.join(this.location, name), base: 0n, size: fs.statSync(path.join(this.location, name)).size, nofollow: true };
+  }
   read(name: string, offset: number, length: number) {
     const fd = fs.openSync(path.join(this.location, name), 'r');
     try {
@@ -39,24 +49,51 @@ class DirReader implements CaptureReader {
 
 function manifestOf(regions: ManifestRegion[], format: Manifest['format'] = 'raw'): Manifest {
   return {
-    apiVersion: 'physcap.dev/v1', kind: 'CaptureManifest', id: '20240601T120000Z-board', status: 'complete',
+    apiVersion: 'physcap.dev/v1',
+    kind: 'CaptureManifest',
+    id: '20240601T120000Z-board',
+    status: 'complete',
     profile: { name: 'board', file: '/etc/physcap/profiles.d/board.yaml', sha256: 'ab'.repeat(32) },
-    labels: {}, triggers: [],
+    labels: {},
+    triggers: [],
     host: { hostname: 'h', machineId: null, bootId: null, kernelRelease: '6.1.0', arch: process.arch },
     versions: { agent: '0.1.0', addon: null, moduleAbi: null },
-    format, byteOrder: 'little', regions, files: [],
-    timing: { started: '', finished: '', seconds: 1, bytesPerSecond: 1 }, previous: null,
+    format,
+    byteOrder: 'little',
+    regions,
+    files: [],
+    timing: { started: '', finished: '', seconds: 1, bytesPerSecond: 1 },
+    previous: null,
   };
 }
 
 function region(name: string, phys: bigint, data: Buffer, file: string, offset: number): ManifestRegion {
   return {
-    name, phys: `0x${phys.toString(16)}`, size: data.length, source: 'image', mode: 'copy', bytesZeroCopy: 0, bytesCopied: data.length,
-    bytesBounced: 0, bytesPoisoned: 0, memory: 'quiescent', digest: 'read-back', file, offset, sha256: sha256(data), chunkSize: 0, chunks: [],
+    name,
+    phys: `0x${phys.toString(16)}`,
+    size: data.length,
+    source: 'image',
+    mode: 'copy',
+    bytesZeroCopy: 0,
+    bytesCopied: data.length,
+    bytesBounced: 0,
+    bytesPoisoned: 0,
+    memory: 'quiescent',
+    digest: 'read-back',
+    file,
+    offset,
+    sha256: sha256(data),
+    chunkSize: 0,
+    chunks: [],
   };
 }
 
-interface Capture { reader: DirReader; manifest: Manifest; data: Map<string, Buffer>; phys: Map<string, bigint> }
+interface Capture {
+  reader: DirReader;
+  manifest: Manifest;
+  data: Map<string, Buffer>;
+  phys: Map<string, bigint>;
+}
 
 /**
  * A raw capture whose manifest lists regions out of physical order: one
@@ -78,8 +115,13 @@ function rawCapture(): Capture {
   ];
   fs.writeFileSync(path.join(capDir, 'manifest.json'), JSON.stringify(manifestOf(regions)));
   return {
-    reader: new DirReader(capDir), manifest: manifestOf(regions),
-    data: new Map([['high', high], ['low', low], ['mid', mid]]),
+    reader: new DirReader(capDir),
+    manifest: manifestOf(regions),
+    data: new Map([
+      ['high', high],
+      ['low', low],
+      ['mid', mid],
+    ]),
     phys: new Map(regions.map((r) => [r.name, BigInt(r.phys)])),
   };
 }
@@ -109,7 +151,7 @@ test('lime: a header before each region, in physical-address order, then the reg
   });
 });
 
-test('raw: a new directory with <region>.raw per region, each the region\'s bytes', async () => {
+test("raw: a new directory with <region>.raw per region, each the region's bytes", async () => {
   const c = rawCapture();
   const out = path.join(dir, 'raw');
   const result = await exportCapture({ reader: c.reader, manifest: c.manifest, format: 'raw', out });
@@ -122,14 +164,15 @@ test('raw: a new directory with <region>.raw per region, each the region\'s byte
   }
 });
 
-test('raw with a region: one file holding that region\'s bytes', async () => {
+test("raw with a region: one file holding that region's bytes", async () => {
   const c = rawCapture();
   const out = path.join(dir, 'mid.bin');
   const result = await exportCapture({ reader: c.reader, manifest: c.manifest, format: 'raw', out, region: 'mid' });
   expect(fs.readFileSync(out).equals(c.data.get('mid')!)).toBe(true);
   expect(result.files).toEqual([{ path: out, size: 5000, sha256: c.manifest.regions[2].sha256 }]);
-  await expect(exportCapture({ reader: c.reader, manifest: c.manifest, format: 'raw', out: path.join(dir, 'x'), region: 'nope' }))
-    .rejects.toThrow('has no region "nope" (it has: high, low, mid)');
+  await expect(exportCapture({ reader: c.reader, manifest: c.manifest, format: 'raw', out: path.join(dir, 'x'), region: 'nope' })).rejects.toThrow(
+    'has no region "nope" (it has: high, low, mid)',
+  );
   expect(fs.existsSync(path.join(dir, 'x'))).toBe(false);
 });
 
@@ -156,7 +199,8 @@ test('elf: an ELF core that parseElfCore and readelf read, LOADs in physical ord
   const meta = JSON.parse(core.notes[0].desc.toString('utf8'));
   expect(core.notes[0].type).toBe(NOTE_PHYSCAP.type);
   expect(meta).toEqual({
-    id: c.manifest.id, profile: c.manifest.profile,
+    id: c.manifest.id,
+    profile: c.manifest.profile,
     regions: PHYSICAL_ORDER.map((n) => {
       const r = c.manifest.regions.find((x) => x.name === n)!;
       return { name: n, phys: r.phys, size: r.size, sha256: r.sha256 };
@@ -172,7 +216,10 @@ test('elf: an ELF core that parseElfCore and readelf read, LOADs in physical ord
   // Bytes count the regions only; the last report is the total.
   const total = [...c.data.values()].reduce((s, d) => s + d.length, 0);
   expect(progress.at(-1)).toEqual([total, total]);
-  progress.forEach(([d, t], i) => { expect(t).toBe(total); if (i > 0) expect(d).toBeGreaterThanOrEqual(progress[i - 1][0]); });
+  progress.forEach(([d, t], i) => {
+    expect(t).toBe(total);
+    if (i > 0) expect(d).toBeGreaterThanOrEqual(progress[i - 1][0]);
+  });
 });
 
 test('elf by default targets the host', async () => {
@@ -192,19 +239,29 @@ test('elf from an ELF capture keeps its VMCOREINFO, and converts its byte order'
   const data = [crypto.randomBytes(0x3000), crypto.randomBytes(777)];
   const vmcoreinfo = Buffer.from('OSRELEASE=6.1.0\nPAGESIZE=4096\n');
   const stored = layoutElfCore({
-    target: { machine: 62, bigEndian: false }, align: 4096,
-    regions: [{ paddr: 0x10_0000n, size: 0x3000n }, { paddr: 0x2000n, size: 777n }],
-    notes: [{ ...NOTE_PHYSCAP, desc: Buffer.from('{}') }, { ...NOTE_VMCOREINFO, desc: vmcoreinfo }],
+    target: { machine: 62, bigEndian: false },
+    align: 4096,
+    regions: [
+      { paddr: 0x10_0000n, size: 0x3000n },
+      { paddr: 0x2000n, size: 777n },
+    ],
+    notes: [
+      { ...NOTE_PHYSCAP, desc: Buffer.from('{}') },
+      { ...NOTE_VMCOREINFO, desc: vmcoreinfo },
+    ],
   });
   const fd = fs.openSync(path.join(capDir, 'core.elf'), 'wx');
   fs.writeSync(fd, stored.header, 0, stored.header.length, 0);
   data.forEach((d, i) => fs.writeSync(fd, d, 0, d.length, Number(stored.regionOffsets[i])));
   fs.ftruncateSync(fd, Number(stored.fileSize));
   fs.closeSync(fd);
-  const manifest = manifestOf([
-    region('ram', 0x10_0000n, data[0], 'core.elf', Number(stored.regionOffsets[0])),
-    region('low', 0x2000n, data[1], 'core.elf', Number(stored.regionOffsets[1])),
-  ], 'elf');
+  const manifest = manifestOf(
+    [
+      region('ram', 0x10_0000n, data[0], 'core.elf', Number(stored.regionOffsets[0])),
+      region('low', 0x2000n, data[1], 'core.elf', Number(stored.regionOffsets[1])),
+    ],
+    'elf',
+  );
 
   const out = path.join(dir, 'ppc.elf');
   await exportCapture({ reader: new DirReader(capDir), manifest, format: 'elf', out, target: { machine: 20, bigEndian: true } });
@@ -227,8 +284,9 @@ describe('never overwrites', () => {
     const c = rawCapture();
     const out = path.join(dir, 'precious');
     fs.writeFileSync(out, 'keep me');
-    await expect(exportCapture({ reader: c.reader, manifest: c.manifest, format, out, region: format === 'raw' ? 'mid' : undefined }))
-      .rejects.toThrow(`export: ${out} already exists; not overwriting it`);
+    await expect(exportCapture({ reader: c.reader, manifest: c.manifest, format, out, region: format === 'raw' ? 'mid' : undefined })).rejects.toThrow(
+      `export: ${out} already exists; not overwriting it`,
+    );
     expect(fs.readFileSync(out, 'utf8')).toBe('keep me');
   });
 
@@ -256,16 +314,18 @@ describe('a failure half-way removes the half-written output and says why', () =
   test.each(['lime', 'elf'] as const)('%s', async (format) => {
     const c = rawCapture();
     const out = path.join(dir, `out.${format}`);
-    await expect(exportCapture({ reader: failingReader(c), manifest: c.manifest, format, out }))
-      .rejects.toThrow(`export to ${out} failed (EIO: i/o error, read); the partial output was removed`);
+    await expect(exportCapture({ reader: failingReader(c), manifest: c.manifest, format, out })).rejects.toThrow(
+      `export to ${out} failed (EIO: i/o error, read); the partial output was removed`,
+    );
     expect(fs.existsSync(out)).toBe(false);
   });
 
   test('raw directory', async () => {
     const c = rawCapture();
     const out = path.join(dir, 'raw');
-    await expect(exportCapture({ reader: failingReader(c), manifest: c.manifest, format: 'raw', out }))
-      .rejects.toThrow(`export to ${out} failed (high.raw: EIO: i/o error, read); the partial output directory was removed`);
+    await expect(exportCapture({ reader: failingReader(c), manifest: c.manifest, format: 'raw', out })).rejects.toThrow(
+      `export to ${out} failed (high.raw: EIO: i/o error, read); the partial output directory was removed`,
+    );
     expect(fs.existsSync(out)).toBe(false);
   });
 
@@ -273,8 +333,9 @@ describe('a failure half-way removes the half-written output and says why', () =
     const c = rawCapture();
     fs.truncateSync(path.join(c.reader.location, 'shared.bin'), 9000);
     const out = path.join(dir, 'mem.lime');
-    await expect(exportCapture({ reader: c.reader, manifest: c.manifest, format: 'lime', out }))
-      .rejects.toThrow(`export: region mid: 5000 bytes at offset 8192 run past the end of "shared.bin" (9000 bytes)`);
+    await expect(exportCapture({ reader: c.reader, manifest: c.manifest, format: 'lime', out })).rejects.toThrow(
+      `export: region mid: 5000 bytes at offset 8192 run past the end of "shared.bin" (9000 bytes)`,
+    );
     expect(fs.existsSync(out)).toBe(false);
   });
 });

@@ -68,7 +68,13 @@ test('x86-64: RAM in the direct map gets page_offset_base + p; reserved and part
 test('32-bit PowerPC: the image lives in the direct map (no alias); highmem past lowmem keeps 0', () => {
   const iomem = '00000000-3fffffff : System RAM\n40000000-ffffffff : System RAM\n';
   const km = parseKernelMemory({ directMapVirt: 0xc000_0000n, directMapStart: 0n, directMapEnd: 0x3000_0000n, imageOffset: 0xc000_0000n }, iomem);
-  const view = kernelView([{ start: 0x0800_0000n, size: 0x100_0000n }, { start: 0xc000_0000n, size: 0x100_0000n }], km);
+  const view = kernelView(
+    [
+      { start: 0x0800_0000n, size: 0x100_0000n },
+      { start: 0xc000_0000n, size: 0x100_0000n },
+    ],
+    km,
+  );
   expect(view.vaddrs).toEqual([0xc800_0000n, 0n]);
   expect(view.aliases).toEqual([]);
 });
@@ -89,8 +95,17 @@ describe('a core with direct-map addresses and the image alias', () => {
     const loads = core.segments.filter((s) => s.type === PT_LOAD);
     expect(core.segments[0]!.type).not.toBe(PT_LOAD);
     expect(loads).toHaveLength(4);
-    expect(loads[0]).toMatchObject({ vaddr: alias.vaddr, paddr: alias.paddr, filesz: alias.size, memsz: alias.size, offset: layout.regionOffsets[1]! + (alias.paddr - 0x10_0000n), align: 0n });
-    expect(loads.slice(1).map((s) => [s.vaddr, s.paddr, s.offset, s.align])).toEqual(regions.map((r, i) => [r.vaddr ?? 0n, r.paddr, layout.regionOffsets[i], 0n]));
+    expect(loads[0]).toMatchObject({
+      vaddr: alias.vaddr,
+      paddr: alias.paddr,
+      filesz: alias.size,
+      memsz: alias.size,
+      offset: layout.regionOffsets[1]! + (alias.paddr - 0x10_0000n),
+      align: 0n,
+    });
+    expect(loads.slice(1).map((s) => [s.vaddr, s.paddr, s.offset, s.align])).toEqual(
+      regions.map((r, i) => [r.vaddr ?? 0n, r.paddr, layout.regionOffsets[i], 0n]),
+    );
   });
 
   test('readelf shows the same program headers', () => {
@@ -111,10 +126,15 @@ describe('a core with direct-map addresses and the image alias', () => {
     expect(aliases.map((s) => s.vaddr)).toEqual([alias.vaddr]);
   });
 
-  test('describeCore: a kernel dump, with VMCOREINFO\'s release, build ID and KASLR offset', () => {
+  test("describeCore: a kernel dump, with VMCOREINFO's release, build ID and KASLR offset", () => {
     expect(describeCore(core)).toEqual({
-      kernelDump: true, release: '6.1.0-57-amd64', buildId: '6a2b', kernelOffset: '1c800000',
-      mappedBytes: 0x9ec00n + 0x1ff0_0000n, physicalOnlyBytes: 0x100_0000n, aliases: 1,
+      kernelDump: true,
+      release: '6.1.0-57-amd64',
+      buildId: '6a2b',
+      kernelOffset: '1c800000',
+      mappedBytes: 0x9ec00n + 0x1ff0_0000n,
+      physicalOnlyBytes: 0x100_0000n,
+      aliases: 1,
     });
   });
 });
@@ -133,8 +153,18 @@ test('an alias whose bytes no single region holds gets no PT_LOAD', () => {
 });
 
 test('describeCore: reserved ranges only, or no VMCOREINFO, is not a kernel dump', () => {
-  const reservedOnly = layoutElfCore({ target: { machine: 62, bigEndian: false }, regions: [{ paddr: 0x2000_0000n, size: 0x1000n }], notes: NOTES, align: 4096 });
-  const noInfo = layoutElfCore({ target: { machine: 62, bigEndian: false }, regions: [{ paddr: 0x1000n, size: 0x1000n, vaddr: 0xffff_8880_0000_1000n }], notes: [NOTES[0]!], align: 4096 });
+  const reservedOnly = layoutElfCore({
+    target: { machine: 62, bigEndian: false },
+    regions: [{ paddr: 0x2000_0000n, size: 0x1000n }],
+    notes: NOTES,
+    align: 4096,
+  });
+  const noInfo = layoutElfCore({
+    target: { machine: 62, bigEndian: false },
+    regions: [{ paddr: 0x1000n, size: 0x1000n, vaddr: 0xffff_8880_0000_1000n }],
+    notes: [NOTES[0]!],
+    align: 4096,
+  });
   for (const l of [reservedOnly, noInfo]) {
     const core = parseElfCore((o, n) => l.header.subarray(o, o + n), Number(l.fileSize));
     expect(describeCore(core).kernelDump).toBe(false);

@@ -7,8 +7,12 @@ import { LIME_MAGIC, limeHeader, parseLime } from '../../agent/src/container/lim
 import { removeDir, tempDir } from '../support/tmp';
 
 let dir: string;
-beforeEach(() => { dir = tempDir('lime'); });
-afterEach(() => { removeDir(dir); });
+beforeEach(() => {
+  dir = tempDir('lime');
+});
+afterEach(() => {
+  removeDir(dir);
+});
 
 const RANGES = [
   { start: 0x1000n, data: crypto.randomBytes(0x9f000) },
@@ -43,7 +47,7 @@ test('a one-byte range ends where it starts; a range may end at the top of the a
   expect(() => limeHeader(0x5000n, 0n)).toThrow('range at 0x5000 has size 0');
 });
 
-test('parseLime walks the headers back and finds each range\'s bytes', () => {
+test("parseLime walks the headers back and finds each range's bytes", () => {
   const bytes = fs.readFileSync(writeLime(RANGES));
   const found = parseLime(readerOf(bytes), bytes.length);
   expect(found.map((r) => [r.start, r.endInclusive])).toEqual(RANGES.map((r) => [r.start, r.start + BigInt(r.data.length) - 1n]));
@@ -54,7 +58,9 @@ test('parseLime walks the headers back and finds each range\'s bytes', () => {
 describe('parseLime names the offset of a bad header', () => {
   const second = 32 + RANGES[0].data.length;
   let bytes: Buffer;
-  beforeEach(() => { bytes = fs.readFileSync(writeLime(RANGES)); });
+  beforeEach(() => {
+    bytes = fs.readFileSync(writeLime(RANGES));
+  });
 
   test('bad magic', () => {
     bytes[second] = 0x46;
@@ -69,7 +75,9 @@ describe('parseLime names the offset of a bad header', () => {
     expect(() => parseLime(readerOf(bytes), bytes.length)).toThrow('LiME: bad header at offset 0: e_addr 0xfff is below s_addr 0x1000');
   });
   test('data past the end of the file', () => {
-    expect(() => parseLime(readerOf(bytes), bytes.length - 1)).toThrow(/LiME: bad header at offset \d+: its range 0x880000000-0x880000000 needs data up to offset \d+, past the end of the file/);
+    expect(() => parseLime(readerOf(bytes), bytes.length - 1)).toThrow(
+      /LiME: bad header at offset \d+: its range 0x880000000-0x880000000 needs data up to offset \d+, past the end of the file/,
+    );
   });
   test('a header cut short', () => {
     expect(() => parseLime(readerOf(bytes), second + 10)).toThrow(`LiME: bad header at offset ${second}: only 10 bytes left, a header is 32`);

@@ -35,7 +35,12 @@ describe('physcap run', () => {
     dir = tempDir('agent');
     image = path.join(dir, 'image');
     fs.writeFileSync(image, crypto.randomBytes(8 * MiB));
-    writeAgentProfile(dir, { name: 'vm', region: ['low', '0x100000', '4MiB'], triggers: ['kind: file', 'kind: control', 'kind: signal'], extra: 'cooldown: 0\n' });
+    writeAgentProfile(dir, {
+      name: 'vm',
+      region: ['low', '0x100000', '4MiB'],
+      triggers: ['kind: file', 'kind: control', 'kind: signal'],
+      extra: 'cooldown: 0\n',
+    });
     agent = runAgent(dir);
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -50,11 +55,12 @@ describe('physcap run', () => {
   });
 
   const expected = () => sha256(fs.readFileSync(image).subarray(MiB, 5 * MiB));
-  const record = (capture: string) => JSON.parse(fs.readFileSync(path.join(out(), capture, 'manifest.json'), 'utf8')) as {
-    status: string;
-    triggers: Array<{ kind: string; reason: string }>;
-    regions: Array<{ sha256: string; size: number; file: string; offset: number }>;
-  };
+  const record = (capture: string) =>
+    JSON.parse(fs.readFileSync(path.join(out(), capture, 'manifest.json'), 'utf8')) as {
+      status: string;
+      triggers: Array<{ kind: string; reason: string }>;
+      regions: Array<{ sha256: string; size: number; file: string; offset: number }>;
+    };
 
   test('the control socket is 0600', () => {
     expect(fs.statSync(path.join(runtime(), 'control.sock')).mode & 0o777).toBe(0o600);
@@ -87,7 +93,11 @@ describe('physcap run', () => {
   test('SIGUSR2 fires the signal trigger', async () => {
     agent.kill('SIGUSR2');
     expect(await waitUntil(() => complete().length === 3)).toBe(true);
-    expect(complete().map((c) => record(c).triggers[0]!.kind).sort()).toEqual(['control', 'file', 'signal']);
+    expect(
+      complete()
+        .map((c) => record(c).triggers[0]!.kind)
+        .sort(),
+    ).toEqual(['control', 'file', 'signal']);
   });
 
   test('physcap status and the list op show the profile; an unknown profile is refused with exit 1', async () => {
@@ -113,7 +123,11 @@ describe('physcap run', () => {
 c.on('connect', () => c.write(JSON.stringify({ op: 'trigger', profile: 'vm' }) + '\\n'));
 c.on('data', (d) => { process.stdout.write(d); c.end(); });
 c.on('error', (e) => { console.error(e.code); process.exit(2); });`;
-      const { stdout: answer } = await exec(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], { uid: 65534, gid: 65534, timeout: 10_000 });
+      const { stdout: answer } = await exec(process.execPath, ['-e', client, path.join(runtime(), 'control.sock')], {
+        uid: 65534,
+        gid: 65534,
+        timeout: 10_000,
+      });
       expect(JSON.parse(answer)).toEqual({ ok: false, error: 'not allowed' });
       expect(log).toMatch(/"uid":65534.*"msg":"control connection refused: user not allowed"/);
       expect(complete()).toHaveLength(3); // nothing was captured for it
@@ -166,7 +180,13 @@ describe('physcap run during a long capture', () => {
     const chunk = crypto.randomBytes(16 * MiB);
     for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk); // 1 GiB
     fs.closeSync(fd);
-    writeAgentProfile(dir, { name: 'big', region: ['all', '0x0', '1GiB'], triggers: ['kind: control'], image, extra: 'hash:\n  readback: always\ncooldown: 0\n' });
+    writeAgentProfile(dir, {
+      name: 'big',
+      region: ['all', '0x0', '1GiB'],
+      triggers: ['kind: control'],
+      image,
+      extra: 'hash:\n  readback: always\ncooldown: 0\n',
+    });
     agent = runAgent(dir, { extra: ['--grace', '0'] });
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     expect(await waitUntil(() => log.includes('"agent ready"'))).toBe(true);
@@ -261,7 +281,12 @@ test('a storm of 1000 trigger files and 1000 signals: the agent stays up, memory
   fs.writeFileSync(image, crypto.randomBytes(MiB));
   const spool = path.join(dir, 'run', 'triggers');
   for (const name of ['a', 'b']) {
-    writeAgentProfile(dir, { name, region: ['r', '0x0', '256KiB'], triggers: ['kind: file', ...(name === 'a' ? ['kind: signal'] : [])], extra: 'cooldown: 1s\n' });
+    writeAgentProfile(dir, {
+      name,
+      region: ['r', '0x0', '256KiB'],
+      triggers: ['kind: file', ...(name === 'a' ? ['kind: signal'] : [])],
+      extra: 'cooldown: 1s\n',
+    });
   }
   let log = '';
   const agent = runAgent(dir);
@@ -328,7 +353,12 @@ test('an interval trigger fires captures on its own, end to end', async () => {
   const dir = tempDir('interval');
   const image = path.join(dir, 'image');
   fs.writeFileSync(image, crypto.randomBytes(MiB));
-  writeAgentProfile(dir, { name: 'tick', region: ['r', '0x0', '64KiB'], triggers: ['kind: interval\n    every: 300ms\n    at_start: true'], extra: 'cooldown: 0\n' });
+  writeAgentProfile(dir, {
+    name: 'tick',
+    region: ['r', '0x0', '64KiB'],
+    triggers: ['kind: interval\n    every: 300ms\n    at_start: true'],
+    extra: 'cooldown: 0\n',
+  });
   const agent = runAgent(dir);
   try {
     const out = path.join(dir, 'out');
@@ -336,7 +366,9 @@ test('an interval trigger fires captures on its own, end to end', async () => {
     const reasons = fs
       .readdirSync(out)
       .filter((d) => !d.includes('.'))
-      .map((d) => (JSON.parse(fs.readFileSync(path.join(out, d, 'manifest.json'), 'utf8')) as { triggers: Array<{ kind: string; reason: string }> }).triggers[0]!)
+      .map(
+        (d) => (JSON.parse(fs.readFileSync(path.join(out, d, 'manifest.json'), 'utf8')) as { triggers: Array<{ kind: string; reason: string }> }).triggers[0]!,
+      )
       .map((e) => `${e.kind}: ${e.reason}`);
     expect(reasons).toContain('interval: at start');
     expect(reasons).toContain('interval: every 0.3 s');

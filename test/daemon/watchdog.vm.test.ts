@@ -189,7 +189,13 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
 
     test('the agent armed a capture and selected the physcap governor', () => {
       const step = one<{ rc: string; step: string }>('armedagent').value;
-      if (step.rc === 'failed') throw new Error(`the armed job stopped at: ${step.step}\n${run.output.split('\n').filter((l) => l.includes('@@armedlog')).join('\n')}`);
+      if (step.rc === 'failed')
+        throw new Error(
+          `the armed job stopped at: ${step.step}\n${run.output
+            .split('\n')
+            .filter((l) => l.includes('@@armedlog'))
+            .join('\n')}`,
+        );
       const g = run.records<{ value: string }>('governor').find((r) => r.label === 'armed');
       expect(g?.value.value).toBe('physcap');
     });
@@ -199,7 +205,9 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
         const f = run.records<{ state: string; partial: number; complete: number }>('frozen').find((r) => r.label === label);
         expect({ label, ...f?.value }).toEqual({ label, state: 'T', partial: 1, complete: label === 'a' ? 0 : 1 });
       }
-      const done = run.records<{ event: string; cookie: string; bytes_written: number; bytes_zero_copy: number; first_byte_latency_ns: number }>('event').filter((e) => e.value.event === 'capture_done');
+      const done = run
+        .records<{ event: string; cookie: string; bytes_written: number; bytes_zero_copy: number; first_byte_latency_ns: number }>('event')
+        .filter((e) => e.value.event === 'capture_done');
       expect(done).toHaveLength(2);
       const total = ARMED_RANGES.reduce((a, r) => a + r.size, 0);
       for (const e of done) expect(e.value).toMatchObject({ bytes_written: total, bytes_zero_copy: total });

@@ -122,7 +122,16 @@ function finish(c: Started, status: 'complete' | 'failed' = 'complete', error?: 
     return {
       manifest,
       files: [{ name: 'SHA256SUMS', data: sums }],
-      entry: { id: c.id, profile: 'test', status, started: c.started, finished: new Date().toISOString(), bytes, manifestSha256: sha256(manifest), ...(error ? { error } : {}) },
+      entry: {
+        id: c.id,
+        profile: 'test',
+        status,
+        started: c.started,
+        finished: new Date().toISOString(),
+        bytes,
+        manifestSha256: sha256(manifest),
+        ...(error ? { error } : {}),
+      },
     };
   };
 }
@@ -182,9 +191,7 @@ describe('initializing a dump area', () => {
     fs.writeSync(fd, junk, 0, junk.length, 300 * KiB);
     fs.closeSync(fd);
     const before = sha256(fs.readFileSync(dev));
-    expect(() => openBlockdevStore(dev)).toThrow(
-      `${dev} is not a physcap dump area (no superblock); initialize it with \`physcap blockdev init ${dev}\``,
-    );
+    expect(() => openBlockdevStore(dev)).toThrow(`${dev} is not a physcap dump area (no superblock); initialize it with \`physcap blockdev init ${dev}\``);
     expect(sha256(fs.readFileSync(dev))).toBe(before);
     // The explicit init takes it.
     initBlockdev(dev);
@@ -253,7 +260,14 @@ describe('captures through the sink', () => {
   test('DataFiles sit on 4096-byte boundaries inside the record, in openData() order', async () => {
     const dev = device(8 * MiB);
     const s = store(dev);
-    const sink = s.begin({ id: 'layout', profile: 'p', started: new Date().toISOString(), dataBytes: BigInt(8192 + 100), smallBytes: 4096, intent: Buffer.from('{}') });
+    const sink = s.begin({
+      id: 'layout',
+      profile: 'p',
+      started: new Date().toISOString(),
+      dataBytes: BigInt(8192 + 100),
+      smallBytes: 4096,
+      intent: Buffer.from('{}'),
+    });
     const a = sink.openData('a', 8192n);
     const b = sink.openData('b', 100n);
     expect([a.base, b.base]).toEqual([BigInt(MiB + 4096), BigInt(MiB + 4096 + 8192)]);
@@ -286,7 +300,9 @@ describe('captures through the sink', () => {
     for (const c of caps) expectReadsBack(s, c);
     expect(() => s.open('20250102')).toThrow(`"20250102" is ambiguous in ${dev}: it matches 20250102-bbb, 20250102-bcc`);
     expect(() => s.open('nope')).toThrow(`no capture "nope" in ${dev}; it holds: 20250101-aaa, 20250102-bbb, 20250102-bcc`);
-    expect(() => s.begin({ id: '20250101-aaa', profile: 'p', started: '', dataBytes: 0n, smallBytes: 0, intent: Buffer.from('{}') })).toThrow(/already holds a capture 20250101-aaa/);
+    expect(() => s.begin({ id: '20250101-aaa', profile: 'p', started: '', dataBytes: 0n, smallBytes: 0, intent: Buffer.from('{}') })).toThrow(
+      /already holds a capture 20250101-aaa/,
+    );
   });
 
   test('one writer at a time: a second store gets EBUSY until the first commits', async () => {
@@ -344,7 +360,9 @@ describe('the ring', () => {
       err = e as Error & { code?: string };
     }
     expect(err?.code).toBe('ENOSPC');
-    expect(err?.message).toBe(`${dev}: a capture of ${63 * MiB} bytes needs a record of ${63 * MiB + 8192} bytes; the ring holds ${63 * MiB} bytes (${MiB}-${64 * MiB})`);
+    expect(err?.message).toBe(
+      `${dev}: a capture of ${63 * MiB} bytes needs a record of ${63 * MiB + 8192} bytes; the ring holds ${63 * MiB} bytes (${MiB}-${64 * MiB})`,
+    );
     expect(() => s.begin({ id: 'big', profile: 'p', started: '', dataBytes: BigInt(63 * MiB), smallBytes: 4096, intent: Buffer.from('{}') })).toThrow(
       expect.objectContaining({ code: 'ENOSPC' }),
     );
@@ -390,9 +408,16 @@ describe('unfinished and failed captures', () => {
     const recovered = s.recover({ keep: true, reason: 'power loss before commit' });
     expect(recovered).toEqual([
       expect.objectContaining({
-        seq: 2, id: 'crashed', profile: 'test', status: 'failed', started: c.started, bytes: 0,
-        error: 'power loss before commit', recovered: 'power loss before commit',
-        prev: entryHash(serializeEntry(done.entry)), location: `record@${MiB + 4096 + 128 * KiB + 8192}`,
+        seq: 2,
+        id: 'crashed',
+        profile: 'test',
+        status: 'failed',
+        started: c.started,
+        bytes: 0,
+        error: 'power loss before commit',
+        recovered: 'power loss before commit',
+        prev: entryHash(serializeEntry(done.entry)),
+        location: `record@${MiB + 4096 + 128 * KiB + 8192}`,
       }),
     ]);
     expect(s.recover({ keep: false, reason: 'again' })).toEqual([]);

@@ -99,7 +99,7 @@ describe.each(loadKernels().map((k) => [k.release, k] as const))('physcap.ko for
     expect(field('parm')).toMatch(/^adopt:/);
   });
 
-  test('the governor API is the watchdog core\'s export, bound weakly (plain insmod works without it)', () => {
+  test("the governor API is the watchdog core's export, bound weakly (plain insmod works without it)", () => {
     const symvers = fs.readFileSync(path.join(kernel.headers, 'Module.symvers'), 'utf8');
     for (const sym of ['watchdog_register_governor', 'watchdog_unregister_governor']) {
       expect(symvers).toMatch(new RegExp(`^0x[0-9a-f]+\\t${sym}\\tdrivers/watchdog/watchdog\\tEXPORT_SYMBOL\\t`, 'm'));

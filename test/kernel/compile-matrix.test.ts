@@ -65,26 +65,30 @@ describe('compile matrix: physcap.ko, physcap-client and physcap-selftest, warni
     expect(targets.map((t) => t.target).sort()).toEqual(Object.keys(EXPECTED).sort());
   });
 
-  test.each(targets.map((t) => [t.target, t] as const))('%s', (_name, t) => {
-    const res = spawnSync(process.execPath, [kbuild, t.target, path.join(out, t.target)], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    const line = res.stdout.trim().split('\n').pop() ?? '{}';
-    const r = JSON.parse(line) as { ok: boolean; kind: string; error?: string; module?: string; client: string; selftest: string; seconds: number };
-    if (!r.ok) throw new Error(`${t.target}: ${r.error}`);
-    expect(r.kind).toBe(t.full ? 'link' : 'compile');
-    const want = EXPECTED[t.target]!;
-    for (const tool of [r.client, r.selftest]) {
-      const k = elfKind(tool);
-      expect({ machine: k.machine, bits: k.bits, big: k.big, dynamic: k.dynamic }).toEqual({ ...want, dynamic: false });
-    }
-    if (t.full) {
-      const ko = elfKind(r.module!);
-      expect({ machine: ko.machine, bits: ko.bits, big: ko.big }).toEqual(want);
-    } else {
-      // Compile-only trees: every object of the module was compiled for the target.
-      for (const o of fs.readdirSync(path.join(out, t.target, 'module')).filter((f) => /^physcap_\w+\.o$/.test(f))) {
-        const k = elfKind(path.join(out, t.target, 'module', o));
-        expect({ machine: k.machine, bits: k.bits, big: k.big }).toEqual(want);
+  test.each(targets.map((t) => [t.target, t] as const))(
+    '%s',
+    (_name, t) => {
+      const res = spawnSync(process.execPath, [kbuild, t.target, path.join(out, t.target)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const line = res.stdout.trim().split('\n').pop() ?? '{}';
+      const r = JSON.parse(line) as { ok: boolean; kind: string; error?: string; module?: string; client: string; selftest: string; seconds: number };
+      if (!r.ok) throw new Error(`${t.target}: ${r.error}`);
+      expect(r.kind).toBe(t.full ? 'link' : 'compile');
+      const want = EXPECTED[t.target]!;
+      for (const tool of [r.client, r.selftest]) {
+        const k = elfKind(tool);
+        expect({ machine: k.machine, bits: k.bits, big: k.big, dynamic: k.dynamic }).toEqual({ ...want, dynamic: false });
       }
-    }
-  }, 10 * 60_000);
+      if (t.full) {
+        const ko = elfKind(r.module!);
+        expect({ machine: ko.machine, bits: ko.bits, big: ko.big }).toEqual(want);
+      } else {
+        // Compile-only trees: every object of the module was compiled for the target.
+        for (const o of fs.readdirSync(path.join(out, t.target, 'module')).filter((f) => /^physcap_\w+\.o$/.test(f))) {
+          const k = elfKind(path.join(out, t.target, 'module', o));
+          expect({ machine: k.machine, bits: k.bits, big: k.big }).toEqual(want);
+        }
+      }
+    },
+    10 * 60_000,
+  );
 });

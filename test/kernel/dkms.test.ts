@@ -46,23 +46,29 @@ describe('DKMS', () => {
     expect(fs.readFileSync(path.join(kernelDir, 'physcap.h'), 'utf8')).toContain(`#define PHYSCAP_VERSION\t\t"${version}"`);
   });
 
-  test.each(loadKernels().map((k) => [k.release] as const))('dkms add + build against %s', (release) => {
-    const common = ['-m', 'physcap', '-v', version, '--sourcetree', path.join(tmp, 'src'), '--dkmstree', dkmsTree()];
-    if (!fs.existsSync(path.join(dkmsTree(), 'physcap', version, 'source'))) execFileSync('dkms', ['add', ...common], { stdio: 'pipe' });
-    try {
-      execFileSync('dkms', ['build', ...common, '-k', release], { stdio: 'pipe', encoding: 'utf8' });
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string };
-      const log = path.join(dkmsTree(), 'physcap', version, 'build', 'make.log');
-      throw new Error(`dkms build failed for ${release}:\n${e.stdout ?? ''}${e.stderr ?? ''}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`, { cause: err });
-    }
-    // Compressed the way the kernel's own modules are (6.12: .ko.xz).
-    const dir = path.join(dkmsTree(), 'physcap', version, release, 'x86_64', 'module');
-    const built = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^physcap\.ko(\.xz|\.zst|\.gz)?$/.test(f)) : [];
-    expect(built).toHaveLength(1);
-    const ko = path.join(dir, built[0]!);
-    const info = execFileSync('modinfo', ['-F', 'vermagic', ko], { encoding: 'utf8' });
-    expect(info.split(' ')[0]).toBe(release);
-    expect(execFileSync('modinfo', ['-F', 'version', ko], { encoding: 'utf8' }).trim()).toBe(version);
-  }, 5 * 60_000);
+  test.each(loadKernels().map((k) => [k.release] as const))(
+    'dkms add + build against %s',
+    (release) => {
+      const common = ['-m', 'physcap', '-v', version, '--sourcetree', path.join(tmp, 'src'), '--dkmstree', dkmsTree()];
+      if (!fs.existsSync(path.join(dkmsTree(), 'physcap', version, 'source'))) execFileSync('dkms', ['add', ...common], { stdio: 'pipe' });
+      try {
+        execFileSync('dkms', ['build', ...common, '-k', release], { stdio: 'pipe', encoding: 'utf8' });
+      } catch (err) {
+        const e = err as { stdout?: string; stderr?: string };
+        const log = path.join(dkmsTree(), 'physcap', version, 'build', 'make.log');
+        throw new Error(`dkms build failed for ${release}:\n${e.stdout ?? ''}${e.stderr ?? ''}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`, {
+          cause: err,
+        });
+      }
+      // Compressed the way the kernel's own modules are (6.12: .ko.xz).
+      const dir = path.join(dkmsTree(), 'physcap', version, release, 'x86_64', 'module');
+      const built = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^physcap\.ko(\.xz|\.zst|\.gz)?$/.test(f)) : [];
+      expect(built).toHaveLength(1);
+      const ko = path.join(dir, built[0]!);
+      const info = execFileSync('modinfo', ['-F', 'vermagic', ko], { encoding: 'utf8' });
+      expect(info.split(' ')[0]).toBe(release);
+      expect(execFileSync('modinfo', ['-F', 'version', ko], { encoding: 'utf8' }).trim()).toBe(version);
+    },
+    5 * 60_000,
+  );
 });

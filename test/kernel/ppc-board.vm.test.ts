@@ -92,7 +92,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     expect(info.phys_limit).toBeGreaterThan(2 ** 32);
   });
 
-  test("KERNEL_MAP on 32-bit PowerPC: lowmem mapped at PAGE_OFFSET, the kernel image inside it (no second mapping)", () => {
+  test('KERNEL_MAP on 32-bit PowerPC: lowmem mapped at PAGE_OFFSET, the kernel image inside it (no second mapping)', () => {
     const { kernel_map: km } = run.json<{ kernel_map: Record<string, string> }>('run /physcap-client info');
     expect(km).toMatchObject({ direct_map_virt: '0xc0000000', direct_map_start: '0x0', image_offset: '0xc0000000' });
     // Lowmem ends below the highmem range the job captures.
@@ -116,7 +116,11 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     expect(parsed.target).toEqual({ machine: EM_PPC, bigEndian: true });
     const loads = parsed.segments.filter((s) => s.type === PT_LOAD);
     expect(loads.map((s) => [s.paddr, s.filesz])).toEqual(PPC_RANGES.map((r) => [BigInt(r.start), BigInt(r.size)]));
-    expect(loads.map((s) => [s.vaddr, s.align])).toEqual([[0xc000_0000n + BigInt(PPC_RANGES[0]!.start), 0n], [0n, 0n], [0n, 0n]]);
+    expect(loads.map((s) => [s.vaddr, s.align])).toEqual([
+      [0xc000_0000n + BigInt(PPC_RANGES[0]!.start), 0n],
+      [0n, 0n],
+      [0n, 0n],
+    ]);
     for (const [i, r] of PPC_RANGES.entries()) {
       expect(sha256File(core, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
     }
@@ -127,7 +131,9 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
   });
 
   test('write to the raw disk: highmem and above-4-GiB ranges, zero-copy, bytes equal the ground truth', () => {
-    const writes = run.steps.filter((s) => s.line.startsWith('run /physcap-client write')).map((s) => JSON.parse(s.output.trim().split('\n').pop()!) as { ok: boolean; bytes_zero_copy: number; bytes_bounced: number });
+    const writes = run.steps
+      .filter((s) => s.line.startsWith('run /physcap-client write'))
+      .map((s) => JSON.parse(s.output.trim().split('\n').pop()!) as { ok: boolean; bytes_zero_copy: number; bytes_bounced: number });
     expect(writes.map((w) => [w.ok, w.bytes_zero_copy, w.bytes_bounced])).toEqual([
       [true, trace.size, 0],
       [true, high.size, 0],

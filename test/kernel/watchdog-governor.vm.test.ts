@@ -61,7 +61,7 @@ interface PhyscapEvent {
  */
 const ARM_TABLE: Array<[string, string]> = [
   ['ARM: valid (control)', 'OK'],
-  ['ARM: size field not the struct\'s', 'EINVAL'],
+  ["ARM: size field not the struct's", 'EINVAL'],
   ['ARM: unknown flag', 'EINVAL'],
   ['ARM: non-zero pad', 'EINVAL'],
   ['ARM: non-zero reserved', 'EINVAL'],
@@ -228,7 +228,11 @@ const kernels = loadKernels();
 
 describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeout governor on the board, kernel %s', (series, kernel) => {
   let run: BoardRun;
-  const all = <T>(key: string, label = '-'): T[] => run.records<T>(key).filter((r) => r.label === label).map((r) => r.value);
+  const all = <T>(key: string, label = '-'): T[] =>
+    run
+      .records<T>(key)
+      .filter((r) => r.label === label)
+      .map((r) => r.value);
   const one = <T>(key: string, label = '-'): T => run.record<T>(key, label);
   const armed = () => all<PhyscapEvent & { ok?: boolean; arm_id: number }>('armed');
   const armId = () => armed()[0]!.arm_id;

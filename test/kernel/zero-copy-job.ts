@@ -16,9 +16,7 @@ rec file ${r.name} "$($C write ${hex(r.start)} ${r.size} $D/${r.name}.bin)"
 rec raw ${r.name} "$($C write ${hex(r.start)} ${r.size} $RAW --existing --offset ${offsets.get(r.name)})"
 rec mmap ${r.name} "{\\"sha256\\":\\"$($C mmap-dump ${hex(r.start)} ${r.size} | sha256sum | cut -d' ' -f1)\\"}"`,
   ).join('\n');
-  const concurrent = BOARD_RANGES.map(
-    (r) => `$C write ${hex(r.start)} ${r.size} $D/concurrent-${r.name}.bin > $T/concurrent-${r.name} &`,
-  ).join('\n');
+  const concurrent = BOARD_RANGES.map((r) => `$C write ${hex(r.start)} ${r.size} $D/concurrent-${r.name}.bin > $T/concurrent-${r.name} &`).join('\n');
   const concurrentRecords = BOARD_RANGES.map((r) => `rec concurrent ${r.name} "$(cat $T/concurrent-${r.name})"`).join('\n');
 
   return `${jobHead(kernel, 'sh')}stats() {

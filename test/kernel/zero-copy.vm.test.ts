@@ -125,7 +125,13 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
   });
 
   describe('physcap-client capture with a bad range in its list', () => {
-    interface ClientCapture { ok: boolean; errno: string; what: string; removed: boolean; header_cleared: boolean }
+    interface ClientCapture {
+      ok: boolean;
+      errno: string;
+      what: string;
+      removed: boolean;
+      header_cleared: boolean;
+    }
     const ELF_MAGIC = '7f454c46';
     test.each([
       ['client-hole', 'hole', 'ENXIO'],
@@ -142,7 +148,11 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
       expect(one<{ magic: string }>('client-existing-hole-magic')).toEqual({ magic: '00000000' });
     });
     test('[board] physcap-client: an odd-sized range is a usage error naming it, before anything is created', () => {
-      expect(one<{ rc: number; stderr: string; exists: boolean }>('client-odd')).toEqual({ rc: 2, stderr: 'physcap-client: region odd: start and length must be multiples of 4096', exists: false });
+      expect(one<{ rc: number; stderr: string; exists: boolean }>('client-odd')).toEqual({
+        rc: 2,
+        stderr: 'physcap-client: region odd: start and length must be multiples of 4096',
+        exists: false,
+      });
     });
   });
 
@@ -184,7 +194,11 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     testSelftestTable(() => run, BAD_INPUT);
 
     test('the C selftest checks exactly this table', () => {
-      expect(selftestRows(run).map((r) => r.case).sort()).toEqual(BAD_INPUT.map(([n]) => n).sort());
+      expect(
+        selftestRows(run)
+          .map((r) => r.case)
+          .sort(),
+      ).toEqual(BAD_INPUT.map(([n]) => n).sort());
     });
   });
 

@@ -9,7 +9,22 @@ import * as path from 'node:path';
 const src = path.join(__dirname, '..', '..', 'agent', 'src');
 
 /** Bottom first, as docs/architecture.md lists them. */
-const LAYERS = ['core', 'native', 'kernel', 'manifest', 'container', 'destinations', 'triggers', 'config', 'capture', 'postmortem', 'scheduler', 'control', 'daemon', 'cli'];
+const LAYERS = [
+  'core',
+  'native',
+  'kernel',
+  'manifest',
+  'container',
+  'destinations',
+  'triggers',
+  'config',
+  'capture',
+  'postmortem',
+  'scheduler',
+  'control',
+  'daemon',
+  'cli',
+];
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -22,7 +37,10 @@ function sources(dir: string): string[] {
 const folderOf = (file: string) => path.relative(src, file).split(path.sep)[0]!;
 
 test('every folder of agent/src is a layer', () => {
-  const folders = fs.readdirSync(src, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  const folders = fs
+    .readdirSync(src, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name);
   expect(folders.sort()).toEqual([...LAYERS].sort());
 });
 

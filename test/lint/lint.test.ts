@@ -14,7 +14,8 @@ function lint(script: string, ...args: string[]): { status: number | null; outpu
 }
 
 // The output is compared too, so a failure shows every finding.
-const clean = (r: { status: number | null; output: string }) => expect({ status: r.status, findings: r.status === 0 ? '' : r.output }).toEqual({ status: 0, findings: '' });
+const clean = (r: { status: number | null; output: string }) =>
+  expect({ status: r.status, findings: r.status === 0 ? '' : r.output }).toEqual({ status: 0, findings: '' });
 
 test('ESLint (typescript-eslint, type-aware): no findings in the agent, tests, benchmarks and scripts', () => clean(lint('typescript.sh', 'eslint')), 600_000);
 

@@ -9,15 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import {
-  ArmRange,
-  Destination,
-  NativeError,
-  openPhyscapDevice,
-  PhyscapDevice,
-  PhyscapEvent,
-  readPhyscapEvents,
-} from '../../agent/src/native/binding';
+import { ArmRange, Destination, NativeError, openPhyscapDevice, PhyscapDevice, PhyscapEvent, readPhyscapEvents } from '../../agent/src/native/binding';
 import { thrown } from '../support/errors';
 import { removeDir, tempDir } from '../support/tmp';
 
@@ -230,7 +222,16 @@ describe('event records', () => {
       durationNs: 2_500_000_000,
     });
     expect(w.events[1]).not.toHaveProperty('code');
-    expect(w.events[2]).toMatchObject({ type: 'capture-failed', seq: 5n, watchdogId: 1, code: 'ENOSPC', errno: -28, cookie: 9n, armId: 8n, bytesWritten: 8192 });
+    expect(w.events[2]).toMatchObject({
+      type: 'capture-failed',
+      seq: 5n,
+      watchdogId: 1,
+      code: 'ENOSPC',
+      errno: -28,
+      cookie: 9n,
+      armId: 8n,
+      bytesWritten: 8192,
+    });
     expect(w.events.map((e) => e.seq)).toEqual([1n, 2n, 5n]);
 
     expect(w.ends).toEqual([]);
@@ -356,9 +357,7 @@ describe('arm / disarm / status', () => {
     const dest = fakeDest();
     const err = thrown(() => w.dev.arm({ watchdogId: 3, dest, cookie: 1n, ranges: [range, { ...range, destOffset: 4096n }] }));
     expect(err).toMatchObject({ code: 'ENOTTY', errno: -25, syscall: 'ioctl(PHYSCAP_IOC_ARM)', path: p });
-    expect(err.message).toBe(
-      `ENOTTY: Inappropriate ioctl for device, ioctl(PHYSCAP_IOC_ARM) '${p}' (arming a capture on watchdog3: 2 ranges to ${dest.path})`,
-    );
+    expect(err.message).toBe(`ENOTTY: Inappropriate ioctl for device, ioctl(PHYSCAP_IOC_ARM) '${p}' (arming a capture on watchdog3: 2 ranges to ${dest.path})`);
     expect(err.stack).toContain('armdev.test.ts');
     expect(thrown(() => w.dev.disarm(5n))).toMatchObject({
       code: 'ENOTTY',

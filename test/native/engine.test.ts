@@ -147,7 +147,7 @@ describe('image source to an O_DIRECT file', () => {
       onProgress: (p) => seen.push(p.bytesWritten),
     });
     expect(seen.length).toBeGreaterThan(0);
-    expect(seen.length).toBeLessThan(result.seconds * 1000 / 20 + 3);
+    expect(seen.length).toBeLessThan((result.seconds * 1000) / 20 + 3);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
     expect(seen.at(-1)).toBe(64 * MiB);
   });
@@ -308,9 +308,9 @@ describe('cancellation', () => {
   test('an already-aborted signal rejects at once', async () => {
     const d = openDestination(path.join(scratch.work(), 'pre-aborted.bin'), 'create');
     try {
-      await expect(
-        capture({ source: 'image', sourcePath: '/dev/null', phys: 0n, length: 1n, dest: d, signal: AbortSignal.abort() }),
-      ).rejects.toMatchObject({ code: 'ABORT_ERR' });
+      await expect(capture({ source: 'image', sourcePath: '/dev/null', phys: 0n, length: 1n, dest: d, signal: AbortSignal.abort() })).rejects.toMatchObject({
+        code: 'ABORT_ERR',
+      });
     } finally {
       closeDestination(d);
     }

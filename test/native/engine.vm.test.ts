@@ -110,14 +110,39 @@ function job(kernel: KernelSpec): string {
   const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
   const big = BOARD_RANGES.find((r) => r.name === 'big')!;
   requests.push(
-    { label: 'kernel-raw-big', source: 'kernel', phys: hex(big.start), length: String(big.size), dest: '$RAW', mode: 'existing', destOffset: String(offsets.get('big')) },
-    { label: 'kernel-readback-trace', source: 'kernel', phys: hex(trace.start), length: String(trace.size), dest: '$D/readback-trace.bin', mode: 'create', hash: 'readback' },
+    {
+      label: 'kernel-raw-big',
+      source: 'kernel',
+      phys: hex(big.start),
+      length: String(big.size),
+      dest: '$RAW',
+      mode: 'existing',
+      destOffset: String(offsets.get('big')),
+    },
+    {
+      label: 'kernel-readback-trace',
+      source: 'kernel',
+      phys: hex(trace.start),
+      length: String(trace.size),
+      dest: '$D/readback-trace.bin',
+      mode: 'create',
+      hash: 'readback',
+    },
     { label: 'kernel-mmio', source: 'kernel', phys: '0xa0000', length: '65536', dest: '$D/mmio.bin', mode: 'create' },
     { label: 'kernel-overwrite', source: 'kernel', phys: hex(trace.start), length: '4096', dest: '$D/kernel-trace.bin', mode: 'create' },
     // Odd sizes and starts, as /proc/iomem's selectors give them (its
     // "System RAM" from 0x1000 ends at 0x9fbff): the aligned body goes
     // zero-copy, the rest through a zero-padded aligned buffer.
-    ...ODD_SLICES.flatMap((o) => ['kernel', 'devmem'].map((source) => ({ label: `${source}-${o.label}`, source, phys: hex(trace.start + o.offset), length: String(o.size), dest: `$D/${source}-${o.label}.bin`, mode: 'create' }))),
+    ...ODD_SLICES.flatMap((o) =>
+      ['kernel', 'devmem'].map((source) => ({
+        label: `${source}-${o.label}`,
+        source,
+        phys: hex(trace.start + o.offset),
+        length: String(o.size),
+        dest: `$D/${source}-${o.label}.bin`,
+        mode: 'create',
+      })),
+    ),
   );
   const args = requests.map((r) => `"$(printf '%s' '${JSON.stringify(r)}' | sed "s|\\$D|$D|; s|\\$RAW|$RAW|")"`).join(' \\\n  ');
   // The ELF captures (physcap capture, the CLI as users run it) go to a
@@ -180,15 +205,18 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
   });
 
   describe.each(ODD_SLICES.map((o) => [o.label, o] as const))('a slice of the trace range: %s', (_l, o) => {
-    test.each(['kernel', 'devmem'])('[board] %s source: every byte exact, the aligned body zero-copy where the source can, the rest copied and counted', (source) => {
-      const c = get(`${source}-${o.label}`);
-      const truth = run.memorySliceSha256('trace', o.offset, o.size);
-      expect(c).toMatchObject({ ok: true, source, mode: 'copy', sha256: truth });
-      expect((c.bytesZeroCopy ?? 0) + (c.bytesCopied ?? 0) + (c.bytesBounced ?? 0)).toBe(o.size);
-      expect(c.bytesCopied).toBeGreaterThan(0);
-      if (source === 'kernel' && o.offset === 0) expect(c.bytesZeroCopy).toBeGreaterThanOrEqual(3 * 4096);
-      expect(run.scratchFileSha256(`/${source}-${o.label}.bin`, o.size)).toBe(truth);
-    });
+    test.each(['kernel', 'devmem'])(
+      '[board] %s source: every byte exact, the aligned body zero-copy where the source can, the rest copied and counted',
+      (source) => {
+        const c = get(`${source}-${o.label}`);
+        const truth = run.memorySliceSha256('trace', o.offset, o.size);
+        expect(c).toMatchObject({ ok: true, source, mode: 'copy', sha256: truth });
+        expect((c.bytesZeroCopy ?? 0) + (c.bytesCopied ?? 0) + (c.bytesBounced ?? 0)).toBe(o.size);
+        expect(c.bytesCopied).toBeGreaterThan(0);
+        if (source === 'kernel' && o.offset === 0) expect(c.bytesZeroCopy).toBeGreaterThanOrEqual(3 * 4096);
+        expect(run.scratchFileSha256(`/${source}-${o.label}.bin`, o.size)).toBe(truth);
+      },
+    );
   });
 
   test('kernel source to the raw partition at an offset', () => {
@@ -215,17 +243,22 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     expect(run.scratchFileSha256('/kernel-trace.bin', 16 * 2 ** 20)).toBe(run.truth('trace').sha256);
   });
 
-  test.each(['kernel', 'devmem'])('[board] %s source: "Reserved" without RAM behind it and a hole are refused before anything is written, saying why', (src) => {
-    const flash = cliRecord(run, `refused-flash-${src}`);
-    expect(flash.rc).not.toBe(0);
-    expect(flash.stderr).toMatch(/region flash: 0xfffc0000-0xfffc0fff is "Reserved", but the firmware did not report RAM there .* set allow_device: true on the region/);
-    const hole = cliRecord(run, `refused-hole-${src}`);
-    expect(hole.rc).not.toBe(0);
-    expect(hole.stderr).toMatch(/region hole: 0xf000000000-0xf000000fff is in no \/proc\/iomem resource/);
-    // Nothing was begun in the destination.
-    const ls = spawnSync('debugfs', ['-R', 'ls -l /refused', run.images.scratch], { encoding: 'utf8' });
-    expect(ls.stdout).not.toMatch(/(flash|hole)-/);
-  });
+  test.each(['kernel', 'devmem'])(
+    '[board] %s source: "Reserved" without RAM behind it and a hole are refused before anything is written, saying why',
+    (src) => {
+      const flash = cliRecord(run, `refused-flash-${src}`);
+      expect(flash.rc).not.toBe(0);
+      expect(flash.stderr).toMatch(
+        /region flash: 0xfffc0000-0xfffc0fff is "Reserved", but the firmware did not report RAM there .* set allow_device: true on the region/,
+      );
+      const hole = cliRecord(run, `refused-hole-${src}`);
+      expect(hole.rc).not.toBe(0);
+      expect(hole.stderr).toMatch(/region hole: 0xf000000000-0xf000000fff is in no \/proc\/iomem resource/);
+      // Nothing was begun in the destination.
+      const ls = spawnSync('debugfs', ['-R', 'ls -l /refused', run.images.scratch], { encoding: 'utf8' });
+      expect(ls.stdout).not.toMatch(/(flash|hole)-/);
+    },
+  );
 
   // The issue's interop requirement: an ELF capture of reserved ranges
   // taken on the board matches the host's ground truth through
@@ -255,7 +288,13 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
     const expectExact = (regions: CaptureJson['regions']) => {
       expect(regions?.map((r) => r.name)).toEqual(ELF_RANGES.map((r) => r.name));
       for (const r of ELF_RANGES) {
-        expect(regions?.find((x) => x.name === r.name)).toMatchObject({ phys: hex(r.start), size: r.size, mode: 'zero-copy', bytesZeroCopy: r.size, sha256: run.truth(r.name).sha256 });
+        expect(regions?.find((x) => x.name === r.name)).toMatchObject({
+          phys: hex(r.start),
+          size: r.size,
+          mode: 'zero-copy',
+          bytesZeroCopy: r.size,
+          sha256: run.truth(r.name).sha256,
+        });
       }
     };
 
@@ -270,7 +309,7 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('the native engi
       }
     };
 
-    test('in the guest: both captures complete, zero-copy, with the ground truth\'s digests', () => {
+    test("in the guest: both captures complete, zero-copy, with the ground truth's digests", () => {
       expectExact(captured('capture-dir').regions);
       expectExact(captured('capture-blockdev').regions);
       expect(captured('capture-dir').location).toBe(`/run/physcap-board/disk/${ELF_DIR}/${captured('capture-dir').id}`);

@@ -8,15 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import {
-  capture,
-  CaptureOptions,
-  closeDestination,
-  createFileHash,
-  FileHash,
-  NativeError,
-  openDestination,
-} from '../../agent/src/native/binding';
+import { capture, CaptureOptions, closeDestination, createFileHash, FileHash, NativeError, openDestination } from '../../agent/src/native/binding';
 import { sha256 } from '../support/hash';
 import { useScratch } from '../support/tmp';
 
@@ -134,9 +126,9 @@ describe('capture() feeds a whole-file hash', () => {
     const dest = openDestination(out, 'create');
     const fh = createFileHash();
     try {
-      await expect(
-        capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(MiB), dest, hash: 'none', fileHash: fh }),
-      ).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      await expect(capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(MiB), dest, hash: 'none', fileHash: fh })).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
     } finally {
       closeDestination(dest);
     }
@@ -149,9 +141,9 @@ describe('capture() feeds a whole-file hash', () => {
     const dest = openDestination(path.join(scratch.work(), 'foreign.bin'), 'create');
     const fake: FileHash = { update: () => undefined, updateZeros: () => undefined, digest: () => '' };
     try {
-      await expect(
-        capture({ source: 'image', sourcePath: '/dev/null', phys: 0n, length: 1n, dest, fileHash: fake }),
-      ).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      await expect(capture({ source: 'image', sourcePath: '/dev/null', phys: 0n, length: 1n, dest, fileHash: fake })).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
     } finally {
       closeDestination(dest);
     }
@@ -167,9 +159,9 @@ describe('capture() feeds a whole-file hash', () => {
       const running = capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(size), dest: d1, fileHash: fh });
       expect(() => fh.update(Buffer.from('x'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
       expect(() => fh.digest()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
-      await expect(
-        capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(size), dest: d2, fileHash: fh }),
-      ).rejects.toMatchObject({ code: 'ERR_INVALID_STATE' });
+      await expect(capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(size), dest: d2, fileHash: fh })).rejects.toMatchObject({
+        code: 'ERR_INVALID_STATE',
+      });
       await running;
     } finally {
       closeDestination(d1);

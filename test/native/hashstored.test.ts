@@ -108,9 +108,7 @@ describe('hashStored', () => {
     const link = path.join(scratch.shm(), 'link.bin');
     fs.symlinkSync(f, link);
     const regions = [region(10, 1000, 100)];
-    const err = (await hashStored({ path: link, size: BigInt(data.length), regions, nofollow: true }).catch(
-      (e: unknown) => e,
-    )) as NativeError;
+    const err = (await hashStored({ path: link, size: BigInt(data.length), regions, nofollow: true }).catch((e: unknown) => e)) as NativeError;
     expect(err).toMatchObject({ code: 'ELOOP', syscall: 'open', path: link });
     expect(err.stack).toContain('hashstored.test.ts');
     expect(await hashStored({ path: link, size: BigInt(data.length), regions })).toEqual(expected(data, regions));
@@ -213,9 +211,7 @@ describe('readPhysical', () => {
     expect(err?.stack).toContain('hashstored.test.ts');
 
     const { file: dev } = file('physmem-small.bin', page);
-    expect(() => readPhysical(BigInt(page - 10), 11, dev)).toThrow(
-      expect.objectContaining({ code: 'ENXIO', syscall: 'mmap', path: dev }),
-    );
+    expect(() => readPhysical(BigInt(page - 10), 11, dev)).toThrow(expect.objectContaining({ code: 'ENXIO', syscall: 'mmap', path: dev }));
   });
 
   (fs.existsSync('/dev/physcap') ? test.skip : test)('without physcap.ko the default device is ENOENT', () => {

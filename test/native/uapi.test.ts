@@ -23,15 +23,25 @@ function macros(): Map<string, bigint | string> {
       continue;
     }
     const value = (term: string): bigint | undefined => {
-      const t = term.trim().replace(/^\((.*)\)$/, '$1').trim();
+      const t = term
+        .trim()
+        .replace(/^\((.*)\)$/, '$1')
+        .trim();
       const shift = /^(\d+)U?L*L?\s*<<\s*(\d+)$/.exec(t);
       if (shift) return BigInt(shift[1]!) << BigInt(shift[2]!);
       if (/^(0x[0-9a-fA-F]+|\d+)$/.test(t)) return BigInt(t);
       const prior = out.get(t.replace(/^PHYSCAP_/, ''));
       return typeof prior === 'bigint' ? prior : undefined;
     };
-    const terms = expr.replace(/^\((.*)\)$/, '$1').split('|').map(value);
-    if (terms.every((t) => t !== undefined)) out.set(name, terms.reduce((a, b) => a! | b!, 0n)!);
+    const terms = expr
+      .replace(/^\((.*)\)$/, '$1')
+      .split('|')
+      .map(value);
+    if (terms.every((t) => t !== undefined))
+      out.set(
+        name,
+        terms.reduce((a, b) => a! | b!, 0n)!,
+      );
   }
   return out;
 }

@@ -38,8 +38,28 @@ describe('npm pack → install into a fresh prefix', () => {
   afterAll(() => removeDir(tmp));
 
   test('the tarball holds sources, schemas, DKMS and systemd files, and nothing built', () => {
-    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-    for (const f of ['agent/bin/physcap.js', 'dist/agent/src/cli/main.js', 'native/binding.gyp', 'native/src/io/capture.cc', 'schemas/profile.schema.json', 'kernel/dkms.conf', 'kernel/physcap_main.c', 'kernel/Kbuild', 'kernel/tools/physcap-client.c', 'kernel/tools/physcap-selftest.c', 'kernel/tools/common.c', 'kernel/tools/common.h', 'packaging/physcap.service', 'configs/agent.yaml', 'docs/reference.md', 'README.md']) {
+    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => f.replace(/^package\//, ''));
+    for (const f of [
+      'agent/bin/physcap.js',
+      'dist/agent/src/cli/main.js',
+      'native/binding.gyp',
+      'native/src/io/capture.cc',
+      'schemas/profile.schema.json',
+      'kernel/dkms.conf',
+      'kernel/physcap_main.c',
+      'kernel/Kbuild',
+      'kernel/tools/physcap-client.c',
+      'kernel/tools/physcap-selftest.c',
+      'kernel/tools/common.c',
+      'kernel/tools/common.h',
+      'packaging/physcap.service',
+      'configs/agent.yaml',
+      'docs/reference.md',
+      'README.md',
+    ]) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /\.(o|ko|node)$|^native\/build\/|^test\/|^build\/|^node_modules\//.test(f))).toEqual([]);
@@ -49,12 +69,17 @@ describe('npm pack → install into a fresh prefix', () => {
     const r = await run(bin, ['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(version);
-    expect(fs.existsSync(path.join(path.dirname(path.dirname(bin)), 'lib', 'node_modules', 'physcap', 'native', 'build', 'Release', 'physcap.node'))).toBe(true);
+    expect(fs.existsSync(path.join(path.dirname(path.dirname(bin)), 'lib', 'node_modules', 'physcap', 'native', 'build', 'Release', 'physcap.node'))).toBe(
+      true,
+    );
   });
 
   test('validate: a good profile passes; a bad one is refused with file:line:col and the field', async () => {
     const good = path.join(tmp, 'good.yaml');
-    fs.writeFileSync(good, `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: packaged\nregions:\n  - name: ram\n    start: "0x0"\n    size: 1MiB\ntriggers:\n  - kind: control\ndestination:\n  kind: dir\n  path: ${path.join(tmp, 'captures')}\nsource:\n  kind: image\n  image_path: ${path.join(tmp, 'memory.img')}\n`);
+    fs.writeFileSync(
+      good,
+      `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: packaged\nregions:\n  - name: ram\n    start: "0x0"\n    size: 1MiB\ntriggers:\n  - kind: control\ndestination:\n  kind: dir\n  path: ${path.join(tmp, 'captures')}\nsource:\n  kind: image\n  image_path: ${path.join(tmp, 'memory.img')}\n`,
+    );
     const ok = await run(bin, ['validate', good]);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);

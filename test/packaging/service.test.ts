@@ -48,7 +48,9 @@ test('hardening still allows the devices and places physcap uses', () => {
   expect(values('ProtectKernelTunables')).toEqual([]); // /sys/class/watchdog must stay writable
 
   // Every directory destination of the example profiles is writable.
-  const writable = values('ReadWritePaths').flatMap((v) => v.split(/\s+/)).map((p) => p.replace(/^-/, ''));
+  const writable = values('ReadWritePaths')
+    .flatMap((v) => v.split(/\s+/))
+    .map((p) => p.replace(/^-/, ''));
   const configs = path.join(root, 'configs');
   const dirs = fs
     .readdirSync(configs)

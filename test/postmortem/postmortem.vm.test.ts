@@ -168,7 +168,8 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
       return;
     }
     const opts = support.args;
-    test(`sys, log and kmem -i on the capture${opts.length ? ` (${opts.join(' ')}: crash before 8.0.6 on a kernel without module_load_offset)` : ''}`, () => expectCrashReads(core));
+    test(`sys, log and kmem -i on the capture${opts.length ? ` (${opts.join(' ')}: crash before 8.0.6 on a kernel without module_load_offset)` : ''}`, () =>
+      expectCrashReads(core));
   });
 
   /**
@@ -185,7 +186,9 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const r = runCrash(dbg.vmlinux, dump, support.ok ? support.args : []);
     expect(r.output).not.toMatch(/do not match|read error/);
     if (!r.sys.size && /active task \w+ on cpu \d+ not found in PID hash\s+crash: invalid kernel virtual address: 0 /.test(r.output)) {
-      process.stdout.write(`kernel ${kernel.release}: crash ${crash} stopped at a task that started or ended during the live capture (${path.basename(dump)}); see docs/postmortem.md\n`);
+      process.stdout.write(
+        `kernel ${kernel.release}: crash ${crash} stopped at a task that started or ended during the live capture (${path.basename(dump)}); see docs/postmortem.md\n`,
+      );
       return;
     }
     expect(r.sys.get('RELEASE')).toBe(kernel.release);
@@ -203,11 +206,16 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
     const numeric = (a: number, b: number) => a - b;
     const b = [...before.pids].sort(numeric);
     const a = [...after.pids].sort(numeric);
-    const name = (pid: number) => `${pid} ${d.comms[d.pids.indexOf(pid)] ?? before.comms[before.pids.indexOf(pid)] ?? after.comms[after.pids.indexOf(pid)] ?? '?'}`;
+    const name = (pid: number) =>
+      `${pid} ${d.comms[d.pids.indexOf(pid)] ?? before.comms[before.pids.indexOf(pid)] ?? after.comms[after.pids.indexOf(pid)] ?? '?'}`;
     const throughout = b.filter((p) => a.includes(p));
     expect(throughout.filter((p) => !d.pids.includes(p)).map(name)).toEqual([]);
     if (b.join() === a.join()) expect(d.pids.map(name)).toEqual(b.map(name));
-    const only = (xs: number[], ys: number[]) => xs.filter((p) => !ys.includes(p)).map(name).join(', ') || 'none';
+    const only = (xs: number[], ys: number[]) =>
+      xs
+        .filter((p) => !ys.includes(p))
+        .map(name)
+        .join(', ') || 'none';
     process.stdout.write(
       `kernel ${kernel.release}: drgn counts ${d.pids.length} tasks; the guest ${b.length} before the capture, ${a.length} after ` +
         `(the capture's own process left out; gone during it: ${only(b, a)}; new: ${only(a, b)}; drgn's beyond both: ${only(d.pids, [...b, ...a])})\n`,
@@ -245,7 +253,9 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
       const size = fs.statSync(kdump).size;
       expect(exported.files[0]!.size).toBe(size);
       expect(size * 10).toBeLessThan(fs.statSync(core).size);
-      process.stdout.write(`kernel ${kernel.release}: capture ${fs.statSync(core).size} bytes, kdump export ${size} bytes (makedumpfile -d ${exported.dumpLevel})\n`);
+      process.stdout.write(
+        `kernel ${kernel.release}: capture ${fs.statSync(core).size} bytes, kdump export ${size} bytes (makedumpfile -d ${exported.dumpLevel})\n`,
+      );
     });
 
     if (support.ok) {
@@ -306,7 +316,9 @@ describe.each(loadKernels().map((k) => [k.series, k] as const))('post-mortem too
 
   test('show on the System RAM capture names the kernel, its build ID and how to open it', () => {
     const show = physcapSync(['show', path.join(dest, ram.id)]);
-    expect(show.stdout).toMatch(new RegExp(`contents: kernel dump of Linux ${kernel.release.replace(/[+.]/g, '\\$&')} \\(build ID ${dbg.buildId}\\), KASLR offset 0x[0-9a-f]+`));
+    expect(show.stdout).toMatch(
+      new RegExp(`contents: kernel dump of Linux ${kernel.release.replace(/[+.]/g, '\\$&')} \\(build ID ${dbg.buildId}\\), KASLR offset 0x[0-9a-f]+`),
+    );
     expect(show.stdout).toMatch(/open with: crash vmlinux core\.elf \| drgn -c core\.elf -s vmlinux \| gdb -ex 'symbol-file -o 0x[0-9a-f]+ vmlinux'/);
   });
 });

@@ -129,7 +129,11 @@ export function runDrgn(vmlinux: string, dump: string, excludeTgid?: number): Dr
  * dump's KASLR offset (gdb knows nothing of VMCOREINFO), then the core.
  * Without a dump: from the vmlinux file itself.
  */
-export function runGdb(vmlinux: string, dump: { file: string; kaslrOffset: string } | null, expressions: string[]): { code: number; output: string; values: string[] } {
+export function runGdb(
+  vmlinux: string,
+  dump: { file: string; kaslrOffset: string } | null,
+  expressions: string[],
+): { code: number; output: string; values: string[] } {
   const files = dump ? ['-ex', `symbol-file -o 0x${dump.kaslrOffset} ${vmlinux}`, '-ex', `core-file ${dump.file}`] : [vmlinux];
   const r = run('gdb', ['-nx', '-batch', ...files, ...expressions.flatMap((e) => ['-ex', `print ${e}`])]);
   const values = [...r.out.matchAll(/^\$\d+ = (.*)$/gm)].map((m) => m[1]!);

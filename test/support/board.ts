@@ -81,7 +81,10 @@ export interface SelftestRow {
 }
 
 export function selftestRows(run: BoardRun): SelftestRow[] {
-  return run.records<SelftestRow>('selftest').map((r) => r.value).filter((r) => r.case);
+  return run
+    .records<SelftestRow>('selftest')
+    .map((r) => r.value)
+    .filter((r) => r.case);
 }
 
 /** One test per [case, errno] of the table: the selftest ran that case, expected that errno and got it. */

@@ -37,7 +37,14 @@ export function writeProfile(dir: string, name: string, body: string): Profile {
 }
 
 /** A profile body: regions of the image, a dir destination, the image source. */
-export function imageProfile(o: { image: string; dest: string; regions: Array<[string, number, number]>; extra?: string; format?: 'elf' | 'raw'; chunk?: string }): string {
+export function imageProfile(o: {
+  image: string;
+  dest: string;
+  regions: Array<[string, number, number]>;
+  extra?: string;
+  format?: 'elf' | 'raw';
+  chunk?: string;
+}): string {
   return `regions:
 ${o.regions.map(([n, s, z]) => `  - name: ${n}\n    start: "0x${s.toString(16)}"\n    size: ${z}`).join('\n')}
 triggers:

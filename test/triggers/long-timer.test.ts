@@ -36,7 +36,11 @@ describe('long timers (fake clock)', () => {
 
   test('the interval trigger with every: 30d fires once in 30 days, twice in 60, and never in between', async () => {
     const events: TriggerEvent[] = [];
-    const t = intervalTrigger('p', { everyMs: 30 * DAY, atStart: false }, { log: memoryLogger(), clock: systemClock, emit: (e) => events.push(e), spoolDir: '/nonexistent', agentUid: 0 });
+    const t = intervalTrigger(
+      'p',
+      { everyMs: 30 * DAY, atStart: false },
+      { log: memoryLogger(), clock: systemClock, emit: (e) => events.push(e), spoolDir: '/nonexistent', agentUid: 0 },
+    );
     await t.start();
     jest.advanceTimersByTime(30 * DAY - 1);
     expect(events).toHaveLength(0);

@@ -54,9 +54,7 @@ describe('file trigger', () => {
       drop('other', 'reason: not mine');
       drop('board', 'reason: watchdog repair hook\n');
       expect(await waitUntil(() => ctx.events.length > 0)).toBe(true);
-      expect(ctx.events).toEqual([
-        expect.objectContaining({ kind: 'file', profile: 'board', reason: 'watchdog repair hook' }),
-      ]);
+      expect(ctx.events).toEqual([expect.objectContaining({ kind: 'file', profile: 'board', reason: 'watchdog repair hook' })]);
       expect(await waitUntil(() => !fs.existsSync(path.join(spool, 'board')))).toBe(true);
       expect(fs.existsSync(path.join(spool, 'other'))).toBe(true);
       drop('board', '');
@@ -74,7 +72,9 @@ describe('file trigger', () => {
       fs.chmodSync(spool, 0o777);
       drop('board', 'reason: from anyone');
       expect(await waitUntil(() => ctx.log.records.length > 0)).toBe(true);
-      expect(ctx.log.records[0]).toMatchObject({ why: expect.stringMatching(/triggers is writable by every user \(mode 0777\); a spool must be writable only by root/) });
+      expect(ctx.log.records[0]).toMatchObject({
+        why: expect.stringMatching(/triggers is writable by every user \(mode 0777\); a spool must be writable only by root/),
+      });
       fs.rmSync(path.join(spool, 'board'));
       fs.chmodSync(spool, 0o700);
       const tmp = path.join(spool, '.board.tmp');

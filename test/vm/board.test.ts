@@ -45,7 +45,7 @@ describe('board layout', () => {
     for (let i = 1; i < sorted.length; i++) {
       expect(sorted[i]!.start).toBeGreaterThanOrEqual(sorted[i - 1]!.start + sorted[i - 1]!.size);
     }
-    for (const r of BOARD_RANGES) expect(r.start % 4096 + (r.size % 4096)).toBe(0);
+    for (const r of BOARD_RANGES) expect((r.start % 4096) + (r.size % 4096)).toBe(0);
     expect(BOARD_RANGES.some((r) => r.size % 2 ** 20 !== 0)).toBe(true);
     expect(BOARD_RANGES.some((r) => r.size >= 256 * 2 ** 20)).toBe(true);
   });
@@ -64,9 +64,7 @@ describe('board layout', () => {
 
 test('a board that does not finish in time fails clearly, with the console', async () => {
   const [kernel] = loadKernels();
-  const err = await bootBoard({ kernel: kernel!, job: 'sleep 600', timeoutMs: 3000, scratchMiB: 64, rawMiB: 1, slowMiB: 1 }).catch(
-    (e: unknown) => e,
-  );
+  const err = await bootBoard({ kernel: kernel!, job: 'sleep 600', timeoutMs: 3000, scratchMiB: 64, rawMiB: 1, slowMiB: 1 }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(BoardError);
   expect((err as Error).message).toMatch(/did not finish within 3 s/);
 });

@@ -131,10 +131,16 @@ export class ArmedCapture {
   arm(): void {
     const p = this.o.profile;
     if (p.output.format !== 'elf') {
-      throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by the kernel into one ELF container; output.format raw is not supported for it`), { code: 'EINVAL' });
+      throw Object.assign(
+        new Error(`profile ${p.name}: a watchdog capture is written by the kernel into one ELF container; output.format raw is not supported for it`),
+        { code: 'EINVAL' },
+      );
     }
     if (!destinationKind(p.destination.kind).can.arm) {
-      throw Object.assign(new Error(`profile ${p.name}: armed captures need a ${kindsThat('arm').join(' or ')} destination for now (not ${p.destination.kind})`), { code: 'ENOTSUP' });
+      throw Object.assign(
+        new Error(`profile ${p.name}: armed captures need a ${kindsThat('arm').join(' or ')} destination for now (not ${p.destination.kind})`),
+        { code: 'ENOTSUP' },
+      );
     }
     if (this.o.selectGovernor) {
       const before = setGovernor(this.o.watchdogId, 'physcap', this.o.sysRoot);
@@ -143,7 +149,9 @@ export class ArmedCapture {
     const cookie = crypto.randomBytes(8).readBigUInt64BE();
     const plan = planCapture(p, { id: captureId(p.name, new Date()) });
     if (plan.source !== 'kernel') {
-      throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by physcap.ko; source ${plan.source} cannot be armed`), { code: 'EINVAL' });
+      throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by physcap.ko; source ${plan.source} cannot be armed`), {
+        code: 'EINVAL',
+      });
     }
     const armed: ArmedIntent['armed'] = { cookie: cookie.toString(16), watchdogId: this.o.watchdogId, bootId: hostInfo().bootId };
     const capture = Capture.begin(plan, { log: this.o.log, intent: { armed } });
@@ -160,7 +168,10 @@ export class ArmedCapture {
         thenPanic: this.o.thenPanic,
       });
       this.current = { cookie, armId, capture, data, layout: regions, fileSize: layout.fileSize };
-      this.o.log.info({ profile: p.name, capture: plan.id, watchdog: `watchdog${this.o.watchdogId}`, armId: String(armId), thenPanic: this.o.thenPanic }, 'capture armed in the kernel');
+      this.o.log.info(
+        { profile: p.name, capture: plan.id, watchdog: `watchdog${this.o.watchdogId}`, armId: String(armId), thenPanic: this.o.thenPanic },
+        'capture armed in the kernel',
+      );
     } catch (err) {
       try {
         capture.discard();
@@ -197,7 +208,10 @@ export class ArmedCapture {
       try {
         setGovernor(this.o.watchdogId, this.previousGovernor, this.o.sysRoot);
       } catch (err) {
-        this.o.log.warn({ watchdog: `watchdog${this.o.watchdogId}`, governor: this.previousGovernor, err: (err as Error).message }, 'could not restore the pretimeout governor');
+        this.o.log.warn(
+          { watchdog: `watchdog${this.o.watchdogId}`, governor: this.previousGovernor, err: (err as Error).message },
+          'could not restore the pretimeout governor',
+        );
       }
     }
     const a = this.current;
@@ -207,7 +221,10 @@ export class ArmedCapture {
       if (a.armId !== undefined) this.o.device.disarm(a.armId);
     } catch (err) {
       // Already firing: the kernel finishes it, and the next start's recovery publishes it.
-      this.o.log.warn({ profile: this.o.profile.name, capture: a.capture.plan.id, err: (err as Error).message }, 'could not disarm; leaving the capture for recovery');
+      this.o.log.warn(
+        { profile: this.o.profile.name, capture: a.capture.plan.id, err: (err as Error).message },
+        'could not disarm; leaving the capture for recovery',
+      );
       a.capture.close();
       return;
     }
@@ -305,7 +322,12 @@ export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trig
       const capture = Capture.resume(plan, store, sink, { log });
       const layout = loadsOf(file);
       if (layout.length !== plan.regions.length) {
-        out.push(capture.fail({ code: 'EINVAL', message: `core.elf has ${layout.length} PT_LOAD segments, the profile now has ${plan.regions.length} regions: finished as failed` }));
+        out.push(
+          capture.fail({
+            code: 'EINVAL',
+            message: `core.elf has ${layout.length} PT_LOAD segments, the profile now has ${plan.regions.length} regions: finished as failed`,
+          }),
+        );
         continue;
       }
       const a: Armed = { cookie, armId: undefined, capture, data: file, layout, fileSize: file.size };

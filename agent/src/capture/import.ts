@@ -68,7 +68,13 @@ function regionNames(note: Record<string, unknown> | undefined): Map<string, str
 }
 
 /** Reads the core and turns its PT_LOAD segments into planned regions; throws with the file named. */
-export function readCoreForImport(file: string): { core: ElfCore; regions: PlannedRegion[]; kernel: KernelView; note?: Record<string, unknown>; vmcoreinfo: string | null } {
+export function readCoreForImport(file: string): {
+  core: ElfCore;
+  regions: PlannedRegion[];
+  kernel: KernelView;
+  note?: Record<string, unknown>;
+  vmcoreinfo: string | null;
+} {
   try {
     // parseElfCore already refuses segments that run past the end of the file.
     const core = parseElfCoreFile(file);
@@ -101,7 +107,8 @@ export function readCoreForImport(file: string): { core: ElfCore; regions: Plann
 
 export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'store' | 'plan' | 'vmcoreinfo' | 'note'> = {}): Promise<CaptureOutcome> {
   const name = input.name ?? 'import';
-  if (!NAME.test(name)) throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
+  if (!NAME.test(name))
+    throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
   const file = path.resolve(input.file);
   const { core, regions, kernel, note, vmcoreinfo } = readCoreForImport(file);
   const profile: Profile = {

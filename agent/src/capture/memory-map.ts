@@ -84,7 +84,12 @@ export function classifyRange(start: bigint, size: bigint, iomem: IomemRange[], 
     at = segEnd;
   }
   if (at < end) {
-    throw Object.assign(new Error(`0x${at.toString(16)}-0x${(end - 1n).toString(16)} is in no /proc/iomem resource: no memory and no device is there, so there is nothing to capture`), { code: 'ENXIO' });
+    throw Object.assign(
+      new Error(
+        `0x${at.toString(16)}-0x${(end - 1n).toString(16)} is in no /proc/iomem resource: no memory and no device is there, so there is nothing to capture`,
+      ),
+      { code: 'ENXIO' },
+    );
   }
   return out;
 }
@@ -96,7 +101,11 @@ const hex = (n: bigint) => `0x${n.toString(16)}`;
  * memory only with allow_device.  Throws an error naming the region, the
  * range and the iomem resource, and saying how to opt in.
  */
-export function checkReadable(regions: ReadonlyArray<{ name: string; start: bigint; size: bigint; allowDevice: boolean }>, iomemText: string, ram: FirmwareRam): void {
+export function checkReadable(
+  regions: ReadonlyArray<{ name: string; start: bigint; size: bigint; allowDevice: boolean }>,
+  iomemText: string,
+  ram: FirmwareRam,
+): void {
   const iomem = parseIomem(iomemText);
   for (const r of regions) {
     let segs: Segment[];
@@ -111,7 +120,9 @@ export function checkReadable(regions: ReadonlyArray<{ name: string; start: bigi
         ? `"${device.name}", but the firmware did not report RAM there (chipset registers, flash or nothing, where a read can have side effects)`
         : `device memory ("${device.name}"), where a read can have side effects`;
       throw Object.assign(
-        new Error(`region ${r.name}: ${hex(device.start)}-${hex(device.end - 1n)} is ${why}: refused. To read it anyway, as device memory copied by the CPU, set allow_device: true on the region`),
+        new Error(
+          `region ${r.name}: ${hex(device.start)}-${hex(device.end - 1n)} is ${why}: refused. To read it anyway, as device memory copied by the CPU, set allow_device: true on the region`,
+        ),
         { code: 'EACCES' },
       );
     }

@@ -89,7 +89,14 @@ function triggersOf(events: readonly TriggerEvent[]): Manifest['triggers'] {
 }
 
 /** What one region's capture produced, in manifest form, plus its sidecar if any. */
-function regionRecord(r: PlannedRegion, res: CaptureResult | undefined, source: CaptureResult['source'], file: string, offset: bigint, chunkSize: number): { region: ManifestRegion; sidecar?: { name: string; data: Buffer } } {
+function regionRecord(
+  r: PlannedRegion,
+  res: CaptureResult | undefined,
+  source: CaptureResult['source'],
+  file: string,
+  offset: bigint,
+  chunkSize: number,
+): { region: ManifestRegion; sidecar?: { name: string; data: Buffer } } {
   const chunks = res?.chunkSha256 ?? [];
   let sidecar: { name: string; data: Buffer } | undefined;
   let chunkField: ManifestRegion['chunks'] = chunks;
@@ -250,7 +257,9 @@ export class CaptureRun {
     this.plan.regions.forEach((r, i) => this.placement.set(r.name, { file: ELF_FILE, offset: layout.regionOffsets[i]! }));
     const data = this.sink.openData(ELF_FILE, layout.fileSize);
     if (BigInt(align) % BigInt(data.dest.offsetAlign) !== 0n) {
-      throw Object.assign(new Error(`${data.dest.path}: direct I/O needs ${data.dest.offsetAlign}-byte alignment, more than the container's ${align}`), { code: 'EINVAL' });
+      throw Object.assign(new Error(`${data.dest.path}: direct I/O needs ${data.dest.offsetAlign}-byte alignment, more than the container's ${align}`), {
+        code: 'EINVAL',
+      });
     }
     writeAligned(data.dest, data.base, layout.header);
     return { data, layout };
@@ -328,7 +337,11 @@ export class CaptureRun {
     const text = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
     const extra = [...this.sidecars];
     if (key) extra.push({ name: SIGNATURE_FILE, data: sign(text, key) });
-    const summed = [...manifest.files, ...extra.filter((f) => f.name === SIGNATURE_FILE).map((f) => ({ name: f.name, sha256: sha256(f.data) })), { name: 'manifest.json', sha256: sha256(text) }];
+    const summed = [
+      ...manifest.files,
+      ...extra.filter((f) => f.name === SIGNATURE_FILE).map((f) => ({ name: f.name, sha256: sha256(f.data) })),
+      { name: 'manifest.json', sha256: sha256(text) },
+    ];
     extra.push({ name: SUMS_FILE, data: sumsFile(summed) });
     return {
       manifest: text,
@@ -410,7 +423,13 @@ export class Capture {
     const store = o.store ?? openStore(p.destination);
     try {
       store.checkSpace(plan.dataBytes + BigInt(plan.smallBytes));
-      const intent = { id: plan.id, profile: p.name, started: plan.started.toISOString(), regions: plan.regions.map((r) => ({ name: r.name, phys: hex(r.start), size: Number(r.size) })), ...o.intent };
+      const intent = {
+        id: plan.id,
+        profile: p.name,
+        started: plan.started.toISOString(),
+        regions: plan.regions.map((r) => ({ name: r.name, phys: hex(r.start), size: Number(r.size) })),
+        ...o.intent,
+      };
       const sink = store.begin({
         id: plan.id,
         profile: p.name,
@@ -472,7 +491,20 @@ export class Capture {
     const out = this.outcome('complete', entry, o, { manifest, removed });
     // indexHead: the witness kept outside the destination (the journal); `verify --head SEQ:HASH` checks it.
     const head = headOf(entry);
-    this.log?.info({ capture: this.plan.id, profile: p.name, location: out.location, bytes: entry.bytes, seconds: manifest.timing.seconds, removed, indexHead: `${head.seq}:${head.head}`, ...(o.recovered ? { recovered: o.recovered } : {}), ...o.fields }, o.message ?? 'capture complete');
+    this.log?.info(
+      {
+        capture: this.plan.id,
+        profile: p.name,
+        location: out.location,
+        bytes: entry.bytes,
+        seconds: manifest.timing.seconds,
+        removed,
+        indexHead: `${head.seq}:${head.head}`,
+        ...(o.recovered ? { recovered: o.recovered } : {}),
+        ...o.fields,
+      },
+      o.message ?? 'capture complete',
+    );
     return out;
   }
 
@@ -488,7 +520,10 @@ export class Capture {
       return o.recovered ? { ...f, entry: { ...f.entry, recovered: o.recovered } } : f;
     });
     const out = this.outcome('failed', entry, o, { error });
-    this.log?.error({ capture: this.plan.id, profile: this.plan.profile.name, location: out.location, error, recorded: Boolean(entry), ...o.fields }, o.message ?? 'capture failed');
+    this.log?.error(
+      { capture: this.plan.id, profile: this.plan.profile.name, location: out.location, error, recorded: Boolean(entry), ...o.fields },
+      o.message ?? 'capture failed',
+    );
     return out;
   }
 
@@ -516,8 +551,15 @@ export async function runCapture(input: RunInput, o: CaptureOptions = {}): Promi
   const c = Capture.begin(plan, { ...o, events: input.events });
   try {
     const vmcoreinfo = o.vmcoreinfo !== undefined ? o.vmcoreinfo : plan.format === 'elf' && plan.source === 'kernel' ? readVmcoreinfo() : null;
-    log?.info({ capture: plan.id, profile: p.name, location: c.sink.location, source: plan.source, format: plan.format, regions: plan.regions.length }, 'capture started');
-    if (plan.kernelViewMissing) log?.warn({ capture: plan.id, why: plan.kernelViewMissing }, 'physcap.ko does not say where the kernel maps memory (ABI 3); the core carries physical addresses only, which crash, drgn and gdb cannot read by symbol');
+    log?.info(
+      { capture: plan.id, profile: p.name, location: c.sink.location, source: plan.source, format: plan.format, regions: plan.regions.length },
+      'capture started',
+    );
+    if (plan.kernelViewMissing)
+      log?.warn(
+        { capture: plan.id, why: plan.kernelViewMissing },
+        'physcap.ko does not say where the kernel maps memory (ABI 3); the core carries physical addresses only, which crash, drgn and gdb cannot read by symbol',
+      );
     try {
       await (plan.format === 'elf' ? c.run.elf(vmcoreinfo) : c.run.raw());
     } catch (err) {

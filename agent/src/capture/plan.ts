@@ -55,7 +55,10 @@ export function chooseSource(p: Profile, devicePath = '/dev/physcap'): SourceKin
 
 /** A name that sorts by time and never repeats: profile, UTC time, 6 random hex digits. */
 export function captureId(profile: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${profile}-${stamp}-${crypto.randomBytes(3).toString('hex')}`;
 }
 
@@ -94,7 +97,12 @@ export function planCapture(p: Profile, o: { id?: string; now?: Date; iomemFile?
 }
 
 /** A plan for regions already resolved: sizes, bounds and the id. */
-export function planOf(p: Profile, regions: PlannedRegion[], source: SourceKind, o: { id?: string; now?: Date; target?: ElfTarget; kernel?: KernelView; kernelViewMissing?: string } = {}): CapturePlan {
+export function planOf(
+  p: Profile,
+  regions: PlannedRegion[],
+  source: SourceKind,
+  o: { id?: string; now?: Date; target?: ElfTarget; kernel?: KernelView; kernelViewMissing?: string } = {},
+): CapturePlan {
   const started = o.now ?? new Date();
   const format = p.output.format;
   // ELF: a header block, then each region at an aligned offset.
@@ -106,10 +114,16 @@ export function planOf(p: Profile, regions: PlannedRegion[], source: SourceKind,
   // Manifest ~2 KiB per region, digests 65 bytes per chunk (sidecar or inline), sums and signature small.
   const smallBytes = 64 * 1024 + regions.length * 2048 + chunks * 72 * 2;
   return {
-    id: o.id ?? captureId(p.name, started), profile: p, regions, source, format,
+    id: o.id ?? captureId(p.name, started),
+    profile: p,
+    regions,
+    source,
+    format,
     ...(o.target ? { target: o.target } : {}),
     ...(o.kernel ? { kernel: o.kernel } : {}),
     ...(o.kernelViewMissing ? { kernelViewMissing: o.kernelViewMissing } : {}),
-    started, dataBytes, smallBytes,
+    started,
+    dataBytes,
+    smallBytes,
   };
 }

@@ -27,7 +27,10 @@ export function vmcoreinfoFromNote(blob: Buffer, bigEndian = os.endianness() ===
     const descStart = nameStart + ((namesz + 3) & ~3);
     if (namesz === 0 && descsz === 0) return null;
     if (descStart + descsz > blob.length) return null;
-    const name = blob.subarray(nameStart, nameStart + namesz).toString('latin1').replace(/\0+$/, '');
+    const name = blob
+      .subarray(nameStart, nameStart + namesz)
+      .toString('latin1')
+      .replace(/\0+$/, '');
     if (name === 'VMCOREINFO') return blob.subarray(descStart, descStart + descsz).toString('utf8');
     off = descStart + ((descsz + 3) & ~3);
   }

@@ -56,8 +56,18 @@ export function registerCapture(program: Command, cli: Cli): void {
       if (!profile) return cli.setCode(78);
       const plan = planCapture(profile, { iomemFile: o.iomem });
       const iomem = parseIomem(fs.readFileSync(o.iomem, 'utf8'));
-      const rows = plan.regions.map((r) => ({ name: r.name, start: `0x${r.start.toString(16)}`, end: `0x${(r.start + r.size - 1n).toString(16)}`, size: Number(r.size), iomem: iomemOwners(r.start, r.size, iomem), memory: r.live ? 'live' : 'quiescent' }));
-      if (o.json) return void cli.out(`${JSON.stringify({ profile: profile.name, source: plan.source, format: plan.format, bytes: Number(plan.dataBytes), regions: rows })}\n`);
+      const rows = plan.regions.map((r) => ({
+        name: r.name,
+        start: `0x${r.start.toString(16)}`,
+        end: `0x${(r.start + r.size - 1n).toString(16)}`,
+        size: Number(r.size),
+        iomem: iomemOwners(r.start, r.size, iomem),
+        memory: r.live ? 'live' : 'quiescent',
+      }));
+      if (o.json)
+        return void cli.out(
+          `${JSON.stringify({ profile: profile.name, source: plan.source, format: plan.format, bytes: Number(plan.dataBytes), regions: rows })}\n`,
+        );
       cli.out(`${profile.name}: source ${plan.source}, ${plan.format}, up to ${formatBytes(Number(plan.dataBytes))} on disk\n`);
       for (const r of rows) cli.out(`  ${r.name.padEnd(16)} ${r.start}-${r.end} ${formatBytes(r.size).padStart(10)}  ${r.memory.padEnd(9)} ${r.iomem}\n`);
     });
@@ -84,10 +94,13 @@ export function registerCapture(program: Command, cli: Cli): void {
         );
         progress?.stop();
         if (o.json) {
-          cli.out(`${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })) })}\n`);
+          cli.out(
+            `${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })) })}\n`,
+          );
         } else if (outcome.status === 'complete') {
           cli.out(`${outcome.id}: complete, ${formatBytes(outcome.bytes)} in ${outcome.seconds.toFixed(2)} s\n  ${outcome.location}\n`);
-          for (const r of outcome.manifest?.regions ?? []) cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.mode}  ${r.sha256}\n`);
+          for (const r of outcome.manifest?.regions ?? [])
+            cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.mode}  ${r.sha256}\n`);
           if (outcome.removed.length) cli.out(`  retention removed: ${outcome.removed.join(', ')}\n`);
         } else {
           cli.err(`physcap: capture ${outcome.id} FAILED: ${outcome.error?.message}\n  left as ${outcome.location}\n`);

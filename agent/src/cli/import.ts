@@ -18,7 +18,7 @@ export function registerImport(program: Command, cli: Cli): void {
     .description("make an ELF core taken elsewhere (physcap-client capture on a board) a capture in a destination, in the core's own machine and byte order")
     .argument('<core>', 'the ELF core file')
     .requiredOption('--dest <path>', 'a capture directory (created if missing) or a dump partition / its image')
-    .option('--name <name>', 'the capture\'s profile name', 'import')
+    .option('--name <name>', "the capture's profile name", 'import')
     .option('--key <pem>', 'sign the manifest with this ed25519 private key')
     .option('--json', 'print the outcome as JSON (no progress bar)')
     .action(async (core: string, o: { dest: string; name: string; key?: string; json?: boolean }) => {
@@ -27,13 +27,19 @@ export function registerImport(program: Command, cli: Cli): void {
       const store = openStoreAt(dest);
       const progress = o.json ? undefined : progressReporter(cli, 'import');
       try {
-        const outcome = await importCore({ file: core, store, name: o.name, ...(o.key ? { signingKey: path.resolve(o.key) } : {}) }, { onProgress: progress?.update });
+        const outcome = await importCore(
+          { file: core, store, name: o.name, ...(o.key ? { signingKey: path.resolve(o.key) } : {}) },
+          { onProgress: progress?.update },
+        );
         progress?.stop();
         if (o.json) {
-          cli.out(`${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, byteOrder: outcome.manifest?.byteOrder, error: outcome.error, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, sha256: r.sha256 })) })}\n`);
+          cli.out(
+            `${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, byteOrder: outcome.manifest?.byteOrder, error: outcome.error, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, sha256: r.sha256 })) })}\n`,
+          );
         } else if (outcome.status === 'complete') {
           cli.out(`${outcome.id}: imported, ${formatBytes(outcome.bytes)}, ${outcome.manifest?.byteOrder}-endian\n  ${outcome.location}\n`);
-          for (const r of outcome.manifest?.regions ?? []) cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.sha256}\n`);
+          for (const r of outcome.manifest?.regions ?? [])
+            cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.sha256}\n`);
         } else {
           cli.err(`physcap: import ${outcome.id} FAILED: ${outcome.error?.message}\n  left as ${outcome.location}\n`);
         }

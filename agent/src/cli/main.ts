@@ -117,8 +117,7 @@ export async function main(
     .action((paths: string[], opts: { json?: boolean; denyWarnings?: boolean }) => {
       const { files, findings } = expandPaths(paths);
       const result = checkFiles(files, { iomemNames: readIomemNames() }, [], findings);
-      const status = (ds: typeof result.files[number]['diagnostics']) =>
-        hasErrors(ds) ? 'fail' : ds.length ? 'warn' : 'pass';
+      const status = (ds: (typeof result.files)[number]['diagnostics']) => (hasErrors(ds) ? 'fail' : ds.length ? 'warn' : 'pass');
       const failed = result.files.some((f) => status(f.diagnostics) === 'fail' || (opts.denyWarnings && status(f.diagnostics) === 'warn'));
       if (opts.json) {
         out(

@@ -77,9 +77,14 @@ function findCapture(ref: string, o: DestOpts, cli: Cli): { store: CaptureStore;
   if (hits.length !== 1) {
     for (const s of stores) s.close();
     const where = stores.map((s) => s.location).join(', ') || 'no destinations';
-    throw Object.assign(new Error(hits.length ? `"${ref}" is in more than one destination (${hits.map((s) => s.location).join(', ')}): pass --dest` : `no capture "${ref}" in ${where}`), {
-      code: 'ENOENT',
-    });
+    throw Object.assign(
+      new Error(
+        hits.length ? `"${ref}" is in more than one destination (${hits.map((s) => s.location).join(', ')}): pass --dest` : `no capture "${ref}" in ${where}`,
+      ),
+      {
+        code: 'ENOENT',
+      },
+    );
   }
   return { store: hits[0]!, id: ref, others: stores.filter((s) => s !== hits[0]) };
 }
@@ -98,10 +103,17 @@ function presence(store: CaptureStore, e: IndexEntry): string {
 }
 
 function withDestOptions(cmd: Command): Command {
-  return cmd
-    // Repeatable rather than variadic, so it cannot swallow the arguments after it.
-    .option('--dest <path>', 'a capture directory or dump partition; repeat for more (default: the destinations of the profiles)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--profiles-dir <dirs...>', 'profile drop-in directories to find destinations in');
+  return (
+    cmd
+      // Repeatable rather than variadic, so it cannot swallow the arguments after it.
+      .option(
+        '--dest <path>',
+        'a capture directory or dump partition; repeat for more (default: the destinations of the profiles)',
+        (v: string, prev: string[]) => [...prev, v],
+        [] as string[],
+      )
+      .option('--profiles-dir <dirs...>', 'profile drop-in directories to find destinations in')
+  );
 }
 
 /** What the capture is to crash, drgn, gdb and makedumpfile: `show`'s last lines. */
@@ -155,7 +167,9 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       for (const p of problems) cli.err(`physcap: ${p}\n`);
     });
 
-  withDestOptions(program.command('show').description("a capture's manifest: what, when, why, how, digests").argument('<capture>', 'id, unique id prefix, or directory'))
+  withDestOptions(
+    program.command('show').description("a capture's manifest: what, when, why, how, digests").argument('<capture>', 'id, unique id prefix, or directory'),
+  )
     .option('--json', 'print the manifest as JSON')
     .action((ref: string, o: DestOpts & { json?: boolean }) => {
       const { store, id, others } = findCapture(ref, o, cli);
@@ -169,10 +183,14 @@ export function registerPostmortem(program: Command, cli: Cli): void {
         cli.out(`  where:    ${reader.location}\n  profile:  ${m.profile.name} (${m.profile.file}, sha256 ${m.profile.sha256.slice(0, 16)}...)\n`);
         for (const t of m.triggers) cli.out(`  trigger:  ${t.kind} at ${t.time}${t.reason ? `: ${t.reason}` : ''}${t.coalesced ? ' (coalesced)' : ''}\n`);
         cli.out(`  host:     ${m.host.hostname}, ${m.host.kernelRelease} ${m.host.arch}, boot ${m.host.bootId ?? '?'}\n`);
-        cli.out(`  format:   ${m.format}${m.format === 'elf' ? ` (${m.byteOrder}-endian)` : ''}; ${m.timing.seconds.toFixed(2)} s, ${formatBytes(m.timing.bytesPerSecond)}/s\n`);
+        cli.out(
+          `  format:   ${m.format}${m.format === 'elf' ? ` (${m.byteOrder}-endian)` : ''}; ${m.timing.seconds.toFixed(2)} s, ${formatBytes(m.timing.bytesPerSecond)}/s\n`,
+        );
         for (const r of m.regions) {
           const chunks = Array.isArray(r.chunks) ? r.chunks.length : r.chunks.count;
-          cli.out(`  region:   ${r.name} ${r.phys} ${formatBytes(r.size)} ${r.source}/${r.mode} (zero-copy ${formatBytes(r.bytesZeroCopy)}, copied ${formatBytes(r.bytesCopied)}, bounced ${formatBytes(r.bytesBounced)}); ${r.memory}, digest ${r.digest}\n`);
+          cli.out(
+            `  region:   ${r.name} ${r.phys} ${formatBytes(r.size)} ${r.source}/${r.mode} (zero-copy ${formatBytes(r.bytesZeroCopy)}, copied ${formatBytes(r.bytesCopied)}, bounced ${formatBytes(r.bytesBounced)}); ${r.memory}, digest ${r.digest}\n`,
+          );
           cli.out(`            ${r.file}@${r.offset} sha256 ${r.sha256 || '-'}; ${chunks} chunks of ${formatBytes(r.chunkSize)}\n`);
         }
         for (const f of m.files) cli.out(`  file:     ${f.name} ${formatBytes(f.size)} sha256 ${f.sha256}\n`);
@@ -184,7 +202,12 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       }
     });
 
-  withDestOptions(program.command('verify').description('re-hash every file, region and chunk; check SHA256SUMS, the ELF headers, the index chain and the signature').argument('<capture>', 'id, unique id prefix, or directory'))
+  withDestOptions(
+    program
+      .command('verify')
+      .description('re-hash every file, region and chunk; check SHA256SUMS, the ELF headers, the index chain and the signature')
+      .argument('<capture>', 'id, unique id prefix, or directory'),
+  )
     .option('--key <public.pem>', 'the capture must be signed, by this ed25519 public key')
     .option('--require-signature', 'an unsigned capture fails')
     .option('--head <seq:sha256>', 'a head of the index kept elsewhere (the indexHead the agent logs with each capture): the index must still hold it')
@@ -206,7 +229,8 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           onProgress: progress?.update,
         });
         progress?.stop();
-        if (o.json) cli.out(`${JSON.stringify({ id: report.id, location: report.location, ok: report.ok, passed: report.passed, problems: report.problems })}\n`);
+        if (o.json)
+          cli.out(`${JSON.stringify({ id: report.id, location: report.location, ok: report.ok, passed: report.passed, problems: report.problems })}\n`);
         else {
           for (const p of report.passed) cli.out(`OK    ${p}\n`);
           for (const p of report.problems) cli.out(`FAIL  ${p}\n`);
@@ -219,11 +243,21 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       }
     });
 
-  withDestOptions(program.command('export').description('write a capture in another format: lime (Volatility), raw (a file per region), elf, kdump (makedumpfile: filtered, compressed; crash and drgn)').argument('<capture>', 'id, unique id prefix, or directory'))
+  withDestOptions(
+    program
+      .command('export')
+      .description(
+        'write a capture in another format: lime (Volatility), raw (a file per region), elf, kdump (makedumpfile: filtered, compressed; crash and drgn)',
+      )
+      .argument('<capture>', 'id, unique id prefix, or directory'),
+  )
     .requiredOption('--format <format>', 'lime | raw | elf | kdump')
     .requiredOption('-o, --out <path>', 'the output (raw: a directory, or a file with --region); never overwritten')
     .option('--region <name>', 'raw: only this region, into one file')
-    .option('--dump-level <n>', `kdump: makedumpfile -d, pages to leave out: a sum of 1 zero, 2 cache, 4 cache private, 8 user data, 16 free (default ${DEFAULT_DUMP_LEVEL}; 23 where makedumpfile is older than the kernel's slab layout)`)
+    .option(
+      '--dump-level <n>',
+      `kdump: makedumpfile -d, pages to leave out: a sum of 1 zero, 2 cache, 4 cache private, 8 user data, 16 free (default ${DEFAULT_DUMP_LEVEL}; 23 where makedumpfile is older than the kernel's slab layout)`,
+    )
     .option('--compress <kind>', 'kdump: zlib | lzo | none (default zlib)')
     .option('--json', 'print JSON')
     .action(async (ref: string, o: DestOpts & { format: string; out: string; region?: string; dumpLevel?: string; compress?: string; json?: boolean }) => {
@@ -272,7 +306,15 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}  (makedumpfile -d ${res.dumpLevel})\n`);
           return;
         }
-        const res = await exportCapture({ reader, manifest, format: o.format as ExportFormat, out: path.resolve(o.out), region: o.region, target, onProgress: progress?.update });
+        const res = await exportCapture({
+          reader,
+          manifest,
+          format: o.format as ExportFormat,
+          out: path.resolve(o.out),
+          region: o.region,
+          target,
+          onProgress: progress?.update,
+        });
         progress?.stop();
         if (o.json) cli.out(`${JSON.stringify(res)}\n`);
         else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}\n`);
@@ -283,7 +325,13 @@ export function registerPostmortem(program: Command, cli: Cli): void {
       }
     });
 
-  withDestOptions(program.command('diff').description('which chunks changed between two captures, from their digests (no data reread)').argument('<a>', 'capture').argument('<b>', 'capture'))
+  withDestOptions(
+    program
+      .command('diff')
+      .description('which chunks changed between two captures, from their digests (no data reread)')
+      .argument('<a>', 'capture')
+      .argument('<b>', 'capture'),
+  )
     .option('--json', 'print JSON')
     .action((a: string, b: string, o: DestOpts & { json?: boolean }) => {
       const A = findCapture(a, o, cli);

@@ -38,14 +38,16 @@ export function loadAgentConfig(file = DEFAULT_AGENT_CONFIG_FILE): { config?: Ag
   if (hasErrors(checked.diagnostics) || !doc) return { diagnostics: checked.diagnostics };
   if (doc.kind !== 'AgentConfig') {
     return {
-      diagnostics: [
-        { severity: 'error', file, line: 1, col: 1, pointer: '/kind', message: 'not an agent configuration', expected: '"AgentConfig"' },
-      ],
+      diagnostics: [{ severity: 'error', file, line: 1, col: 1, pointer: '/kind', message: 'not an agent configuration', expected: '"AgentConfig"' }],
     };
   }
   // Directories the agent writes into or deletes from are never system directories.
   const dirProblems: Diagnostic[] = [];
-  for (const [key, role] of [['spool_dir', 'spool'], ['state_dir', 'state directory'], ['runtime_dir', 'runtime directory']] as const) {
+  for (const [key, role] of [
+    ['spool_dir', 'spool'],
+    ['state_dir', 'state directory'],
+    ['runtime_dir', 'runtime directory'],
+  ] as const) {
     if (typeof doc[key] !== 'string') continue;
     const problem = systemDirProblem(doc[key], role);
     if (problem) dirProblems.push({ severity: 'error', file, ...checked.source!.locate(`/${key}`), pointer: `/${key}`, message: problem });

@@ -59,7 +59,9 @@ export function listDropIns(dirs: readonly string[]): DropIns {
     }
     const untrusted = trustedDirProblem(dir, 'profile directory');
     if (untrusted) {
-      refused.push(fileProblem(dir, `profile directory refused: ${untrusted}`, 'owned by root or physcap\'s user, writable by no one else; its profiles are not read'));
+      refused.push(
+        fileProblem(dir, `profile directory refused: ${untrusted}`, "owned by root or physcap's user, writable by no one else; its profiles are not read"),
+      );
       continue;
     }
     for (const name of names.filter(isProfileName)) {
@@ -100,7 +102,11 @@ function readText(file: string): string | CheckedFile {
       } catch {
         /* named as ? */
       }
-      return fileProblem(file, `a symbolic link (to ${to}): profiles are read only from regular files, so a link cannot make physcap read and quote another file`, 'copy the profile here, or mask it with a link to /dev/null');
+      return fileProblem(
+        file,
+        `a symbolic link (to ${to}): profiles are read only from regular files, so a link cannot make physcap read and quote another file`,
+        'copy the profile here, or mask it with a link to /dev/null',
+      );
     }
     if (code === 'ENOENT') return fileProblem(file, 'no such file');
     if (code === 'EACCES') return fileProblem(file, 'cannot read: EACCES (permission denied)', 'readable by the agent');
@@ -112,7 +118,7 @@ function readText(file: string): string | CheckedFile {
     if (st.isDirectory()) return fileProblem(file, 'a directory, not a profile file', 'name the directory without a .yaml suffix, or a file in it');
     if (!st.isFile()) return fileProblem(file, 'not a regular file');
     const untrusted = trustedFileProblem(file, st, { allowLinks: true });
-    if (untrusted) return fileProblem(file, `profile refused: ${untrusted}`, 'owned by root or physcap\'s user, writable by no one else');
+    if (untrusted) return fileProblem(file, `profile refused: ${untrusted}`, "owned by root or physcap's user, writable by no one else");
     if (st.size > MAX_PROFILE_BYTES) return fileProblem(file, `${st.size} bytes is too large for a profile`, `at most ${MAX_PROFILE_BYTES} bytes`);
     buf = fs.readFileSync(fd);
   } catch (e) {
@@ -140,7 +146,15 @@ function checkFileUnsorted(file: string, ctx: SemanticContext): CheckedFile {
   const diagnostics = [...src.diagnostics];
   if (hasErrors(diagnostics)) return { file, diagnostics, source: src };
   if (typeof src.data !== 'object' || Array.isArray(src.data)) {
-    diagnostics.push({ severity: 'error', file, line: 1, col: 1, pointer: '', message: 'a profile is a mapping of fields', expected: 'apiVersion, kind, name, regions, ...' });
+    diagnostics.push({
+      severity: 'error',
+      file,
+      line: 1,
+      col: 1,
+      pointer: '',
+      message: 'a profile is a mapping of fields',
+      expected: 'apiVersion, kind, name, regions, ...',
+    });
     return { file, diagnostics, source: src };
   }
   const doc = src.data as Record<string, unknown>;

@@ -42,9 +42,13 @@ export function validators(): Validators {
     // "kind" is required beside a discriminator whose branches define it.
     strictRequired: false,
     allErrors: true,
-    discriminator: true, schemas: loadSchemas(schemasDir()) });
+    discriminator: true,
+    schemas: loadSchemas(schemasDir()),
+  });
   addFormats(ajv);
-  compiled = { profile: ajv.getSchema(`${ID}profile.schema.json`)!, agent: ajv.getSchema(`${ID}agent.schema.json`)!,
+  compiled = {
+    profile: ajv.getSchema(`${ID}profile.schema.json`)!,
+    agent: ajv.getSchema(`${ID}agent.schema.json`)!,
     manifest: ajv.getSchema(`${ID}manifest.schema.json`)!,
   };
   return compiled;
@@ -118,7 +122,14 @@ export function schemaDiagnostics(src: YamlSource, errors: readonly ErrorObject[
     const key = `${d.pointer}|${d.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ severity: 'error', file: src.file, ...src.locate(d.pointer, d.at), pointer: d.shownPointer ?? d.pointer, message: d.message, expected: d.expected });
+    out.push({
+      severity: 'error',
+      file: src.file,
+      ...src.locate(d.pointer, d.at),
+      pointer: d.shownPointer ?? d.pointer,
+      message: d.message,
+      expected: d.expected,
+    });
   }
   return out;
 }

@@ -49,7 +49,8 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
 
     const has = (k: string) => r[k] !== undefined;
     if (has('iomem')) {
-      for (const k of ['start', 'size', 'end']) if (has(k)) add('error', `${p}/${k}`, `"${k}" cannot be combined with "iomem"`, 'a region is either a range or an iomem selector', 'key');
+      for (const k of ['start', 'size', 'end'])
+        if (has(k)) add('error', `${p}/${k}`, `"${k}" cannot be combined with "iomem"`, 'a region is either a range or an iomem selector', 'key');
       if (ctx.iomemNames && !ctx.iomemNames.has(String(r.iomem))) {
         add('warning', `${p}/iomem`, `no resource named "${String(r.iomem)}" in /proc/iomem here`, 'names such as "System RAM", "Reserved"');
       }
@@ -82,12 +83,18 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
     }
     if (size === 0n) return void add('error', `${p}/size`, 'a region cannot be empty');
     if (start % PAGE) add('error', `${p}/start`, `start is not page-aligned`, `a multiple of ${PAGE} (0x1000)`);
-    if (size % PAGE) add('error', `${p}/${has('size') ? 'size' : 'end'}`, `the region's length ${size} is not a whole number of pages`, `a multiple of ${PAGE}`);
+    if (size % PAGE)
+      add('error', `${p}/${has('size') ? 'size' : 'end'}`, `the region's length ${size} is not a whole number of pages`, `a multiple of ${PAGE}`);
     if (start + size > U64) return void add('error', `${p}/size`, 'start + size is beyond the 64-bit address space');
     const end = start + size - 1n;
     for (const other of ranges) {
       if (start <= other.end && other.start <= end) {
-        add('error', `${p}/start`, `overlaps region /regions/${other.i} (0x${other.start.toString(16)}-0x${other.end.toString(16)})`, 'regions must not overlap');
+        add(
+          'error',
+          `${p}/start`,
+          `overlaps region /regions/${other.i} (0x${other.start.toString(16)}-0x${other.end.toString(16)})`,
+          'regions must not overlap',
+        );
       }
     }
     ranges.push({ start, end, i });

@@ -32,13 +32,20 @@ const EM_RISCV = 243;
 export function hostElfTarget(arch: string = process.arch, endianness: 'LE' | 'BE' = os.endianness()): ElfTarget {
   const hostBig = endianness === 'BE';
   switch (arch) {
-    case 'x64': return { machine: EM_X86_64, bigEndian: false };
-    case 'arm64': return { machine: EM_AARCH64, bigEndian: hostBig };
-    case 'ppc64': return { machine: EM_PPC64, bigEndian: hostBig };
-    case 'ppc': return { machine: EM_PPC, bigEndian: true };
-    case 'riscv64': return { machine: EM_RISCV, bigEndian: false };
-    case 's390x': return { machine: EM_S390, bigEndian: true };
-    default: throw new Error(`no ELF machine known for architecture "${arch}" (known: x64, arm64, ppc64, ppc, riscv64, s390x)`);
+    case 'x64':
+      return { machine: EM_X86_64, bigEndian: false };
+    case 'arm64':
+      return { machine: EM_AARCH64, bigEndian: hostBig };
+    case 'ppc64':
+      return { machine: EM_PPC64, bigEndian: hostBig };
+    case 'ppc':
+      return { machine: EM_PPC, bigEndian: true };
+    case 'riscv64':
+      return { machine: EM_RISCV, bigEndian: false };
+    case 's390x':
+      return { machine: EM_S390, bigEndian: true };
+    default:
+      throw new Error(`no ELF machine known for architecture "${arch}" (known: x64, arm64, ppc64, ppc, riscv64, s390x)`);
   }
 }
 
@@ -228,7 +235,16 @@ export function layoutElfCore(o: { target: ElfTarget; regions: ElfRegionIn[]; no
     w.u64(at + 48, s.align);
   };
 
-  phdr(0, { type: PT_NOTE, flags: 0, offset: BigInt(notesOffset), vaddr: 0n, paddr: 0n, filesz: BigInt(notesSize), memsz: BigInt(notesSize), align: BigInt(NOTE_ALIGN) });
+  phdr(0, {
+    type: PT_NOTE,
+    flags: 0,
+    offset: BigInt(notesOffset),
+    vaddr: 0n,
+    paddr: 0n,
+    filesz: BigInt(notesSize),
+    memsz: BigInt(notesSize),
+    align: BigInt(NOTE_ALIGN),
+  });
 
   let at = notesOffset;
   for (const n of notes) {
@@ -287,7 +303,8 @@ export function parseElfCore(read: (offset: number, length: number) => Buffer, f
     throw new Error(`ELF core: bad magic ${eh.subarray(0, 4).toString('hex')} (expected 7f454c46, "\\x7fELF")`);
   }
   if (eh[4] !== ELFCLASS64) throw new Error(`ELF core: EI_CLASS ${eh[4]} is not ELFCLASS64 (2)`);
-  if (eh[5] !== ELFDATA2LSB && eh[5] !== ELFDATA2MSB) throw new Error(`ELF core: unsupported byte order EI_DATA ${eh[5]} (expected 1, little-endian, or 2, big-endian)`);
+  if (eh[5] !== ELFDATA2LSB && eh[5] !== ELFDATA2MSB)
+    throw new Error(`ELF core: unsupported byte order EI_DATA ${eh[5]} (expected 1, little-endian, or 2, big-endian)`);
   if (eh[6] !== EV_CURRENT) throw new Error(`ELF core: EI_VERSION ${eh[6]} is not EV_CURRENT (1)`);
   const bigEndian = eh[5] === ELFDATA2MSB;
   const r = fields(eh, bigEndian);
@@ -307,7 +324,9 @@ export function parseElfCore(read: (offset: number, length: number) => Buffer, f
   if (phnum === PN_XNUM) {
     const shentsize = r.r16(58);
     if (shoff === 0n || shoff + BigInt(SHDR_SIZE) > size || shentsize !== SHDR_SIZE) {
-      throw new Error(`ELF core: e_phnum is PN_XNUM but there is no valid section header 0 (e_shoff ${shoff}, e_shentsize ${shentsize}, file ${fileSize} bytes)`);
+      throw new Error(
+        `ELF core: e_phnum is PN_XNUM but there is no valid section header 0 (e_shoff ${shoff}, e_shentsize ${shentsize}, file ${fileSize} bytes)`,
+      );
     }
     const sh = readExactly(Number(shoff), SHDR_SIZE, 'section header 0');
     phnum = fields(sh, bigEndian).r32(44);
@@ -326,12 +345,20 @@ export function parseElfCore(read: (offset: number, length: number) => Buffer, f
   for (let i = 0; i < phnum; i++) {
     const at = i * PHDR_SIZE;
     const s: ElfSegment = {
-      type: p.r32(at), flags: p.r32(at + 4), offset: p.r64(at + 8), vaddr: p.r64(at + 16),
-      paddr: p.r64(at + 24), filesz: p.r64(at + 32), memsz: p.r64(at + 40), align: p.r64(at + 48),
+      type: p.r32(at),
+      flags: p.r32(at + 4),
+      offset: p.r64(at + 8),
+      vaddr: p.r64(at + 16),
+      paddr: p.r64(at + 24),
+      filesz: p.r64(at + 32),
+      memsz: p.r64(at + 40),
+      align: p.r64(at + 48),
     };
     if (s.offset + s.filesz > size) {
       const kind = s.type === PT_LOAD ? 'PT_LOAD' : s.type === PT_NOTE ? 'PT_NOTE' : `type ${s.type}`;
-      throw new Error(`ELF core: segment ${i} (${kind}, offset ${s.offset}, filesz ${s.filesz}) ends at ${s.offset + s.filesz}, past the end of the file (${fileSize} bytes)`);
+      throw new Error(
+        `ELF core: segment ${i} (${kind}, offset ${s.offset}, filesz ${s.filesz}) ends at ${s.offset + s.filesz}, past the end of the file (${fileSize} bytes)`,
+      );
     }
     segments.push(s);
   }
@@ -355,7 +382,10 @@ export function parseElfCore(read: (offset: number, length: number) => Buffer, f
 export function splitLoads(core: ElfCore): { data: ElfSegment[]; aliases: ElfSegment[] } {
   const loads = core.segments.filter((s) => s.type === PT_LOAD && s.filesz > 0n);
   const isAliasOf = (a: ElfSegment, b: ElfSegment) =>
-    a !== b && a.offset >= b.offset && a.offset + a.filesz <= b.offset + b.filesz && a.paddr - b.paddr === a.offset - b.offset &&
+    a !== b &&
+    a.offset >= b.offset &&
+    a.offset + a.filesz <= b.offset + b.filesz &&
+    a.paddr - b.paddr === a.offset - b.offset &&
     // Of two segments with the very same bytes, the later one is the alias.
     !(a.offset === b.offset && a.filesz === b.filesz && loads.indexOf(a) < loads.indexOf(b));
   const aliases = loads.filter((a) => loads.some((b) => isAliasOf(a, b)));

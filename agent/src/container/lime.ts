@@ -50,7 +50,9 @@ export function parseLime(read: (offset: number, length: number) => Buffer, file
     const dataOffset = at + HEADER_SIZE;
     const dataEnd = BigInt(dataOffset) + (endInclusive - start + 1n);
     if (dataEnd > BigInt(fileSize)) {
-      throw bad(`its range 0x${start.toString(16)}-0x${endInclusive.toString(16)} needs data up to offset ${dataEnd}, past the end of the file (${fileSize} bytes)`);
+      throw bad(
+        `its range 0x${start.toString(16)}-0x${endInclusive.toString(16)} needs data up to offset ${dataEnd}, past the end of the file (${fileSize} bytes)`,
+      );
     }
     ranges.push({ start, endInclusive, dataOffset });
     at = Number(dataEnd);

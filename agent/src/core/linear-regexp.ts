@@ -24,7 +24,10 @@ export function compileLinear(source: string, flags = ''): RegExp {
   } catch (err) {
     const msg = (err as Error).message;
     if (/Cannot be executed in linear time/.test(msg)) {
-      throw new SyntaxError('it needs backtracking (a backreference or a lookaround), and kernel log lines are matched in linear time only: rewrite it without', { cause: err });
+      throw new SyntaxError(
+        'it needs backtracking (a backreference or a lookaround), and kernel log lines are matched in linear time only: rewrite it without',
+        { cause: err },
+      );
     }
     throw err;
   }

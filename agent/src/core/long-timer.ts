@@ -48,11 +48,14 @@ export function longInterval(fn: () => void, ms: number): LongTimer {
   let cancelled = false;
   const next = () => {
     beats = Math.max(beats + 1, Math.floor((performance.now() - start) / ms) + 1);
-    current = longTimeout(() => {
-      if (cancelled) return;
-      fn();
-      if (!cancelled) next();
-    }, start + beats * ms - performance.now());
+    current = longTimeout(
+      () => {
+        if (cancelled) return;
+        fn();
+        if (!cancelled) next();
+      },
+      start + beats * ms - performance.now(),
+    );
   };
   next();
   return {

@@ -25,9 +25,36 @@ import * as path from 'node:path';
 
 /** Exactly these: a spool or destination here would mix captures with the system's own files. */
 const SYSTEM_DIRS = new Set([
-  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/media', '/mnt',
-  '/opt', '/proc', '/root', '/run', '/run/user', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var',
-  '/var/cache', '/var/lib', '/var/log', '/var/run', '/var/spool', '/var/tmp', '/dev/shm',
+  '/',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/home',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/media',
+  '/mnt',
+  '/opt',
+  '/proc',
+  '/root',
+  '/run',
+  '/run/user',
+  '/sbin',
+  '/srv',
+  '/sys',
+  '/tmp',
+  '/usr',
+  '/var',
+  '/var/cache',
+  '/var/lib',
+  '/var/log',
+  '/var/run',
+  '/var/spool',
+  '/var/tmp',
+  '/dev/shm',
 ]);
 /** Nor anything inside these. */
 const SYSTEM_TREES = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/proc', '/sbin', '/sys', '/usr'];
@@ -179,7 +206,8 @@ export function trustedDeviceProblem(configured: string, o: TrustOptions = {}): 
     return `${abs} cannot be checked (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
   }
   if (link.isSymbolicLink()) {
-    if (link.uid !== 0 && link.uid !== euid) return `${abs} is a symbolic link owned by uid ${link.uid}, who could point it elsewhere; name the dump partition by a link root owns, or by its real path`;
+    if (link.uid !== 0 && link.uid !== euid)
+      return `${abs} is a symbolic link owned by uid ${link.uid}, who could point it elsewhere; name the dump partition by a link root owns, or by its real path`;
     const above = ancestorsProblem(abs, euid, egid);
     if (above) return above;
   }

@@ -71,12 +71,17 @@ export function parseDuration(value: unknown): number | Error {
   if (!parts.length || rebuilt.trim() !== value.trim()) {
     return new Error(`"${value}" is not a duration (expected e.g. 30s, 5m, 1h30m)`);
   }
-  return withinRange(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_MS[p[2]!]!, 0), JSON.stringify(value));
+  return withinRange(
+    parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_MS[p[2]!]!, 0),
+    JSON.stringify(value),
+  );
 }
 
 /** Timers stay exact to the millisecond up to 2^53 ms (285,000 years); past that, an error rather than a surprise. */
 function withinRange(ms: number, text: string): number | Error {
-  return Number.isFinite(ms) && ms <= Number.MAX_SAFE_INTEGER ? ms : new Error(`${text} is too long a duration (at most ${Math.floor(Number.MAX_SAFE_INTEGER / 86_400_000)}d)`);
+  return Number.isFinite(ms) && ms <= Number.MAX_SAFE_INTEGER
+    ? ms
+    : new Error(`${text} is too long a duration (at most ${Math.floor(Number.MAX_SAFE_INTEGER / 86_400_000)}d)`);
 }
 
 /** A physical address from its hex string. */

@@ -135,8 +135,7 @@ export class Agent {
         };
       },
       armed: {
-        create: (a) =>
-          new ArmedCapture({ profile: p, device: this.physcap.open(), ...a, trigger, log, sysRoot, onOutcome }),
+        create: (a) => new ArmedCapture({ profile: p, device: this.physcap.open(), ...a, trigger, log, sysRoot, onOutcome }),
         resume: async (events) => {
           for (const outcome of await resumeArmed(p, events, trigger, log)) onOutcome(outcome);
         },

@@ -54,7 +54,10 @@ export class PhyscapDeviceService implements PhyscapService {
 
   private onEvent(e: PhyscapEvent): void {
     if (e.type === 'pretimeout') {
-      this.log.warn({ watchdog: `watchdog${e.watchdogId}`, seq: String(e.seq), time: new Date(Number(e.timeRealNs / 1_000_000n)).toISOString() }, 'watchdog pretimeout');
+      this.log.warn(
+        { watchdog: `watchdog${e.watchdogId}`, seq: String(e.seq), time: new Date(Number(e.timeRealNs / 1_000_000n)).toISOString() },
+        'watchdog pretimeout',
+      );
       return;
     }
     for (const l of this.listeners) l(e);

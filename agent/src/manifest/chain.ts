@@ -10,8 +10,18 @@ import * as crypto from 'node:crypto';
 import type { IndexEntry } from './index-entry';
 
 const ORDER: Array<keyof IndexEntry> = [
-  'seq', 'id', 'profile', 'status', 'started', 'finished', 'bytes',
-  'manifestSha256', 'error', 'recovered', 'prev', 'location',
+  'seq',
+  'id',
+  'profile',
+  'status',
+  'started',
+  'finished',
+  'bytes',
+  'manifestSha256',
+  'error',
+  'recovered',
+  'prev',
+  'location',
 ];
 
 /** The entry's canonical text: fixed key order, no whitespace, no newline. */

@@ -72,7 +72,8 @@ export function parseHeadArg(text: string): HeadClaim | Error {
 export function checkClaim(claim: HeadClaim, entries: readonly IndexEntry[], from: string): string | null {
   const e = entries.find((x) => x.seq === claim.seq);
   const last = entries.reduce((m, x) => Math.max(m, x.seq), 0);
-  if (!e) return `${from} vouches for entry ${claim.seq}${claim.id ? ` (${claim.id})` : ''}, but the index ends at entry ${last}: newer captures and their index lines were removed`;
+  if (!e)
+    return `${from} vouches for entry ${claim.seq}${claim.id ? ` (${claim.id})` : ''}, but the index ends at entry ${last}: newer captures and their index lines were removed`;
   if (headOf(e).head !== claim.head) return `${from} vouches for a different entry ${claim.seq} than the index holds: the index was rewritten`;
   return null;
 }
@@ -85,7 +86,14 @@ export function checkSignedHead(text: Buffer, entries: readonly IndexEntry[], pi
   } catch {
     return { problem: `${HEAD_FILE} is not valid JSON` };
   }
-  if (h.kind !== 'IndexHead' || h.algorithm !== 'ed25519' || !Number.isInteger(h.seq) || typeof h.head !== 'string' || typeof h.signature !== 'string' || typeof h.publicKey !== 'string') {
+  if (
+    h.kind !== 'IndexHead' ||
+    h.algorithm !== 'ed25519' ||
+    !Number.isInteger(h.seq) ||
+    typeof h.head !== 'string' ||
+    typeof h.signature !== 'string' ||
+    typeof h.publicKey !== 'string'
+  ) {
     return { problem: `${HEAD_FILE}: not a signed index head` };
   }
   const pub = parsePublicKeyField(h.publicKey);

@@ -19,7 +19,10 @@ export interface SignatureFile {
 }
 
 export function keyId(publicKey: crypto.KeyObject): string {
-  return crypto.createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export function loadPrivateKey(file: string): crypto.KeyObject {
@@ -35,7 +38,8 @@ export function loadPrivateKey(file: string): crypto.KeyObject {
   } catch (err) {
     throw new Error(`signing key ${file}: not a PEM private key (${(err as Error).message})`, { cause: err });
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`signing key ${file}: an ${key.asymmetricKeyType} key; physcap signs with ed25519 (make one with physcap keygen)`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new Error(`signing key ${file}: an ${key.asymmetricKeyType} key; physcap signs with ed25519 (make one with physcap keygen)`);
   return key;
 }
 

@@ -201,12 +201,7 @@ interface Addon {
   deviceInfo(): DeviceInfo;
   kernelMap(): KernelMap;
   openDestination(path: string, mode: 'create' | 'existing'): Omit<Destination, 'path'>;
-  openDestinationAt(
-    dirFd: number,
-    name: string,
-    mode: 'create' | 'existing',
-    displayPath: string,
-  ): Omit<Destination, 'path'>;
+  openDestinationAt(dirFd: number, name: string, mode: 'create' | 'existing', displayPath: string): Omit<Destination, 'path'>;
   preallocate(dest: Destination, path: string, length: bigint): void;
   writeAligned(dest: Destination, path: string, offset: bigint, data: Buffer): void;
   closeFd(fd: number, what?: string): void;
@@ -219,11 +214,7 @@ interface Addon {
   lockFd(fd: number, exclusive: boolean, wait: boolean): boolean;
   unlockFd(fd: number): void;
   FileHash: new () => NativeFileHash;
-  capture(
-    request: Record<string, unknown>,
-    onProgress: (p: CaptureProgress) => void,
-    progressMs: number,
-  ): { promise: Promise<CaptureResult>; cancel(): void };
+  capture(request: Record<string, unknown>, onProgress: (p: CaptureProgress) => void, progressMs: number): { promise: Promise<CaptureResult>; cancel(): void };
   sdNotify(socketPath: string, message: string): void;
   kmsgOpen(path: string, onItem: (kind: 'record' | 'gap' | 'end', value: unknown) => void): { close(): void };
   physcapOpen(path: string, onItem: (kind: 'event' | 'end', value: unknown) => void): NativeArmDevice;
@@ -360,12 +351,7 @@ export function mkdirAt(dirFd: number, name: string, mode: number, displayPath: 
 }
 
 /** Like openDestination, but relative to dirFd and never through a symlink (openat with O_NOFOLLOW|O_DIRECT; 'create' adds O_CREAT|O_EXCL, mode 0640). The returned Destination.path is displayPath. */
-export function openDestinationAt(
-  dirFd: number,
-  name: string,
-  mode: 'create' | 'existing',
-  displayPath: string,
-): Destination {
+export function openDestinationAt(dirFd: number, name: string, mode: 'create' | 'existing', displayPath: string): Destination {
   checkFd(dirFd, 'dirFd');
   checkName(name);
   if (mode !== 'create' && mode !== 'existing') throw invalid(`mode must be 'create' or 'existing', not ${String(mode)}`);
@@ -532,9 +518,7 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
     window: BigInt(o.window ?? 8 << 20),
     fileHash: fileHash?.native,
   };
-  const handle = withCallerStack(stack, () =>
-    load().capture(request, o.onProgress ?? (() => undefined), o.progressMs ?? 250),
-  );
+  const handle = withCallerStack(stack, () => load().capture(request, o.onProgress ?? (() => undefined), o.progressMs ?? 250));
   if (fileHash) fileHash.capturing = true;
   const onAbort = () => handle.cancel();
   o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -568,7 +552,8 @@ function badRegions(regions: unknown, size: bigint): string | undefined {
     if (!isCount(r.offset) || !isCount(r.length)) return `regions[${i}]: offset and length must be bigints >= 0`;
     if (!Number.isSafeInteger(r.chunkSize) || r.chunkSize < 0) return `regions[${i}]: chunkSize must be an integer >= 0, not ${String(r.chunkSize)}`;
     if (r.offset + r.length > size) return `regions[${i}] (${r.offset}+${r.length}) does not fit in the ${size} bytes hashed`;
-    if (r.offset < end) return `regions[${i}] at ${r.offset} overlaps or precedes the region before it (which ends at ${end}): regions must be sorted and must not overlap`;
+    if (r.offset < end)
+      return `regions[${i}] at ${r.offset} overlaps or precedes the region before it (which ends at ${end}): regions must be sorted and must not overlap`;
     end = r.offset + r.length;
   }
   return undefined;
@@ -768,7 +753,8 @@ function badArm(o: unknown): string | undefined {
   const ranges = a.ranges as ArmRange[];
   for (const [i, r] of ranges.entries()) {
     if (typeof r !== 'object' || r === null) return `ranges[${i}] must be an object`;
-    if (!isCount(r.phys) || !isCount(r.length) || !isCount(r.destOffset)) return `ranges[${i}]: phys, length and destOffset must be bigints >= 0 (and below 2^63)`;
+    if (!isCount(r.phys) || !isCount(r.length) || !isCount(r.destOffset))
+      return `ranges[${i}]: phys, length and destOffset must be bigints >= 0 (and below 2^63)`;
     if (r.length === 0n) return `ranges[${i}]: length must be positive`;
     if (r.phys + r.length > U64_MAX + 1n) return `ranges[${i}] (${r.phys}+${r.length}) wraps past the end of the physical address space`;
     if (r.destOffset + r.length > OFF_MAX) return `ranges[${i}]: destOffset + length must fit in a file offset`;
@@ -794,10 +780,7 @@ function checkArmId(armId: bigint): void {
  * restarted after a pretimeout still sees it).  handlers.end follows close(), or an error
  * that ended the reader.
  */
-export function openPhyscapDevice(
-  handlers: { event(e: PhyscapEvent): void; end(err: NativeError | null): void },
-  path = '/dev/physcap',
-): PhyscapDevice {
+export function openPhyscapDevice(handlers: { event(e: PhyscapEvent): void; end(err: NativeError | null): void }, path = '/dev/physcap'): PhyscapDevice {
   if (typeof handlers !== 'object' || handlers === null || typeof handlers.event !== 'function' || typeof handlers.end !== 'function') {
     throw invalid('handlers must have event() and end() functions');
   }

@@ -40,7 +40,11 @@ export function diffCaptures(a: { reader: CaptureReader; manifest: Manifest }, b
     if (!ra.chunkSize || ra.chunkSize !== rb.chunkSize) {
       // Without matching chunks, the region digests still say same or not.
       const same = ra.sha256 !== '' && ra.sha256 === rb.sha256;
-      out.push({ ...base, status: same ? 'same' : ra.sha256 && rb.sha256 ? 'changed' : 'incomparable', why: same ? undefined : `chunk sizes ${ra.chunkSize} and ${rb.chunkSize}: whole-region digests only` });
+      out.push({
+        ...base,
+        status: same ? 'same' : ra.sha256 && rb.sha256 ? 'changed' : 'incomparable',
+        why: same ? undefined : `chunk sizes ${ra.chunkSize} and ${rb.chunkSize}: whole-region digests only`,
+      });
       continue;
     }
     const da = digests(a.reader, ra);

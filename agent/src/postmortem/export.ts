@@ -51,15 +51,21 @@ export async function exportCapture(o: {
   onProgress?: (done: number, total: number) => void;
 }): Promise<ExportResult> {
   const regions = sourceRegions(o.reader, o.manifest, o.region);
-  const progress = throttledProgress(regions.reduce((sum, r) => sum + r.size, 0), o.onProgress);
+  const progress = throttledProgress(
+    regions.reduce((sum, r) => sum + r.size, 0),
+    o.onProgress,
+  );
   switch (o.format) {
-    case 'lime': return { files: [await exportLime(o.reader, regions, o.out, progress)] };
-    case 'elf': return { files: [await exportElf(o.reader, o.manifest, regions, o.target ?? hostElfTarget(), o.out, progress)] };
+    case 'lime':
+      return { files: [await exportLime(o.reader, regions, o.out, progress)] };
+    case 'elf':
+      return { files: [await exportElf(o.reader, o.manifest, regions, o.target ?? hostElfTarget(), o.out, progress)] };
     case 'raw':
       return o.region !== undefined
         ? { files: [await writeOutput(o.out, (f) => copyRegion(o.reader, regions[0], f, progress))] }
         : { files: await exportRawDir(o.reader, regions, o.out, progress) };
-    default: throw new Error(`export: unknown format "${String(o.format)}" (lime, raw, elf)`);
+    default:
+      throw new Error(`export: unknown format "${String(o.format)}" (lime, raw, elf)`);
   }
 }
 
@@ -79,7 +85,9 @@ function sourceRegions(reader: CaptureReader, manifest: Manifest, only?: string)
     const fileSize = sizes.get(r.file);
     if (fileSize === undefined) throw new Error(`export: region ${r.name}: its data file "${r.file}" is not in ${reader.location}`);
     if (r.offset + r.size > fileSize) {
-      throw new Error(`export: region ${r.name}: ${r.size} bytes at offset ${r.offset} run past the end of "${r.file}" (${fileSize} bytes) in ${reader.location}`);
+      throw new Error(
+        `export: region ${r.name}: ${r.size} bytes at offset ${r.offset} run past the end of "${r.file}" (${fileSize} bytes) in ${reader.location}`,
+      );
     }
     return { name: r.name, phys: BigInt(r.phys), size: r.size, file: r.file, offset: r.offset, sha256: r.sha256 };
   });
@@ -100,7 +108,8 @@ async function exportRawDir(reader: CaptureReader, regions: SourceRegion[], out:
   const names = new Set<string>();
   for (const r of regions) {
     // The name becomes a file name: refuse anything that would land outside `out`.
-    if (r.name === '' || r.name === '.' || r.name === '..' || /[/\0]/.test(r.name)) throw new Error(`export: region name ${JSON.stringify(r.name)} cannot be a file name`);
+    if (r.name === '' || r.name === '.' || r.name === '..' || /[/\0]/.test(r.name))
+      throw new Error(`export: region name ${JSON.stringify(r.name)} cannot be a file name`);
     if (names.has(r.name)) throw new Error(`export: two regions are named "${r.name}"`);
     names.add(r.name);
   }
@@ -181,7 +190,10 @@ export function capturedElfTarget(reader: CaptureReader, manifest: Manifest): El
  * maps each region, and the aliases (the kernel image's segment).  An
  * export keeps all three.  Undefined for raw captures.
  */
-function storedCore(reader: CaptureReader, manifest: Manifest): { vmcoreinfo: ElfNote[]; vaddrOf: (r: SourceRegion) => bigint; aliases: ElfAlias[] } | undefined {
+function storedCore(
+  reader: CaptureReader,
+  manifest: Manifest,
+): { vmcoreinfo: ElfNote[]; vaddrOf: (r: SourceRegion) => bigint; aliases: ElfAlias[] } | undefined {
   let core;
   try {
     core = storedElfCore(reader, manifest);
@@ -198,7 +210,7 @@ function storedCore(reader: CaptureReader, manifest: Manifest): { vmcoreinfo: El
 }
 
 async function copyRegion(reader: CaptureReader, r: SourceRegion, f: OutputFile, progress: Progress) {
-  for (let done = 0; done < r.size; ) {
+  for (let done = 0; done < r.size;) {
     const want = Math.min(PIECE_BYTES, r.size - done);
     const piece = reader.read(r.file, r.offset + done, want);
     if (piece.length !== want) {
@@ -216,7 +228,10 @@ class OutputFile {
   private readonly hash = crypto.createHash('sha256');
   private zeroBlock = Buffer.alloc(0);
 
-  constructor(readonly path: string, private readonly handle: fs.promises.FileHandle) {}
+  constructor(
+    readonly path: string,
+    private readonly handle: fs.promises.FileHandle,
+  ) {}
 
   async write(buf: Buffer): Promise<void> {
     let written = 0;
@@ -269,7 +284,10 @@ async function writeOutput(file: string, fill: (f: OutputFile) => Promise<void>)
 }
 
 class OutputFailed extends Error {
-  constructor(readonly file: string, readonly reason: string) {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
     super(`export to ${file} failed (${reason}); the partial output was removed`);
   }
 }

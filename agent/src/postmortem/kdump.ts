@@ -74,7 +74,8 @@ const COMPRESSION_FLAG: Record<KdumpCompression, string[]> = { zlib: ['-c'], lzo
 
 export function parseDumpLevel(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 31) throw new Error(`--dump-level must be an integer from 0 to 31 (a sum of 1 zero, 2 cache, 4 cache private, 8 user data, 16 free pages), not "${text}"`);
+  if (!/^\d+$/.test(text) || n > 31)
+    throw new Error(`--dump-level must be an integer from 0 to 31 (a sum of 1 zero, 2 cache, 4 cache private, 8 user data, 16 free pages), not "${text}"`);
   return n;
 }
 
@@ -89,7 +90,9 @@ function kernelDumpOf(reader: CaptureReader, manifest: Manifest): CoreContents {
     throw refuse(`cannot be read: ${(err as Error).message}`);
   }
   if (!contents.kernelDump) {
-    throw refuse('holds no kernel memory (no region the kernel maps, or no VMCOREINFO): it is a capture of physical ranges, not a kernel dump, and makedumpfile, crash and drgn need the kernel\'s own memory. Export it with --format raw or --format lime instead');
+    throw refuse(
+      "holds no kernel memory (no region the kernel maps, or no VMCOREINFO): it is a capture of physical ranges, not a kernel dump, and makedumpfile, crash and drgn need the kernel's own memory. Export it with --format raw or --format lime instead",
+    );
   }
   return contents;
 }
@@ -112,9 +115,14 @@ function runMakedumpfile(bin: string, args: string[]): Promise<string> {
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     child.on('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'ENOENT'
-        ? Object.assign(new Error(`${bin} is not installed: install makedumpfile (Debian/Ubuntu: apt-get install makedumpfile; Fedora/RHEL: dnf install makedumpfile)`), { code: 'ENOENT' })
-        : err);
+      reject(
+        err.code === 'ENOENT'
+          ? Object.assign(
+              new Error(`${bin} is not installed: install makedumpfile (Debian/Ubuntu: apt-get install makedumpfile; Fedora/RHEL: dnf install makedumpfile)`),
+              { code: 'ENOENT' },
+            )
+          : err,
+      );
     });
     child.on('close', (code, signal) => {
       if (code === 0) return resolve(text);
@@ -133,7 +141,10 @@ export async function exportKdump(o: KdumpOptions): Promise<ExportResult & { dum
   const version = (await runMakedumpfile(bin, ['-v'])).split('\n')[0] ?? '';
   const caveat = userPagesCaveat(version, contents.release);
   const dumpLevel = o.dumpLevel ?? defaultDumpLevel(version, contents.release);
-  const warnings = caveat && dumpLevel & USER_DATA ? [`dump level ${dumpLevel} leaves out user pages, but ${caveat}: kernel objects may be lost; dump level ${dumpLevel & ~USER_DATA} keeps them`] : [];
+  const warnings =
+    caveat && dumpLevel & USER_DATA
+      ? [`dump level ${dumpLevel} leaves out user pages, but ${caveat}: kernel objects may be lost; dump level ${dumpLevel & ~USER_DATA} keeps them`]
+      : [];
   const tag = `${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const partial = path.join(path.dirname(out), `.${path.basename(out)}.${tag}.partial`);
   const file = o.manifest.regions[0]!.file;
@@ -160,7 +171,8 @@ export async function exportKdump(o: KdumpOptions): Promise<ExportResult & { dum
     try {
       fs.linkSync(partial, out);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw Object.assign(new Error(`export: ${out} already exists; not overwriting it`), { code: 'EEXIST' });
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw Object.assign(new Error(`export: ${out} already exists; not overwriting it`), { code: 'EEXIST' });
       throw err;
     }
     return { files: [{ path: out, size: fs.statSync(out).size, sha256: await fileSha256(out) }], dumpLevel, warnings, makedumpfile: log };

@@ -61,7 +61,11 @@ async function hashFile(
     },
   });
   onBytes(res.size - reported);
-  return { sha256: res.sha256, size: res.size, regions: new Map(sorted.map((r, i) => [r.name, { sha256: res.regions[i]!.sha256, chunks: res.regions[i]!.chunkSha256 }])) };
+  return {
+    sha256: res.sha256,
+    size: res.size,
+    regions: new Map(sorted.map((r, i) => [r.name, { sha256: res.regions[i]!.sha256, chunks: res.regions[i]!.chunkSha256 }])),
+  };
 }
 
 function chunkDigests(reader: CaptureReader, r: ManifestRegion, problems: string[]): string[] | undefined {
@@ -75,7 +79,8 @@ function chunkDigests(reader: CaptureReader, r: ManifestRegion, problems: string
   }
   if (sha256(data) !== r.chunks.sha256) problems.push(`region ${r.name}: chunk sidecar ${r.chunks.file} does not match its digest in the manifest`);
   const list = data.toString('utf8').split('\n').filter(Boolean);
-  if (list.length !== r.chunks.count) problems.push(`region ${r.name}: chunk sidecar ${r.chunks.file} has ${list.length} digests, the manifest says ${r.chunks.count}`);
+  if (list.length !== r.chunks.count)
+    problems.push(`region ${r.name}: chunk sidecar ${r.chunks.file} has ${list.length} digests, the manifest says ${r.chunks.count}`);
   return list;
 }
 
@@ -97,12 +102,17 @@ function checkElf(reader: CaptureReader, m: Manifest, fileSize: number, problems
     const s = loads[i];
     if (!s) return;
     if (s.paddr !== BigInt(r.phys) || s.offset !== BigInt(r.offset) || s.filesz !== BigInt(r.size)) {
-      problems.push(`${elfFile}: PT_LOAD ${i} (paddr 0x${s.paddr.toString(16)}, offset ${s.offset}, size ${s.filesz}) does not match region ${r.name} (${r.phys}, offset ${r.offset}, size ${r.size})`);
+      problems.push(
+        `${elfFile}: PT_LOAD ${i} (paddr 0x${s.paddr.toString(16)}, offset ${s.offset}, size ${s.filesz}) does not match region ${r.name} (${r.phys}, offset ${r.offset}, size ${r.size})`,
+      );
     }
   });
-  if ((core.target.bigEndian ? 'big' : 'little') !== m.byteOrder) problems.push(`${elfFile}: ${core.target.bigEndian ? 'big' : 'little'}-endian, the manifest says ${m.byteOrder}`);
+  if ((core.target.bigEndian ? 'big' : 'little') !== m.byteOrder)
+    problems.push(`${elfFile}: ${core.target.bigEndian ? 'big' : 'little'}-endian, the manifest says ${m.byteOrder}`);
   if (!problems.some((p) => p.startsWith(`${elfFile}: `))) {
-    passed.push(`${elfFile}: ELF core headers match the ${m.regions.length} regions${aliases.length ? ` (and ${aliases.length} alias segment(s) of their bytes)` : ''}`);
+    passed.push(
+      `${elfFile}: ELF core headers match the ${m.regions.length} regions${aliases.length ? ` (and ${aliases.length} alias segment(s) of their bytes)` : ''}`,
+    );
   }
 }
 
@@ -130,7 +140,8 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
     // The chain cannot show its newest entries cut off; the witnesses can.
     if (o.publicKey && store.readHead) {
       const text = store.readHead();
-      if (!text) problems.push(`index: no signed head (${HEAD_FILE}) although a key is pinned: newest captures removed with their index lines could not be detected`);
+      if (!text)
+        problems.push(`index: no signed head (${HEAD_FILE}) although a key is pinned: newest captures removed with their index lines could not be detected`);
       else {
         const { problem, claim } = checkSignedHead(text, idx.entries, o.publicKey);
         if (problem) problems.push(`index: ${problem}`);
@@ -163,7 +174,12 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
     }
     const validate = validators().manifest;
     if (!validate(m)) {
-      problems.push(`manifest.json does not match its schema: ${(validate.errors ?? []).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
+      problems.push(
+        `manifest.json does not match its schema: ${(validate.errors ?? [])
+          .slice(0, 3)
+          .map((e) => `${e.instancePath || '/'} ${e.message}`)
+          .join('; ')}`,
+      );
       return report();
     }
     if (m.id !== entry.id) problems.push(`manifest.json is for capture ${m.id}, the index says ${entry.id}`);
@@ -234,11 +250,14 @@ export async function verifyCapture(store: CaptureStore, id: string, o: VerifyOp
               bad++;
               const start = BigInt(r.phys) + BigInt(i * r.chunkSize);
               const end = start + BigInt(Math.min(r.chunkSize, r.size - i * r.chunkSize)) - 1n;
-              problems.push(`region ${r.name}: chunk ${i} (physical 0x${start.toString(16)}-0x${end.toString(16)}, file offset ${hex(r.offset + i * r.chunkSize)}) does not match`);
+              problems.push(
+                `region ${r.name}: chunk ${i} (physical 0x${start.toString(16)}-0x${end.toString(16)}, file offset ${hex(r.offset + i * r.chunkSize)}) does not match`,
+              );
             }
           });
         }
-        if (r.sha256 === got.sha256 && !bad) passed.push(`region ${r.name}: ${r.size} bytes at ${r.phys}, SHA-256 and ${got.chunks.length} chunk digests match`);
+        if (r.sha256 === got.sha256 && !bad)
+          passed.push(`region ${r.name}: ${r.size} bytes at ${r.phys}, SHA-256 and ${got.chunks.length} chunk digests match`);
       }
       if (m.format === 'elf' && f.name === 'core.elf') checkElf(reader, m, f.size, problems, passed);
       sidecars.delete(f.name);

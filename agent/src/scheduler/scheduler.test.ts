@@ -90,7 +90,12 @@ test('a full queue refuses, or displaces a less important capture', () => {
   scheduler.submit(event('q1')); // coalesced into the queued q1
   expect(scheduler.submit(event('same'))).toEqual({ status: 'refused', reason: 'queue-full' });
   expect(scheduler.submit(event('vip'))).toMatchObject({ status: 'queued' });
-  expect(scheduler.status().queued.map((c) => c.profile).sort()).toEqual(['q2', 'vip']);
+  expect(
+    scheduler
+      .status()
+      .queued.map((c) => c.profile)
+      .sort(),
+  ).toEqual(['q2', 'vip']);
   expect(fates()).toEqual(['e1:captured', 'e5:refused', 'e2:refused', 'e4:refused']);
 });
 
@@ -101,7 +106,10 @@ test('unknown and disabled profiles are refused', () => {
 });
 
 test('a storm of 1000 events: every event accounted for exactly once, the queue bounded', async () => {
-  const { scheduler, event, runs, log, settle } = setup({ maxQueue: 4, policies: Object.fromEntries([...Array(10).keys()].map((i) => [`p${i}`, { priority: i * 10 }])) });
+  const { scheduler, event, runs, log, settle } = setup({
+    maxQueue: 4,
+    policies: Object.fromEntries([...Array(10).keys()].map((i) => [`p${i}`, { priority: i * 10 }])),
+  });
   const ids: string[] = [];
   for (let i = 0; i < 1000; i++) {
     const e = event(`p${i % 10}`);

@@ -108,10 +108,7 @@ export interface FileTriggerSpec {
 export const fileKind: TriggerKind<FileTriggerSpec> = {
   kind: 'file',
   schema: 'triggers/file.schema.json',
-  help: [
-    'a file named after the profile renamed into the spool directory',
-    "(printf 'reason: repair hook\\n' > SPOOL/.p && mv SPOOL/.p SPOOL/p)",
-  ],
+  help: ['a file named after the profile renamed into the spool directory', "(printf 'reason: repair hook\\n' > SPOOL/.p && mv SPOOL/.p SPOOL/p)"],
   parse: (t, profileName) => ({ kind: 'file', name: (t.name as string) || profileName }),
   claim: (spec) => ({ key: `file:${spec.name}`, what: `trigger file "${spec.name}"` }),
   create: (spec, ctx) => fileTrigger(ctx.profile, spec, ctx),

@@ -6,8 +6,7 @@ import type { Trigger, TriggerContext, TriggerKind } from './kind';
 
 export function intervalTrigger(profile: string, spec: { everyMs: number; atStart: boolean }, ctx: TriggerContext): Trigger {
   let timer: LongTimer | undefined;
-  const fire = (why: string) =>
-    ctx.emit({ id: eventId(), kind: 'interval', profile, time: ctx.clock.now(), reason: why, detail: { everyMs: spec.everyMs } });
+  const fire = (why: string) => ctx.emit({ id: eventId(), kind: 'interval', profile, time: ctx.clock.now(), reason: why, detail: { everyMs: spec.everyMs } });
   return {
     kind: 'interval',
     profile,
@@ -42,7 +41,12 @@ export const intervalKind: TriggerKind<IntervalTriggerSpec> = {
     if (every instanceof Error) return report('error', '/every', every.message);
     if (every === 0) return report('error', '/every', 'an interval of zero');
     if (cooldownMs !== undefined && every < cooldownMs) {
-      report('warning', '/every', `every ${every / 1000} s is shorter than the cooldown (${cooldownMs / 1000} s): most firings would be refused`, 'a longer interval or a shorter cooldown');
+      report(
+        'warning',
+        '/every',
+        `every ${every / 1000} s is shorter than the cooldown (${cooldownMs / 1000} s): most firings would be refused`,
+        'a longer interval or a shorter cooldown',
+      );
     }
   },
   create: (spec, ctx) => intervalTrigger(ctx.profile, spec, ctx),

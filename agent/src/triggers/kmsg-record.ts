@@ -31,7 +31,10 @@ export function parseKmsgRecord(raw: string): KmsgRecord | undefined {
   if (prio === undefined || seq === undefined || usec === undefined) return undefined;
   const p = Number(prio);
   if (!Number.isInteger(p) || !/^\d+$/.test(seq) || !/^\d+$/.test(usec)) return undefined;
-  const [first, ...rest] = raw.slice(semi + 1).replace(/\n$/, '').split('\n');
+  const [first, ...rest] = raw
+    .slice(semi + 1)
+    .replace(/\n$/, '')
+    .split('\n');
   const dict: Record<string, string> = {};
   for (const line of rest) {
     const m = /^ ([^=]+)=(.*)$/.exec(line);
@@ -72,7 +75,11 @@ export interface KmsgMatch {
 export class KmsgMatcher {
   private readonly rules: Array<{ rule: string; re: RegExp }>;
 
-  constructor(presets: readonly string[], patterns: readonly string[], private readonly maxLevel = 7) {
+  constructor(
+    presets: readonly string[],
+    patterns: readonly string[],
+    private readonly maxLevel = 7,
+  ) {
     this.rules = [
       ...presets.map((name) => {
         const re = KMSG_PRESETS[name];

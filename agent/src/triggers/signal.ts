@@ -4,8 +4,7 @@ import type { Trigger, TriggerContext, TriggerKind } from './kind';
 
 export function signalTrigger(profile: string, spec: { signal: string }, ctx: TriggerContext): Trigger {
   const signal = spec.signal as NodeJS.Signals;
-  const handler = () =>
-    ctx.emit({ id: eventId(), kind: 'signal', profile, time: ctx.clock.now(), reason: `received ${signal}`, detail: { signal } });
+  const handler = () => ctx.emit({ id: eventId(), kind: 'signal', profile, time: ctx.clock.now(), reason: `received ${signal}`, detail: { signal } });
   return {
     kind: 'signal',
     profile,

@@ -45,7 +45,10 @@ function watchdogTrigger(spec: WatchdogTriggerSpec, ctx: AgentTriggerContext): T
     async start() {
       const id = watchdogId(spec.device);
       if (!ctx.physcap.governorAvailable()) {
-        ctx.log.warn({ profile: ctx.profile, watchdog: spec.device }, "physcap.ko's pretimeout governor is not available: falling back to the kernel log's pretimeout line");
+        ctx.log.warn(
+          { profile: ctx.profile, watchdog: spec.device },
+          "physcap.ko's pretimeout governor is not available: falling back to the kernel log's pretimeout line",
+        );
         return fallBack(id);
       }
       const a = ctx.armed.create({ watchdogId: id, selectGovernor: spec.selectGovernor, thenPanic: spec.then === 'panic' });
@@ -55,7 +58,10 @@ function watchdogTrigger(spec: WatchdogTriggerSpec, ctx: AgentTriggerContext): T
         armed = a;
       } catch (err) {
         unsubscribe?.();
-        ctx.log.error({ profile: ctx.profile, watchdog: spec.device, err: (err as Error).message }, "could not arm the capture: falling back to the kernel log's pretimeout line");
+        ctx.log.error(
+          { profile: ctx.profile, watchdog: spec.device, err: (err as Error).message },
+          "could not arm the capture: falling back to the kernel log's pretimeout line",
+        );
         fallBack(id);
       }
     },

@@ -45,7 +45,7 @@ export class Device {
 
   read(pos: bigint, length: number): Buffer {
     const b = Buffer.alloc(length);
-    for (let got = 0; got < length; ) {
+    for (let got = 0; got < length;) {
       const n = fs.readSync(this.fd, b, got, length - got, pos + BigInt(got));
       if (n === 0) throw coded('EIO', `${this.path}: unexpected end of device reading ${length} bytes at ${pos}`);
       got += n;

@@ -44,7 +44,10 @@ export function roundUp(n: bigint, to: bigint = BigInt(BLOCK)): bigint {
 
 /** An error about the bytes on the device; `field` names what is wrong. */
 export class FormatError extends Error {
-  constructor(message: string, readonly field: string) {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
     super(message);
     this.name = 'FormatError';
   }
@@ -67,8 +70,18 @@ export interface Superblock {
 
 // Byte offsets of the superblock's fields.
 const SB = {
-  magic: 0, version: 8, superblockSize: 12, deviceSize: 16, indexOffset: 24, slotSize: 32,
-  slotCount: 36, ringStart: 40, ringEnd: 48, uuid: 56, checksum: 72, end: 104,
+  magic: 0,
+  version: 8,
+  superblockSize: 12,
+  deviceSize: 16,
+  indexOffset: 24,
+  slotSize: 32,
+  slotCount: 36,
+  ringStart: 40,
+  ringEnd: 48,
+  uuid: 56,
+  checksum: 72,
+  end: 104,
 } as const;
 
 /** The layout a device of this size gets; throws when it is too small for a ring. */
@@ -117,8 +130,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
  */
 export function decodeSuperblock(b: Buffer, where: string): Superblock | null {
   if (!b.subarray(SB.magic, SB.magic + 8).equals(SUPERBLOCK_MAGIC)) return null;
-  const bad = (field: string, why: string) =>
-    new FormatError(`${where}: the physcap superblock is invalid: field "${field}" ${why}`, field);
+  const bad = (field: string, why: string) => new FormatError(`${where}: the physcap superblock is invalid: field "${field}" ${why}`, field);
   if (!sha256(b.subarray(0, SB.checksum)).equals(b.subarray(SB.checksum, SB.end))) {
     throw bad('checksum', `(bytes ${SB.checksum}-${SB.end - 1}) does not match the superblock's bytes: it is corrupt`);
   }
@@ -240,7 +252,9 @@ export function encodeRecordHeader(h: RecordHeader): Buffer {
   const table = Buffer.from(JSON.stringify(h.files.map((f) => ({ name: f.name, offset: f.offset, size: f.size }))), 'utf8');
   const end = RH.body + id.length + table.length;
   if (end + SHA_LEN > RECORD_HEADER_SIZE) {
-    throw new Error(`the record header holds ${RECORD_HEADER_SIZE - RH.body - SHA_LEN} bytes of id and file table, not ${id.length + table.length} (${h.files.length} files)`);
+    throw new Error(
+      `the record header holds ${RECORD_HEADER_SIZE - RH.body - SHA_LEN} bytes of id and file table, not ${id.length + table.length} (${h.files.length} files)`,
+    );
   }
   const b = Buffer.alloc(RECORD_HEADER_SIZE);
   RECORD_MAGIC.copy(b, RH.magic);
@@ -258,7 +272,8 @@ export function encodeRecordHeader(h: RecordHeader): Buffer {
 
 /** Throws with what is wrong: no header (never written), or a corrupt one. */
 export function decodeRecordHeader(b: Buffer): RecordHeader {
-  if (!b.subarray(RH.magic, RH.magic + 8).equals(RECORD_MAGIC)) throw new Error('no record header (magic missing: the capture never finished writing it, or it was overwritten)');
+  if (!b.subarray(RH.magic, RH.magic + 8).equals(RECORD_MAGIC))
+    throw new Error('no record header (magic missing: the capture never finished writing it, or it was overwritten)');
   const idLength = b.readUInt32LE(RH.idLength);
   const tableLength = b.readUInt32LE(RH.tableLength);
   const end = RH.body + idLength + tableLength;

@@ -44,7 +44,7 @@ export class RecordReader implements CaptureReader {
     const n = Math.max(0, Math.min(length, f.size - offset));
     const b = Buffer.alloc(n);
     const at = this.recordOffset + BigInt(f.offset + offset);
-    for (let got = 0; got < n; ) {
+    for (let got = 0; got < n;) {
       const r = fs.readSync(this.fd, b, got, n - got, at + BigInt(got));
       if (r === 0) throw coded('EIO', `${this.location}: ${name}: unexpected end of device`);
       got += r;

@@ -54,7 +54,10 @@ export class Sink implements CaptureSink {
     if (size < 0n) throw coded('EINVAL', `${this.location}: data file ${name}: size ${size} is negative`);
     const end = this.nextData + roundUp(size);
     if (end > BigInt(RECORD_HEADER_SIZE) + this.dataArea) {
-      throw coded('ENOSPC', `${this.location}: data file ${name} (${size} bytes, placed on a ${BLOCK}-byte boundary) goes beyond the ${this.dataArea} data bytes planned at begin()`);
+      throw coded(
+        'ENOSPC',
+        `${this.location}: data file ${name} (${size} bytes, placed on a ${BLOCK}-byte boundary) goes beyond the ${this.dataArea} data bytes planned at begin()`,
+      );
     }
     const file = { name, offset: Number(this.nextData), size: Number(size) };
     this.files.push(file);
@@ -82,7 +85,12 @@ export class Sink implements CaptureSink {
         notes.push(`no manifest: ${(err as Error).message}`);
       }
       let entry: Omit<IndexEntry, 'seq' | 'prev' | 'location'> = finish?.entry ?? {
-        id: this.req.id, profile: this.req.profile, status: 'failed' as const, started: this.req.started, finished: now(), bytes: 0,
+        id: this.req.id,
+        profile: this.req.profile,
+        status: 'failed' as const,
+        started: this.req.started,
+        finished: now(),
+        bytes: 0,
       };
       try {
         this.writeRecord(finish ? this.smallFiles(finish) : []);

@@ -83,7 +83,10 @@ export function openBlockdevStore(device: string, o: { init?: InitMode } = {}): 
       if (!sb) throw notDumpArea(device);
     }
     if (sb.ringEnd > dev.size) {
-      throw new FormatError(`${device}: the physcap superblock is invalid: field "ringEnd" (${sb.ringEnd}) is beyond the device's end (${dev.size}): was it shrunk?`, 'ringEnd');
+      throw new FormatError(
+        `${device}: the physcap superblock is invalid: field "ringEnd" (${sb.ringEnd}) is beyond the device's end (${dev.size}): was it shrunk?`,
+        'ringEnd',
+      );
     }
     return new Store(dev, sb);
   } catch (err) {
@@ -178,7 +181,8 @@ class Store implements BlockdevStore {
         throw new Error(`the record header there belongs to another record (${header.id}, generation ${header.generation})`);
       }
       for (const f of header.files) {
-        if (!(f.offset >= RECORD_HEADER_SIZE && f.size >= 0 && BigInt(f.offset + f.size) <= slot.recordLength)) throw new Error(`file ${f.name} lies outside the record`);
+        if (!(f.offset >= RECORD_HEADER_SIZE && f.size >= 0 && BigInt(f.offset + f.size) <= slot.recordLength))
+          throw new Error(`file ${f.name} lies outside the record`);
       }
       files = header.files;
     } catch (err) {
@@ -192,7 +196,10 @@ class Store implements BlockdevStore {
     const need = BigInt(RECORD_HEADER_SIZE) + roundUp(bytes) + BigInt(BLOCK);
     const ring = this.sb.ringEnd - this.sb.ringStart;
     if (need > ring) {
-      throw coded('ENOSPC', `${this.location}: a capture of ${bytes} bytes needs a record of ${need} bytes; the ring holds ${ring} bytes (${this.sb.ringStart}-${this.sb.ringEnd})`);
+      throw coded(
+        'ENOSPC',
+        `${this.location}: a capture of ${bytes} bytes needs a record of ${need} bytes; the ring holds ${ring} bytes (${this.sb.ringStart}-${this.sb.ringEnd})`,
+      );
     }
   }
 
@@ -247,7 +254,8 @@ class Store implements BlockdevStore {
    */
   recover(o: { keep: boolean; reason: string }): IndexEntry[] {
     if (this.active) throw coded('EBUSY', `${this.location}: capture ${this.active.id} is being written through this store; it is not unfinished`);
-    if (!this.dev.tryLock()) throw coded('EBUSY', `${this.location} is being written by another physcap (it holds the lock): its unfinished capture is alive, not left by a crash`);
+    if (!this.dev.tryLock())
+      throw coded('EBUSY', `${this.location} is being written by another physcap (it holds the lock): its unfinished capture is alive, not left by a crash`);
     try {
       return this.recoverStale(o.reason);
     } finally {
@@ -326,16 +334,21 @@ class Store implements BlockdevStore {
       const finished = now();
       // One at a time, each fsynced, each after the chain's end as it is on disk.
       const { index, maxSeq } = this.state();
-      return this.finishSlot(v.n, v.slot!, {
-        id: intent.id ?? `unknown-generation-${v.slot!.generation}`,
-        profile: intent.profile ?? 'unknown',
-        status: 'failed',
-        started: intent.started ?? finished,
-        finished,
-        bytes: 0,
-        error: reason,
-        recovered: reason,
-      }, { head: index.head, maxSeq });
+      return this.finishSlot(
+        v.n,
+        v.slot!,
+        {
+          id: intent.id ?? `unknown-generation-${v.slot!.generation}`,
+          profile: intent.profile ?? 'unknown',
+          status: 'failed',
+          started: intent.started ?? finished,
+          finished,
+          bytes: 0,
+          error: reason,
+          recovered: reason,
+        },
+        { head: index.head, maxSeq },
+      );
     });
   }
 }

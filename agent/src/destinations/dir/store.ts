@@ -42,16 +42,7 @@ import {
 import { assertTrustedDir, trustedFileProblem } from '../../core/trusted-path';
 import { readChain, serializeEntry } from '../../manifest/chain';
 import { HEAD_FILE } from '../../manifest/head';
-import type {
-  BeginRequest,
-  CaptureReader,
-  CaptureSink,
-  CaptureStore,
-  DataFile,
-  Finish,
-  IndexEntry,
-  IndexRead,
-} from '../types';
+import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, DataFile, Finish, IndexEntry, IndexRead } from '../types';
 
 export const INDEX_FILE = 'index.jsonl';
 export const INTENT_FILE = '.intent.json';
@@ -293,7 +284,8 @@ export class DirStore implements CaptureStore {
       const finalName = `${sink.id}${suffix}`;
       // The name must be free before the commit: the entry will promise it.
       const target = path.join(this.location, finalName);
-      if (lexists(target)) throw errorWithCode('EEXIST', `refusing to publish capture ${sink.id}: ${target} already exists (a symlink or an earlier capture is there)`);
+      if (lexists(target))
+        throw errorWithCode('EEXIST', `refusing to publish capture ${sink.id}: ${target} already exists (a symlink or an earlier capture is there)`);
       removeAt(fdPath(sink.fd), RESERVE_FILE);
       const written: string[] = [];
       let entry: IndexEntry;
@@ -352,7 +344,9 @@ export class DirStore implements CaptureStore {
     try {
       renameAt(this.fd, `${id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
     } catch (err) {
-      this.warnings.push(`${path.join(this.location, `${id}${PARTIAL}`)} is published in the index but could not be renamed to ${finalName} (${(err as Error).message}); the next start finishes it`);
+      this.warnings.push(
+        `${path.join(this.location, `${id}${PARTIAL}`)} is published in the index but could not be renamed to ${finalName} (${(err as Error).message}); the next start finishes it`,
+      );
       return false;
     }
     removeAt(path.join(this.location, finalName), INTENT_FILE);
@@ -420,8 +414,7 @@ export class DirStore implements CaptureStore {
           if (this.rollForward(d.name)) continue;
           const e = this.recoverPartial(d.name, o);
           if (e) out.push(e);
-        }
-        else if (!indexed.has(d.name)) {
+        } else if (!indexed.has(d.name)) {
           const e = this.recoverUnindexed(d.name);
           if (e) out.push(e);
         }
@@ -437,7 +430,9 @@ export class DirStore implements CaptureStore {
    */
   private rollForward(name: string): boolean {
     const id = name.slice(0, -PARTIAL.length);
-    const entry = this.index().entries.filter((e) => e.id === id).pop();
+    const entry = this.index()
+      .entries.filter((e) => e.id === id)
+      .pop();
     if (!entry || entry.location === name) return false;
     if (!committedPartial(path.join(this.location, name), entry)) return false;
     if (fs.existsSync(path.join(this.location, entry.location))) return false;
@@ -688,7 +683,11 @@ class DirSink implements CaptureSink {
         /* nothing more to say */
       }
       const e = entry ?? { id: this.id, profile: 'unknown', status: 'failed' as const, started: '', finished: '', bytes: 0 };
-      return this.store.publishBare(this, { ...e, status: 'failed', error: `${e.error ?? 'failed'}; the failed manifest could not be written: ${(err as Error).message}` });
+      return this.store.publishBare(this, {
+        ...e,
+        status: 'failed',
+        error: `${e.error ?? 'failed'}; the failed manifest could not be written: ${(err as Error).message}`,
+      });
     } finally {
       try {
         closeFd(this.fd);
