@@ -1,8 +1,8 @@
 /**
  * The agent's reaction time and idle cost, on the host with the image
- * source: trigger → first byte of the capture on disk, for file, signal,
- * kmsg and control triggers (p50/p99 over many triggers), then the idle
- * agent's CPU over 60 s and its RSS.
+ * source: trigger → the capture complete (its entry in the destination's
+ * index, read through the store), for file, signal, kmsg and control
+ * triggers (p50/p99 over many triggers), then the idle agent's CPU and RSS.
  */
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { request } from '../agent/src/control/client';
+import { openStoreAt } from '../agent/src/destinations/registry';
 import { runAgent, stopAgent, writeAgentProfile } from '../harness/agent';
 import { HostCase } from './host';
 
@@ -72,32 +73,27 @@ export async function benchAgent(triggersPerKind: number, idleSeconds: number): 
       kmsg: () => fs.writeFileSync('/dev/kmsg', `<6>${tag}\n`),
       control: () => void request(path.join(runtime, 'control.sock'), { op: 'trigger', profile: 'bench' }),
     };
+    /** Complete captures in the destination's index so far. */
+    const completed = (): number => {
+      if (!fs.existsSync(out)) return 0;
+      const store = openStoreAt(out);
+      try {
+        return store.index().entries.filter((e) => e.status === 'complete').length;
+      } finally {
+        store.close();
+      }
+    };
     const cases: HostCase[] = [];
     for (const [kind, trigger] of Object.entries(fire)) {
       const latencies: number[] = [];
       for (let i = 0; i < triggersPerKind; i++) {
-        const before = new Set(fs.existsSync(out) ? fs.readdirSync(out) : []);
+        const before = completed();
         const t0 = process.hrtime.bigint();
         trigger();
-        // The first byte: the region file of a new capture directory (still
-        // .partial, or already renamed into place) is non-empty.
-        const seen = await until(() => {
-          if (!fs.existsSync(out)) return false;
-          return fs
-            .readdirSync(out)
-            .filter((d) => !before.has(d))
-            .some((d) => {
-              try {
-                return fs.statSync(path.join(out, d, 'r.bin')).size > 0;
-              } catch {
-                return false;
-              }
-            });
-        }, 5000);
-        if (!seen) throw new Error(`${kind}: no capture within 5 s\n${log.slice(-2000)}`);
+        // Done when the capture is published: a new complete entry in the
+        // destination's index, read through the store as the verbs read it.
+        if (!(await until(() => completed() > before, 5000))) throw new Error(`${kind}: no capture complete within 5 s\n${log.slice(-2000)}`);
         latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        // Let it finish before the next trigger, so each one starts a capture.
-        await until(() => fs.readdirSync(out).every((d) => !d.endsWith('.partial')), 5000);
       }
       cases.push({
         name: `agent/latency-${kind}`,
