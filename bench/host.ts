@@ -65,17 +65,26 @@ function dropCaches(): void {
   }
 }
 
-export function benchHost(rounds: number): HostCase[] {
+/** Image sizes: the real benchmark's, or small ones for the short run inside npm test. */
+export interface HostSizes {
+  bigMiB: number;
+  smallMiB: number;
+}
+export const FULL_SIZES: HostSizes = { bigMiB: 2048, smallMiB: 256 };
+
+export function benchHost(rounds: number, sizes: HostSizes = FULL_SIZES): HostCase[] {
+  const big = sizes.bigMiB * MiB;
+  const small = sizes.smallMiB * MiB;
   const root = repoRoot();
   const node = process.execPath;
   const shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'physcap-bench-'));
   const out = fs.mkdtempSync(path.join(root, 'build', 'bench-'));
   const images = { big: path.join(shm, 'image-2g'), small: path.join(shm, 'image-256m') };
   try {
-    process.stderr.write('bench: host, making a 2 GiB and a 256 MiB random image in tmpfs...\n');
+    process.stderr.write(`bench: host, making a ${sizes.bigMiB} MiB and a ${sizes.smallMiB} MiB random image in tmpfs...\n`);
     for (const [file, size] of [
-      [images.big, 2048 * MiB],
-      [images.small, 256 * MiB],
+      [images.big, big],
+      [images.small, small],
     ] as const) {
       const fd = fs.openSync(file, 'w');
       writePattern(fd, 0, size, 'bench', path.basename(file));
@@ -90,7 +99,7 @@ export function benchHost(rounds: number): HostCase[] {
       const file = path.join(out, `bench-${format}.yaml`);
       fs.writeFileSync(
         file,
-        `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: bench-${format}\nregions:\n  - name: all\n    start: "0x0"\n    size: 2GiB\n` +
+        `apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: bench-${format}\nregions:\n  - name: all\n    start: "0x0"\n    size: ${sizes.bigMiB}MiB\n` +
           `triggers: [{ kind: control }]\ndestination: { kind: dir, path: ${captures}, retention: { keep_free: 0 } }\n` +
           `source: { kind: image, image_path: ${images.big} }\noutput: { format: ${format} }\n`,
       );
@@ -104,19 +113,19 @@ export function benchHost(rounds: number): HostCase[] {
       execFileSync(node, [physcapCli, 'capture', profile('elf'), '--json'], { stdio: 'ignore' });
     };
     const methods: Record<string, { cmd: string[]; bytes: number; before?: () => void }> = {
-      'capture-elf': { cmd: [node, physcapCli, 'capture', profile('elf'), '--json'], bytes: 2048 * MiB, before: freshCaptures },
-      'capture-raw': { cmd: [node, physcapCli, 'capture', profile('raw'), '--json'], bytes: 2048 * MiB, before: freshCaptures },
-      verify: { cmd: [node, physcapCli, 'verify', '--dest', captures, 'bench-elf-'], bytes: 2048 * MiB, before: oneCapture },
-      physcap: { cmd: [node, capture, images.big, dest], bytes: 2048 * MiB },
-      'physcap-no-fsync': { cmd: [node, capture, images.big, dest, '--no-sync'], bytes: 2048 * MiB },
-      'physcap-256m': { cmd: [node, capture, images.small, dest], bytes: 256 * MiB },
-      'dd-direct': { cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'oflag=direct', 'status=none'], bytes: 2048 * MiB },
+      'capture-elf': { cmd: [node, physcapCli, 'capture', profile('elf'), '--json'], bytes: big, before: freshCaptures },
+      'capture-raw': { cmd: [node, physcapCli, 'capture', profile('raw'), '--json'], bytes: big, before: freshCaptures },
+      verify: { cmd: [node, physcapCli, 'verify', '--dest', captures, 'bench-elf-'], bytes: big, before: oneCapture },
+      physcap: { cmd: [node, capture, images.big, dest], bytes: big },
+      'physcap-no-fsync': { cmd: [node, capture, images.big, dest, '--no-sync'], bytes: big },
+      'physcap-256m': { cmd: [node, capture, images.small, dest], bytes: small },
+      'dd-direct': { cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'oflag=direct', 'status=none'], bytes: big },
       'dd-direct-fsync': {
         cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'oflag=direct', 'conv=fsync', 'status=none'],
-        bytes: 2048 * MiB,
+        bytes: big,
       },
-      'openssl-sha256': { cmd: ['openssl', 'dgst', '-sha256', images.big], bytes: 2048 * MiB },
-      'copy-path': { cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'conv=fsync', 'status=none'], bytes: 2048 * MiB },
+      'openssl-sha256': { cmd: ['openssl', 'dgst', '-sha256', images.big], bytes: big },
+      'copy-path': { cmd: ['dd', `if=${images.big}`, `of=${dest}`, 'bs=4M', 'conv=fsync', 'status=none'], bytes: big },
     };
     const names = Object.keys(methods);
     const samples = new Map<string, Timed[]>(names.map((n) => [n, []]));

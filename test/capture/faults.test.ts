@@ -161,7 +161,7 @@ describe('interrupted captures and start-up recovery', () => {
   test('on_interrupted: delete removes the data but still records the capture as failed', () => {
     const dest = path.join(work, 'delete-partial');
     // A process that starts a capture and dies before finishing it.
-    const dirModule = path.join(__dirname, '..', '..', 'dist', 'agent', 'src', 'destinations', 'dir.js');
+    const dirModule = path.join(__dirname, '..', '..', 'dist', 'agent', 'src', 'destinations', 'dir', 'store.js');
     execFileSync(process.execPath, [
       '-e',
       `const { DirStore } = require(${JSON.stringify(dirModule)});
