@@ -74,11 +74,12 @@ export async function benchAgent(triggersPerKind: number, idleSeconds: number): 
       control: () => void request(path.join(runtime, 'control.sock'), { op: 'trigger', profile: 'bench' }),
     };
     /** Complete captures in the destination's index so far. */
-    const completed = (): number => {
-      if (!fs.existsSync(out)) return 0;
+    /** The destination as the verbs read it: complete captures, and whether one is still being finished. */
+    const look = (): { complete: number; unfinished: number } => {
+      if (!fs.existsSync(out)) return { complete: 0, unfinished: 0 };
       const store = openStoreAt(out);
       try {
-        return store.index().entries.filter((e) => e.status === 'complete').length;
+        return { complete: store.index().entries.filter((e) => e.status === 'complete').length, unfinished: store.unfinished().length };
       } finally {
         store.close();
       }
@@ -87,13 +88,15 @@ export async function benchAgent(triggersPerKind: number, idleSeconds: number): 
     for (const [kind, trigger] of Object.entries(fire)) {
       const latencies: number[] = [];
       for (let i = 0; i < triggersPerKind; i++) {
-        const before = completed();
+        const before = look().complete;
         const t0 = process.hrtime.bigint();
         trigger();
         // Done when the capture is published: a new complete entry in the
         // destination's index, read through the store as the verbs read it.
-        if (!(await until(() => completed() > before, 5000))) throw new Error(`${kind}: no capture complete within 5 s\n${log.slice(-2000)}`);
+        if (!(await until(() => look().complete > before, 5000))) throw new Error(`${kind}: no capture complete within 5 s\n${log.slice(-2000)}`);
         latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        // Published (the index line is the commit) but maybe not yet renamed into place: let it settle first.
+        await until(() => look().unfinished === 0, 5000);
       }
       cases.push({
         name: `agent/latency-${kind}`,
@@ -106,7 +109,6 @@ export async function benchAgent(triggersPerKind: number, idleSeconds: number): 
         latency_p99_ms: r3(percentile(latencies, 99)),
       });
     }
-    fs.rmSync(out, { recursive: true, force: true });
     const cpu0 = cpuSeconds(agent.pid!);
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const idleCpu = cpuSeconds(agent.pid!) - cpu0;
