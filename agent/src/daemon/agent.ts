@@ -117,7 +117,7 @@ export class Agent {
 
   /** What the agent gives the triggers of one profile (triggers/kind.ts). */
   private contextFor(p: Profile, trigger: TriggerKindName): AgentTriggerContext {
-    const { log, clock, config, sysRoot } = { ...this.o, sysRoot: this.o.sysRoot };
+    const { log, clock, config, sysRoot } = this.o;
     const onOutcome = (outcome: CaptureOutcome) => this.countOutcome(p.name, trigger, outcome);
     return {
       log,
