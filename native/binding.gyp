@@ -18,6 +18,7 @@
         "src/io/capture.cc",
         "src/io/chunkhash.cc",
         "src/io/dest.cc",
+        "src/io/digestpipe.cc",
         "src/io/dirops.cc",
         "src/io/hashfile.cc",
         "src/io/kmsg.cc",

@@ -13,6 +13,7 @@ import {
   capture,
   CaptureOptions,
   closeDestination,
+  createFileHash,
   Destination,
   NativeError,
   openDestination,
@@ -121,6 +122,35 @@ describe('image source to an O_DIRECT file', () => {
     expect(result.sha256).toBe(sha256(img.data));
     expect(result.chunkSha256).toHaveLength(4);
   });
+
+  test.each(['source', 'readback'] as const)(
+    '%s, from one read: the file hash, chunk digests and no region digest (whole: false) agree with sha256sum; durable before digested',
+    async (hash) => {
+      const size = 40 * MiB + 4096 * 3 + 100;
+      const img = image(`one-read-${hash}`, size);
+      const out = path.join(scratch.work(), `one-read-${hash}.bin`);
+      const fileHash = createFileHash();
+      const { result } = await captureTo(out, {
+        source: 'image',
+        sourcePath: img.file,
+        phys: 0n,
+        length: BigInt(size),
+        truncate: true,
+        hash,
+        whole: false,
+        chunkSize: 3 * MiB,
+        fileHash,
+      });
+      expect(result.sha256).toBeUndefined();
+      expect(fileHash.digest()).toBe(sha256sum(out));
+      const chunks: string[] = [];
+      for (let at = 0; at < size; at += 3 * MiB) chunks.push(sha256(img.data.subarray(at, at + 3 * MiB)));
+      expect(result.chunkSha256).toEqual(chunks);
+      expect(result.durableSeconds).toBeGreaterThan(0);
+      expect(result.durableSeconds).toBeLessThanOrEqual(result.digestSeconds);
+      expect(result.digestSeconds).toBeLessThanOrEqual(result.seconds);
+    },
+  );
 
   test('hash none: no digest, and none claimed', async () => {
     const img = image('nohash', MiB);

@@ -33,6 +33,8 @@ Napi::Object ResultToJs(Napi::Env env, const physcap::CaptureResult& r) {
   o.Set("seconds", r.seconds);
   o.Set("writeSeconds", r.write_seconds);
   o.Set("hashSeconds", r.hash_seconds);
+  o.Set("durableSeconds", r.durable_seconds);
+  o.Set("digestSeconds", r.digest_seconds);
   return o;
 }
 
@@ -57,6 +59,7 @@ physcap::CaptureRequest RequestFromJs(const Napi::Object& o) {
   req.hash = hash == "none"       ? physcap::HashMode::none
              : hash == "readback" ? physcap::HashMode::readback
                                   : physcap::HashMode::source;
+  req.whole = o.Get("whole").ToBoolean();
   req.chunk_size = u64(o, "chunkSize");
   uint64_t window = u64(o, "window");
   if (window) req.window = static_cast<size_t>(window);
@@ -115,7 +118,15 @@ Napi::Value StartCapture(const Napi::CallbackInfo& info) {
         fn.Call({p});
       });
     };
-    capture->run(tick, tick_ms);
+    // Ordered, never dropped: the agent records the capture durable on it.
+    auto durable = [&](const physcap::CaptureResult& written) {
+      w.post([written](Napi::Env env, Napi::Function fn) {
+        Napi::Object d = ResultToJs(env, written);
+        d.Set("durable", true);
+        fn.Call({d});
+      });
+    };
+    capture->run(tick, tick_ms, durable);
     bool settled = w.settle([capture, claimed, what](Napi::Env env, Napi::Promise::Deferred& deferred) {
       // Before settling: JavaScript may use the hash as soon as it hears.
       if (claimed->hash) {

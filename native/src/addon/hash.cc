@@ -66,6 +66,7 @@ Napi::Object StoredDigestsToJs(Napi::Env env, const physcap::HashStoredResult& r
   Napi::Object o = Napi::Object::New(env);
   o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
   o.Set("sha256", r.sha256);
+  o.Set("gapsSha256", r.gaps_sha256);
   Napi::Array regions = Napi::Array::New(env, r.regions.size());
   for (size_t i = 0; i < r.regions.size(); i++) {
     const physcap::RegionDigests& d = r.regions[i];
@@ -94,10 +95,12 @@ Napi::Value HashStored(const Napi::CallbackInfo& info) {
   req.base = u64(o, "base");
   req.size = u64(o, "size");
   req.nofollow = o.Get("nofollow").ToBoolean();
+  req.whole = o.Get("whole").ToBoolean();
+  req.gaps = o.Get("gaps").ToBoolean();
   Napi::Array regions = o.Get("regions").As<Napi::Array>();
   for (uint32_t i = 0; i < regions.Length(); i++) {
     Napi::Object r = regions.Get(i).As<Napi::Object>();
-    req.regions.push_back({u64(r, "offset"), u64(r, "length"), u64(r, "chunkSize")});
+    req.regions.push_back({u64(r, "offset"), u64(r, "length"), u64(r, "chunkSize"), r.Get("whole").ToBoolean()});
   }
   char buf[96];
   snprintf(buf, sizeof(buf), "re-hashing the stored range %llu+%llu", static_cast<unsigned long long>(req.base),

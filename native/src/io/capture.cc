@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "chunkhash.h"
+#include "digestpipe.h"
 #include "physcap_dev.h"
 #include "sha256.h"
 #include "window.h"
@@ -47,8 +48,6 @@ struct AlignedBuf {
 constexpr uint64_t kKernelStep = 32u << 20;
 // devmem: bytes copied, hashed and written per buffer.
 constexpr size_t kCopyBlock = 4u << 20;
-// Hashing reads: small enough to stay in the CPU's cache.
-constexpr size_t kHashBlock = 1u << 20;
 
 }  // namespace
 
@@ -63,8 +62,10 @@ const char* source_name(SourceKind s) {
 
 void Capture::fail(int err, const char* syscall, const std::string& path) {
   std::lock_guard<std::mutex> lock(fail_mu_);
+  if (failed_) return;  // the first failure is the cause; the others follow from it
   res_.failure.set(err, syscall, path);
   failed_ = true;
+  stop_ = true;
 }
 
 // Bytes [at, at + n) of the range to one hashing thread's digests and, if
@@ -213,7 +214,7 @@ void Capture::write_devmem() {
   std::deque<int> free_slots{0, 1, 2};
   bool copy_done = false;
   bool fused = req_.hash == HashMode::source;
-  ChunkHasher hashes(true, req_.chunk_size);
+  ChunkHasher hashes(req_.whole, req_.chunk_size);
   Sha256* file_hash = fused ? req_.file_hash : nullptr;
 
   std::thread copier([&] {
@@ -297,91 +298,92 @@ void Capture::write_devmem() {
   res_.write_seconds = since(t0);
 }
 
-// Hash the source while the writer writes it.  An image is read with
-// pread into a small buffer that stays in cache: hashing through a mapping
-// of 4 KiB pages costs TLB misses that make it ~1.7x slower.  Physical
-// memory has no read(): it is hashed through /dev/physcap's read-only
-// mapping, window by window.
-void Capture::hash_source(bool whole, bool chunks, bool file) {
+// The writer's end: the file's final size, and the bytes made durable
+// before any digest is waited for.
+void Capture::finish_write() {
+  if (!stopping() && !req_.dest.is_blockdev && req_.truncate_to_end &&
+      ftruncate(req_.dest.fd, static_cast<off_t>(req_.dest_offset + req_.length))) {
+    return fail(errno, "ftruncate", req_.dest_path);
+  }
+  if (!stopping() && req_.sync && fsync(req_.dest.fd)) return fail(errno, "fsync", req_.dest_path);
+  if (!stopping()) res_.durable_seconds = since(t0_);
+}
+
+// The digests, from one read of the bytes.  Source: the image (pread into
+// the pipe's buffers) or physical memory (through /dev/physcap's read-only
+// mapping, a block at a time), while the writer writes the same bytes.
+// Read-back: what the writer finished, trailing it, with O_DIRECT reads so
+// the page cache cannot answer instead of the disk.
+void Capture::hash_pipe() {
   auto t0 = Clock::now();
-  ChunkHasher h(whole, chunks ? req_.chunk_size : 0);
-  Sha256* file_hash = file ? req_.file_hash : nullptr;
+  bool readback = req_.hash == HashMode::readback;
   bool kernel = req_.source == SourceKind::kernel;
-  std::string path = req_.source_path.empty() && kernel ? kDevicePath : req_.source_path;
-  int fd = open(path.c_str(), (kernel ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  std::string path;
+  int fd = -1;
+  if (readback) {
+    // Reopened through /proc/self/fd: the very file being written, whatever
+    // its name (a destination opened in a directory fd carries a path for
+    // messages only).  Without /proc (an early initramfs), by its path.
+    path = req_.dest_path;
+    std::string self = "/proc/self/fd/" + std::to_string(req_.dest.fd);
+    fd = open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) fd = open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  } else {
+    path = req_.source_path.empty() && kernel ? kDevicePath : req_.source_path;
+    fd = open(path.c_str(), (kernel ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  }
   if (fd < 0) return fail(errno, "open", path);
   std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
 
-  uint64_t pos = 0;
-  if (kernel) {
-    Window win;
-    while (pos < req_.length && !stopping()) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(req_.window, req_.length - pos));
-      int r = win.map(fd, req_.phys + pos, n);
-      if (r) return fail(-r, "mmap", path);
-      hash_bytes(&h, file_hash, win.data(), n, pos, whole);
-      pos += n;
-    }
-  } else {
-    AlignedBuf buf(kHashBlock);
-    if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
-    uint64_t off = req_.phys - req_.image_base + req_.image_offset;
-    while (pos < req_.length && !stopping()) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kHashBlock, req_.length - pos));
-      ssize_t r = pread(fd, buf.data, n, static_cast<off_t>(off + pos));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return fail(r < 0 ? errno : ENXIO, "pread", path);
-      hash_bytes(&h, file_hash, buf.data, static_cast<size_t>(r), pos, whole);
-      pos += static_cast<uint64_t>(r);
-    }
-  }
-  if (stopping()) return;
-  keep_digests(&h, path);
-  if (whole) res_.hash_seconds = since(t0);
-}
-
-// Hash what reached the destination, trailing the writer, with O_DIRECT
-// reads so the page cache cannot answer instead of the disk.
-void Capture::hash_readback() {
-  auto t0 = Clock::now();
-  // Reopened through /proc/self/fd: the very file being written, whatever
-  // its name (a destination opened in a directory fd carries a path for
-  // messages only).  Without /proc (an early initramfs), by its path.
-  std::string self = "/proc/self/fd/" + std::to_string(req_.dest.fd);
-  int fd = open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) fd = open(req_.dest_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
-  if (fd < 0) return fail(errno, "open", req_.dest_path);
-  std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
+  DigestPipeSpec spec;
+  spec.size = req_.length;
+  spec.stream = req_.file_hash;
+  spec.spans.push_back({0, req_.length, req_.whole, req_.chunk_size});
+  spec.align = readback ? req_.dest.align.mem : 4096;
+  // Read-back waits for the disk: several reads in flight.  The sources
+  // are copies by the CPU, which one reader does at memory speed.
+  spec.readers = readback ? 4 : 1;
+  DigestPipe pipe(std::move(spec));
 
   const DioAlign& a = req_.dest.align;
-  AlignedBuf buf(kCopyBlock, a.mem);
-  if (!buf.data) return fail(ENOMEM, "posix_memalign", "");
-  ChunkHasher h(true, req_.chunk_size);
-  uint64_t pos = 0;
-  while (pos < req_.length && !stopping()) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, req_.length - pos));
-    // Wait for the writer to have finished these bytes.
-    while (written_.load(std::memory_order_acquire) < pos + n && !writer_done_ && !stopping())
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (stopping() || written_.load(std::memory_order_acquire) < pos + n) break;
-    size_t padded = (n + a.offset - 1) / a.offset * a.offset;
-    size_t got = 0;
-    while (got < padded) {
-      ssize_t r = pread(fd, buf.data + got, padded - got, static_cast<off_t>(req_.dest_offset + pos + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return fail(r < 0 ? errno : EIO, "pread", req_.dest_path);
-      got += static_cast<size_t>(r);
+  uint64_t image_off = req_.phys - req_.image_base + req_.image_offset;
+  BlockSource source = [&](unsigned char* buf, size_t cap, uint64_t at, size_t n, size_t* skip,
+                           const char** syscall) -> int64_t {
+    hashed_.store(pipe.done(), std::memory_order_release);
+    *skip = 0;
+    if (readback) {
+      // Wait for the writer to have finished these bytes.
+      while (written_.load(std::memory_order_acquire) < at + n && !writer_done_ && !stopping())
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (stopping()) return 0;
+      if (written_.load(std::memory_order_acquire) < at + n) return -EIO;
+      return pread_block(fd, true, a.offset, buf, cap, req_.dest_offset + at, n, skip);
     }
-    hash_bytes(&h, req_.file_hash, buf.data, n, pos, true);
-    pos += n;
-  }
+    if (kernel) {
+      *syscall = "mmap";
+      Window win;
+      int r = win.map(fd, req_.phys + at, n);
+      if (r) return r;
+      memcpy(buf, win.data(), n);
+      return static_cast<int64_t>(n);
+    }
+    int64_t got = pread_block(fd, false, 1, buf, cap, image_off + at, n, skip);
+    return got == 0 ? -ENXIO : got;  // the image was checked to hold the range
+  };
+  int r = pipe.run(source, stop_);
+  if (r) return fail(-r, pipe.syscall(), path);
   if (stopping()) return;
-  keep_digests(&h, req_.dest_path);
+  RegionDigests d = std::move(pipe.digests()[0]);
+  if (req_.chunk_size) res_.chunk_sha256 = std::move(d.chunk_sha256);
+  if (req_.whole) res_.sha256 = std::move(d.sha256);
+  hashed_.store(req_.length, std::memory_order_release);
   res_.hash_seconds = since(t0);
 }
 
-void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int tick_ms) {
+void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int tick_ms,
+                  const std::function<void(const CaptureResult&)>& on_durable) {
   auto t0 = Clock::now();
+  t0_ = t0;
   res_.source = source_name(req_.source);
   const DioAlign& a = req_.dest.align;
   if (!req_.length || !a.offset || req_.dest_offset % a.offset) {
@@ -412,35 +414,38 @@ void Capture::run(const std::function<void(uint64_t, uint64_t)>& on_tick, int ti
     }
   }
 
-  // Hashers: the whole digest, the chunk digests and the file hash each get
-  // a thread.  With two cores, three streams take ~1.5x as long as one; a
-  // thread feeding two of them would take 2x.
   std::vector<std::function<void()>> jobs;
-  if (req_.hash == HashMode::readback) {
-    jobs.emplace_back([this] { hash_readback(); });
-  } else if (req_.hash == HashMode::source && req_.source != SourceKind::devmem) {
-    jobs.emplace_back([this] { hash_source(true, false, false); });
-    if (req_.chunk_size) jobs.emplace_back([this] { hash_source(false, true, false); });
-    if (req_.file_hash) jobs.emplace_back([this] { hash_source(false, false, true); });
-  }
-  jobs.emplace_back([this] {
+  bool piped = req_.hash == HashMode::readback || (req_.hash == HashMode::source && req_.source != SourceKind::devmem);
+  if (piped) jobs.emplace_back([this] { hash_pipe(); });
+  jobs.emplace_back([this, &on_durable] {
     switch (req_.source) {
       case SourceKind::image: write_image(); break;
       case SourceKind::kernel: write_kernel(); break;
       case SourceKind::devmem: write_devmem(); break;
     }
+    finish_write();
     writer_done_ = true;
+    if (!stopping() && on_durable) {
+      // The write's fields, copied one by one: the digest fields are still
+      // the hashing thread's.
+      CaptureResult written;
+      written.source = res_.source;
+      written.bytes_written = res_.bytes_written;
+      written.bytes_zero_copy = res_.bytes_zero_copy;
+      written.bytes_copied = res_.bytes_copied;
+      written.bytes_bounced = res_.bytes_bounced;
+      written.bytes_poisoned = res_.bytes_poisoned;
+      written.mode = written.bytes_copied || written.bytes_bounced ? "copy" : "zero-copy";
+      written.write_seconds = res_.write_seconds;
+      written.durable_seconds = res_.durable_seconds;
+      on_durable(written);
+    }
   });
   // This thread only reports progress until all are done.
   run_workers(jobs, tick_ms, [&] {
     if (on_tick) on_tick(written_.load(), hashed_.load());
   });
-
-  if (!stopping() && !req_.dest.is_blockdev && req_.truncate_to_end &&
-      ftruncate(req_.dest.fd, static_cast<off_t>(req_.dest_offset + req_.length))) {
-    fail(errno, "ftruncate", req_.dest_path);
-  }
-  if (!stopping() && req_.sync && fsync(req_.dest.fd)) fail(errno, "fsync", req_.dest_path);
+  if (!stopping()) res_.digest_seconds = since(t0);
 
   res_.cancelled = cancel_ && !res_.failure.failed();
   if (req_.hash != HashMode::none && !stopping())

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -41,6 +42,7 @@ struct CaptureRequest {
   bool truncate_to_end = false;  // regular file: its size becomes dest_offset + length
   bool sync = true;              // one fsync at the end
   HashMode hash = HashMode::source;
+  bool whole = true;               // the range's own SHA-256 (an ELF core's region may do with its chunks')
   uint64_t chunk_size = 4u << 20;  // 0: no per-chunk digests
   size_t window = 8u << 20;        // bytes mapped at once per thread
   // Also fed the range, in order, with the bytes the digest uses: the
@@ -63,32 +65,45 @@ struct CaptureResult {
   double seconds = 0;
   double write_seconds = 0;
   double hash_seconds = 0;
+  // From run()'s start: the bytes were on the disk (written, and synced
+  // when sync), and the digests were done.  The hashing trails the writer,
+  // so the second is later only when hashing is the slower.
+  double durable_seconds = 0;
+  double digest_seconds = 0;
   bool cancelled = false;
   Failure failure;
 };
 
 // One capture of one physical range into one destination.  run() blocks
-// its caller and drives a writer thread and a hasher thread, which overlap:
-// the capture takes as long as the slower of the two.
+// its caller and drives a writer thread and the digests (a DigestPipe that
+// reads the source, or reads back what the writer finished, once), which
+// overlap: the capture takes as long as the slower of the two.
 class Capture {
  public:
   explicit Capture(CaptureRequest req) : req_(std::move(req)) {}
 
   // on_tick(written, hashed) is called from run()'s thread about every
-  // tick_ms while the capture runs, and once at the end.
-  void run(const std::function<void(uint64_t, uint64_t)>& on_tick, int tick_ms);
-  void cancel() { cancel_ = true; }
+  // tick_ms while the capture runs, and once at the end.  on_durable(r),
+  // if given, from the writer's thread once the range is on the disk
+  // (written and synced), the digests perhaps still running: r's write
+  // fields (bytes, mode, durable_seconds) are final, its digests are not.
+  void run(const std::function<void(uint64_t, uint64_t)>& on_tick, int tick_ms,
+           const std::function<void(const CaptureResult&)>& on_durable = nullptr);
+  void cancel() {
+    cancel_ = true;
+    stop_ = true;
+  }
   const CaptureResult& result() const { return res_; }
 
  private:
-  bool stopping() const { return cancel_ || failed_; }
+  bool stopping() const { return stop_; }
   void fail(int err, const char* syscall, const std::string& path);
 
   void write_image();
   void write_kernel();
   void write_devmem();
-  void hash_source(bool whole, bool chunks, bool file);
-  void hash_readback();
+  void finish_write();
+  void hash_pipe();
   void hash_bytes(ChunkHasher* h, Sha256* file, const unsigned char* p, size_t n, uint64_t at, bool report);
   void keep_digests(ChunkHasher* h, const std::string& path);
   int write_tail(const unsigned char* src, size_t n, uint64_t at);
@@ -97,6 +112,8 @@ class Capture {
   CaptureResult res_;
   std::atomic<bool> cancel_{false};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> stop_{false};  // cancelled or failed
+  std::chrono::steady_clock::time_point t0_;
   std::atomic<uint64_t> written_{0};
   std::atomic<uint64_t> hashed_{0};
   std::atomic<bool> writer_done_{false};

@@ -16,12 +16,12 @@ struct RegionDigests {
   std::vector<std::string> chunk_sha256;  // each chunk's, in order
 };
 
-// Hashes one range as its bytes arrive, in order: the whole range's
-// SHA-256 and/or the SHA-256 of each chunk_size bytes of it, counted from
-// the range's first byte (the last chunk may be shorter; an empty range
-// has no chunks).  The one place chunks are cut: a capture hashes its
-// range with it while writing, StoredHash while re-reading the stored
-// copy, and verify compares the two lists.
+// Hashes one range as its bytes arrive, in order, on the caller's thread:
+// the whole range's SHA-256 and/or the SHA-256 of each chunk_size bytes of
+// it, counted from the range's first byte (the last chunk may be shorter;
+// an empty range has no chunks).  The devmem source hashes with it while it
+// copies (the bytes are in cache once); the other sources and re-hashes go
+// through a DigestPipe, which cuts chunks at the same boundaries.
 class ChunkHasher {
  public:
   // whole: keep the whole range's digest.  chunk_size: 0 for no chunks.

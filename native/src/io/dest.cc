@@ -8,6 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -144,6 +146,28 @@ int write_aligned(int fd, const DioAlign& align, uint64_t offset, const void* da
   memcpy(raw, data, len);
   int64_t r = pwrite_all(fd, raw, padded, offset);
   return r < 0 ? static_cast<int>(r) : 0;
+}
+
+}  // namespace physcap
+
+namespace physcap {
+
+int64_t pread_block(int fd, bool direct, uint32_t block, unsigned char* buf, size_t cap, uint64_t offset, size_t len,
+                    size_t* skip) {
+  uint64_t from = direct ? offset / block * block : offset;
+  uint64_t to = direct ? (offset + len + block - 1) / block * block : offset + len;
+  if (to - from > cap) return -EINVAL;
+  *skip = static_cast<size_t>(offset - from);
+  size_t want = static_cast<size_t>(to - from);
+  size_t got = 0;
+  while (got < want) {
+    ssize_t r = pread(fd, buf + got, want - got, static_cast<off_t>(from + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
+    if (r == 0) break;  // the end of the file
+    got += static_cast<size_t>(r);
+  }
+  return got <= *skip ? 0 : static_cast<int64_t>(std::min(got - *skip, len));
 }
 
 }  // namespace physcap

@@ -48,4 +48,12 @@ int write_aligned(int fd, const DioAlign& align, uint64_t offset, const void* da
 // Loops pwrite until done; returns bytes written or -errno.
 int64_t pwrite_all(int fd, const void* buf, size_t len, uint64_t offset);
 
+// Reads [offset, offset + len) into buf (cap bytes, aligned for O_DIRECT
+// when direct): with O_DIRECT from the block below offset to the block
+// above its end, the bytes wanted then start *skip bytes into buf.  Loops
+// until done.  Returns the bytes wanted that exist (fewer at the end of
+// the file) or -errno.
+int64_t pread_block(int fd, bool direct, uint32_t block, unsigned char* buf, size_t cap, uint64_t offset, size_t len,
+                    size_t* skip);
+
 }  // namespace physcap

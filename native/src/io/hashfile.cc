@@ -10,7 +10,8 @@
 #include <memory>
 #include <new>
 
-#include "chunkhash.h"
+#include "dest.h"
+#include "digestpipe.h"
 #include "workers.h"
 
 namespace physcap {
@@ -19,103 +20,57 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Bytes per pread: small enough to stay in the CPU's cache between the
-// copy out of the page cache and the hashing, as a capture's hashers do.
-constexpr size_t kReadBlock = 1u << 20;
-
-// A descriptor of the thread's own for the file behind fd: reads keep
-// their own readahead state (it lives in the open file, and three readers
-// at different places in one would look random to it).  Through
-// /proc/self/fd, the very file already opened (and checked for being no
-// symlink), never the path again.  Without /proc, the shared one.
-class OwnFd {
- public:
-  explicit OwnFd(int shared) : fd_(shared) {
-    std::string self = "/proc/self/fd/" + std::to_string(shared);
-    int own = open(self.c_str(), O_RDONLY | O_CLOEXEC);
-    if (own >= 0) fd_ = own_ = own;
-  }
-  ~OwnFd() {
-    if (own_ >= 0) close(own_);
-  }
-  OwnFd(const OwnFd&) = delete;
-  OwnFd& operator=(const OwnFd&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-  int own_ = -1;
-};
+// O_DIRECT reads are cut on this (any filesystem's logical block divides it).
+constexpr uint32_t kDirectBlock = 4096;
 
 }  // namespace
 
-void StoredHash::fail(int err, const char* syscall) {
-  std::lock_guard<std::mutex> lock(fail_mu_);
-  res_.failure.set(err, syscall, req_.path);
-  failed_ = true;
-}
+void StoredHash::hash(int fd) {
+  Sha256 whole;
+  Sha256 gaps;
+  DigestPipeSpec spec;
+  spec.size = req_.size;
+  spec.stream = req_.whole ? &whole : nullptr;
+  spec.gaps = req_.gaps ? &gaps : nullptr;
+  for (const StoredRegion& r : req_.regions) spec.spans.push_back({r.offset, r.length, r.whole, r.chunk_size});
+  spec.align = kDirectBlock;
+  spec.readers = 4;  // each O_DIRECT read waits for the disk: several in flight
+  DigestPipe pipe(std::move(spec));
 
-// Feeds [at, at + len) of the range to h (as its bytes 0..len), a buffer
-// at a time, and records the progress in *done.  Stops early at the end of
-// the file (pread returns 0) or when stopping.  Bytes fed, or -errno.
-int64_t StoredHash::feed(int fd, unsigned char* buf, uint64_t at, uint64_t len, std::atomic<uint64_t>* done,
-                         ChunkHasher* h) {
-  uint64_t pos = 0;
-  while (pos < len && !stopping()) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kReadBlock, len - pos));
-    ssize_t r = pread(fd, buf, n, static_cast<off_t>(req_.base + at + pos));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -errno;
-    if (r == 0) break;
-    h->update(pos, buf, static_cast<size_t>(r));
-    pos += static_cast<uint64_t>(r);
-    done->store(at + pos, std::memory_order_release);
-  }
-  return static_cast<int64_t>(pos);
-}
-
-void StoredHash::hash_whole(int shared) {
-  OwnFd fd(shared);
-  std::unique_ptr<unsigned char[]> buf(new (std::nothrow) unsigned char[kReadBlock]);
-  ChunkHasher h(true, 0);
-  if (!buf || h.error()) return fail(ENOMEM, "malloc");
-  int64_t n = feed(fd.fd(), buf.get(), 0, req_.size, &whole_done_, &h);
-  if (n < 0) return fail(static_cast<int>(-n), "pread");
-  if (stopping()) return;
-  if (int err = h.error()) return fail(-err, "sha256");
-  res_.size = static_cast<uint64_t>(n);
-  res_.sha256 = h.finish().sha256;
-  // Past the end of the file, what was read is all there is to do.
-  whole_done_.store(res_.size, std::memory_order_release);
-}
-
-// Each region's digest, or each region's chunk digests: the same hasher
-// a capture uses, one per region.
-void StoredHash::hash_regions(int shared, bool chunks) {
-  OwnFd fd(shared);
-  std::unique_ptr<unsigned char[]> buf(new (std::nothrow) unsigned char[kReadBlock]);
-  if (!buf) return fail(ENOMEM, "malloc");
-  std::atomic<uint64_t>* done = chunks ? &chunks_done_ : &regions_done_;
-  const std::vector<StoredRegion>& regions = req_.regions;
-  for (size_t i = 0; i < regions.size() && !stopping(); i++) {
-    const StoredRegion& r = regions[i];
-    if (!chunks || r.chunk_size) {
-      ChunkHasher h(!chunks, chunks ? r.chunk_size : 0);
-      if (h.error()) return fail(ENOMEM, "malloc");
-      int64_t n = feed(fd.fd(), buf.get(), r.offset, r.length, done, &h);
-      if (n < 0) return fail(static_cast<int>(-n), "pread");
-      if (stopping()) return;
-      if (int err = h.error()) return fail(-err, "sha256");
-      // A region (partly) past the end of the file: the digests of what exists.
-      RegionDigests d = h.finish();
-      if (chunks)
-        res_.regions[i].chunk_sha256 = std::move(d.chunk_sha256);
-      else
-        res_.regions[i].sha256 = std::move(d.sha256);
+  // Through /proc/self/fd with O_DIRECT: the very file already opened (and
+  // checked for being no symlink), read by the disk straight into the
+  // pipe's buffers.  Measured on a virtio disk after dropping the caches,
+  // 2 GiB: 2.1-2.4 s and 1.4 s of CPU, against 2.7-3.1 s and 4.7-5.5 s of
+  // CPU through the page cache (two buffered readers).  Where direct I/O is
+  // refused (tmpfs, some FUSE), the buffered descriptor.
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  int direct = open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  std::unique_ptr<int, void (*)(int*)> guard(&direct, [](int* f) {
+    if (*f >= 0) close(*f);
+  });
+  std::atomic<bool> buffered{direct < 0};
+  BlockSource source = [&](unsigned char* buf, size_t cap, uint64_t at, size_t n, size_t* skip,
+                           const char** syscall) -> int64_t {
+    done_.store(pipe.done(), std::memory_order_release);
+    *syscall = "pread";
+    if (!buffered) {
+      int64_t got = pread_block(direct, true, kDirectBlock, buf, cap, req_.base + at, n, skip);
+      if (got != -EINVAL) return got;
+      buffered = true;
     }
-    // The gap up to the next region needs nothing from this thread.
-    done->store(i + 1 < regions.size() ? regions[i + 1].offset : req_.size, std::memory_order_release);
+    return pread_block(fd, false, 1, buf, cap, req_.base + at, n, skip);
+  };
+  int r = pipe.run(source, cancel_);
+  if (r) {
+    res_.failure.set(-r, pipe.syscall(), req_.path);
+    return;
   }
+  if (cancel_) return;
+  res_.size = pipe.size();
+  if (req_.whole) res_.sha256 = whole.finish_hex();
+  if (req_.gaps) res_.gaps_sha256 = gaps.finish_hex();
+  res_.regions = pipe.digests();
+  done_.store(res_.size, std::memory_order_release);
 }
 
 void StoredHash::run(const std::function<void(uint64_t)>& on_tick, int tick_ms) {
@@ -127,14 +82,12 @@ void StoredHash::run(const std::function<void(uint64_t)>& on_tick, int tick_ms) 
     return;
   }
   uint64_t end = 0;
-  bool chunks = false;
   for (const StoredRegion& r : req_.regions) {
     if (r.offset < end || r.offset > req_.size || r.length > req_.size - r.offset) {
       res_.failure.set(EINVAL, "hashStored", req_.path);
       return;
     }
     end = r.offset + r.length;
-    chunks = chunks || r.chunk_size;
   }
   res_.regions.resize(req_.regions.size());
 
@@ -145,28 +98,14 @@ void StoredHash::run(const std::function<void(uint64_t)>& on_tick, int tick_ms) 
   }
   std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { close(*f); });
 
-  // A thread that is not started has nothing left to do.
-  regions_done_ = req_.regions.empty() ? req_.size : 0;
-  chunks_done_ = chunks ? 0 : req_.size;
-
-  auto done = [&] {
-    return std::min({whole_done_.load(std::memory_order_acquire), regions_done_.load(std::memory_order_acquire),
-                     chunks_done_.load(std::memory_order_acquire)});
-  };
-  // With two cores, three streams take ~1.5x as long as one; a thread
-  // feeding two of the digests would take 2x.
-  std::vector<std::function<void()>> jobs;
-  jobs.emplace_back([&] { hash_whole(fd); });
-  if (!req_.regions.empty()) jobs.emplace_back([&] { hash_regions(fd, false); });
-  if (chunks) jobs.emplace_back([&] { hash_regions(fd, true); });
-  // This thread only reports progress until all are done.
-  run_workers(jobs, tick_ms, [&] {
-    if (on_tick) on_tick(done());
+  // This thread only reports progress until the hashing is done.
+  run_workers({[&] { hash(fd); }}, tick_ms, [&] {
+    if (on_tick) on_tick(done_.load(std::memory_order_acquire));
   });
 
   res_.cancelled = cancel_ && !res_.failure.failed();
   res_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  if (on_tick) on_tick(done());
+  if (on_tick) on_tick(done_.load(std::memory_order_acquire));
 }
 
 }  // namespace physcap
