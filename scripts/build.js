@@ -98,6 +98,7 @@ function main() {
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], {
     cwd: root,
   });
+  run(process.execPath, [path.join(root, 'scripts', 'gen-validators.js')], { cwd: root });
   const ppc = process.argv.includes('--skip-cross') ? '' : ' and the PowerPC board';
   log(`ready: physcap.ko for ${kernels.map((k) => k.release).join(', ')}${ppc}, physcap.node, the CLI`);
 }

@@ -2,16 +2,16 @@
  * The JSON Schemas in schemas/, compiled once (ajv, 2020-12, strict, all
  * errors), and ajv's errors turned into positioned diagnostics.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 
 import { Diagnostic } from './diagnostics';
 import { YamlSource } from './yaml-source';
 
-function schemasDir(): string {
+export function schemasDir(): string {
   for (let dir = __dirname; ; dir = path.dirname(dir)) {
     const candidate = path.join(dir, 'schemas', 'profile.schema.json');
     if (fs.existsSync(candidate)) return path.dirname(candidate);
@@ -19,32 +19,63 @@ function schemasDir(): string {
   }
 }
 
-function loadSchemas(dir: string): object[] {
-  const out: object[] = [];
+/** Every *.schema.json under dir, by its path relative to dir, in a fixed order. */
+export function loadSchemas(dir: string): Array<{ name: string; text: string }> {
+  const out: Array<{ name: string; text: string }> = [];
   const walk = (d: string) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(path.join(d, e.name));
-      else if (e.name.endsWith('.schema.json')) out.push(JSON.parse(fs.readFileSync(path.join(d, e.name), 'utf8')) as object);
+      else if (e.name.endsWith('.schema.json'))
+        out.push({ name: path.relative(dir, path.join(d, e.name)), text: fs.readFileSync(path.join(d, e.name), 'utf8') });
     }
   };
   walk(dir);
-  return out;
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-const ID = 'https://physcap.dev/schemas/v1/';
+/** What validators were generated from: the schemas' names and texts. */
+export function schemasDigest(schemas: Array<{ name: string; text: string }>): string {
+  const h = crypto.createHash('sha256');
+  for (const s of schemas) h.update(`${s.name}\0${s.text}\0`);
+  return h.digest('hex');
+}
+
+export const ID = 'https://physcap.dev/schemas/v1/';
+/** The options every compile uses, the build's (scripts/gen-validators.js) and the run time's. */
+export const AJV_OPTIONS = {
+  strict: true,
+  // "kind" is required beside a discriminator whose branches define it.
+  strictRequired: false,
+  allErrors: true,
+  discriminator: true,
+} as const;
 type Validators = { profile: ValidateFunction; agent: ValidateFunction; manifest: ValidateFunction };
 let compiled: Validators | undefined;
 
+/**
+ * The validators: the build's, generated ahead of time from these very
+ * schemas (compiling them takes ~280 ms, which every CLI command would
+ * pay), or else compiled now (a source checkout, a schema edited since).
+ */
 export function validators(): Validators {
   if (compiled) return compiled;
-  const ajv = new Ajv2020({
-    strict: true,
-    // "kind" is required beside a discriminator whose branches define it.
-    strictRequired: false,
-    allErrors: true,
-    discriminator: true,
-    schemas: loadSchemas(schemasDir()),
-  });
+  const schemas = loadSchemas(schemasDir());
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const built = require('./validators.generated') as Validators & { schemasSha256: string };
+    if (built.schemasSha256 === schemasDigest(schemas)) {
+      compiled = { profile: built.profile, agent: built.agent, manifest: built.manifest };
+      return compiled;
+    }
+  } catch {
+    /* not generated: compiled below */
+  }
+  // Loaded only here: a CLI command with the generated validators never needs ajv's compiler.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { default: Ajv2020 } = require('ajv/dist/2020') as typeof import('ajv/dist/2020');
+  const { default: addFormats } = require('ajv-formats') as typeof import('ajv-formats');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const ajv = new Ajv2020({ ...AJV_OPTIONS, schemas: schemas.map((s) => JSON.parse(s.text) as object) });
   addFormats(ajv);
   compiled = {
     profile: ajv.getSchema(`${ID}profile.schema.json`)!,
