@@ -506,6 +506,8 @@ async function main(): Promise<void> {
 function notes(c: HostCase): string {
   const parts: string[] = [];
   if (c.ratio_vs_limit !== undefined) parts.push(`ratio_vs_limit ${c.ratio_vs_limit}`);
+  if (c.ratio_vs_openssl !== undefined) parts.push(`${c.ratio_vs_openssl}x openssl`);
+  if (c.durable_s !== undefined) parts.push(`durable at ${c.durable_s} s, digested at ${c.digested_s} s`);
   if (c.ratio_vs_engine !== undefined) parts.push(`${c.ratio_vs_engine}x the bare engine`);
   if (c.speedup_vs_copy_path !== undefined) parts.push(`${c.speedup_vs_copy_path}x the copy path`);
   if (c.rss_growth_256m_to_2g_mb !== undefined) parts.push(`RSS +${c.rss_growth_256m_to_2g_mb} MiB from 256 MiB to 2 GiB`);
