@@ -132,6 +132,14 @@ export class BoardRun {
     return sha256OfFileRange(this.memFile, this.truth(name).start + offset, size);
   }
 
+  /** The SHA-256 of each chunkSize bytes of a reserved range as guest RAM holds it now: what its chunk digests must be. */
+  memoryChunks(name: string, chunkSize: number): string[] {
+    const size = this.truth(name).size;
+    const out: string[] = [];
+    for (let at = 0; at < size; at += chunkSize) out.push(this.memorySliceSha256(name, at, Math.min(chunkSize, size - at)));
+    return out;
+  }
+
   /** SHA-256 of a slice of the raw disk (vdb). */
   rawSha256(offset: number, size: number): string {
     return sha256OfFileRange(this.images.raw, offset, size);

@@ -107,6 +107,14 @@ export class PpcBoardRun {
     return sha256OfFileRange(this.memFile, r.start, r.size);
   }
 
+  /** The SHA-256 of each chunkSize bytes of a range as guest RAM holds it now: what its chunk digests must be. */
+  memoryChunks(name: string, chunkSize: number): string[] {
+    const r = PPC_RANGES.find((x) => x.name === name)!;
+    const out: string[] = [];
+    for (let at = 0; at < r.size; at += chunkSize) out.push(sha256OfFileRange(this.memFile, r.start + at, Math.min(chunkSize, r.size - at)));
+    return out;
+  }
+
   /** A file the board wrote on its ext4 disk, copied out with debugfs (no guest code trusted). */
   extract(guestPath: string, hostPath: string): void {
     execFileSync('debugfs', ['-R', `dump -p ${guestPath} ${hostPath}`, this.images.disk], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -20,7 +20,7 @@ import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { physcapCli } from '../../harness/agent';
 import { captureNow, imageProfile, makeImage, manifestOf, MiB, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
-import { sha256 } from '../support/hash';
+import { chunkSha256s, regionChunks, sha256 } from '../support/hash';
 import { removeDir, tempDir } from '../support/tmp';
 
 let work: string;
@@ -82,7 +82,9 @@ describe('an ELF capture into a dir destination', () => {
         file: 'core.elf',
         chunkSize: 65536,
       });
-      expect(r.sha256).toBe(sha256(img.range(start, size)));
+      // An ELF core's region: its chunk digests and the core's digest cover it.
+      expect(r.sha256).toBe('');
+      expect(regionChunks(dir, r)).toEqual(chunkSha256s(img.range(start, size), 65536));
       expect(r.offset % 4096).toBe(0);
     }
   });
@@ -92,7 +94,18 @@ describe('an ELF capture into a dir destination', () => {
     for (const r of m.regions) expect(sha256(core.subarray(r.offset, r.offset + r.size))).toBe(sha256(img.range(Number(r.phys), r.size)));
     const first = m.regions[0]!;
     expect(core.subarray(first.offset + first.size, m.regions[1]!.offset).every((b) => b === 0)).toBe(true);
-    expect(m.files).toEqual([{ name: 'core.elf', size: core.length, sha256: sha256(core) }]);
+    // The gaps digest: every byte of core.elf outside the regions, in order.
+    const sorted = [...m.regions].sort((a, b) => a.offset - b.offset);
+    const outside: Buffer[] = [];
+    let pos = 0;
+    for (const r of sorted) {
+      outside.push(core.subarray(pos, r.offset));
+      pos = r.offset + r.size;
+    }
+    outside.push(core.subarray(pos));
+    expect(m.files).toEqual([{ name: 'core.elf', size: core.length, sha256: sha256(core), gapsSha256: sha256(...outside) }]);
+    expect(m.timing.durable! <= m.timing.digested! && m.timing.digested! <= m.timing.finished).toBe(true);
+    expect(m.digestEngine).toMatch(/^OpenSSL \d/);
   });
 
   test('readelf reads the container: ET_CORE for this machine, one PT_LOAD per region at its physical address', () => {
@@ -113,7 +126,8 @@ describe('an ELF capture into a dir destination', () => {
     const r = await physcap(['verify', dir]);
     expect(r.stderr).toBe('');
     expect(r).toMatchObject({ code: 0 });
-    expect(r.stdout).toMatch(/OK\s+region crashlog: 3166208 bytes at 0x100000, SHA-256 and 49 chunk digests match/);
+    expect(r.stdout).toMatch(/OK\s+region crashlog: 3166208 bytes at 0x100000, 49 chunk digests match/);
+    expect(r.stdout).toMatch(/OK\s+core.elf: \d+ bytes, every byte under a chunk or gap digest that matches/);
     expect(r.stdout).toMatch(/OK\s+core.elf: ELF core headers match the 2 regions/);
     expect(r.stdout).toMatch(/verified\n$/);
   });
@@ -409,9 +423,11 @@ describe('physcap capture and regions from the command line', () => {
     writeProfile(work, 'jsoncap', imageProfile({ image: img.file, dest, regions: REGIONS }));
     const r = await physcap(['capture', path.join(work, 'jsoncap.yaml'), '--json']);
     expect(r.code).toBe(0);
-    const j = JSON.parse(r.stdout) as { status: string; regions: Array<{ name: string; sha256: string; mode: string }> };
+    const j = JSON.parse(r.stdout) as { status: string; location: string; regions: Array<{ name: string; sha256: string; mode: string }> };
     expect(j.status).toBe('complete');
-    expect(j.regions.map((x) => [x.name, x.sha256, x.mode])).toEqual(REGIONS.map(([n, s, z]) => [n, sha256(img.range(s, z)), 'zero-copy']));
+    expect(j.regions.map((x) => [x.name, x.sha256, x.mode])).toEqual(REGIONS.map(([n]) => [n, '', 'zero-copy']));
+    const m = JSON.parse(fs.readFileSync(path.join(j.location, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.regions.map((x) => regionChunks(j.location, x))).toEqual(REGIONS.map(([, s, z], i) => chunkSha256s(img.range(s, z), m.regions[i]!.chunkSize)));
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
   });
 

@@ -11,13 +11,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { planCapture } from '../../agent/src/capture/plan';
-import { DirStore } from '../../agent/src/destinations/dir/store';
+import { DirStore, DURABLE_FILE } from '../../agent/src/destinations/dir/store';
 import { initBlockdev } from '../../agent/src/destinations/blockdev/store';
 import { entryHash } from '../../agent/src/manifest/chain';
 import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
+import { writePattern } from '../../harness/patterns';
 import { captureNow, imageProfile, indexOf, makeImage, manifestOf, MiB, verifies, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
-import { sha256 } from '../support/hash';
+import { chunkSha256s, regionChunks, sha256, sha256File } from '../support/hash';
 import { removeDir, tempDir, useTmpfs } from '../support/tmp';
 import { waitUntil } from '../support/wait';
 
@@ -157,6 +158,69 @@ describe('interrupted captures and start-up recovery', () => {
       await stopAgent(agent);
     }
   }, 90_000);
+
+  describe('kill -9 after the data is durable, before its digests are done', () => {
+    // Image and destination in tmpfs: the write is a copy, the digests two
+    // SHA-256 streams, so the digests trail the durable data by about a second.
+    const mnt = useTmpfs('durable', '5g');
+
+    test('list shows it durable; the next agent start finishes it from the disk: complete, exact digests, verified', async () => {
+      const dir = path.join(mnt(), 'kill9-durable');
+      const dest = path.join(dir, 'out');
+      fs.mkdirSync(path.join(dir, 'profiles'), { recursive: true });
+      const size = 2 * 1024 * MiB;
+      const image = path.join(dir, 'memory.img');
+      const fd = fs.openSync(image, 'w');
+      writePattern(fd, 0, size, 'durable', 'memory');
+      fs.closeSync(fd);
+      writeProfile(
+        path.join(dir, 'profiles'),
+        'durable',
+        imageProfile({ image, dest, regions: [['all', 0, size]], chunk: '4MiB', readback: 'always', extra: 'cooldown: 0\n' }),
+      );
+
+      const child = startCapture(path.join(dir, 'profiles', 'durable.yaml'));
+      const durableFile = () => {
+        const partial = partialOf(dest);
+        return partial ? path.join(dest, partial, DURABLE_FILE) : undefined;
+      };
+      expect(await waitUntil(() => fs.existsSync(durableFile() ?? '/nonexistent'), 60_000, 2)).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const id = partialOf(dest)!.replace(/\.partial$/, '');
+      expect(indexOf(dest)).toEqual([]); // killed before its digests: not published
+
+      const list = await physcap(['list', '--dest', dest, '--json']);
+      expect(JSON.parse(list.stdout)).toMatchObject({ captures: [], unfinished: [{ id, profile: 'durable', state: 'durable', durable: expect.any(String) }] });
+      expect((await physcap(['list', '--dest', dest])).stdout).toMatch(new RegExp(`${id}\\s+durable`));
+
+      const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
+      let log = '';
+      agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      try {
+        expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
+      } finally {
+        await stopAgent(agent);
+      }
+      expect(log).toMatch(/"capture finished after a restart"/);
+      expect(captures(dest)).toEqual([id]);
+      expect(indexOf(dest)).toMatchObject([{ id, status: 'complete', recovered: expect.stringMatching(/^finished after a restart: its data was durable/) }]);
+      const m = manifestOf(path.join(dest, id));
+      expect(m.status).toBe('complete');
+      expect(m.regions[0]).toMatchObject({ name: 'all', size, digest: 'read-back', sha256: '' });
+      const core = path.join(dest, id, 'core.elf');
+      // The digests are those of the bytes on the disk: sha256sum's, chunk by chunk and whole.
+      expect(m.files.find((f) => f.name === 'core.elf')!.sha256).toBe(sha256File(core));
+      const chunkSize = m.regions[0]!.chunkSize;
+      expect(regionChunks(path.join(dest, id), m.regions[0]!)).toEqual(
+        Array.from({ length: size / chunkSize }, (_, i) => sha256File(core, m.regions[0]!.offset + i * chunkSize, chunkSize)),
+      );
+      expect(sha256File(core, m.regions[0]!.offset, size)).toBe(sha256File(image));
+      expect(m.timing.durable! < m.timing.digested!).toBe(true);
+      expect(await verifies(dest, id)).toBe(true);
+      expect(execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: path.join(dest, id), encoding: 'utf8' })).toMatch(/^core\.elf: OK$/m);
+    }, 180_000);
+  });
 
   test('on_interrupted: delete removes the data but still records the capture as failed', () => {
     const dest = path.join(work, 'delete-partial');
@@ -383,8 +447,10 @@ describe('symlinks planted in the destination', () => {
       status: 'failed',
       error: { message: expect.stringMatching(/^publishing failed: EEXIST/) },
     });
-    // The data is all there: the region's digest is the true one.
-    expect(manifestOf(path.join(dest, `${plan.id}.failed`)).regions[0]!.sha256).toBe(sha256(img.range(0, MiB)));
+    // The data is all there: the region's digests are the true ones.
+    const failed = path.join(dest, `${plan.id}.failed`);
+    const region = manifestOf(failed).regions[0]!;
+    expect(regionChunks(failed, region)).toEqual(chunkSha256s(img.range(0, MiB), region.chunkSize));
   });
 });
 

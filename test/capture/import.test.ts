@@ -16,7 +16,7 @@ import { layoutElfCore, NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, PT_LOAD
 import { DirStore } from '../../agent/src/destinations/dir/store';
 import { MiB } from '../support/capture';
 import { physcap } from '../support/cli';
-import { sha256 } from '../support/hash';
+import { chunkSha256s, sha256 } from '../support/hash';
 import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
@@ -76,8 +76,8 @@ describe('physcap import of a big-endian board core', () => {
     expect(out.status).toBe('complete');
     const m = out.manifest!;
     expect(m.byteOrder).toBe('big');
-    expect(m.regions.map((r) => [r.name, r.phys, r.size, r.sha256])).toEqual(
-      made.regions.map((r) => [r.name, `0x${r.phys.toString(16)}`, r.bytes.length, sha256(r.bytes)]),
+    expect(m.regions.map((r) => [r.name, r.phys, r.size, r.chunks])).toEqual(
+      made.regions.map((r) => [r.name, `0x${r.phys.toString(16)}`, r.bytes.length, chunkSha256s(r.bytes, 256 * 1024)]),
     );
     expect(m.profile.sha256).toBe(sha256(fs.readFileSync(made.file)));
     expect(m.triggers[0]).toMatchObject({ kind: 'import', detail: { file: made.file, note: { tool: 'physcap-client', machine: 'ppc' } } });

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { request } from '../../agent/src/control/client';
 import { runAgent, stopAgent, writeAgentProfile } from '../../harness/agent';
 import { exec, physcap as runPhyscap } from '../support/cli';
-import { sha256 } from '../support/hash';
+import { chunkSha256s, regionChunks, sha256 } from '../support/hash';
 import { removeDir, tempDir, withTempDir } from '../support/tmp';
 import { waiter } from '../support/wait';
 
@@ -59,7 +59,7 @@ describe('physcap run', () => {
     JSON.parse(fs.readFileSync(path.join(out(), capture, 'manifest.json'), 'utf8')) as {
       status: string;
       triggers: Array<{ kind: string; reason: string }>;
-      regions: Array<{ sha256: string; size: number; file: string; offset: number }>;
+      regions: Array<{ sha256: string; size: number; file: string; offset: number; chunkSize: number; chunks: string[] | { file: string } }>;
     };
 
   test('the control socket is 0600', () => {
@@ -74,10 +74,10 @@ describe('physcap run', () => {
     const c = complete()[0]!;
     expect(record(c)).toMatchObject({ status: 'complete', triggers: [{ kind: 'file', reason: 'watchdog repair hook' }] });
     const region = record(c).regions[0]!;
-    expect(region.sha256).toBe(expected());
-    // The bytes in the ELF container, at the region's offset, are the image's.
+    // The bytes in the ELF container, at the region's offset, are the image's, and so are its chunk digests.
     const bytes = fs.readFileSync(path.join(out(), c, region.file)).subarray(region.offset, region.offset + region.size);
     expect(sha256(bytes)).toBe(expected());
+    expect(regionChunks(path.join(out(), c), region)).toEqual(chunkSha256s(bytes, region.chunkSize));
   });
 
   test('physcap trigger over the control socket', async () => {

@@ -166,7 +166,8 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
       name: 'trace',
       phys: hex(trace.start),
       size: trace.size,
-      sha256: run.truth('trace').sha256,
+      sha256: '',
+      chunks: run.memoryChunks('trace', region.chunkSize),
       mode: 'zero-copy',
       bytesZeroCopy: trace.size,
       source: 'kernel',
@@ -226,7 +227,8 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
             mode: 'zero-copy',
             bytesZeroCopy: r.size,
             digest: 'read-back',
-            sha256: run.truth(r.name).sha256,
+            sha256: '',
+            chunks: run.memoryChunks(r.name, 2 ** 20),
           });
         }
       }

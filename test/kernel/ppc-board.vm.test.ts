@@ -21,10 +21,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
+import type { Manifest } from '../../agent/src/manifest/types';
 import { hex } from '../../harness/layout';
 import { bootPpcBoard, PPC_RANGES, PpcBoardRun } from '../../harness/ppc/board';
 import { physcap } from '../support/cli';
-import { sha256, sha256File } from '../support/hash';
+import { regionChunks, sha256, sha256File } from '../support/hash';
 import { removeDir, tempDir } from '../support/tmp';
 
 const EM_PPC = 20;
@@ -163,9 +164,12 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     const dest = path.join(tmp, 'captures');
     const imp = await physcap(['import', core, '--dest', dest, '--name', 'ppc-board', '--json']);
     expect(imp.code).toBe(0);
-    const out = JSON.parse(imp.stdout) as { id: string; byteOrder: string; regions: Array<{ name: string; sha256: string }> };
+    const out = JSON.parse(imp.stdout) as { id: string; byteOrder: string; location: string };
     expect(out.byteOrder).toBe('big');
-    expect(out.regions.map((r) => [r.name, r.sha256])).toEqual(PPC_RANGES.map((r) => [r.name, run.truth.get(r.name)]));
+    const m = JSON.parse(fs.readFileSync(path.join(out.location, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.regions.map((r) => [r.name, regionChunks(out.location, r)])).toEqual(
+      PPC_RANGES.map((r) => [r.name, run.memoryChunks(r.name, m.regions[0]!.chunkSize)]),
+    );
     expect((await physcap(['verify', out.id, '--dest', dest])).code).toBe(0);
 
     const elf = path.join(tmp, 'export.elf');

@@ -99,9 +99,11 @@ describe('npm pack → install into a fresh prefix', () => {
     const cap = await run(bin, ['capture', path.join(tmp, 'good.yaml'), '--json']);
     expect(cap.stderr).toBe('');
     expect(cap.code).toBe(0);
-    const out = JSON.parse(cap.stdout) as { id: string; status: string; regions: Array<{ sha256: string }> };
+    const out = JSON.parse(cap.stdout) as { id: string; status: string; location: string };
     expect(out.status).toBe('complete');
-    expect(out.regions[0]!.sha256).toBe(sha256(bytes.subarray(0, 1 << 20)));
+    // One region of 1 MiB: one chunk, whose digest is the true bytes'.
+    const m = JSON.parse(fs.readFileSync(path.join(out.location, 'manifest.json'), 'utf8')) as { regions: Array<{ chunks: string[] }> };
+    expect(m.regions[0]!.chunks).toEqual([sha256(bytes.subarray(0, 1 << 20))]);
     const verify = await run(bin, ['verify', out.id, '--dest', path.join(tmp, 'captures')]);
     expect(verify.code).toBe(0);
   });

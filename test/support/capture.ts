@@ -44,6 +44,7 @@ export function imageProfile(o: {
   extra?: string;
   format?: 'elf' | 'raw';
   chunk?: string;
+  readback?: 'auto' | 'always' | 'never';
 }): string {
   return `regions:
 ${o.regions.map(([n, s, z]) => `  - name: ${n}\n    start: "0x${s.toString(16)}"\n    size: ${z}`).join('\n')}
@@ -60,7 +61,7 @@ output:
   format: ${o.format ?? 'elf'}
 hash:
   chunk_size: ${o.chunk ?? '64KiB'}
-${o.extra ?? ''}`;
+${o.readback ? `  readback: ${o.readback}\n` : ''}${o.extra ?? ''}`;
 }
 
 /** The profile's capture, taken now as a control trigger would start it. */

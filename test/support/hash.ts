@@ -15,3 +15,16 @@ export function sha256(...parts: Buffer[]): string {
 export function sha256File(file: string, offset = 0, size = fs.statSync(file).size - offset): string {
   return sha256OfFileRange(file, offset, size);
 }
+
+/** The SHA-256 of each chunkSize bytes of data, the last one shorter: what a region's chunk digests must be. */
+export function chunkSha256s(data: Buffer, chunkSize: number): string[] {
+  const out: string[] = [];
+  for (let at = 0; at < data.length; at += chunkSize) out.push(sha256(data.subarray(at, at + chunkSize)));
+  return out;
+}
+
+/** A manifest region's chunk digests, inline or from its sidecar in the capture directory. */
+export function regionChunks(dir: string, r: { chunks: string[] | { file: string } }): string[] {
+  if (Array.isArray(r.chunks)) return r.chunks;
+  return fs.readFileSync(`${dir}/${r.chunks.file}`, 'utf8').split('\n').filter(Boolean);
+}

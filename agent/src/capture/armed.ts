@@ -86,6 +86,8 @@ function kernelResult(size: bigint, e: PhyscapEvent, digest: { sha256: string; c
     seconds: e.durationNs / 1e9,
     writeSeconds: e.durationNs / 1e9,
     hashSeconds: 0,
+    durableSeconds: e.durationNs / 1e9,
+    digestSeconds: e.durationNs / 1e9,
   };
 }
 
@@ -269,15 +271,20 @@ async function finishArmed(a: Armed, e: PhyscapEvent, trigger: TriggerKindName, 
     return capture.fail(error, { ...figures, message: 'armed capture failed' });
   }
   // Memory cannot be hashed at fire time: what reached the disk is.
+  const covered = p.hash.chunkSize > 0n;
   const digests = await hashStored({
     path: a.data.dest.path,
     base: a.data.base,
     size: a.fileSize,
     nofollow: true,
-    regions: a.layout.map((r) => ({ offset: r.offset, length: r.size, chunkSize: Number(p.hash.chunkSize) })),
+    gaps: covered,
+    // As a triggered capture's: the chunk digests and the core's cover each region.
+    regions: a.layout.map((r) => ({ offset: r.offset, length: r.size, chunkSize: Number(p.hash.chunkSize), whole: p.hash.chunkSize === 0n })),
   });
+  // The kernel's record is stamped when its write (and sync) ended.
+  capture.run.reached(new Date(Number(e.timeRealNs / 1_000_000n)), new Date());
   plan.regions.forEach((r, i) => capture.run.record(r, kernelResult(r.size, e, digests.regions[i]!, total), ELF_FILE, a.layout[i]!.offset));
-  capture.run.addFile({ name: ELF_FILE, size: digests.size, sha256: digests.sha256 });
+  capture.run.addFile({ name: ELF_FILE, size: digests.size, sha256: digests.sha256, ...(covered ? { gapsSha256: digests.gapsSha256 } : {}) });
   return capture.complete({
     ...figures,
     bytes: Number(total),

@@ -24,7 +24,7 @@ import { hostInfo, versions } from '../manifest/host';
 import { loadPrivateKey, sign, signerId, SIGNATURE_FILE } from '../manifest/sign';
 import { SUMS_FILE, sumsFile } from '../manifest/sums';
 import type { Manifest, ManifestFile, ManifestRegion } from '../manifest/types';
-import { capture, CaptureResult, createFileHash, FileHash, writeAligned } from '../native/binding';
+import { capture, CaptureResult, createFileHash, DurableWrite, FileHash, writeAligned } from '../native/binding';
 import type { TriggerEvent } from '../triggers/event';
 import { CapturePlan, DATA_ALIGN, planCapture, PlannedRegion } from './plan';
 import { readVmcoreinfo } from './vmcoreinfo';
@@ -88,6 +88,29 @@ function triggersOf(events: readonly TriggerEvent[]): Manifest['triggers'] {
   }));
 }
 
+/**
+ * What a durable capture's record adds to its intent (CaptureSink.markDurable):
+ * enough to finish it from its data alone after a crash (capture/durable.ts).
+ */
+export interface DurableNote {
+  /** When every byte was on the disk. */
+  at: string;
+  format: 'elf' | 'raw';
+  byteOrder: 'little' | 'big';
+  source: CaptureResult['source'];
+  /** The chunk digests' size the capture was made with (0: none). */
+  chunkSize: number;
+  triggers: Manifest['triggers'];
+  /** Each region as its manifest entry will be, without digests. */
+  regions: Array<Omit<ManifestRegion, 'sha256' | 'chunkSize' | 'chunks' | 'digest'>>;
+  files: Array<{ name: string; size: number }>;
+}
+
+function noteOf(r: ManifestRegion): DurableNote['regions'][number] {
+  const { sha256: _s, chunkSize: _c, chunks: _k, digest: _d, ...rest } = r;
+  return rest;
+}
+
 /** What one region's capture produced, in manifest form, plus its sidecar if any. */
 function regionRecord(
   r: PlannedRegion,
@@ -131,6 +154,41 @@ function regionRecord(
   };
 }
 
+/**
+ * What computes the digests: OpenSSL's SHA-256 (the one linked into Node,
+ * which uses the CPU's SHA extensions where it has them), in physcap.node's
+ * threads.
+ */
+function digestEngine(): string {
+  return `OpenSSL ${process.versions.openssl} (user space)`;
+}
+
+/**
+ * The SHA-256 of an ELF core's bytes outside its regions (headers, notes,
+ * padding), fed in file order: what, with the regions' chunk digests,
+ * covers every byte of the file (ManifestFile.gapsSha256).
+ */
+export class GapsHash {
+  private readonly hash = crypto.createHash('sha256');
+  private static readonly zeros = Buffer.alloc(1 << 20);
+
+  update(data: Buffer): void {
+    this.hash.update(data);
+  }
+
+  updateZeros(n: bigint): void {
+    for (let left = n; left > 0n;) {
+      const take = left < BigInt(GapsHash.zeros.length) ? Number(left) : GapsHash.zeros.length;
+      this.hash.update(GapsHash.zeros.subarray(0, take));
+      left -= BigInt(take);
+    }
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
 /** One capture being written: the layout, the per-region records, and the manifest at the end. */
 export class CaptureRun {
   readonly regions: ManifestRegion[] = [];
@@ -141,6 +199,12 @@ export class CaptureRun {
   private readonly placement = new Map<string, { file: string; offset: bigint }>();
   bytesDone = 0;
   failedRegion?: string;
+  /** The record's intent (Capture.begin): the durable note extends it. */
+  intent: Record<string, unknown> = {};
+  private elfSize = 0n;
+  /** When the last region's bytes were on the disk, and when its digests were done. */
+  private durable?: Date;
+  private digested?: Date;
 
   private events: readonly TriggerEvent[];
   private started: Date;
@@ -163,6 +227,50 @@ export class CaptureRun {
     if (events[0]) this.started = new Date(events[0].time);
   }
 
+  /**
+   * Every byte is on the disk, the digests may still run: the record says
+   * so, with what finishing it needs (capture/durable.ts), so a crash from
+   * here on loses no capture.  A record that cannot say so is logged: the
+   * capture goes on and ends the same way.
+   */
+  private durableNow(r: PlannedRegion, w: DurableWrite, file: string, offset: bigint): void {
+    const note: DurableNote = {
+      at: new Date().toISOString(),
+      format: this.plan.format,
+      byteOrder: this.byteOrder,
+      source: this.plan.source,
+      chunkSize: Number(this.plan.profile.hash.chunkSize),
+      triggers: triggersOf(this.events),
+      regions: [
+        ...this.regions.map(noteOf),
+        noteOf(
+          regionRecord(r, { ...w, hashMode: 'none', chunkSha256: [], seconds: 0, hashSeconds: 0, digestSeconds: 0 }, this.plan.source, file, offset, 0).region,
+        ),
+      ],
+      files:
+        this.plan.format === 'elf'
+          ? [{ name: ELF_FILE, size: Number(this.elfSize) }]
+          : this.plan.regions.map((x) => ({ name: `${x.name}.raw`, size: Number(x.size) })),
+    };
+    try {
+      this.sink.markDurable(Buffer.from(`${JSON.stringify({ ...this.intent, durable: note })}\n`));
+    } catch (err) {
+      this.o.log?.warn(
+        { capture: this.plan.id, err: (err as Error).message },
+        'the capture is durable but its record could not say so; a crash before its digests are done records it failed',
+      );
+    }
+  }
+
+  /**
+   * A part of the capture reached the disk (durable) and was hashed
+   * (digested): the capture's times are its last part's.
+   */
+  reached(durable: Date, digested: Date): void {
+    if (!this.durable || durable > this.durable) this.durable = durable;
+    if (!this.digested || digested > this.digested) this.digested = digested;
+  }
+
   /** A file the capture's data went to that was written outside the run (by the kernel), with its digest. */
   addFile(file: ManifestFile): void {
     this.files.push(file);
@@ -180,8 +288,12 @@ export class CaptureRun {
   /** One region into a data file at an offset; the file hash (ELF) gets its bytes too. */
   private async region(r: PlannedRegion, data: DataFile, offset: bigint, truncate: boolean, fileHash?: FileHash): Promise<CaptureResult> {
     const p = this.plan.profile;
+    // The last region's data reaching the disk makes the whole capture durable.
+    const last = r === this.plan.regions[this.plan.regions.length - 1];
     const before = this.bytesDone;
     this.failedRegion = r.name;
+    const began = Date.now();
+    const chunkSize = Number(p.hash.chunkSize);
     const res = await capture({
       source: this.plan.source,
       sourcePath: this.plan.source === 'image' ? p.source.imagePath : undefined,
@@ -193,12 +305,18 @@ export class CaptureRun {
       destOffset: data.base + offset,
       truncate,
       hash: this.hashMode(r),
-      chunkSize: Number(p.hash.chunkSize),
+      // In a file of its own the region's digest is the file's; in an ELF
+      // core its chunk digests and the core's digest cover it, and a third
+      // in-order digest of the same bytes would cost a core.
+      whole: fileHash === undefined || chunkSize === 0,
+      chunkSize,
       fileHash,
+      ...(last ? { onDurable: (w: DurableWrite) => this.durableNow(r, w, data.name, offset) } : {}),
       signal: this.o.signal,
       onProgress: (pr) => this.o.onProgress?.(before + pr.bytesWritten, this.total),
     });
     this.failedRegion = undefined;
+    this.reached(new Date(began + res.durableSeconds * 1000), new Date(began + res.digestSeconds * 1000));
     this.bytesDone = before + Number(r.size);
     this.o.onProgress?.(this.bytesDone, this.total);
     return res;
@@ -269,11 +387,23 @@ export class CaptureRun {
     const { data, layout } = this.layoutElf(vmcoreinfo);
     const name = ELF_FILE;
     const fileHash = createFileHash();
+    const gaps = new GapsHash();
     fileHash.update(layout.header);
+    gaps.update(layout.header);
     let pos = BigInt(layout.header.length);
+    this.elfSize = layout.fileSize;
     for (const [i, r] of this.plan.regions.entries()) {
       const offset = layout.regionOffsets[i]!;
       fileHash.updateZeros(offset - pos);
+      gaps.updateZeros(offset - pos);
+      // The gap after the region must read as zeros on any destination (a
+      // block device's ring holds older data there): the engine zero-pads
+      // to the device's block, this pads the rest, first, so the region's
+      // sync makes it durable with the region.
+      const next = i + 1 < this.plan.regions.length ? layout.regionOffsets[i + 1]! : layout.fileSize;
+      const block = BigInt(data.dest.offsetAlign);
+      const padFrom = ((offset + r.size + block - 1n) / block) * block;
+      if (padFrom < next) writeAligned(data.dest, data.base + padFrom, Buffer.alloc(Number(next - padFrom)));
       let res: CaptureResult;
       try {
         res = await this.region(r, data, offset, false, fileHash);
@@ -283,16 +413,11 @@ export class CaptureRun {
       }
       this.record(r, res, name, offset);
       pos = offset + r.size;
-      // The gap to the next aligned offset must read as zeros on any
-      // destination (a block device's ring holds older data there): the
-      // engine zero-pads to the device's block, this pads the rest.
-      const next = i + 1 < this.plan.regions.length ? layout.regionOffsets[i + 1]! : layout.fileSize;
-      const block = BigInt(data.dest.offsetAlign);
-      const padFrom = ((pos + block - 1n) / block) * block;
-      if (padFrom < next) writeAligned(data.dest, data.base + padFrom, Buffer.alloc(Number(next - padFrom)));
     }
     fileHash.updateZeros(layout.fileSize - pos);
-    this.files.push({ name, size: Number(layout.fileSize), sha256: fileHash.digest() });
+    gaps.updateZeros(layout.fileSize - pos);
+    const covered = this.plan.profile.hash.chunkSize > 0n;
+    this.files.push({ name, size: Number(layout.fileSize), sha256: fileHash.digest(), ...(covered ? { gapsSha256: gaps.digest() } : {}) });
   }
 
   /** The manifest and the files beside it, for commit or fail. */
@@ -325,7 +450,14 @@ export class CaptureRun {
       byteOrder: this.byteOrder,
       regions: this.regions,
       files: [...this.files, ...this.sidecars.map((s) => ({ name: s.name, size: s.data.length, sha256: sha256(s.data) }))],
-      timing: { started: this.started.toISOString(), finished: finished.toISOString(), seconds, bytesPerSecond: seconds > 0 ? Math.round(bytes / seconds) : 0 },
+      timing: {
+        started: this.started.toISOString(),
+        finished: finished.toISOString(),
+        seconds,
+        bytesPerSecond: seconds > 0 ? Math.round(bytes / seconds) : 0,
+        ...(status === 'complete' && this.durable && this.digested ? { durable: this.durable.toISOString(), digested: this.digested.toISOString() } : {}),
+      },
+      digestEngine: digestEngine(),
       previous,
       ...(key ? { signature: { algorithm: 'ed25519' as const, keyId: signerId(key), file: SIGNATURE_FILE } } : {}),
     };
@@ -438,7 +570,9 @@ export class Capture {
         smallBytes: plan.smallBytes,
         intent: Buffer.from(`${JSON.stringify(intent)}\n`),
       });
-      return new Capture(plan, store, sink, new CaptureRun(plan, sink, o), key, o.log, !o.store);
+      const run = new CaptureRun(plan, sink, o);
+      run.intent = intent;
+      return new Capture(plan, store, sink, run, key, o.log, !o.store);
     } catch (err) {
       if (!o.store) store.close();
       throw err;

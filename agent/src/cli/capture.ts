@@ -16,7 +16,7 @@ import { parseIomem } from '../kernel/iomem';
 import { runCapture } from '../capture/pipeline';
 import { planCapture } from '../capture/plan';
 import { requestEvent } from '../triggers/control';
-import { Cli, formatBytes, progressReporter } from './shared';
+import { Cli, formatBytes, milestones, progressReporter, regionDigest } from './shared';
 
 /** A profile by file path, or by name from the drop-in directories. */
 function findProfile(ref: string, dirs: string[] | undefined, cli: Cli): Profile | undefined {
@@ -95,12 +95,14 @@ export function registerCapture(program: Command, cli: Cli): void {
         progress?.stop();
         if (o.json) {
           cli.out(
-            `${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })) })}\n`,
+            `${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, timing: outcome.manifest?.timing, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })) })}\n`,
           );
         } else if (outcome.status === 'complete') {
-          cli.out(`${outcome.id}: complete, ${formatBytes(outcome.bytes)} in ${outcome.seconds.toFixed(2)} s\n  ${outcome.location}\n`);
+          cli.out(
+            `${outcome.id}: complete, ${formatBytes(outcome.bytes)} in ${outcome.seconds.toFixed(2)} s${milestones(outcome.manifest)}\n  ${outcome.location}\n`,
+          );
           for (const r of outcome.manifest?.regions ?? [])
-            cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.mode}  ${r.sha256}\n`);
+            cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.mode}  ${regionDigest(r)}\n`);
           if (outcome.removed.length) cli.out(`  retention removed: ${outcome.removed.join(', ')}\n`);
         } else {
           cli.err(`physcap: capture ${outcome.id} FAILED: ${outcome.error?.message}\n  left as ${outcome.location}\n`);

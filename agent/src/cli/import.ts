@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import { importCore } from '../capture/import';
 import { openStoreAt } from '../destinations/registry';
-import { Cli, formatBytes, progressReporter } from './shared';
+import { Cli, formatBytes, progressReporter, regionDigest } from './shared';
 
 export function registerImport(program: Command, cli: Cli): void {
   program
@@ -39,7 +39,7 @@ export function registerImport(program: Command, cli: Cli): void {
         } else if (outcome.status === 'complete') {
           cli.out(`${outcome.id}: imported, ${formatBytes(outcome.bytes)}, ${outcome.manifest?.byteOrder}-endian\n  ${outcome.location}\n`);
           for (const r of outcome.manifest?.regions ?? [])
-            cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.sha256}\n`);
+            cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${regionDigest(r)}\n`);
         } else {
           cli.err(`physcap: import ${outcome.id} FAILED: ${outcome.error?.message}\n  left as ${outcome.location}\n`);
         }

@@ -22,7 +22,7 @@ import { parseHeadArg } from '../manifest/head';
 import { generateKeyPair, loadPublicKey } from '../manifest/sign';
 import type { Manifest } from '../manifest/types';
 import { verifyCapture } from '../postmortem/verify';
-import { Cli, formatBytes, progressReporter } from './shared';
+import { Cli, formatBytes, milestones, progressReporter } from './shared';
 
 interface DestOpts {
   dest?: string[];
@@ -140,10 +140,36 @@ function contentsLines(reader: CaptureReader, m: Manifest): string[] {
 }
 
 export function registerPostmortem(program: Command, cli: Cli): void {
+  interface Unfinished {
+    id: string;
+    profile: string;
+    started: string;
+    /** writing: its data is not all on the disk; durable: it is, its digests are pending; armed: the kernel writes it on a pretimeout. */
+    state: 'writing' | 'durable' | 'armed';
+    durable?: string;
+  }
+  const unfinishedOf = (id: string, intent: Buffer): Unfinished => {
+    let o: { profile?: unknown; started?: unknown; durable?: { at?: unknown }; armed?: unknown } = {};
+    try {
+      o = JSON.parse(intent.toString('utf8')) as typeof o;
+    } catch {
+      /* an intent not yet written whole: only the id is known */
+    }
+    const durable = typeof o.durable?.at === 'string' ? o.durable.at : undefined;
+    return {
+      id,
+      profile: typeof o.profile === 'string' ? o.profile : 'unknown',
+      started: typeof o.started === 'string' ? o.started : '-',
+      state: durable ? 'durable' : o.armed ? 'armed' : 'writing',
+      ...(durable ? { durable } : {}),
+    };
+  };
+
   withDestOptions(program.command('list').description('the captures in the destinations, oldest first (like coredumpctl list)'))
     .option('--json', 'print JSON')
     .action((o: DestOpts & { json?: boolean }) => {
       const rows: Array<IndexEntry & { destination: string; data: string }> = [];
+      const unfinished: Array<Unfinished & { destination: string }> = [];
       const problems: string[] = [];
       const unreadable: string[] = [];
       for (const s of openStores(o, cli, unreadable)) {
@@ -151,17 +177,24 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           const idx = s.index();
           problems.push(...idx.problems.map((p) => `${s.location}: ${p}`));
           for (const e of idx.entries) rows.push({ ...e, destination: s.location, data: presence(s, e) });
+          for (const u of s.unfinished()) unfinished.push({ ...unfinishedOf(u.id, u.intent), destination: s.location });
         } finally {
           s.close();
         }
       }
       if (problems.length) cli.setCode(1);
-      if (o.json) return void cli.out(`${JSON.stringify({ captures: rows, problems })}\n`);
-      if (!rows.length && !unreadable.length) cli.out('no captures\n');
+      if (o.json) return void cli.out(`${JSON.stringify({ captures: rows, unfinished, problems })}\n`);
+      if (!rows.length && !unfinished.length && !unreadable.length) cli.out('no captures\n');
       else {
         cli.out(`${'TIME'.padEnd(25)}${'ID'.padEnd(46)}${'STATUS'.padEnd(10)}${'SIZE'.padStart(10)}  DATA     DESTINATION\n`);
         for (const r of rows) {
           cli.out(`${r.started.padEnd(25)}${r.id.padEnd(46)}${r.status.padEnd(10)}${formatBytes(r.bytes).padStart(10)}  ${r.data.padEnd(9)}${r.destination}\n`);
+        }
+        // Not in the index yet: being written, or durable with its digests pending.
+        for (const u of unfinished)
+          cli.out(`${u.started.padEnd(25)}${u.id.padEnd(46)}${u.state.padEnd(10)}${'-'.padStart(10)}  ${'-'.padEnd(9)}${u.destination}\n`);
+        if (unfinished.some((u) => u.state === 'durable')) {
+          cli.out('durable: every byte is on the disk, its digests are not done (a capture whose writer died is finished by the agent at its next start)\n');
         }
       }
       for (const p of problems) cli.err(`physcap: ${p}\n`);
@@ -184,8 +217,9 @@ export function registerPostmortem(program: Command, cli: Cli): void {
         for (const t of m.triggers) cli.out(`  trigger:  ${t.kind} at ${t.time}${t.reason ? `: ${t.reason}` : ''}${t.coalesced ? ' (coalesced)' : ''}\n`);
         cli.out(`  host:     ${m.host.hostname}, ${m.host.kernelRelease} ${m.host.arch}, boot ${m.host.bootId ?? '?'}\n`);
         cli.out(
-          `  format:   ${m.format}${m.format === 'elf' ? ` (${m.byteOrder}-endian)` : ''}; ${m.timing.seconds.toFixed(2)} s, ${formatBytes(m.timing.bytesPerSecond)}/s\n`,
+          `  format:   ${m.format}${m.format === 'elf' ? ` (${m.byteOrder}-endian)` : ''}; ${m.timing.seconds.toFixed(2)} s${milestones(m)}, ${formatBytes(m.timing.bytesPerSecond)}/s\n`,
         );
+        if (m.digestEngine) cli.out(`  digests:  SHA-256 by ${m.digestEngine}\n`);
         for (const r of m.regions) {
           const chunks = Array.isArray(r.chunks) ? r.chunks.length : r.chunks.count;
           cli.out(
@@ -211,8 +245,9 @@ export function registerPostmortem(program: Command, cli: Cli): void {
     .option('--key <public.pem>', 'the capture must be signed, by this ed25519 public key')
     .option('--require-signature', 'an unsigned capture fails')
     .option('--head <seq:sha256>', 'a head of the index kept elsewhere (the indexHead the agent logs with each capture): the index must still hold it')
+    .option('--full', "also re-run each file's whole-file SHA-256 where chunk and gap digests already cover every byte (one core)")
     .option('--json', 'print JSON')
-    .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; head?: string; json?: boolean }) => {
+    .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; head?: string; full?: boolean; json?: boolean }) => {
       const head = o.head === undefined ? undefined : parseHeadArg(o.head);
       if (head instanceof Error) {
         cli.err(`physcap: --head: ${head.message}\n`);
@@ -226,6 +261,7 @@ export function registerPostmortem(program: Command, cli: Cli): void {
           publicKey: o.key ? loadPublicKey(o.key) : undefined,
           requireSignature: o.requireSignature,
           head,
+          full: o.full,
           onProgress: progress?.update,
         });
         progress?.stop();

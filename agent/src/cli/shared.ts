@@ -1,5 +1,6 @@
 /** What every CLI command module gets: output streams, the exit code, and formatting. */
 import { SingleBar } from 'cli-progress';
+import type { Manifest, ManifestRegion } from '../manifest/types';
 
 export interface Cli {
   out(s: string): void;
@@ -49,4 +50,19 @@ export function progressReporter(cli: Cli, label: string): { update: (done: numb
       stopped = true;
     },
   };
+}
+
+/** ", durable at 1.40 s, digested at 3.02 s": when a capture's bytes and its digests were done, from its start. */
+export function milestones(m: Manifest | undefined): string {
+  if (!m?.timing.durable || !m.timing.digested) return '';
+  const t0 = Date.parse(m.timing.started);
+  const at = (iso: string) => ((Date.parse(iso) - t0) / 1000).toFixed(2);
+  return ` (durable at ${at(m.timing.durable)} s, digested at ${at(m.timing.digested)} s)`;
+}
+
+/** A region's digest in one word: its SHA-256, or how many chunk digests stand for it. */
+export function regionDigest(r: ManifestRegion): string {
+  if (r.sha256) return r.sha256;
+  const chunks = Array.isArray(r.chunks) ? r.chunks.length : r.chunks.count;
+  return chunks ? `${chunks} chunk digests of ${formatBytes(r.chunkSize)}` : '-';
 }

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { ArmedCapture, resumeArmed } from '../capture/armed';
+import { finishDurable } from '../capture/durable';
 import type { CaptureOutcome } from '../capture/pipeline';
 import { runCapture } from '../capture/pipeline';
 import { captureId } from '../capture/plan';
@@ -171,16 +172,24 @@ export class Agent {
 
   /**
    * Once per destination per agent run, before its profile's triggers
-   * start: captures a crash or power loss left unfinished are recorded as
-   * failed in the index (and kept or removed as the profile says).
+   * start: captures a crash left durable are finished from their data
+   * (capture/durable.ts); the others a crash or power loss left unfinished
+   * are recorded as failed in the index (and kept or removed as the
+   * profile says).
    */
-  private recoverDestination(p: Profile): void {
+  private async recoverDestination(p: Profile): Promise<void> {
     const key = destinationKey(p.destination);
     if (this.recovered.has(key)) return;
     this.recovered.add(key);
     try {
       const store = openStore(p.destination);
       try {
+        const active = this.profiles.active();
+        for (const outcome of await finishDurable(store, (name) => active.get(name), this.o.log)) {
+          const profile = outcome.entry?.profile ?? p.name;
+          this.metrics.captures.inc({ profile, result: outcome.status });
+          if (outcome.status === 'complete') this.metrics.bytes.inc({ profile }, outcome.bytes);
+        }
         const keep = destinationKind(p.destination.kind).keepInterrupted(p.destination);
         for (const e of store.recover({ keep, reason: 'interrupted: found unfinished at start-up (the agent was killed or the machine lost power)' })) {
           this.o.log.warn({ destination: key, capture: e.id, status: e.status, location: e.location, why: e.recovered }, 'recovered an unfinished capture');
@@ -199,7 +208,7 @@ export class Agent {
     for (const p of [...c.removed, ...c.changed.map((x) => x.before)]) await this.stopTriggers(p.name);
     // What the kernel wrote while no agent was there is finished first; recovery records the rest.
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.resumeTriggers(p);
-    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) this.recoverDestination(p);
+    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.recoverDestination(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.startTriggers(p);
     // READY=1 also ends a RELOADING=1.
     this.notify(`READY=1\nSTATUS=${this.profiles.active().size} profiles active`);

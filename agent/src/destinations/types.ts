@@ -63,6 +63,14 @@ export interface CaptureSink {
    * the agent stops): the unfinished record is removed, no index entry.
    */
   discard(): void;
+  /**
+   * The data is on the disk (written and synced), the digests not yet
+   * done: `intent` (JSON) becomes the unfinished record's intent, saying
+   * so and how to finish it.  Written durably before it returns.  A crash
+   * from here on leaves a capture that start-up finishes by reading its
+   * data back (capture/durable.ts) rather than recording it failed.
+   */
+  markDurable(intent: Buffer): void;
 }
 
 /** A stored capture opened for reading. */

@@ -20,11 +20,20 @@ export interface ManifestRegion {
   bytesBounced: number;
   bytesPoisoned: number;
   memory: 'quiescent' | 'live';
-  /** concurrent: the memory was hashed while it was written; read-back: what reached the disk was hashed. */
+  /**
+   * Which bytes the region's digests (sha256, chunks) are of: concurrent:
+   * the memory, read while it was written (exact for quiescent memory);
+   * read-back: what reached the disk, read back with direct I/O.
+   */
   digest: 'concurrent' | 'read-back';
   /** The data file holding the region and the region's offset in it. */
   file: string;
   offset: number;
+  /**
+   * SHA-256 of the region's bytes.  Empty when the region was never
+   * reached (a failed capture), and in an ELF core with chunk digests:
+   * there the chunk digests and core.elf's digest cover its bytes.
+   */
   sha256: string;
   /** 0 when there are no chunk digests. */
   chunkSize: number;
@@ -36,6 +45,14 @@ export interface ManifestFile {
   name: string;
   size: number;
   sha256: string;
+  /**
+   * SHA-256 of the file's bytes outside its regions, in file order (an ELF
+   * core's headers, notes and padding).  With the regions' chunk digests,
+   * every byte has a digest that can be checked on any core, so verify
+   * need not re-run the one in-order whole-file digest.  Only when every
+   * region in the file has chunk digests.
+   */
+  gapsSha256?: string;
 }
 
 export interface ManifestTrigger {
@@ -66,7 +83,15 @@ export interface Manifest {
   regions: ManifestRegion[];
   /** Every file of the capture except manifest.json, its signature and SHA256SUMS. */
   files: ManifestFile[];
-  timing: { started: string; finished: string; seconds: number; bytesPerSecond: number };
+  /**
+   * durable: when the last byte was on the disk (written and synced);
+   * digested: when the last digest was done.  The digests trail the
+   * writer, so digested - durable is what hashing added.  Both only for a
+   * complete capture.
+   */
+  timing: { started: string; finished: string; seconds: number; bytesPerSecond: number; durable?: string; digested?: string };
+  /** What computed the digests: "OpenSSL 3.0.15 (user space)", or a kernel crypto driver's name from /proc/crypto. */
+  digestEngine?: string;
   /** The hash of the destination's last index entry before this capture (null for the first). */
   previous: string | null;
   /** Set when the manifest has a detached signature (manifest.json.sig). */

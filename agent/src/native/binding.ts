@@ -53,6 +53,12 @@ export interface CaptureOptions {
   sync?: boolean;
   /** source (default): hash the memory as it is written; readback: hash what reached the disk. */
   hash?: HashMode;
+  /**
+   * The range's own SHA-256 (default true).  An ELF core's region can do
+   * without: the file's digest and the region's chunk digests cover its
+   * bytes, and every in-order digest costs a core of its own.
+   */
+  whole?: boolean;
   /** Per-chunk digests every chunkSize bytes (default 4 MiB; 0 for none). */
   chunkSize?: number;
   /** Bytes each thread maps at once (default 8 MiB): bounds RSS. */
@@ -67,10 +73,22 @@ export interface CaptureOptions {
    */
   fileHash?: FileHash;
   onProgress?: (progress: CaptureProgress) => void;
+  /**
+   * Once the range is on the disk (written, and synced with sync), before
+   * the digests may be done: the write's figures.  Never dropped, and
+   * before the promise settles.
+   */
+  onDurable?: (written: DurableWrite) => void;
   /** Progress at most this often (default 250 ms). */
   progressMs?: number;
   signal?: AbortSignal;
 }
+
+/** A capture's write, final once it is durable (CaptureOptions.onDurable). */
+export type DurableWrite = Pick<
+  CaptureResult,
+  'source' | 'mode' | 'bytesWritten' | 'bytesZeroCopy' | 'bytesCopied' | 'bytesBounced' | 'bytesPoisoned' | 'writeSeconds' | 'durableSeconds'
+>;
 
 export interface CaptureResult {
   source: SourceKind;
@@ -87,6 +105,10 @@ export interface CaptureResult {
   seconds: number;
   writeSeconds: number;
   hashSeconds: number;
+  /** From the start: the bytes were on the disk (written and, with sync, synced). */
+  durableSeconds: number;
+  /** From the start: the digests were done too (they trail the writer). */
+  digestSeconds: number;
 }
 
 /** What every native failure looks like (Node's fs error shape). */
@@ -114,13 +136,17 @@ export interface StoredRegion {
   length: bigint;
   /** Chunk digests every chunkSize bytes of the region; 0 for none. */
   chunkSize: number;
+  /** The region's own SHA-256 (default true); without, its sha256 is ''. */
+  whole?: boolean;
 }
 
 export interface StoredDigests {
   /** Bytes actually read (less than size if the file is shorter). */
   size: number;
-  /** SHA-256 of those bytes. */
+  /** SHA-256 of those bytes ('' when whole was false). */
   sha256: string;
+  /** SHA-256 of the bytes outside the regions, in order ('' unless gaps was true). */
+  gapsSha256: string;
   /** Per region, in order: its SHA-256 and chunk digests (regions beyond the end: digests of what exists). */
   regions: Array<{ sha256: string; chunkSha256: string[] }>;
 }
@@ -514,11 +540,18 @@ export function capture(o: CaptureOptions): Promise<CaptureResult> {
     truncate: o.truncate ?? false,
     sync: o.sync ?? true,
     hash: o.hash ?? 'source',
+    whole: o.whole ?? true,
     chunkSize: BigInt(o.chunkSize ?? 4 << 20),
     window: BigInt(o.window ?? 8 << 20),
     fileHash: fileHash?.native,
   };
-  const handle = withCallerStack(stack, () => load().capture(request, o.onProgress ?? (() => undefined), o.progressMs ?? 250));
+  const handle = withCallerStack(stack, () =>
+    load().capture(
+      request,
+      (p: CaptureProgress | (DurableWrite & { durable: true })) => ('durable' in p ? o.onDurable?.(p) : o.onProgress?.(p)),
+      o.progressMs ?? 250,
+    ),
+  );
   if (fileHash) fileHash.capturing = true;
   const onAbort = () => handle.cancel();
   o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -562,11 +595,11 @@ function badRegions(regions: unknown, size: bigint): string | undefined {
 /**
  * Re-hashes a stored capture file, or a byte range of a device (a dump
  * partition's record: base = its absolute offset): the SHA-256 of
- * [base, base+size), and each region's SHA-256 and chunk digests, in one
- * promise.  Runs on native threads with pread into small cache-resident
- * buffers: the whole-file digest, the region digests and the chunk digests
- * each on their own thread (three streams on two cores take ~1.5x one),
- * so verifying a capture costs about what hashing it once costs.
+ * [base, base+size) (whole, default true), the SHA-256 of the bytes
+ * outside the regions (gaps), and each region's SHA-256 and chunk digests,
+ * in one promise.  One read of the range on native threads feeds every
+ * digest: the in-order ones on a thread each, the chunk digests on every
+ * core left.
  * nofollow: refuse a symlink at path (capture directories); false for
  * device paths.
  */
@@ -576,6 +609,10 @@ export function hashStored(o: {
   size: bigint;
   regions: StoredRegion[];
   nofollow?: boolean;
+  /** The whole range's SHA-256 (default true). */
+  whole?: boolean;
+  /** The SHA-256 of the bytes outside the regions (default false). */
+  gaps?: boolean;
   /** Bytes of the range every thread is past (only grows; ends at the result's size). */
   onProgress?: (bytesHashed: number) => void;
   /** Progress at most this often (default 250 ms). */
@@ -606,7 +643,9 @@ export function hashStored(o: {
     base,
     size: o.size,
     nofollow: o.nofollow ?? false,
-    regions: o.regions.map((r) => ({ offset: r.offset, length: r.length, chunkSize: BigInt(r.chunkSize) })),
+    whole: o.whole ?? true,
+    gaps: o.gaps ?? false,
+    regions: o.regions.map((r) => ({ offset: r.offset, length: r.length, chunkSize: BigInt(r.chunkSize), whole: r.whole ?? true })),
   };
   const handle = withCallerStack(stack, () => load().hashStored(request, o.onProgress ?? (() => undefined), progressMs));
   const onAbort = () => handle.cancel();

@@ -8,9 +8,20 @@
  */
 import type { Device } from './device';
 import { BLOCK, encodeRecordHeader, RECORD_HEADER_SIZE, RecordFile, roundUp, Slot } from './format';
-import type { ChainEnd } from './index-slots';
+import { ChainEnd, intentText } from './index-slots';
 import { coded, now } from './util';
 import type { BeginRequest, CaptureSink, DataFile, Finish, IndexEntry } from '../types';
+
+/** The durable intent's own moment, or now: what a slot too small for the whole intent keeps. */
+function durableAt(intent: Buffer): { at: string } {
+  try {
+    const d = (JSON.parse(intent.toString('utf8')) as { durable?: { at?: unknown } }).durable;
+    if (typeof d?.at === 'string') return { at: d.at };
+  } catch {
+    /* not JSON: now */
+  }
+  return { at: now() };
+}
 
 /** What a sink needs of its store (Store in blockdev.ts); called under the lock the store took in begin(). */
 export interface SinkStore {
@@ -23,6 +34,8 @@ export interface SinkStore {
   released(sink: Sink): void;
   /** Frees a "writing" slot whose capture never happened; fsynced. */
   freeSlot(n: number, slot: Slot): void;
+  /** Rewrites a "writing" slot in place (its intent); fsynced. */
+  rewriteSlot(n: number, slot: Slot): void;
 }
 
 export class Sink implements CaptureSink {
@@ -45,6 +58,18 @@ export class Sink implements CaptureSink {
     this.id = req.id;
     this.location = `${store.location}@${slot.recordOffset}`;
     this.align = store.device.writer().offsetAlign;
+  }
+
+  /**
+   * The slot, still "writing", takes the durable intent: one 4 KiB write,
+   * so a crash leaves the old text or the new.  An intent too long for a
+   * slot keeps what recovery needs most (names, when it was durable).
+   */
+  markDurable(intent: Buffer): void {
+    this.assertOpen();
+    const text = intentText({ ...this.req, intent });
+    const fitted = text.includes('"durable"') ? text : JSON.stringify({ ...JSON.parse(text), durable: durableAt(intent) });
+    this.store.rewriteSlot(this.slotNumber, { ...this.slot, text: fitted });
   }
 
   openData(name: string, size: bigint): DataFile {

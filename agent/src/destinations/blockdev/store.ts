@@ -303,6 +303,11 @@ class Store implements BlockdevStore {
     return entry;
   }
 
+  rewriteSlot(n: number, slot: Slot): void {
+    this.writeSlot(n, slot);
+    this.dev.sync();
+  }
+
   freeSlot(n: number, slot: Slot): void {
     this.writeSlot(n, { ...slot, state: SlotState.Free, text: '' });
     this.dev.sync();

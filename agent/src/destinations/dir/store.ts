@@ -50,6 +50,8 @@ export const INTENT_FILE = '.intent.json';
 const UNCOMMITTED_CLAIMS = ['manifest.json', 'SHA256SUMS', 'manifest.json.sig'];
 /** Preallocated at begin, released just before the small files are written. */
 export const RESERVE_FILE = '.reserve';
+/** The intent once the data is durable (CaptureSink.markDurable): a new name, never a rewrite of .intent.json. */
+export const DURABLE_FILE = '.durable.json';
 /** Beyond the small files themselves: an index line and directory entries. */
 const RESERVE_SLACK = 16 * 1024;
 const PARTIAL = '.partial';
@@ -247,10 +249,14 @@ export class DirStore implements CaptureStore {
     for (const d of fs.readdirSync(this.location, { withFileTypes: true })) {
       if (!d.isDirectory() || !d.name.endsWith(PARTIAL)) continue;
       let intent: Buffer = Buffer.alloc(0);
-      try {
-        intent = readNoFollow(path.join(this.location, d.name, INTENT_FILE));
-      } catch {
-        /* no intent: nothing to resume by */
+      // The durable intent, where there is one, supersedes the first.
+      for (const file of [DURABLE_FILE, INTENT_FILE]) {
+        try {
+          intent = readNoFollow(path.join(this.location, d.name, file));
+          break;
+        } catch {
+          /* not there: the next, or nothing to resume by */
+        }
       }
       out.push({ id: d.name.slice(0, -PARTIAL.length), intent });
     }
@@ -350,6 +356,7 @@ export class DirStore implements CaptureStore {
       return false;
     }
     removeAt(path.join(this.location, finalName), INTENT_FILE);
+    removeAt(path.join(this.location, finalName), DURABLE_FILE);
     removeAt(path.join(this.location, finalName), RESERVE_FILE);
     try {
       fsyncFd(this.fd, this.location);
@@ -640,6 +647,11 @@ class DirSink implements CaptureSink {
     }
   }
 
+  markDurable(intent: Buffer): void {
+    writeFileAt(this.fd, DURABLE_FILE, intent, path.join(this.location, DURABLE_FILE));
+    fsyncFd(this.fd, this.location);
+  }
+
   openData(name: string, size: bigint): DataFile {
     const display = path.join(this.location, name);
     const dest = openDestinationAt(this.fd, name, 'create', display);
@@ -711,7 +723,7 @@ class DirReader implements CaptureReader {
     // beside the capture's files is listed, so verify reports it.  In a
     // committed capture still named .partial (recovery renames it), the
     // destination's own bookkeeping is not the capture's.
-    const own = this.location.endsWith(PARTIAL) ? new Set([INTENT_FILE, RESERVE_FILE]) : new Set<string>();
+    const own = this.location.endsWith(PARTIAL) ? new Set([INTENT_FILE, DURABLE_FILE, RESERVE_FILE]) : new Set<string>();
     return fs
       .readdirSync(this.location, { withFileTypes: true })
       .filter((d) => !own.has(d.name))
