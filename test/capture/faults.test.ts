@@ -164,62 +164,76 @@ describe('interrupted captures and start-up recovery', () => {
     // SHA-256 streams, so the digests trail the durable data by about a second.
     const mnt = useTmpfs('durable', '5g');
 
-    test('list shows it durable; the next agent start finishes it from the disk: complete, exact digests, verified', async () => {
-      const dir = path.join(mnt(), 'kill9-durable');
-      const dest = path.join(dir, 'out');
-      fs.mkdirSync(path.join(dir, 'profiles'), { recursive: true });
-      const size = 2 * 1024 * MiB;
-      const image = path.join(dir, 'memory.img');
-      const fd = fs.openSync(image, 'w');
-      writePattern(fd, 0, size, 'durable', 'memory');
-      fs.closeSync(fd);
-      writeProfile(
-        path.join(dir, 'profiles'),
-        'durable',
-        imageProfile({ image, dest, regions: [['all', 0, size]], chunk: '4MiB', readback: 'always', extra: 'cooldown: 0\n' }),
-      );
+    test.each(['elf', 'raw'] as const)(
+      '%s: list shows it durable; the next agent start finishes it from the disk: complete, exact digests, verified',
+      async (format) => {
+        const dir = path.join(mnt(), `kill9-durable-${format}`);
+        const dest = path.join(dir, 'out');
+        fs.mkdirSync(path.join(dir, 'profiles'), { recursive: true });
+        const size = 2 * 1024 * MiB;
+        const image = path.join(mnt(), 'memory.img');
+        if (!fs.existsSync(image)) {
+          const fd = fs.openSync(image, 'w');
+          writePattern(fd, 0, size, 'durable', 'memory');
+          fs.closeSync(fd);
+        }
+        writeProfile(
+          path.join(dir, 'profiles'),
+          'durable',
+          imageProfile({ image, dest, regions: [['all', 0, size]], format, chunk: '4MiB', readback: 'always', extra: 'cooldown: 0\n' }),
+        );
 
-      const child = startCapture(path.join(dir, 'profiles', 'durable.yaml'));
-      const durableFile = () => {
-        const partial = partialOf(dest);
-        return partial ? path.join(dest, partial, DURABLE_FILE) : undefined;
-      };
-      expect(await waitUntil(() => fs.existsSync(durableFile() ?? '/nonexistent'), 60_000, 2)).toBe(true);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-      const id = partialOf(dest)!.replace(/\.partial$/, '');
-      expect(indexOf(dest)).toEqual([]); // killed before its digests: not published
+        const child = startCapture(path.join(dir, 'profiles', 'durable.yaml'));
+        const durableFile = () => {
+          const partial = partialOf(dest);
+          return partial ? path.join(dest, partial, DURABLE_FILE) : undefined;
+        };
+        expect(await waitUntil(() => fs.existsSync(durableFile() ?? '/nonexistent'), 60_000, 2)).toBe(true);
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+        const id = partialOf(dest)!.replace(/\.partial$/, '');
+        expect(indexOf(dest)).toEqual([]); // killed before its digests: not published
 
-      const list = await physcap(['list', '--dest', dest, '--json']);
-      expect(JSON.parse(list.stdout)).toMatchObject({ captures: [], unfinished: [{ id, profile: 'durable', state: 'durable', durable: expect.any(String) }] });
-      expect((await physcap(['list', '--dest', dest])).stdout).toMatch(new RegExp(`${id}\\s+durable`));
+        const list = await physcap(['list', '--dest', dest, '--json']);
+        expect(JSON.parse(list.stdout)).toMatchObject({
+          captures: [],
+          unfinished: [{ id, profile: 'durable', state: 'durable', durable: expect.any(String) }],
+        });
+        expect((await physcap(['list', '--dest', dest])).stdout).toMatch(new RegExp(`${id}\\s+durable`));
 
-      const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
-      let log = '';
-      agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-      try {
-        expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
-      } finally {
-        await stopAgent(agent);
-      }
-      expect(log).toMatch(/"capture finished after a restart"/);
-      expect(captures(dest)).toEqual([id]);
-      expect(indexOf(dest)).toMatchObject([{ id, status: 'complete', recovered: expect.stringMatching(/^finished after a restart: its data was durable/) }]);
-      const m = manifestOf(path.join(dest, id));
-      expect(m.status).toBe('complete');
-      expect(m.regions[0]).toMatchObject({ name: 'all', size, digest: 'read-back', sha256: '' });
-      const core = path.join(dest, id, 'core.elf');
-      // The digests are those of the bytes on the disk: sha256sum's, chunk by chunk and whole.
-      expect(m.files.find((f) => f.name === 'core.elf')!.sha256).toBe(sha256File(core));
-      const chunkSize = m.regions[0]!.chunkSize;
-      expect(regionChunks(path.join(dest, id), m.regions[0]!)).toEqual(
-        Array.from({ length: size / chunkSize }, (_, i) => sha256File(core, m.regions[0]!.offset + i * chunkSize, chunkSize)),
-      );
-      expect(sha256File(core, m.regions[0]!.offset, size)).toBe(sha256File(image));
-      expect(m.timing.durable! < m.timing.digested!).toBe(true);
-      expect(await verifies(dest, id)).toBe(true);
-      expect(execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: path.join(dest, id), encoding: 'utf8' })).toMatch(/^core\.elf: OK$/m);
-    }, 180_000);
+        const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
+        let log = '';
+        agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+        try {
+          expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
+        } finally {
+          await stopAgent(agent);
+        }
+        expect(log).toMatch(/"capture finished after a restart"/);
+        expect(captures(dest)).toEqual([id]);
+        expect(indexOf(dest)).toMatchObject([{ id, status: 'complete', recovered: expect.stringMatching(/^finished after a restart: its data was durable/) }]);
+        const m = manifestOf(path.join(dest, id));
+        expect(m.status).toBe('complete');
+        const file = format === 'elf' ? 'core.elf' : 'all.raw';
+        const core = path.join(dest, id, file);
+        // A raw region's digest is its file's; an ELF core's region has its chunks.
+        expect(m.regions[0]).toMatchObject({ name: 'all', size, file, digest: 'read-back', sha256: format === 'elf' ? '' : sha256File(core) });
+        // The digests are those of the bytes on the disk: sha256sum's, chunk by chunk and whole.
+        expect(m.files.find((f) => f.name === file)!.sha256).toBe(sha256File(core));
+        const chunkSize = m.regions[0]!.chunkSize;
+        expect(regionChunks(path.join(dest, id), m.regions[0]!)).toEqual(
+          Array.from({ length: size / chunkSize }, (_, i) => sha256File(core, m.regions[0]!.offset + i * chunkSize, chunkSize)),
+        );
+        expect(sha256File(core, m.regions[0]!.offset, size)).toBe(sha256File(image));
+        expect(m.timing.durable! < m.timing.digested!).toBe(true);
+        expect(await verifies(dest, id)).toBe(true);
+        expect(execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: path.join(dest, id), encoding: 'utf8' })).toMatch(
+          new RegExp(`^${file.replace('.', '\\.')}: OK$`, 'm'),
+        );
+        fs.rmSync(dir, { recursive: true, force: true }); // room in the tmpfs for the next format
+      },
+      180_000,
+    );
   });
 
   test('on_interrupted: delete removes the data but still records the capture as failed', () => {

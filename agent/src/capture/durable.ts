@@ -56,7 +56,8 @@ export async function finishDurable(store: CaptureStore, profileOf: (name: strin
     try {
       resumed = store.resume(u.id);
     } catch (err) {
-      log.warn({ capture: u.id, err: (err as Error).message }, 'a durable capture could not be reopened: recovery records it failed, its data kept');
+      // Another process may still be finishing it (EBUSY): recovery leaves that one alone too.
+      log.warn({ capture: u.id, err: (err as Error).message }, 'a durable capture could not be reopened to be finished');
       continue;
     }
     out.push(await finishOne(intent, profile, store, resumed, log));
@@ -107,7 +108,7 @@ async function finishOne(
       const inFile = note.regions.map((r, i) => ({ r, planned: regions[i]! })).filter(({ r }) => r.file === f.name);
       inFile.sort((a, b) => a.r.offset - b.r.offset);
       const elf = note.format === 'elf';
-      // As the capture would have: an ELF core's regions by their chunks and the gaps, a raw region by its own digest.
+      // As the capture would have: an ELF core's regions by their chunks and the gaps, a raw region by its file's digest.
       const covered = elf && note.chunkSize > 0;
       const digests = await hashStored({
         path: data.dest.path,
@@ -115,10 +116,13 @@ async function finishOne(
         size: BigInt(f.size),
         nofollow: true,
         gaps: covered,
-        regions: inFile.map(({ r }) => ({ offset: BigInt(r.offset), length: BigInt(r.size), chunkSize: note.chunkSize, whole: !elf || note.chunkSize === 0 })),
+        regions: inFile.map(({ r }) => ({ offset: BigInt(r.offset), length: BigInt(r.size), chunkSize: note.chunkSize, whole: elf && note.chunkSize === 0 })),
       });
       if (digests.size !== f.size) throw Object.assign(new Error(`${f.name}: ${digests.size} of its ${f.size} bytes are on the disk`), { code: 'EIO' });
-      inFile.forEach(({ r, planned }, i) => capture.run.record(planned, resultOf(r, digests.regions[i]!), f.name, BigInt(r.offset)));
+      inFile.forEach(({ r, planned }, i) => {
+        const d = digests.regions[i]!;
+        capture.run.record(planned, resultOf(r, elf ? d : { ...d, sha256: digests.sha256 }), f.name, BigInt(r.offset));
+      });
       capture.run.addFile({ name: f.name, size: f.size, sha256: digests.sha256, ...(covered ? { gapsSha256: digests.gapsSha256 } : {}) });
     }
   } catch (err) {

@@ -1,5 +1,9 @@
 #include "digestpipe.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -15,6 +19,16 @@ constexpr size_t kMaxSlots = 32;
 constexpr int64_t kFilling = -2;
 // Waits re-check the caller's stop flag this often: nothing notifies it.
 constexpr auto kPoll = std::chrono::milliseconds(50);
+
+// Hashing runs at a lower priority than the thread that writes: on a
+// machine with as many hashing threads as cores, the writer (which needs
+// little CPU, but needs it at once to keep the disk busy) would otherwise
+// wait for a core, and the capture would be durable later.  The digests
+// get every cycle the writer leaves.
+void yield_to_writer() {
+  // Best effort: a thread that may not lower its priority hashes as it is.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+}
 
 }  // namespace
 
@@ -238,12 +252,27 @@ int DigestPipe::run(const BlockSource& read, const std::atomic<bool>& stop) {
     s.buf.reset(static_cast<unsigned char*>(p));
   }
   std::vector<std::thread> lanes;
-  if (spec_.stream) lanes.emplace_back([&] { stream_lane(spec_.stream, false, stop); });
-  if (spec_.gaps) lanes.emplace_back([&] { stream_lane(spec_.gaps, true, stop); });
+  if (spec_.stream)
+    lanes.emplace_back([&] {
+      yield_to_writer();
+      stream_lane(spec_.stream, false, stop);
+    });
+  if (spec_.gaps)
+    lanes.emplace_back([&] {
+      yield_to_writer();
+      stream_lane(spec_.gaps, true, stop);
+    });
   if (std::any_of(span_sha_.begin(), span_sha_.end(), [](const auto& s) { return s != nullptr; }))
-    lanes.emplace_back([&] { whole_lane(stop); });
+    lanes.emplace_back([&] {
+      yield_to_writer();
+      whole_lane(stop);
+    });
   if (!chunk_digests_.empty())
-    for (unsigned w = 0; w < chunk_threads_; w++) lanes.emplace_back([&, w] { chunk_lane(w, stop); });
+    for (unsigned w = 0; w < chunk_threads_; w++)
+      lanes.emplace_back([&, w] {
+        yield_to_writer();
+        chunk_lane(w, stop);
+      });
 
   // Each reader takes every readers-th block: several reads in flight keep
   // a disk busy that one synchronous O_DIRECT read at a time leaves idle.
