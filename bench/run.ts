@@ -54,9 +54,13 @@ const FIRST_BYTE_TARGET_MS = 1;
 /**
  * module: the C client's WRITE ioctl; question: mmap /dev/mem + buffered
  * write + fsync; dd: dd from /dev/mem with direct writes; engine-kernel and
- * engine-devmem: the native engine's two physical sources, SHA-256 on.
+ * engine-devmem: the native engine's two physical sources, SHA-256 on;
+ * engine-readback: the kernel source hashing what reached the disk (what a
+ * live region gets); agent: `physcap capture` of the range, ELF core,
+ * manifest and all, hashing read back.  The engine and the agent report
+ * when the bytes were durable and when the digests were done.
  */
-const METHODS = ['module', 'question', 'dd', 'engine-kernel', 'engine-devmem'] as const;
+const METHODS = ['module', 'question', 'dd', 'engine-kernel', 'engine-devmem', 'engine-readback', 'agent'] as const;
 type Method = (typeof METHODS)[number];
 /** An O_DIRECT file on ext4, and the raw dump partition the board writes to. */
 const DESTS = ['file', 'raw'] as const;
@@ -96,8 +100,8 @@ function arg(name: string, fallback: string): string {
 function benchJob(kernel: KernelSpec, rounds: number): string {
   const start = hex(RANGE.start);
   const target = (d: Dest, m: Method, round: number) => (d === 'file' ? `$D/${m}-${round}.bin` : '$RAW');
-  const engine = (source: string, f: string) => {
-    const request = JSON.stringify({ label: source, source, phys: start, length: String(RANGE.size), mode: 'create', dest: '@DEST@' });
+  const engine = (source: string, f: string, hash = 'source') => {
+    const request = JSON.stringify({ label: source, source, phys: start, length: String(RANGE.size), mode: 'create', hash, dest: '@DEST@' });
     // Single-quoted JSON with the destination spliced in unquoted, so the shell expands $D.
     return `node ${guestProgram('guest-capture')} '${request.replace('@DEST@', `'${f}'`)}'`;
   };
@@ -107,9 +111,11 @@ function benchJob(kernel: KernelSpec, rounds: number): string {
     dd: (_d, f) => `dd if=/dev/mem of=${f} bs=1M iflag=skip_bytes,count_bytes skip=${RANGE.start} count=${RANGE.size} oflag=direct conv=fsync`,
     'engine-kernel': (_d, f) => engine('kernel', f),
     'engine-devmem': (_d, f) => engine('devmem', f),
+    'engine-readback': (_d, f) => engine('kernel', f, 'readback'),
+    agent: () => 'sh $T/agent-capture.sh',
   };
-  // The engine writes new files only (it never overwrites): file destinations.
-  const methodsFor = (d: Dest) => METHODS.filter((m) => d === 'file' || !m.startsWith('engine'));
+  // The engine and the agent write new files only (they never overwrite): file destinations.
+  const methodsFor = (d: Dest) => METHODS.filter((m) => d === 'file' || !(m.startsWith('engine') || m === 'agent'));
   const lines: string[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const d of DESTS) {
@@ -144,6 +150,21 @@ measure() {
 		"$name" "$name" "$dest" "$rc" "$e" "$u" "$s" "$m" "$out"
 	[ $rc = 0 ] || cat $T/err
 }
+# The agent's capture: the range as an ELF core in a fresh destination, hashed read back.
+cat > $T/agent.yaml <<'YAML'
+apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: bench
+regions:
+  - name: big
+    start: "${start}"
+    size: ${RANGE.size}
+triggers: [{ kind: control }]
+destination: { kind: dir, path: /run/physcap-board/disk/agent-captures, retention: { keep_free: 0 } }
+source: { kind: kernel }
+hash: { readback: always }
+YAML
+printf 'rm -rf $D/agent-captures\nexec node $CLI capture $T/agent.yaml --json\n' > $T/agent-capture.sh
 # Warm-up, not measured: the first write gives the reserved range struct pages.
 ${cmd.module('file', '$D/warmup.bin')} > /dev/null
 ${lines.join('\n')}
@@ -225,6 +246,14 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
  * emulation exec alone costs 50-90 ms, noise that says nothing about the
  * capture path (wall_s keeps it, for the record).
  */
+function durableAndDigested(out: Record<string, unknown> | null): [number, number] | undefined {
+  if (typeof out?.durableSeconds === 'number' && typeof out.digestSeconds === 'number') return [out.durableSeconds, out.digestSeconds];
+  const t = out?.timing as { started?: string; durable?: string; digested?: string } | undefined;
+  if (!t?.started || !t.durable || !t.digested) return undefined;
+  const t0 = Date.parse(t.started);
+  return [(Date.parse(t.durable) - t0) / 1000, (Date.parse(t.digested) - t0) / 1000];
+}
+
 function captureSeconds(s: Sample): number {
   const t = Number(s.out?.seconds);
   if (!Number.isFinite(t)) throw new Error(`${s.method}: no capture time in ${JSON.stringify(s.out)}`);
@@ -282,6 +311,16 @@ function summarize(kernel: KernelSpec, samples: Sample[], dest: Dest): BenchCase
       capture_vs_module: round3(capture(m) / capture('module')),
       wall_vs_module: round3(wall(m) / wall('module')),
     };
+    // When the bytes were durable and the digests done: the engine's own
+    // figures, or the agent's manifest times from the capture's start.
+    const milestones = by(m)
+      .map((s) => durableAndDigested(s.out))
+      .filter((x): x is [number, number] => x !== undefined);
+    if (milestones.length) {
+      c.durable_s = round3(median(milestones.map((x) => x[0])));
+      c.digested_s = round3(median(milestones.map((x) => x[1])));
+      c.durable_vs_module = round3(Number(c.durable_s) / capture('module'));
+    }
     if (m === 'module') {
       const out = by(m).map((s) => s.out ?? {});
       c.speedup_vs_question = round3(capture('question') / capture('module'));
@@ -413,8 +452,13 @@ function printBoard(all: BenchCase[]): void {
     `${c.max_rss_mb.toFixed(1)}`,
     `${Number(c.capture_vs_module).toFixed(2)}x`,
     `${Number(c.wall_vs_module).toFixed(2)}x`,
+    c.durable_s === undefined ? '' : `${Number(c.durable_s).toFixed(3)} / ${Number(c.digested_s).toFixed(3)}`,
+    c.durable_vs_module === undefined ? '' : `${Number(c.durable_vs_module).toFixed(2)}x`,
   ]);
-  printTable(['case', 'bytes', 'capture s', 'wall s', 'cpu s', 'MiB/s', 'rss MiB', 'capture vs module', 'wall vs module'], rows);
+  printTable(
+    ['case', 'bytes', 'capture s', 'wall s', 'cpu s', 'MiB/s', 'rss MiB', 'capture vs module', 'wall vs module', 'durable / digested s', 'durable vs module'],
+    rows,
+  );
   for (const c of cases.filter((x) => x.name.startsWith('module'))) {
     console.log(
       `${c.name}: ${c.speedup_vs_question}x faster than the question's buffered way ` +

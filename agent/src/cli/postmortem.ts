@@ -57,6 +57,38 @@ function openStores(o: DestOpts, cli: Cli, unreadable: string[] = []): CaptureSt
  * A capture named by id (or a unique prefix) in the destinations, or by
  * the path of its directory.
  */
+/** An unfinished record as list shows it. */
+interface Unfinished {
+  id: string;
+  profile: string;
+  started: string;
+  /** writing: its data is not all on the disk; durable: it is, its digests are pending; armed: the kernel writes it on a pretimeout. */
+  state: 'writing' | 'durable' | 'armed';
+  durable?: string;
+}
+function unfinishedOf(id: string, intent: Buffer): Unfinished {
+  let o: { profile?: unknown; started?: unknown; durable?: { at?: unknown }; armed?: unknown } = {};
+  try {
+    o = JSON.parse(intent.toString('utf8')) as typeof o;
+  } catch {
+    /* an intent not yet written whole: only the id is known */
+  }
+  const durable = typeof o.durable?.at === 'string' ? o.durable.at : undefined;
+  return {
+    id,
+    profile: typeof o.profile === 'string' ? o.profile : 'unknown',
+    started: typeof o.started === 'string' ? o.started : '-',
+    state: durable ? 'durable' : o.armed ? 'armed' : 'writing',
+    ...(durable ? { durable } : {}),
+  };
+}
+
+const UNFINISHED_STATES: Record<Unfinished['state'], string> = {
+  writing: 'its data is being written, or its writer died',
+  durable: 'its data is on the disk, its digests are pending',
+  armed: 'armed: the kernel writes it on a watchdog pretimeout',
+};
+
 function findCapture(ref: string, o: DestOpts, cli: Cli): { store: CaptureStore; id: string; others: CaptureStore[] } {
   // A path when it says so (a slash), or when no --dest was given and it
   // names a capture directory; with --dest, a bare name is an id there,
@@ -75,11 +107,20 @@ function findCapture(ref: string, o: DestOpts, cli: Cli): { store: CaptureStore;
   const stores = openStores(o, cli);
   const hits = stores.filter((s) => s.index().entries.some((e) => e.id === ref || e.id.startsWith(ref)));
   if (hits.length !== 1) {
+    // Not in any index: an unfinished capture is named as such, never shown as a capture to verify.
+    const unfinished = hits.length
+      ? undefined
+      : stores.flatMap((s) => s.unfinished().map((u) => ({ s, u }))).find(({ u }) => u.id === ref || u.id.startsWith(ref));
     for (const s of stores) s.close();
     const where = stores.map((s) => s.location).join(', ') || 'no destinations';
+    const why = unfinished && unfinishedOf(unfinished.u.id, unfinished.u.intent);
     throw Object.assign(
       new Error(
-        hits.length ? `"${ref}" is in more than one destination (${hits.map((s) => s.location).join(', ')}): pass --dest` : `no capture "${ref}" in ${where}`,
+        why
+          ? `capture ${why.id} in ${unfinished.s.location} is not finished (${UNFINISHED_STATES[why.state]}): there is nothing to verify or read yet`
+          : hits.length
+            ? `"${ref}" is in more than one destination (${hits.map((s) => s.location).join(', ')}): pass --dest`
+            : `no capture "${ref}" in ${where}`,
       ),
       {
         code: 'ENOENT',
@@ -140,31 +181,6 @@ function contentsLines(reader: CaptureReader, m: Manifest): string[] {
 }
 
 export function registerPostmortem(program: Command, cli: Cli): void {
-  interface Unfinished {
-    id: string;
-    profile: string;
-    started: string;
-    /** writing: its data is not all on the disk; durable: it is, its digests are pending; armed: the kernel writes it on a pretimeout. */
-    state: 'writing' | 'durable' | 'armed';
-    durable?: string;
-  }
-  const unfinishedOf = (id: string, intent: Buffer): Unfinished => {
-    let o: { profile?: unknown; started?: unknown; durable?: { at?: unknown }; armed?: unknown } = {};
-    try {
-      o = JSON.parse(intent.toString('utf8')) as typeof o;
-    } catch {
-      /* an intent not yet written whole: only the id is known */
-    }
-    const durable = typeof o.durable?.at === 'string' ? o.durable.at : undefined;
-    return {
-      id,
-      profile: typeof o.profile === 'string' ? o.profile : 'unknown',
-      started: typeof o.started === 'string' ? o.started : '-',
-      state: durable ? 'durable' : o.armed ? 'armed' : 'writing',
-      ...(durable ? { durable } : {}),
-    };
-  };
-
   withDestOptions(program.command('list').description('the captures in the destinations, oldest first (like coredumpctl list)'))
     .option('--json', 'print JSON')
     .action((o: DestOpts & { json?: boolean }) => {
