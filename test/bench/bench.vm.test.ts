@@ -40,6 +40,8 @@ test(
       'host/physcap',
       'host/capture-elf',
       'host/verify',
+      'host/verify-full',
+      'host/read-direct',
       'host/openssl-sha256',
       'agent/latency-file',
       'agent/latency-kmsg',
@@ -50,6 +52,14 @@ test(
     // The board's ways side by side (module, the question's, dd, the engine's two sources), on a file and the raw partition.
     expect(names.filter((n) => /^(module|question|dd|engine-kernel|engine-devmem)\/(file|raw)@/.test(n)).length).toBeGreaterThanOrEqual(5);
     expect(names.some((n) => /^board\/.*armed/.test(n))).toBe(true);
+    // The digests' cases: the engine hashing read back and the agent, on the range; all System RAM beside LiME.
+    const byName = new Map(cases.map((c) => [String(c.name), c]));
+    for (const n of ['engine-readback/file', 'agent/file', 'ram/agent-ram']) {
+      const c = [...byName.entries()].find(([k]) => k.startsWith(`${n}@`))?.[1];
+      expect({ n, durable: c?.durable_s, digested: c?.digested_s }).toEqual({ n, durable: expect.any(Number), digested: expect.any(Number) });
+    }
+    for (const n of ['ram/ram-client', 'ram/lime-raw', 'ram/lime-sha256']) expect(names.some((x) => x.startsWith(`${n}@`))).toBe(true);
+    expect(byName.get('host/capture-elf')).toMatchObject({ durable_s: expect.any(Number), digested_s: expect.any(Number), ratio_vs_limit: expect.any(Number) });
   },
   45 * 60_000,
 );
