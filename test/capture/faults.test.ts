@@ -200,11 +200,11 @@ describe('interrupted captures and start-up recovery', () => {
           unfinished: [{ id, profile: 'durable', state: 'durable', durable: expect.any(String) }],
         });
         expect((await physcap(['list', '--dest', dest])).stdout).toMatch(new RegExp(`${id}\\s+durable`));
-      // A capture whose digests are pending is never shown verified.
-      const v = await physcap(['verify', id, '--dest', dest]);
-      expect(v.code).toBe(1);
-      expect(v.stderr).toMatch(/is not finished \(its data is on the disk, its digests are pending\)/);
-      expect(v.stdout).not.toMatch(/verified/);
+        // A capture whose digests are pending is never shown verified.
+        const v = await physcap(['verify', id, '--dest', dest]);
+        expect(v.code).toBe(1);
+        expect(v.stderr).toMatch(/is not finished \(its data is on the disk, its digests are pending\)/);
+        expect(v.stdout).not.toMatch(/verified/);
 
         const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
         let log = '';

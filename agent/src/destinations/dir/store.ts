@@ -345,8 +345,15 @@ export class DirStore implements CaptureStore {
     }
   }
 
-  /** After the commit: <id>.partial becomes its published name; a failure here is recovery's to finish. */
+  /**
+   * After the commit: <id>.partial becomes its published name; a failure
+   * here is recovery's to finish.  The bookkeeping goes first, while the
+   * directory is still .partial: a kill between the rename and an unlink
+   * would otherwise publish a file the manifest does not list.
+   */
   private finishRename(id: string, finalName: string): boolean {
+    const partial = path.join(this.location, `${id}${PARTIAL}`);
+    for (const own of [INTENT_FILE, DURABLE_FILE, RESERVE_FILE]) removeAt(partial, own);
     try {
       renameAt(this.fd, `${id}${PARTIAL}`, this.fd, finalName, path.join(this.location, finalName));
     } catch (err) {
@@ -355,9 +362,6 @@ export class DirStore implements CaptureStore {
       );
       return false;
     }
-    removeAt(path.join(this.location, finalName), INTENT_FILE);
-    removeAt(path.join(this.location, finalName), DURABLE_FILE);
-    removeAt(path.join(this.location, finalName), RESERVE_FILE);
     try {
       fsyncFd(this.fd, this.location);
     } catch {
