@@ -163,32 +163,6 @@ function digestEngine(): string {
   return `OpenSSL ${process.versions.openssl} (user space)`;
 }
 
-/**
- * The SHA-256 of an ELF core's bytes outside its regions (headers, notes,
- * padding), fed in file order: what, with the regions' chunk digests,
- * covers every byte of the file (ManifestFile.gapsSha256).
- */
-export class GapsHash {
-  private readonly hash = crypto.createHash('sha256');
-  private static readonly zeros = Buffer.alloc(1 << 20);
-
-  update(data: Buffer): void {
-    this.hash.update(data);
-  }
-
-  updateZeros(n: bigint): void {
-    for (let left = n; left > 0n;) {
-      const take = left < BigInt(GapsHash.zeros.length) ? Number(left) : GapsHash.zeros.length;
-      this.hash.update(GapsHash.zeros.subarray(0, take));
-      left -= BigInt(take);
-    }
-  }
-
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
-
 /** One capture being written: the layout, the per-region records, and the manifest at the end. */
 export class CaptureRun {
   readonly regions: ManifestRegion[] = [];
@@ -387,7 +361,9 @@ export class CaptureRun {
     const { data, layout } = this.layoutElf(vmcoreinfo);
     const name = ELF_FILE;
     const fileHash = createFileHash();
-    const gaps = new GapsHash();
+    // The bytes outside the regions (headers, notes, padding), in file order:
+    // with the regions' chunk digests they cover every byte (ManifestFile.gapsSha256).
+    const gaps = createFileHash();
     fileHash.update(layout.header);
     gaps.update(layout.header);
     let pos = BigInt(layout.header.length);
