@@ -172,6 +172,33 @@ describe('an ELF capture into a dir destination', () => {
   });
 });
 
+describe('read-back captures of several ranges: written first, then hashed from the disk in one pass', () => {
+  test.each(['elf', 'raw'] as const)('%s: every digest is of the bytes on the disk; durable before digested; verify passes', async (format) => {
+    const dest = path.join(work, `readback-${format}`);
+    const p = writeProfile(work, `rb${format}`, imageProfile({ image: img.file, dest, regions: REGIONS, format, readback: 'always' }));
+    const outcome = await captureNow(p);
+    expect(outcome.status).toBe('complete');
+    const dir = outcome.location;
+    const m = manifestOf(dir);
+    expect(validators().manifest(m)).toBe(true);
+    for (const [i, [name, start, size]] of REGIONS.entries()) {
+      const r = m.regions[i]!;
+      expect(r).toMatchObject({ name, size, mode: 'zero-copy', bytesZeroCopy: size, digest: 'read-back', chunkSize: 65536 });
+      expect(regionChunks(dir, r)).toEqual(chunkSha256s(img.range(start, size), 65536));
+      // A raw region's digest is its file's; an ELF core's region is covered by its chunks and the core's digests.
+      expect(r.sha256).toBe(format === 'raw' ? sha256(img.range(start, size)) : '');
+    }
+    const onDisk = m.files.filter((f) => !f.name.endsWith('.chunks'));
+    expect(onDisk.map((f) => f.name)).toEqual(format === 'elf' ? ['core.elf'] : REGIONS.map(([n]) => `${n}.raw`));
+    for (const f of onDisk) expect(f.sha256).toBe(sha256(fs.readFileSync(path.join(dir, f.name))));
+    if (format === 'elf') expect(onDisk[0]!.gapsSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.timing.durable! <= m.timing.digested! && m.timing.digested! <= m.timing.finished).toBe(true);
+    const v = await physcap(['verify', dir]);
+    expect(v).toMatchObject({ code: 0 });
+    expect(v.stdout).toMatch(/verified\n$/);
+  });
+});
+
 describe('the index chain, raw format, retention and diff', () => {
   test('three captures chain: each manifest and entry points at the entry before it', async () => {
     const dest = path.join(work, 'chain');

@@ -24,7 +24,7 @@ import { hostInfo, versions } from '../manifest/host';
 import { loadPrivateKey, sign, signerId, SIGNATURE_FILE } from '../manifest/sign';
 import { SUMS_FILE, sumsFile } from '../manifest/sums';
 import type { Manifest, ManifestFile, ManifestRegion } from '../manifest/types';
-import { capture, CaptureResult, createFileHash, DurableWrite, FileHash, writeAligned } from '../native/binding';
+import { capture, CaptureResult, createFileHash, DurableWrite, FileHash, hashStored, writeAligned } from '../native/binding';
 import type { TriggerEvent } from '../triggers/event';
 import { CapturePlan, DATA_ALIGN, planCapture, PlannedRegion } from './plan';
 import { readVmcoreinfo } from './vmcoreinfo';
@@ -259,6 +259,54 @@ export class CaptureRun {
     return rb === 'always' || (rb === 'auto' && r.live) ? 'readback' : 'source';
   }
 
+  /**
+   * Every region is to be hashed as it reads back from the disk: then all
+   * of them are written first, with no digest beside the writer, and hashed
+   * after, in one pass over the stored file (hashStored, as verify does).
+   * A capture is durable when its last region is, so hashing region by
+   * region behind the writer made a capture of many ranges wait for every
+   * range's digests but the last before it was safe; and a live range is
+   * read from memory over a shorter window when no hashing thread competes
+   * with the writer for the CPU.
+   */
+  private get digestsAfterWrite(): boolean {
+    return this.plan.regions.every((r) => this.hashMode(r) === 'readback');
+  }
+
+  /**
+   * Hashes what one data file holds, from the disk, and records its regions
+   * with their write figures and those digests.  `placed`: the regions in
+   * the file, in file order, with what their writes did.
+   */
+  private async digestStored(
+    data: DataFile,
+    size: bigint,
+    placed: ReadonlyArray<{ r: PlannedRegion; offset: bigint; write: CaptureResult }>,
+    elf: boolean,
+  ): Promise<ManifestFile> {
+    const chunkSize = Number(this.plan.profile.hash.chunkSize);
+    // As a capture hashed behind its writer: an ELF core's regions by their chunks and the gaps, a raw region by its file's digest.
+    const covered = elf && chunkSize > 0;
+    const digests = await hashStored({
+      path: data.dest.path,
+      base: data.base,
+      size,
+      nofollow: true,
+      gaps: covered,
+      regions: placed.map(({ offset, r }) => ({ offset, length: r.size, chunkSize, whole: elf && chunkSize === 0 })),
+      signal: this.o.signal,
+    });
+    if (BigInt(digests.size) !== size) {
+      throw Object.assign(new Error(`${data.name}: ${digests.size} of its ${size} bytes read back from the disk`), { code: 'EIO' });
+    }
+    placed.forEach(({ r, offset, write }, i) => {
+      const d = digests.regions[i]!;
+      const sha = elf ? d.sha256 : digests.sha256;
+      this.record(r, { ...write, hashMode: 'readback', ...(sha ? { sha256: sha } : {}), chunkSha256: d.chunkSha256 }, data.name, offset);
+    });
+    return { name: data.name, size: Number(size), sha256: digests.sha256, ...(covered ? { gapsSha256: digests.gapsSha256 } : {}) };
+  }
+
   /** One region into a data file at an offset; the file hash (ELF) gets its bytes too. */
   private async region(r: PlannedRegion, data: DataFile, offset: bigint, truncate: boolean, fileHash?: FileHash): Promise<CaptureResult> {
     const p = this.plan.profile;
@@ -278,12 +326,12 @@ export class CaptureRun {
       dest: data.dest,
       destOffset: data.base + offset,
       truncate,
-      hash: this.hashMode(r),
+      hash: this.digestsAfterWrite ? 'none' : this.hashMode(r),
       // In a file of its own the region's digest is the file's; in an ELF
       // core its chunk digests and the core's digest cover it, and a third
       // in-order digest of the same bytes would cost a core.
       whole: fileHash === undefined || chunkSize === 0,
-      chunkSize,
+      chunkSize: this.digestsAfterWrite ? 0 : chunkSize,
       fileHash,
       ...(last ? { onDurable: (w: DurableWrite) => this.durableNow(r, w, data.name, offset) } : {}),
       signal: this.o.signal,
@@ -296,13 +344,17 @@ export class CaptureRun {
     return res;
   }
 
+  /** A region's record; one recorded before (its write, then its digests) is replaced in place. */
   record(r: PlannedRegion, res: CaptureResult | undefined, file: string, offset: bigint): void {
     const { region, sidecar } = regionRecord(r, res, this.plan.source, file, offset, Number(this.plan.profile.hash.chunkSize));
-    this.regions.push(region);
+    const before = this.regions.findIndex((x) => x.name === r.name);
+    if (before >= 0) this.regions[before] = region;
+    else this.regions.push(region);
     if (sidecar) this.sidecars.push(sidecar);
   }
 
   async raw(): Promise<void> {
+    if (this.digestsAfterWrite) return this.rawThenDigests();
     for (const r of this.plan.regions) {
       const name = `${r.name}.raw`;
       this.failedRegion = r.name;
@@ -318,6 +370,37 @@ export class CaptureRun {
       this.record(r, res, name, 0n);
       this.files.push({ name, size: Number(r.size), sha256: res.sha256 ?? '' });
     }
+  }
+
+  /** raw(), every file written before any is hashed (digestsAfterWrite). */
+  private async rawThenDigests(): Promise<void> {
+    const written: Array<{ r: PlannedRegion; data: DataFile; write: CaptureResult }> = [];
+    for (const r of this.plan.regions) {
+      const data = this.sink.openData(`${r.name}.raw`, r.size);
+      const write = await this.writeOnly(r, data, 0n, data.base === 0n);
+      written.push({ r, data, write });
+    }
+    for (const { r, data, write } of written) {
+      this.files.push(await this.digestStored(data, r.size, [{ r, offset: 0n, write }], false));
+    }
+    this.reached(this.durable ?? new Date(), new Date());
+  }
+
+  /**
+   * One region written with no digest (digestsAfterWrite) and recorded with
+   * its write's figures, so a failure from here on, and the durable note,
+   * say what reached the disk; digestStored() records it again with its digests.
+   */
+  private async writeOnly(r: PlannedRegion, data: DataFile, offset: bigint, truncate: boolean): Promise<CaptureResult> {
+    let write: CaptureResult;
+    try {
+      write = await this.region(r, data, offset, truncate, undefined);
+    } catch (err) {
+      this.record(r, (err as { partial?: CaptureResult }).partial, data.name, offset);
+      throw err;
+    }
+    this.record(r, write, data.name, offset);
+    return write;
   }
 
   /**
@@ -368,6 +451,8 @@ export class CaptureRun {
     gaps.update(layout.header);
     let pos = BigInt(layout.header.length);
     this.elfSize = layout.fileSize;
+    const after = this.digestsAfterWrite;
+    const written: Array<{ r: PlannedRegion; offset: bigint; write: CaptureResult }> = [];
     for (const [i, r] of this.plan.regions.entries()) {
       const offset = layout.regionOffsets[i]!;
       fileHash.updateZeros(offset - pos);
@@ -380,6 +465,10 @@ export class CaptureRun {
       const block = BigInt(data.dest.offsetAlign);
       const padFrom = ((offset + r.size + block - 1n) / block) * block;
       if (padFrom < next) writeAligned(data.dest, data.base + padFrom, Buffer.alloc(Number(next - padFrom)));
+      if (after) {
+        written.push({ r, offset, write: await this.writeOnly(r, data, offset, false) });
+        continue;
+      }
       let res: CaptureResult;
       try {
         res = await this.region(r, data, offset, false, fileHash);
@@ -389,6 +478,11 @@ export class CaptureRun {
       }
       this.record(r, res, name, offset);
       pos = offset + r.size;
+    }
+    if (after) {
+      this.files.push(await this.digestStored(data, layout.fileSize, written, true));
+      this.reached(this.durable ?? new Date(), new Date());
+      return;
     }
     fileHash.updateZeros(layout.fileSize - pos);
     gaps.updateZeros(layout.fileSize - pos);
