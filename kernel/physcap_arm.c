@@ -35,9 +35,11 @@
 #include <linux/spinlock.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
+#include <linux/uio.h>
 #include <linux/workqueue.h>
 
 #include "physcap.h"
+#include "physcap_compat.h"
 
 struct physcap_arm_span {
 	u64 phys_addr;
@@ -73,6 +75,8 @@ struct physcap_armed {
 	struct physcap_write req;	/* flags and counters for the writer */
 	u64 bytes_total;
 	u64 dest_start, dest_end;	/* the spans' hull, for the final sync */
+	struct page *stamp_page;	/* PHYSCAP_ARM_STAMP: the block written last */
+	u64 stamp_offset;
 	unsigned int nr_spans;
 	struct physcap_arm_span spans[PHYSCAP_ARM_MAX_RANGES];
 };
@@ -86,6 +90,7 @@ static_assert(sizeof(struct physcap_arm_range) == PHYSCAP_ARM_RANGE_SIZE);
 static_assert(sizeof(struct physcap_arm) == PHYSCAP_ARM_SIZE);
 static_assert(sizeof(struct physcap_arm_status) == PHYSCAP_ARM_STATUS_SIZE);
 static_assert(sizeof(struct physcap_event) == PHYSCAP_EVENT_SIZE);
+static_assert(sizeof(struct physcap_arm_stamp) == PHYSCAP_ARM_STAMP_SIZE);
 
 static void physcap_arm_free(struct kref *ref)
 {
@@ -95,6 +100,8 @@ static void physcap_arm_free(struct kref *ref)
 	for (i = 0; i < arm->nr_spans; i++)
 		physcap_range_free(&arm->spans[i].range);
 	kvfree(arm->bvec);
+	if (arm->stamp_page)
+		__free_page(arm->stamp_page);
 	physcap_dest_put(&arm->dest);
 	kfree(arm);
 }
@@ -186,6 +193,58 @@ static int physcap_arm_write(struct physcap_armed *arm,
 	return ret;
 }
 
+/*
+ * The capture's own record of how it ended, on its destination, synced
+ * after the ranges (uapi: struct physcap_arm_stamp): what a reader of the
+ * disk learns after a reset, when the events are gone.
+ */
+static int physcap_arm_write_stamp(struct physcap_armed *arm, int result,
+				   u64 time_real_ns)
+{
+	struct physcap_arm_stamp *st = page_address(arm->stamp_page);
+	const __le64 *word = (const __le64 *)st;
+	u64 sum = PHYSCAP_STAMP_SEED;
+	loff_t pos = arm->stamp_offset;
+	struct iov_iter iter;
+	struct bio_vec bv;
+	unsigned int i;
+	ssize_t n;
+
+	memset(st, 0, PAGE_SIZE);
+	memcpy(st->magic, PHYSCAP_STAMP_MAGIC, sizeof(st->magic));
+	st->version = cpu_to_le32(PHYSCAP_STAMP_VERSION);
+	st->size = cpu_to_le32(sizeof(*st));
+	st->cookie = cpu_to_le64(arm->cookie);
+	st->arm_id = cpu_to_le64(arm->id);
+	st->state = cpu_to_le32(result ? PHYSCAP_ARM_STATE_FAILED :
+					 PHYSCAP_ARM_STATE_DONE);
+	st->error = cpu_to_le32((u32)result);
+	st->watchdog_id = cpu_to_le32(arm->watchdog_id);
+	st->flags = cpu_to_le32(arm->flags);
+	st->bytes_written = cpu_to_le64(arm->req.bytes_written);
+	st->bytes_zero_copy = cpu_to_le64(arm->req.bytes_zero_copy);
+	st->bytes_bounced = cpu_to_le64(arm->req.bytes_bounced);
+	st->bytes_total = cpu_to_le64(arm->bytes_total);
+	st->first_byte_latency_ns = cpu_to_le64(arm->first_byte_latency_ns);
+	st->duration_ns = cpu_to_le64(arm->duration_ns);
+	st->time_real_ns = cpu_to_le64(time_real_ns);
+	for (i = 0; i < offsetof(struct physcap_arm_stamp, check) / 8; i++)
+		sum += le64_to_cpu(word[i]);
+	st->check = cpu_to_le64(sum);
+
+	bv.bv_page = arm->stamp_page;
+	bv.bv_len = PAGE_SIZE;
+	bv.bv_offset = 0;
+	iov_iter_bvec(&iter, ITER_SOURCE, &bv, 1, PAGE_SIZE);
+	n = physcap_vfs_iter_write(arm->dest.file, &iter, &pos);
+	if (n < 0)
+		return n;
+	if (n != PAGE_SIZE)
+		return -EIO;
+	return vfs_fsync_range(arm->dest.file, arm->stamp_offset,
+			       arm->stamp_offset + PAGE_SIZE - 1, 1);
+}
+
 static void physcap_arm_work(struct work_struct *work)
 {
 	struct physcap_armed *arm = container_of(work, struct physcap_armed, work);
@@ -202,23 +261,37 @@ static void physcap_arm_work(struct work_struct *work)
 		.arm_id = arm->id,
 	};
 	bool then_panic, detached;
+	u64 latency_ns = 0, duration_ns = 0, real_ns;
 	ktime_t end;
-	int ret;
+	int ret, stamp = 0;
 
 	ret = physcap_arm_write(arm, &w);
 	end = ktime_get();
+	real_ns = ktime_get_real_ns();
 	/* Never allocated: NO_BOUNCE is set. */
 	physcap_writer_release(&w);
 	physcap_write_account(&arm->req, ret);
+	if (w.first_submit) {
+		latency_ns = ktime_to_ns(ktime_sub(w.first_submit, arm->fired));
+		duration_ns = ktime_to_ns(ktime_sub(end, w.first_submit));
+	}
+
+	spin_lock_irq(&physcap_arm_lock);
+	arm->first_byte_latency_ns = latency_ns;
+	arm->duration_ns = duration_ns;
+	spin_unlock_irq(&physcap_arm_lock);
+
+	/* Before anyone can learn it is done: the disk says so first. */
+	if (arm->stamp_page) {
+		stamp = physcap_arm_write_stamp(arm, ret, real_ns);
+		if (stamp)
+			pr_err("watchdog%u: armed capture %llu: its stamp at %llu was not written: %d\n",
+			       arm->watchdog_id, arm->id, arm->stamp_offset, stamp);
+	}
 
 	spin_lock_irq(&physcap_arm_lock);
 	arm->state = ret ? PHYSCAP_ARM_STATE_FAILED : PHYSCAP_ARM_STATE_DONE;
 	arm->error = ret;
-	if (w.first_submit) {
-		arm->first_byte_latency_ns =
-			ktime_to_ns(ktime_sub(w.first_submit, arm->fired));
-		arm->duration_ns = ktime_to_ns(ktime_sub(end, w.first_submit));
-	}
 	then_panic = arm->panic_after &&
 		!physcap_arm_firing_locked(arm->watchdog_id);
 	detached = !arm->owner;
@@ -234,7 +307,7 @@ static void physcap_arm_work(struct work_struct *work)
 	ev.first_byte_latency_ns = arm->first_byte_latency_ns;
 	ev.duration_ns = arm->duration_ns;
 	ev.time_mono_ns = ktime_to_ns(end);
-	ev.time_real_ns = ktime_get_real_ns();
+	ev.time_real_ns = real_ns;
 	physcap_event_post(&ev);
 
 	if (ret)
@@ -268,6 +341,8 @@ static int physcap_arm_check(const struct physcap_arm *req)
 	if (req->flags & ~PHYSCAP_ARM_FLAGS_ALL)
 		return -EINVAL;
 	if (req->pad)
+		return -EINVAL;
+	if (req->stamp_offset && !(req->flags & PHYSCAP_ARM_STAMP))
 		return -EINVAL;
 	for (i = 0; i < ARRAY_SIZE(req->reserved); i++)
 		if (req->reserved[i])
@@ -355,6 +430,24 @@ static int physcap_arm_prepare(struct physcap_armed *arm,
 		arm->dest_start = min(arm->dest_start, r->dest_offset);
 		arm->dest_end = max(arm->dest_end, r->dest_offset + r->length);
 		arm->bytes_total += r->length;
+	}
+
+	if (req->flags & PHYSCAP_ARM_STAMP) {
+		ret = physcap_dest_check_span(&arm->dest, 0, PAGE_SIZE,
+					      req->stamp_offset);
+		if (ret)
+			return ret;
+		if (req->stamp_offset + PAGE_SIZE > (u64)size)
+			return arm->dest.is_blockdev ? -ENOSPC : -EFBIG;
+		for (i = 0; i < req->nr_ranges; i++)
+			if (physcap_spans_overlap(req->stamp_offset, PAGE_SIZE,
+						  req->ranges[i].dest_offset,
+						  req->ranges[i].length))
+				return -EINVAL;
+		arm->stamp_page = alloc_page(GFP_KERNEL);
+		if (!arm->stamp_page)
+			return -ENOMEM;
+		arm->stamp_offset = req->stamp_offset;
 	}
 
 	for (i = 0; i < req->nr_ranges; i++) {

@@ -111,6 +111,7 @@ static long physcap_ioctl_info(void __user *arg)
 			    PHYSCAP_FEAT_HWPOISON | PHYSCAP_FEAT_BLOCKDEV |
 			    (physcap_adopt_enabled() ? PHYSCAP_FEAT_ADOPT : 0) |
 			    PHYSCAP_FEAT_ARM | PHYSCAP_FEAT_KERNEL_MAP |
+			    PHYSCAP_FEAT_ARM_STAMP |
 			    (physcap_governor_registered() ?
 			     PHYSCAP_FEAT_PRETIMEOUT_GOV : 0),
 		.max_length = physcap_phys_limit(),

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 
 #define PHYSCAP_DEVICE_NAME	"physcap"
-#define PHYSCAP_ABI_VERSION	3	/* 2: ARM, DISARM, ARM_STATUS, events; 3: KERNEL_MAP */
+#define PHYSCAP_ABI_VERSION	4	/* 2: ARM, DISARM, ARM_STATUS, events; 3: KERNEL_MAP; 4: ARM_STAMP */
 
 /* Feature bits reported by PHYSCAP_IOC_INFO. */
 #define PHYSCAP_FEAT_ZERO_COPY		(1ULL << 0) /* pages handed to the destination */
@@ -25,6 +25,7 @@
 #define PHYSCAP_FEAT_ARM		(1ULL << 7) /* ARM, DISARM, ARM_STATUS, read(2) events */
 #define PHYSCAP_FEAT_PRETIMEOUT_GOV	(1ULL << 8) /* the "physcap" watchdog pretimeout governor is registered */
 #define PHYSCAP_FEAT_KERNEL_MAP		(1ULL << 9) /* KERNEL_MAP: where the kernel maps memory */
+#define PHYSCAP_FEAT_ARM_STAMP		(1ULL << 10) /* ARM_STAMP: an armed capture's record on its destination */
 
 struct physcap_info {
 	__u32 abi_version;	/* PHYSCAP_ABI_VERSION */
@@ -81,7 +82,9 @@ struct physcap_write {
 
 /* ARM flags. */
 #define PHYSCAP_ARM_THEN_PANIC		(1U << 0) /* panic() after the capture, so kdump runs */
-#define PHYSCAP_ARM_FLAGS_ALL		PHYSCAP_ARM_THEN_PANIC
+#define PHYSCAP_ARM_STAMP		(1U << 1) /* write a stamp at stamp_offset (ABI 4) */
+#define PHYSCAP_ARM_FLAGS_ALL		(PHYSCAP_ARM_THEN_PANIC | \
+					 PHYSCAP_ARM_STAMP)
 
 struct physcap_arm_range {
 	__u64 phys_addr;
@@ -102,7 +105,48 @@ struct physcap_arm {
 	__u32 nr_ranges;	/* 1..PHYSCAP_ARM_MAX_RANGES */
 	__u32 pad;		/* zero */
 	struct physcap_arm_range ranges[PHYSCAP_ARM_MAX_RANGES];
-	__u64 reserved[4];	/* zero */
+	__u64 stamp_offset;	/* with PHYSCAP_ARM_STAMP, else zero */
+	__u64 reserved[3];	/* zero */
+};
+
+/*
+ * The stamp (ABI 4): with PHYSCAP_ARM_STAMP the module writes one block at
+ * stamp_offset on the destination once the capture has ended, after the
+ * ranges are synced, and syncs it: the capture's own record of how it
+ * ended, on the disk it went to.  Events live in memory and are gone after
+ * a reset; the stamp is how whoever reads the destination after a reboot
+ * learns whether the kernel wrote the capture.  stamp_offset must meet the
+ * destination's direct-I/O alignment and lie outside every range; the
+ * block is PAGE_SIZE bytes, the stamp at its start and zeros after it.
+ * Every field is little-endian, whatever the CPU, so a big-endian board's
+ * disk reads the same anywhere.  `check` catches a torn or stale block
+ * cheaply: PHYSCAP_STAMP_SEED plus the 14 little-endian 64-bit words
+ * before it, modulo 2^64.  A stamp belongs to the arm whose cookie it
+ * carries; whoever arms clears the block first.
+ */
+#define PHYSCAP_STAMP_MAGIC	"PHYSCAPS"
+#define PHYSCAP_STAMP_VERSION	1
+#define PHYSCAP_STAMP_SEED	0x9e3779b97f4a7c15ULL
+
+struct physcap_arm_stamp {
+	__u8 magic[8];		/* PHYSCAP_STAMP_MAGIC, no NUL */
+	__le32 version;		/* PHYSCAP_STAMP_VERSION */
+	__le32 size;		/* sizeof(struct physcap_arm_stamp) */
+	__le64 cookie;		/* the arm's */
+	__le64 arm_id;
+	__le32 state;		/* PHYSCAP_ARM_STATE_DONE or _FAILED */
+	__le32 error;		/* negative errno once FAILED, else 0 */
+	__le32 watchdog_id;
+	__le32 flags;		/* PHYSCAP_ARM_* as armed */
+	__le64 bytes_written;
+	__le64 bytes_zero_copy;
+	__le64 bytes_bounced;
+	__le64 bytes_total;
+	__le64 first_byte_latency_ns;
+	__le64 duration_ns;
+	__le64 time_real_ns;	/* CLOCK_REALTIME when the capture ended */
+	__le64 reserved;	/* zero */
+	__le64 check;
 };
 
 /* ARM_STATUS states. */
@@ -195,5 +239,6 @@ struct physcap_kernel_map {
 #define PHYSCAP_ARM_STATUS_SIZE	96
 #define PHYSCAP_EVENT_SIZE	120
 #define PHYSCAP_KERNEL_MAP_SIZE	96
+#define PHYSCAP_ARM_STAMP_SIZE	120
 
 #endif /* _UAPI_PHYSCAP_H */

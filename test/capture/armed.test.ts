@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { ArmedCapture, setGovernor } from '../../agent/src/capture/armed';
+import { openBlockdevStore } from '../../agent/src/destinations/blockdev/store';
 import { watchdogId } from '../../agent/src/triggers/watchdog';
 import { memoryLogger } from '../../agent/src/core/logger';
 import type { PhyscapDevice } from '../../agent/src/native/binding';
@@ -65,10 +66,18 @@ describe('profiles that cannot be armed are refused before anything is touched',
   test('raw output', () => {
     expect(() => arm(armedProfile('rawfmt', 'output:\n  format: raw\n'))).toThrow(/one ELF container; output.format raw is not supported/);
   });
-  test('a blockdev destination', () => {
+  test('a blockdev destination is taken (it can hold an armed record); an arm that fails leaves no record behind', () => {
     const img = path.join(work, 'dump.img');
     fs.writeFileSync(img, Buffer.alloc(4 << 20));
-    expect(() => arm(armedProfile('blk', '', `destination:\n  kind: blockdev\n  device: ${img}\n`))).toThrow(/need a dir destination for now \(not blockdev\)/);
+    // Everything up to the module: the ring's record begun, core.elf's header written; then the arm fails.
+    expect(() => arm(armedProfile('blk', 'source:\n  kind: kernel\n', `destination:\n  kind: blockdev\n  device: ${img}\n`))).toThrow(/the device was used/);
+    const store = openBlockdevStore(img, { init: 'never' });
+    try {
+      expect(store.unfinished()).toEqual([]);
+      expect(store.index().entries).toEqual([]);
+    } finally {
+      store.close();
+    }
   });
   test('a source other than the kernel', () => {
     expect(() => arm(armedProfile('img', `source:\n  kind: image\n  image_path: ${path.join(work, 'x.img')}\n`))).toThrow(

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 
 import { planCapture } from '../../agent/src/capture/plan';
 import { DirStore, DURABLE_FILE } from '../../agent/src/destinations/dir/store';
-import { initBlockdev } from '../../agent/src/destinations/blockdev/store';
+import { initBlockdev, openBlockdevStore } from '../../agent/src/destinations/blockdev/store';
+import type { Manifest } from '../../agent/src/manifest/types';
 import { entryHash } from '../../agent/src/manifest/chain';
 import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
 import { writePattern } from '../../harness/patterns';
@@ -163,6 +164,17 @@ describe('interrupted captures and start-up recovery', () => {
     // Image and destination in tmpfs: the write is a copy, the digests two
     // SHA-256 streams, so the digests trail the durable data by about a second.
     const mnt = useTmpfs('durable', '5g');
+    const MEMORY = 2 * 1024 * MiB;
+    /** 2 GiB of pattern in the tmpfs, made once for every case. */
+    const memoryImage = () => {
+      const image = path.join(mnt(), 'memory.img');
+      if (!fs.existsSync(image)) {
+        const fd = fs.openSync(image, 'w');
+        writePattern(fd, 0, MEMORY, 'durable', 'memory');
+        fs.closeSync(fd);
+      }
+      return image;
+    };
 
     test.each(['elf', 'raw'] as const)(
       '%s: list shows it durable; the next agent start finishes it from the disk: complete, exact digests, verified',
@@ -170,13 +182,8 @@ describe('interrupted captures and start-up recovery', () => {
         const dir = path.join(mnt(), `kill9-durable-${format}`);
         const dest = path.join(dir, 'out');
         fs.mkdirSync(path.join(dir, 'profiles'), { recursive: true });
-        const size = 2 * 1024 * MiB;
-        const image = path.join(mnt(), 'memory.img');
-        if (!fs.existsSync(image)) {
-          const fd = fs.openSync(image, 'w');
-          writePattern(fd, 0, size, 'durable', 'memory');
-          fs.closeSync(fd);
-        }
+        const size = MEMORY;
+        const image = memoryImage();
         writeProfile(
           path.join(dir, 'profiles'),
           'durable',
@@ -239,6 +246,66 @@ describe('interrupted captures and start-up recovery', () => {
       },
       180_000,
     );
+
+    test('blockdev: killed durable on a dump partition, the next start finishes it from the partition', async () => {
+      const dir = path.join(mnt(), 'kill9-durable-blockdev');
+      fs.mkdirSync(path.join(dir, 'profiles'), { recursive: true });
+      const size = 512 * MiB;
+      const image = memoryImage();
+      const device = path.join(dir, 'dump.img');
+      fs.writeFileSync(device, '');
+      fs.truncateSync(device, size + 64 * MiB);
+      writeProfile(
+        path.join(dir, 'profiles'),
+        'durable',
+        `regions:\n  - name: all\n    start: "0x0"\n    size: ${size}\ntriggers:\n  - kind: control\ndestination:\n  kind: blockdev\n  device: ${device}\nsource:\n  kind: image\n  image_path: ${image}\nhash:\n  readback: always\n  chunk_size: 4MiB\ncooldown: 0\n`,
+      );
+      const unfinished = () => {
+        let s: ReturnType<typeof openBlockdevStore>;
+        try {
+          s = openBlockdevStore(device, { init: 'never' });
+        } catch {
+          return []; // not initialized yet: the capture has not begun
+        }
+        try {
+          return s.unfinished().map((u) => JSON.parse(u.intent.toString('utf8')) as { id: string; durable?: unknown });
+        } finally {
+          s.close();
+        }
+      };
+      const child = startCapture(path.join(dir, 'profiles', 'durable.yaml'));
+      expect(await waitUntil(() => unfinished().some((u) => u.durable), 60_000, 2)).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const [u] = unfinished();
+      expect(u?.durable).toBeDefined();
+
+      const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
+      let log = '';
+      agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      try {
+        expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
+      } finally {
+        await stopAgent(agent);
+      }
+      expect(log).toMatch(/"capture finished after a restart"/);
+      const s = openBlockdevStore(device, { init: 'never' });
+      try {
+        expect(s.unfinished()).toEqual([]);
+        expect(s.index().entries).toMatchObject([{ id: u!.id, status: 'complete', recovered: expect.stringMatching(/^finished after a restart/) }]);
+        const r = s.open(u!.id);
+        const m = JSON.parse(r.readFile('manifest.json').toString('utf8')) as Manifest;
+        const at = r.locate('core.elf');
+        expect(m.files.find((f) => f.name === 'core.elf')!.sha256).toBe(sha256File(at.path, Number(at.base), at.size));
+        expect(sha256File(at.path, Number(at.base) + m.regions[0]!.offset, size)).toBe(sha256File(image, 0, size));
+        r.close();
+      } finally {
+        s.close();
+      }
+      const v = await physcap(['verify', u!.id, '--dest', device]);
+      expect(v).toMatchObject({ code: 0 });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }, 180_000);
   });
 
   test('on_interrupted: delete removes the data but still records the capture as failed', () => {

@@ -192,6 +192,38 @@ describe.each(DESTINATION_KINDS.map((k) => [k.kind]))('destination kind %s', (ki
     });
   });
 
+  test('can.arm: a record held for an armed capture lets other captures begin and publish meanwhile, then ends itself', async () => {
+    if (!kind.can.arm) return; // the capability says it cannot: armed captures refuse it (capture/armed.ts)
+    const p = profileTo(dir, 'reserving', destYaml);
+    const armed = openStore(p.destination);
+    try {
+      const started = new Date().toISOString();
+      const sink = armed.begin({
+        id: 'reserved-1',
+        profile: p.name,
+        started,
+        dataBytes: BigInt(MiB),
+        smallBytes: 64 * 1024,
+        intent: Buffer.from(JSON.stringify({ id: 'reserved-1', profile: p.name, started, armed: { cookie: '1', watchdogId: 0, bootId: null } })),
+      });
+      sink.openData('core.elf', BigInt(MiB));
+      sink.reserve?.();
+      // Meanwhile: a whole capture through the pipeline, from another store.
+      const other = await captureNow(profileTo(dir, 'meanwhile', destYaml));
+      expect(other.status).toBe('complete');
+      // Recovery in another store leaves the live record alone.
+      withStore(p, (s) => {
+        s.recover({ keep: true, reason: 'conformance' });
+        expect(s.unfinished().map((u) => u.id)).toContain('reserved-1');
+      });
+      await sink.writable?.();
+      sink.discard();
+      withStore(p, (s) => expect(s.unfinished().map((u) => u.id)).not.toContain('reserved-1'));
+    } finally {
+      armed.close();
+    }
+  });
+
   test('unsafe destinations (links others control, modes that let others write) are refused before a byte is written', async () => {
     const cases = fixture.unsafe(fs.mkdtempSync(path.join(dir, 'unsafe-')));
     expect(cases.length).toBeGreaterThanOrEqual(2);

@@ -7,6 +7,8 @@
  */
 import * as path from 'node:path';
 
+import { parseStamp } from '../../agent/src/capture/arm-stamp';
+import { openBlockdevStore } from '../../agent/src/destinations/blockdev/store';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { BoardRun, bootBoard } from '../../harness/board';
 import { jobHead } from '../../harness/job';
@@ -17,6 +19,7 @@ import { sha256File } from '../support/hash';
 import { withTempDir } from '../support/tmp';
 
 const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
+const crashlog = BOARD_RANGES.find((r) => r.name === 'crashlog')!;
 
 function job(kernel: KernelSpec): string {
   return `${jobHead(kernel)}W=$TMPDIR/agent
@@ -129,15 +132,96 @@ wait_for 60 armed_at_least 3 || fail "re-arm after restart"
 kill -TERM $agent; wait $agent; rc=$?
 wait $holder
 report $rc done
+
+# --- Armed into the dump partition (vdb, a blockdev ring): the reservation
+# lets another capture through meanwhile; frozen, fired, killed, restarted.
+B=$TMPDIR/armedblk
+mkdir -p $B/profiles $B/cli
+node $CLI blockdev init /dev/vdb > /dev/null 2>&1 || echo '@@blkstep init {"rc":1}'
+cat > $B/profiles/armedblk.yaml <<'YAML'
+apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: armedblk
+regions:
+${ARMED_RANGES.map((r) => `  - name: ${r.name}\n    start: "${hex(r.start)}"\n    size: ${r.size}`).join('\n')}
+triggers:
+  - kind: watchdog
+    device: /dev/watchdog0
+destination:
+  kind: blockdev
+  device: /dev/vdb
+hash:
+  chunk_size: 1MiB
+YAML
+cat > $B/cli/other.yaml <<'YAML'
+apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: other
+regions:
+  - name: crashlog
+    start: "${hex(crashlog.start)}"
+    size: ${crashlog.size}
+triggers:
+  - kind: control
+destination:
+  kind: blockdev
+  device: /dev/vdb
+YAML
+bstart() {
+	node $CLI run --config $B/none.yaml --profiles-dir $B/profiles --state-dir $B/state \\
+		--runtime-dir $B/run --spool-dir $B/run/triggers 2>> $B/agent.log &
+	bagent=$!
+}
+barmed_at_least() { [ "$(grep -c '"capture armed in the kernel"' $B/agent.log)" -ge $1 ]; }
+bcomplete_at_least() { [ "$(node $CLI list --dest /dev/vdb --json | grep -o '"status":"complete"' | wc -l)" -ge $1 ]; }
+breport() {
+	echo "@@blkagent - {\\"rc\\":\\"$1\\",\\"step\\":\\"$2\\"}"
+	node $CLI list --dest /dev/vdb --json | sed 's/^/@@blklist - /'
+	if [ "$1" = failed ]; then tail -40 $B/agent.log | grep '^{' | sed 's/^/@@blklog - /'; else grep -h '"level":[456]0' $B/agent.log | sed 's/^/@@blklog - /'; fi
+}
+bfail() { kill -CONT $bagent 2>/dev/null; kill -KILL $bagent 2>/dev/null; breport failed "$1"; exit 0; }
+
+bstart
+wait_for 120 barmed_at_least 1 || bfail "first arm"
+# Armed, for as long as it takes: another capture to the same ring goes through.
+node $CLI capture $B/cli/other.yaml --json > $B/other.json 2> $B/other.err
+echo "@@blkstep other {\\"rc\\":$?,\\"out\\":$(cat $B/other.json || echo null)}"
+kill -STOP $bagent
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $B/arm.json &
+holder=$!
+wait_for 60 done_at_least 3 || bfail "kernel capture to the partition"
+kill -KILL $bagent; wait $bagent 2>/dev/null
+bstart
+wait_for 120 bcomplete_at_least 2 || bfail "restarted agent finishing the partition's capture"
+wait_for 60 barmed_at_least 2 || bfail "re-arm on the partition"
+wait $holder
+# Again, and physcap.ko is reloaded before an agent runs again: the module's
+# events are gone, as after a reset; the stamp it wrote on the partition is
+# what says the capture was written.
+kill -STOP $bagent
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 11 > $B/arm2.json &
+holder=$!
+wait_for 60 done_at_least 4 || bfail "second kernel capture to the partition"
+kill -KILL $bagent; wait $bagent 2>/dev/null
+wait $holder
+rmmod physcap && insmod $MOD || bfail "reloading physcap.ko"
+echo "@@blkstep reload {\\"events\\":$($C events | grep -c '"event":"capture_done"')}"
+bstart
+wait_for 120 bcomplete_at_least 3 || bfail "restarted agent finishing from the stamp"
+wait_for 60 barmed_at_least 3 || bfail "re-arm after the reload"
+for id in $(node $CLI list --dest /dev/vdb --json | grep -o '"id":"[^"]*"' | cut -d'"' -f4 | sort -u); do
+	node $CLI verify --dest /dev/vdb $id > /dev/null 2>&1
+	echo "@@blkverify $id {\\"rc\\":$?}"
+done
+kill -TERM $bagent; wait $bagent; rc=$?
+breport $rc done
 exit 0
 `;
 }
 
 const ARMED_RANGES = BOARD_RANGES.filter((r) => r.name === 'crashlog' || r.name === 'trace');
 
-const kernel = loadKernels()[0]!;
-
-describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
+describe.each(loadKernels())('a watchdog pretimeout on the board (kernel $series)', (kernel) => {
   let run: BoardRun;
   beforeAll(async () => {
     run = await bootBoard({ kernel, job: job(kernel), reserved: BOARD_RANGES });
@@ -256,6 +340,87 @@ describe(`a watchdog pretimeout on the board (kernel ${kernel.series})`, () => {
 
     test('dmesg is clean', () => {
       expect(run.dmesg).not.toMatch(/WARNING:|BUG:|Oops|general protection|circular locking/);
+    });
+  });
+
+  describe('armed into the dump partition (a blockdev ring)', () => {
+    test('the job ran to its end', () => {
+      const step = one<{ rc: string; step: string }>('blkagent').value;
+      if (step.rc === 'failed')
+        throw new Error(
+          `the partition's armed job stopped at: ${step.step}\n${run.output
+            .split('\n')
+            .filter((l) => l.includes('@@blk'))
+            .join('\n')}`,
+        );
+      expect(step).toEqual({ rc: '0', step: 'done' });
+      expect(run.records('blkstep').filter((r) => r.label === 'init')).toEqual([]);
+    });
+
+    test('while a capture was armed there, another capture to the same ring went through', () => {
+      const other = run.records<{ rc: number; out: { status: string; regions: Array<{ mode: string }> } }>('blkstep').find((r) => r.label === 'other');
+      expect(other?.value).toMatchObject({ rc: 0, out: { status: 'complete', regions: [{ mode: 'zero-copy' }] } });
+    });
+
+    test('the module reloaded (as after a reset) had no event of the second capture left', () => {
+      expect(run.records<{ events: number }>('blkstep').find((r) => r.label === 'reload')?.value).toEqual({ events: 0 });
+    });
+
+    test('written by the kernel while the agent was frozen, finished by the restarted agent (from its event, then from its stamp); on the partition, read on the host, every byte and digest is the ground truth', () => {
+      const store = openBlockdevStore(run.images.raw, { init: 'never' });
+      try {
+        const idx = store.index();
+        expect(idx.problems).toEqual([]);
+        expect(idx.entries.map((e) => [e.profile, e.status, e.recovered ?? null])).toEqual([
+          ['other', 'complete', null],
+          ['armedblk', 'complete', expect.stringMatching(/^finalized after a restart \(the agent was down/)],
+          ['armedblk', 'complete', expect.stringMatching(/^finalized after a restart, from the kernel's stamp on the destination/)],
+        ]);
+        // The arm made after the restart was disarmed at SIGTERM and its reservation removed.
+        expect(store.unfinished()).toEqual([]);
+        for (const e of idx.entries) {
+          const r = store.open(e.id);
+          try {
+            const m = JSON.parse(r.readFile('manifest.json').toString('utf8')) as Manifest;
+            const at = r.locate('core.elf');
+            expect(m.files.find((f) => f.name === 'core.elf')?.sha256).toBe(sha256File(at.path, Number(at.base), at.size));
+            const names = e.profile === 'armedblk' ? ARMED_RANGES.map((x) => x.name) : ['crashlog'];
+            expect(m.regions.map((x) => x.name)).toEqual(names);
+            for (const region of m.regions) {
+              expect(sha256File(at.path, Number(at.base) + region.offset, region.size)).toBe(run.truth(region.name).sha256);
+              if (e.profile === 'armedblk') {
+                expect(region).toMatchObject({ source: 'kernel', mode: 'zero-copy', digest: 'read-back', chunks: run.memoryChunks(region.name, 2 ** 20) });
+              }
+            }
+            if (e.profile === 'armedblk') {
+              // The last block of core.elf is the module's stamp: this arm's, done, every byte.
+              const block = r.read('core.elf', at.size - 4096, 4096);
+              const stamp = parseStamp(block, block.readBigUInt64LE(16));
+              const total = ARMED_RANGES.reduce((a, x) => a + x.size, 0);
+              expect(stamp).toMatchObject({
+                type: 'capture-done',
+                bytesWritten: total,
+                bytesZeroCopy: total,
+                armId: BigInt(String(m.triggers[0]!.detail!.armId)),
+              });
+            }
+          } finally {
+            r.close();
+          }
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+    test('verify in the guest passes for both; the new arm, still waiting, is not verifiable', () => {
+      const listed = run.records<{ captures: Array<{ id: string }>; unfinished: Array<{ id: string; state: string }> }>('blklist');
+      expect(listed).toHaveLength(1);
+      const verified = run.records<{ rc: number }>('blkverify');
+      const rc = new Map(verified.map((v) => [v.label, v.value.rc]));
+      for (const c of listed[0]!.value.captures) expect(rc.get(c.id)).toBe(0);
+      const waiting = verified.filter((v) => !listed[0]!.value.captures.some((c) => c.id === v.label));
+      expect(waiting.map((v) => v.value.rc)).toEqual([1]);
     });
   });
 

@@ -482,6 +482,93 @@ describe('unfinished and failed captures', () => {
   });
 });
 
+describe('armed reservations: a record held for the kernel, other captures around it', () => {
+  /** begin() as an armed capture does: the intent says `armed`, the data files are placed, then the record is reserved. */
+  function reserveArmed(s: BlockdevStore, id: string, size: number): { sink: CaptureSink; started: string; file: { base: bigint; size: bigint } } {
+    const started = new Date().toISOString();
+    const sink = s.begin({
+      id,
+      profile: 'armed',
+      started,
+      dataBytes: BigInt(size),
+      smallBytes: 8 * KiB,
+      intent: Buffer.from(JSON.stringify({ id, profile: 'armed', started, armed: { cookie: 'c0ffee', watchdogId: 0, bootId: null } })),
+    });
+    const f = sink.openData('core.elf', BigInt(size));
+    sink.reserve!();
+    return { sink, started, file: { base: f.base, size: f.size } };
+  }
+
+  test('a reservation does not stop other captures; they are placed around it, never over it, even when the ring wraps', async () => {
+    const dev = device(8 * MiB); // a 7 MiB ring
+    const armedStore = store(dev);
+    const a = reserveArmed(armedStore, 'armed-1', 2 * MiB);
+    const other = store(dev);
+    const reserved = { from: a.file.base, to: a.file.base + a.file.size };
+    const placed: Array<{ from: bigint; to: bigint }> = [];
+    // Five captures of 1.5 MiB: the ring wraps, and each lands outside the reservation.
+    for (let i = 0; i < 5; i++) {
+      const c = await captureCommitted(other, `c${i}`, [1536 * KiB]);
+      const at = BigInt(c.entry.location.replace('record@', ''));
+      placed.push({ from: at, to: at + 4096n + BigInt(1536 * KiB) });
+      expectReadsBack(other, c);
+    }
+    for (const p of placed) expect(p.to <= reserved.from - 4096n || p.from >= reserved.to).toBe(true);
+    // Recovery by another store leaves a live reservation alone.
+    expect(other.recover({ keep: true, reason: 'start-up' })).toEqual([]);
+    expect(other.unfinished().map((u) => u.id)).toEqual(['armed-1']);
+    expect(() => other.resume('armed-1')).toThrow(/armed by a running physcap/);
+    // The kernel wrote it: the armed store finishes it after waiting its turn.
+    const img = memoryImage(2 * MiB);
+    const d = openDestination(dev, 'existing');
+    try {
+      await capture({ source: 'image', sourcePath: img.file, phys: 0n, length: BigInt(2 * MiB), dest: d, destOffset: a.file.base, sync: true });
+    } finally {
+      closeDestination(d);
+    }
+    // Ending it waits while another capture holds the writer's lock, and goes on when that one is done.
+    const busy = await startCapture(other, 'busy', [64 * KiB]);
+    let ready = false;
+    const writable = a.sink.writable!().then(() => (ready = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ready).toBe(false);
+    busy.sink.commit(finish(busy));
+    await writable;
+    const entry = a.sink.commit(finish({ sink: a.sink, id: 'armed-1', started: a.started, images: [{ name: 'core.elf', data: img.data }] }));
+    expect(entry).toMatchObject({ id: 'armed-1', status: 'complete', seq: 7 });
+    const read = other.index();
+    expect(read.problems).toEqual([]);
+    expect(read.entries.at(-1)!.id).toBe('armed-1');
+    expectReadsBack(other, { sink: a.sink, id: 'armed-1', started: a.started, images: [{ name: 'core.elf', data: img.data }] });
+  });
+
+  test('a ring whose room is all reserved refuses a capture with ENOSPC, naming why; nothing reserved is touched', () => {
+    const dev = device(8 * MiB);
+    const a = reserveArmed(store(dev), 'armed-big', 5 * MiB);
+    expect(() =>
+      store(dev).begin({ id: 'x', profile: 't', started: a.started, dataBytes: BigInt(3 * MiB), smallBytes: 4096, intent: Buffer.from('{}') }),
+    ).toThrow(/no room for a record of \d+ bytes: armed captures hold \d+ bytes at \d+ of the ring .* never overwritten/);
+  });
+
+  test('when its agent is gone (kill -9), recovery records the reservation failed; resume() reopens it with its data files where they were', () => {
+    const dev = device(8 * MiB);
+    const s1 = store(dev);
+    const a = reserveArmed(s1, 'armed-dead', MiB);
+    s1.close(); // the process dies: the slot's record lock goes with the fd
+    const s2 = store(dev);
+    const { sink, data } = s2.resume('armed-dead');
+    expect(data('core.elf')).toMatchObject({ base: a.file.base, size: a.file.size });
+    expect(() => data('nope')).toThrow(/has no data file nope/);
+    sink.discard();
+    expect(s2.unfinished()).toEqual([]);
+    // Another, left unfinished: recover() records it, being dead.
+    const s3 = store(dev);
+    reserveArmed(s3, 'armed-dead-2', MiB);
+    s3.close();
+    expect(s2.recover({ keep: true, reason: 'start-up' }).map((e) => `${e.id}:${e.status}`)).toEqual(['armed-dead-2:failed']);
+  });
+});
+
 describe('corruption is found and named', () => {
   test('a flipped byte in a slot: that slot is reported and skipped, the chain break after it too', async () => {
     const dev = device(8 * MiB);

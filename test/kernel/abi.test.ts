@@ -43,7 +43,7 @@ AT(physcap_arm_range, dest_offset, 16);
 AT(physcap_arm, size, 0); AT(physcap_arm, flags, 4); AT(physcap_arm, dest_fd, 8);
 AT(physcap_arm, watchdog_id, 12); AT(physcap_arm, cookie, 16); AT(physcap_arm, arm_id, 24);
 AT(physcap_arm, nr_ranges, 32); AT(physcap_arm, pad, 36); AT(physcap_arm, ranges, 40);
-AT(physcap_arm, reserved, 424);
+AT(physcap_arm, stamp_offset, 424); AT(physcap_arm, reserved, 432);
 AT(physcap_arm_status, arm_id, 0); AT(physcap_arm_status, state, 8);
 AT(physcap_arm_status, error, 12); AT(physcap_arm_status, bytes_written, 16);
 AT(physcap_arm_status, bytes_total, 24); AT(physcap_arm_status, cookie, 32);
@@ -61,10 +61,18 @@ _Static_assert(sizeof(struct physcap_kernel_map) == PHYSCAP_KERNEL_MAP_SIZE && P
 AT(physcap_kernel_map, direct_map_virt, 0); AT(physcap_kernel_map, direct_map_start, 8);
 AT(physcap_kernel_map, direct_map_end, 16); AT(physcap_kernel_map, image_offset, 24);
 AT(physcap_kernel_map, reserved, 32);
-_Static_assert(PHYSCAP_ABI_VERSION == 3, "ABI version");
+_Static_assert(PHYSCAP_ABI_VERSION == 4, "ABI version");
 _Static_assert(PHYSCAP_FEAT_ARM == (1ULL << 7) && PHYSCAP_FEAT_PRETIMEOUT_GOV == (1ULL << 8) &&
-	       PHYSCAP_FEAT_KERNEL_MAP == (1ULL << 9), "feature bits");
-_Static_assert(PHYSCAP_ARM_THEN_PANIC == 1, "THEN_PANIC");
+	       PHYSCAP_FEAT_KERNEL_MAP == (1ULL << 9) && PHYSCAP_FEAT_ARM_STAMP == (1ULL << 10), "feature bits");
+_Static_assert(PHYSCAP_ARM_THEN_PANIC == 1 && PHYSCAP_ARM_STAMP == 2, "ARM flags");
+_Static_assert(sizeof(struct physcap_arm_stamp) == PHYSCAP_ARM_STAMP_SIZE && PHYSCAP_ARM_STAMP_SIZE == 120, "stamp");
+AT(physcap_arm_stamp, magic, 0); AT(physcap_arm_stamp, version, 8); AT(physcap_arm_stamp, size, 12);
+AT(physcap_arm_stamp, cookie, 16); AT(physcap_arm_stamp, arm_id, 24); AT(physcap_arm_stamp, state, 32);
+AT(physcap_arm_stamp, error, 36); AT(physcap_arm_stamp, watchdog_id, 40); AT(physcap_arm_stamp, flags, 44);
+AT(physcap_arm_stamp, bytes_written, 48); AT(physcap_arm_stamp, bytes_zero_copy, 56);
+AT(physcap_arm_stamp, bytes_bounced, 64); AT(physcap_arm_stamp, bytes_total, 72);
+AT(physcap_arm_stamp, first_byte_latency_ns, 80); AT(physcap_arm_stamp, duration_ns, 88);
+AT(physcap_arm_stamp, time_real_ns, 96); AT(physcap_arm_stamp, reserved, 104); AT(physcap_arm_stamp, check, 112);
 _Static_assert(PHYSCAP_EVENT_PRETIMEOUT == 1 && PHYSCAP_EVENT_CAPTURE_DONE == 2 &&
 	       PHYSCAP_EVENT_CAPTURE_FAILED == 3, "event types");
 _Static_assert(PHYSCAP_IOC_INFO == 0x8048b700u, "INFO number");

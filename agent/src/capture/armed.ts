@@ -11,7 +11,10 @@
  * what reached the disk (memory cannot be hashed at fire time), writes the
  * manifest and publishes the capture like any other, then arms the next.
  * If the agent was down when it fired, the next start finds the record,
- * the kernel's record of the fire, and finishes it, saying so.
+ * the kernel's record of the fire, and finishes it, saying so.  A module
+ * of ABI 4 also stamps the capture on its destination (arm-stamp.ts), in a
+ * block after the last region: after a reset, when the module's records
+ * are gone, that stamp is how the next start knows the kernel wrote it.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -22,7 +25,8 @@ import { destinationKind, kindsThat, openStore } from '../destinations/registry'
 import type { DataFile } from '../destinations/types';
 import { parseElfCore, PT_LOAD } from '../container/elf';
 import { hostInfo } from '../manifest/host';
-import { CaptureResult, hashStored, PhyscapDevice, PhyscapEvent } from '../native/binding';
+import { CaptureResult, deviceInfo, hashStored, PhyscapDevice, PhyscapEvent, uapi } from '../native/binding';
+import { parseStamp, STAMP_SIZE } from './arm-stamp';
 import type { TriggerKindName } from '../triggers/registry';
 import { Capture, CaptureOutcome, ELF_FILE } from './pipeline';
 import { captureId, planCapture } from './plan';
@@ -34,7 +38,13 @@ export interface ArmedIntent {
   profile: string;
   started: string;
   regions: Array<{ name: string; phys: string; size: number }>;
-  armed: { cookie: string; watchdogId: number; bootId: string | null };
+  armed: {
+    cookie: string;
+    watchdogId: number;
+    bootId: string | null;
+    /** The module writes a stamp (ABI 4) in the last block of core.elf, this many bytes. */
+    stampPage?: number;
+  };
 }
 
 /** Sets a watchdog's pretimeout governor (sysfs); returns the one it replaced. */
@@ -98,7 +108,40 @@ interface Armed {
   readonly capture: Capture;
   readonly data: DataFile;
   readonly layout: ReadonlyArray<{ offset: bigint; size: bigint }>;
-  readonly fileSize: bigint;
+}
+
+/**
+ * The page size of a module that writes stamps (ABI 4), or undefined: an
+ * older module, or none to ask (the arm itself then says why).
+ */
+function stampPage(): number | undefined {
+  try {
+    const info = deviceInfo();
+    return (info.features & uapi().FEAT_ARM_STAMP) !== 0n ? info.pageSize : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What the stamp at the end of core.elf says, when the kernel wrote one:
+ * the capture's end as the module recorded it on the disk.  core.elf ends
+ * with the stamp's block when the arm asked for one (after the last
+ * region); a file that does not, or a block that holds no valid stamp of
+ * this arm, says nothing.
+ */
+function readStamp(file: DataFile, layout: ReadonlyArray<{ offset: bigint; size: bigint }>, cookie: bigint, page: number): PhyscapEvent | undefined {
+  const at = file.size - BigInt(page);
+  const end = layout.reduce((m, r) => (r.offset + r.size > m ? r.offset + r.size : m), 0n);
+  if (at < end) return undefined;
+  const fd = fs.openSync(file.dest.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const b = Buffer.alloc(STAMP_SIZE);
+    const n = fs.readSync(fd, b, 0, STAMP_SIZE, Number(file.base + at));
+    return n === STAMP_SIZE ? parseStamp(b, cookie) : undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export interface ArmedCaptureOptions {
@@ -155,28 +198,44 @@ export class ArmedCapture {
         code: 'EINVAL',
       });
     }
-    const armed: ArmedIntent['armed'] = { cookie: cookie.toString(16), watchdogId: this.o.watchdogId, bootId: hostInfo().bootId };
+    // A module that stamps (ABI 4) gets a block after the last region for
+    // it: what tells a restarted agent, after a reset too, that the kernel
+    // wrote the capture.
+    const page = stampPage();
+    const armed: ArmedIntent['armed'] = {
+      cookie: cookie.toString(16),
+      watchdogId: this.o.watchdogId,
+      bootId: hostInfo().bootId,
+      ...(page ? { stampPage: page } : {}),
+    };
     const capture = Capture.begin(plan, { log: this.o.log, intent: { armed } });
+    let armId: bigint | undefined;
     try {
       // The ELF header goes to disk now: it is also how a restarted agent
       // finds each region in the file.
-      const { data, layout } = capture.run.layoutElf(readVmcoreinfo());
+      const { data, layout, trailerAt } = capture.run.layoutElf(readVmcoreinfo(), page ? { trailer: page } : {});
       const regions = plan.regions.map((r, i) => ({ offset: layout.regionOffsets[i]!, size: r.size }));
-      const armId = this.o.device.arm({
+      armId = this.o.device.arm({
         watchdogId: this.o.watchdogId,
         dest: data.dest,
         cookie,
         ranges: plan.regions.map((r, i) => ({ phys: r.start, length: r.size, destOffset: data.base + regions[i]!.offset })),
         thenPanic: this.o.thenPanic,
+        ...(trailerAt !== undefined ? { stampOffset: data.base + trailerAt } : {}),
       });
-      this.current = { cookie, armId, capture, data, layout: regions, fileSize: layout.fileSize };
+      // Armed for as long as it takes: the destination must not make other captures wait meanwhile.
+      capture.sink.reserve?.();
+      this.current = { cookie, armId, capture, data, layout: regions };
       this.o.log.info(
         { profile: p.name, capture: plan.id, watchdog: `watchdog${this.o.watchdogId}`, armId: String(armId), thenPanic: this.o.thenPanic },
         'capture armed in the kernel',
       );
     } catch (err) {
       try {
+        if (armId !== undefined) this.o.device.disarm(armId);
         capture.discard();
+      } catch (e) {
+        this.o.log.warn({ capture: plan.id, err: (e as Error).message }, 'an arm that failed could not be taken back; start-up recovery records it');
       } finally {
         capture.close();
       }
@@ -232,6 +291,12 @@ export class ArmedCapture {
     }
     try {
       a.capture.discard();
+    } catch (err) {
+      // Another capture holds the device's writer lock this moment: the record stays, and the next start removes it.
+      this.o.log.warn(
+        { profile: this.o.profile.name, capture: a.capture.plan.id, err: (err as Error).message },
+        'disarmed; its reserved record is left for the next start to remove',
+      );
     } finally {
       a.capture.close();
     }
@@ -264,6 +329,8 @@ async function finishArmed(a: Armed, e: PhyscapEvent, trigger: TriggerKindName, 
     },
   ]);
   const total = a.layout.reduce((s, r) => s + r.size, 0n);
+  // A reservation lets other captures write meanwhile; ending it waits for its turn.
+  await capture.sink.writable?.();
   const figures = { bytes: e.bytesWritten, seconds: e.durationNs / 1e9, recovered };
   if (e.type === 'capture-failed') {
     plan.regions.forEach((r, i) => capture.run.record(r, undefined, ELF_FILE, a.layout[i]!.offset));
@@ -275,7 +342,7 @@ async function finishArmed(a: Armed, e: PhyscapEvent, trigger: TriggerKindName, 
   const digests = await hashStored({
     path: a.data.dest.path,
     base: a.data.base,
-    size: a.fileSize,
+    size: a.data.size,
     nofollow: true,
     gaps: covered,
     // As a triggered capture's: the chunk digests and the core's cover each region.
@@ -313,21 +380,46 @@ export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trig
       }
       if (!intent.armed || intent.profile !== profile.name) continue;
       const cookie = parseCookie(intent.armed.cookie);
-      const e = [...events].reverse().find((x) => x.cookie === cookie && (x.type === 'capture-done' || x.type === 'capture-failed'));
-      const thisBoot = intent.armed.bootId !== null && intent.armed.bootId === hostInfo().bootId;
-      if (!e) {
-        if (thisBoot) {
-          const { sink } = store.resume(u.id);
-          sink.discard();
-          log.info({ capture: u.id, profile: profile.name }, 'an armed capture that never fired was removed (its arm ended with the previous agent)');
-        }
-        continue; // an earlier boot's: recovery records it as failed, data kept
+      let resumed: ReturnType<typeof store.resume>;
+      try {
+        resumed = store.resume(u.id);
+      } catch (err) {
+        // Still armed by a running agent (EBUSY), or not this kind's to finish: left as it is.
+        log.warn({ capture: u.id, profile: profile.name, err: (err as Error).message }, 'an armed capture could not be reopened to be finished');
+        continue;
       }
-      const { sink, data } = store.resume(u.id);
-      const file = data(ELF_FILE);
+      const { sink, data } = resumed;
       const plan = planCapture(profile, { id: u.id, now: new Date(intent.started) });
       const capture = Capture.resume(plan, store, sink, { log });
-      const layout = loadsOf(file);
+      let file: DataFile;
+      let layout: Array<{ offset: bigint; size: bigint }>;
+      try {
+        file = data(ELF_FILE);
+        layout = loadsOf(file);
+      } catch (err) {
+        out.push(capture.fail({ code: 'EINVAL', message: `its core.elf cannot be read back: ${(err as Error).message}` }));
+        continue;
+      }
+      // The module's event if it still has it; else the stamp it wrote on the disk (ABI 4), which survives a reset.
+      const event = [...events].reverse().find((x) => x.cookie === cookie && (x.type === 'capture-done' || x.type === 'capture-failed'));
+      const stamp = event || !intent.armed.stampPage ? undefined : readStamp(file, layout, cookie, intent.armed.stampPage);
+      const e = event ?? stamp;
+      const thisBoot = intent.armed.bootId !== null && intent.armed.bootId === hostInfo().bootId;
+      if (!e && thisBoot) {
+        sink.discard();
+        log.info({ capture: u.id, profile: profile.name }, 'an armed capture that never fired was removed (its arm ended with the previous agent)');
+        continue;
+      }
+      if (!e) {
+        // Armed in an earlier boot, and the disk does not say the kernel wrote it.
+        out.push(
+          capture.fail({
+            code: 'ENODATA',
+            message: `armed before the last reboot, and ${intent.armed.stampPage ? 'the kernel left no stamp of it' : 'its module wrote no stamps (ABI < 4)'}: whether the kernel wrote it is not known; its data is kept`,
+          }),
+        );
+        continue;
+      }
       if (layout.length !== plan.regions.length) {
         out.push(
           capture.fail({
@@ -337,8 +429,11 @@ export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trig
         );
         continue;
       }
-      const a: Armed = { cookie, armId: undefined, capture, data: file, layout, fileSize: file.size };
-      out.push(await finishArmed(a, e, trigger, 'finalized after a restart (the agent was down when the kernel wrote it)'));
+      const a: Armed = { cookie, armId: undefined, capture, data: file, layout };
+      const why = stamp
+        ? "finalized after a restart, from the kernel's stamp on the destination (its events were gone)"
+        : 'finalized after a restart (the agent was down when the kernel wrote it)';
+      out.push(await finishArmed(a, e, trigger, why));
     }
   } finally {
     store.close();

@@ -408,7 +408,7 @@ export class CaptureRun {
    * each region's offset known.  The regions are written next, by the
    * engine (elf()) or by the kernel on a watchdog pretimeout (armed.ts).
    */
-  layoutElf(vmcoreinfo: string | null): { data: DataFile; layout: ElfLayout } {
+  layoutElf(vmcoreinfo: string | null, o: { trailer?: number } = {}): { data: DataFile; layout: ElfLayout; trailerAt?: bigint } {
     const target = this.plan.target ?? hostElfTarget();
     this.byteOrder = target.bigEndian ? 'big' : 'little';
     const p = this.plan.profile;
@@ -430,18 +430,45 @@ export class CaptureRun {
       align,
     });
     this.plan.regions.forEach((r, i) => this.placement.set(r.name, { file: ELF_FILE, offset: layout.regionOffsets[i]! }));
-    const data = this.sink.openData(ELF_FILE, layout.fileSize);
+    // A trailer (an armed capture's stamp block) goes after the last region,
+    // aligned; ELF readers stop at the last segment, and the file's digest covers it.
+    const trailerAt = o.trailer ? ((layout.fileSize + BigInt(align) - 1n) / BigInt(align)) * BigInt(align) : undefined;
+    const data = this.sink.openData(ELF_FILE, trailerAt !== undefined ? trailerAt + BigInt(o.trailer!) : layout.fileSize);
     if (BigInt(align) % BigInt(data.dest.offsetAlign) !== 0n) {
       throw Object.assign(new Error(`${data.dest.path}: direct I/O needs ${data.dest.offsetAlign}-byte alignment, more than the container's ${align}`), {
         code: 'EINVAL',
       });
     }
     writeAligned(data.dest, data.base, layout.header);
-    return { data, layout };
+    if (trailerAt !== undefined) {
+      // Zeros from the last region's last block to the trailer's end: a
+      // ring's old bytes there must never read as padding, or as a stamp.
+      const block = BigInt(data.dest.offsetAlign);
+      const from = ((layout.fileSize + block - 1n) / block) * block;
+      writeAligned(data.dest, data.base + from, Buffer.alloc(Number(trailerAt + BigInt(o.trailer!) - from)));
+    }
+    return { data, layout, ...(trailerAt !== undefined ? { trailerAt } : {}) };
+  }
+
+  /**
+   * The gap after region i must read as zeros on any destination (a block
+   * device's ring holds older data there): the engine zero-pads to the
+   * device's block, this pads the rest, before the region is written, so
+   * the region's sync makes it durable with the region.
+   */
+  private padAfter(i: number, data: DataFile, layout: ElfLayout): void {
+    const r = this.plan.regions[i]!;
+    const offset = layout.regionOffsets[i]!;
+    const next = i + 1 < this.plan.regions.length ? layout.regionOffsets[i + 1]! : layout.fileSize;
+    const block = BigInt(data.dest.offsetAlign);
+    const padFrom = ((offset + r.size + block - 1n) / block) * block;
+    if (padFrom < next) writeAligned(data.dest, data.base + padFrom, Buffer.alloc(Number(next - padFrom)));
   }
 
   async elf(vmcoreinfo: string | null): Promise<void> {
     const { data, layout } = this.layoutElf(vmcoreinfo);
+    this.elfSize = layout.fileSize;
+    if (this.digestsAfterWrite) return this.elfThenDigests(data, layout);
     const name = ELF_FILE;
     const fileHash = createFileHash();
     // The bytes outside the regions (headers, notes, padding), in file order:
@@ -450,25 +477,11 @@ export class CaptureRun {
     fileHash.update(layout.header);
     gaps.update(layout.header);
     let pos = BigInt(layout.header.length);
-    this.elfSize = layout.fileSize;
-    const after = this.digestsAfterWrite;
-    const written: Array<{ r: PlannedRegion; offset: bigint; write: CaptureResult }> = [];
     for (const [i, r] of this.plan.regions.entries()) {
       const offset = layout.regionOffsets[i]!;
       fileHash.updateZeros(offset - pos);
       gaps.updateZeros(offset - pos);
-      // The gap after the region must read as zeros on any destination (a
-      // block device's ring holds older data there): the engine zero-pads
-      // to the device's block, this pads the rest, first, so the region's
-      // sync makes it durable with the region.
-      const next = i + 1 < this.plan.regions.length ? layout.regionOffsets[i + 1]! : layout.fileSize;
-      const block = BigInt(data.dest.offsetAlign);
-      const padFrom = ((offset + r.size + block - 1n) / block) * block;
-      if (padFrom < next) writeAligned(data.dest, data.base + padFrom, Buffer.alloc(Number(next - padFrom)));
-      if (after) {
-        written.push({ r, offset, write: await this.writeOnly(r, data, offset, false) });
-        continue;
-      }
+      this.padAfter(i, data, layout);
       let res: CaptureResult;
       try {
         res = await this.region(r, data, offset, false, fileHash);
@@ -479,15 +492,22 @@ export class CaptureRun {
       this.record(r, res, name, offset);
       pos = offset + r.size;
     }
-    if (after) {
-      this.files.push(await this.digestStored(data, layout.fileSize, written, true));
-      this.reached(this.durable ?? new Date(), new Date());
-      return;
-    }
     fileHash.updateZeros(layout.fileSize - pos);
     gaps.updateZeros(layout.fileSize - pos);
     const covered = this.plan.profile.hash.chunkSize > 0n;
     this.files.push({ name, size: Number(layout.fileSize), sha256: fileHash.digest(), ...(covered ? { gapsSha256: gaps.digest() } : {}) });
+  }
+
+  /** elf(), every region written before the stored core is hashed in one pass (digestsAfterWrite). */
+  private async elfThenDigests(data: DataFile, layout: ElfLayout): Promise<void> {
+    const written: Array<{ r: PlannedRegion; offset: bigint; write: CaptureResult }> = [];
+    for (const [i, r] of this.plan.regions.entries()) {
+      const offset = layout.regionOffsets[i]!;
+      this.padAfter(i, data, layout);
+      written.push({ r, offset, write: await this.writeOnly(r, data, offset, false) });
+    }
+    this.files.push(await this.digestStored(data, layout.fileSize, written, true));
+    this.reached(this.durable ?? new Date(), new Date());
   }
 
   /** The manifest and the files beside it, for commit or fail. */

@@ -71,6 +71,17 @@ export interface CaptureSink {
    * data back (capture/durable.ts) rather than recording it failed.
    */
   markDurable(intent: Buffer): void;
+  /**
+   * From here until it ends the record is a reservation that lets other
+   * captures through (an armed capture, waiting for the kernel to write
+   * it): a kind whose writers wait for each other stops making them wait
+   * for this one, and keeps a mark that says the record is alive while
+   * this process is.  Kinds whose captures never wait for each other
+   * leave it out.
+   */
+  reserve?(): void;
+  /** After reserve(): resolves once the record can be ended (commit, fail, discard) without waiting. */
+  writable?(signal?: AbortSignal): Promise<void>;
 }
 
 /** A stored capture opened for reading. */

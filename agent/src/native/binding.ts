@@ -192,6 +192,8 @@ export interface Uapi {
   /** The "physcap" watchdog pretimeout governor is registered. */
   readonly FEAT_PRETIMEOUT_GOV: bigint;
   readonly FEAT_KERNEL_MAP: bigint;
+  /** ARM takes a stamp offset: the capture's record of how it ended, on its destination (ABI 4). */
+  readonly FEAT_ARM_STAMP: bigint;
   /** WRITE flags. */
   readonly WRITE_ALLOW_MMIO: number;
   readonly WRITE_NO_BOUNCE: number;
@@ -239,6 +241,9 @@ interface Addon {
   fsyncFd(fd: number, displayPath: string): void;
   lockFd(fd: number, exclusive: boolean, wait: boolean): boolean;
   unlockFd(fd: number): void;
+  lockRange(fd: number, offset: bigint, length: bigint, exclusive: boolean): boolean;
+  unlockRange(fd: number, offset: bigint, length: bigint): void;
+  rangeLockedElsewhere(fd: number, offset: bigint, length: bigint): boolean;
   FileHash: new () => NativeFileHash;
   capture(request: Record<string, unknown>, onProgress: (p: CaptureProgress) => void, progressMs: number): { promise: Promise<CaptureResult>; cancel(): void };
   sdNotify(socketPath: string, message: string): void;
@@ -438,6 +443,40 @@ export function unlockFd(fd: number): void {
   checkFd(fd);
   const stack = new Error().stack;
   withCallerStack(stack, () => load().unlockFd(fd));
+}
+
+function checkRange(offset: bigint, length: bigint): void {
+  if (!isCount(offset) || !isCount(length) || length === 0n || offset + length > OFF_MAX) {
+    throw invalid('offset and length must be bigints >= 0, length > 0, and offset + length must fit in a file offset');
+  }
+}
+
+/**
+ * A record lock on [offset, offset+length) of fd's open file description
+ * (fcntl F_OFD_SETLK): held until unlockRange or until the description is
+ * closed (its process dying closes it), independent of lockFd's flock.
+ * Never waits: false when a conflicting lock is held elsewhere.
+ */
+export function lockRange(fd: number, offset: bigint, length: bigint, mode: 'exclusive' | 'shared'): boolean {
+  checkFd(fd);
+  checkRange(offset, length);
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().lockRange(fd, offset, length, mode === 'exclusive'));
+}
+
+export function unlockRange(fd: number, offset: bigint, length: bigint): void {
+  checkFd(fd);
+  checkRange(offset, length);
+  const stack = new Error().stack;
+  withCallerStack(stack, () => load().unlockRange(fd, offset, length));
+}
+
+/** Whether another open file description (this process's or any other's) holds a record lock on the range (F_OFD_GETLK). */
+export function rangeLockedElsewhere(fd: number, offset: bigint, length: bigint): boolean {
+  checkFd(fd);
+  checkRange(offset, length);
+  const stack = new Error().stack;
+  return withCallerStack(stack, () => load().rangeLockedElsewhere(fd, offset, length));
 }
 
 function invalidState(message: string): Error {
@@ -752,9 +791,24 @@ export interface ArmStatus {
   durationNs: number;
 }
 
+export interface ArmRequest {
+  watchdogId: number;
+  dest: Destination;
+  cookie: bigint;
+  ranges: ArmRange[];
+  thenPanic?: boolean;
+  /**
+   * Where the module writes the capture's stamp (uapi struct
+   * physcap_arm_stamp, one page) once it has ended, after the ranges are
+   * synced: how it ended, readable from the destination after a reset.
+   * Needs FEAT_ARM_STAMP (ABI 4); aligned, outside every range.
+   */
+  stampOffset?: bigint;
+}
+
 export interface PhyscapDevice {
   /** Arms an in-kernel capture on a watchdog's pretimeout (PHYSCAP_IOC_ARM); returns the arm id.  The arm lives until disarm(), close(), or the module's unload. */
-  arm(o: { watchdogId: number; dest: Destination; cookie: bigint; ranges: ArmRange[]; thenPanic?: boolean }): bigint;
+  arm(o: ArmRequest): bigint;
   disarm(armId: bigint): void;
   status(armId: bigint): ArmStatus;
   /** Stops the event reader and closes the device: every arm made through it is released by the module. */
@@ -770,10 +824,17 @@ interface NativeArmDevice {
 
 const U64_MAX = (1n << 64n) - 1n;
 
+/**
+ * The block an arm's stamp takes on its destination: the module writes a
+ * page; 4096 is every supported board's page, and the stamp is read from
+ * its start whatever follows.
+ */
+export const STAMP_BLOCK = 4096;
+
 /** Why an arm request cannot be passed to the module, if it cannot. */
 function badArm(o: unknown): string | undefined {
   if (typeof o !== 'object' || o === null) return 'the arm request must be an object';
-  const a = o as { watchdogId?: unknown; dest?: unknown; cookie?: unknown; ranges?: unknown; thenPanic?: unknown };
+  const a = o as { watchdogId?: unknown; dest?: unknown; cookie?: unknown; ranges?: unknown; thenPanic?: unknown; stampOffset?: unknown };
   const { ARM_MAX_WATCHDOG_ID, ARM_MAX_RANGES } = uapi();
   if (!Number.isInteger(a.watchdogId) || (a.watchdogId as number) < 0 || (a.watchdogId as number) > ARM_MAX_WATCHDOG_ID) {
     return `watchdogId must be an integer from 0 to ${ARM_MAX_WATCHDOG_ID}, not ${String(a.watchdogId)}`;
@@ -805,6 +866,14 @@ function badArm(o: unknown): string | undefined {
         return `ranges[${i}] (destination ${r.destOffset}+${r.length}) overlaps ranges[${j}] (${q.destOffset}+${q.length}) in the destination`;
       }
     }
+  }
+  if (a.stampOffset !== undefined) {
+    const at = a.stampOffset;
+    const page = BigInt(STAMP_BLOCK);
+    if (!isCount(at) || at + page > OFF_MAX) return `stampOffset must be a bigint >= 0 that fits in a file offset, not ${String(at)}`;
+    if (at % align !== 0n) return `stampOffset must be a multiple of the destination's ${align}-byte direct-I/O alignment`;
+    const hit = ranges.findIndex((r) => at < r.destOffset + r.length && r.destOffset < at + page);
+    if (hit >= 0) return `stampOffset (${at}+${page}) overlaps ranges[${hit}] in the destination`;
   }
   return undefined;
 }
@@ -846,6 +915,7 @@ export function openPhyscapDevice(handlers: { event(e: PhyscapEvent): void; end(
         destPath: String(o.dest.path),
         cookie: o.cookie,
         thenPanic: o.thenPanic ?? false,
+        stampOffset: o.stampOffset,
         ranges: o.ranges.map((r) => ({ phys: r.phys, length: r.length, destOffset: r.destOffset })),
       };
       const callerStack = new Error().stack;

@@ -33,6 +33,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("fsyncFd", FsyncFd);
   fn("lockFd", LockFd);
   fn("unlockFd", UnlockFd);
+  fn("lockRange", LockRange);
+  fn("unlockRange", UnlockRange);
+  fn("rangeLockedElsewhere", RangeLockedElsewhere);
   Napi::Function file_hash = FileHash::Define(env);
   auto* data = new AddonData;
   data->file_hash_class = Napi::Persistent(file_hash);

@@ -85,6 +85,10 @@ Napi::Value Arm(const Napi::CallbackInfo& ci, ArmDeviceHandle* h) {
   req.dest_fd = o.Get("destFd").As<Napi::Number>().Int32Value();
   req.cookie = u64(o, "cookie");
   req.flags = o.Get("thenPanic").ToBoolean() ? PHYSCAP_ARM_THEN_PANIC : 0;
+  if (o.Has("stampOffset") && !o.Get("stampOffset").IsUndefined()) {
+    req.flags |= PHYSCAP_ARM_STAMP;
+    req.stamp_offset = u64(o, "stampOffset");
+  }
   Napi::Array ranges = o.Get("ranges").As<Napi::Array>();
   // The facade checks it too; this one guards the array.
   if (ranges.Length() > PHYSCAP_ARM_MAX_RANGES) throw Napi::RangeError::New(env, "more ranges than one arm takes");

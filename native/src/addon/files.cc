@@ -160,4 +160,51 @@ Napi::Value UnlockFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- record locks on byte ranges (F_OFD_*) ----
+
+namespace {
+
+// (fd, offset: bigint, length: bigint): what every range-lock call takes;
+// the binding has checked them, this only converts.
+struct RangeArgs {
+  int fd;
+  off_t offset;
+  off_t length;
+};
+
+RangeArgs range_args(const Napi::CallbackInfo& info) {
+  bool lossless = false;
+  return {info[0].As<Napi::Number>().Int32Value(),
+          static_cast<off_t>(info[1].As<Napi::BigInt>().Uint64Value(&lossless)),
+          static_cast<off_t>(info[2].As<Napi::BigInt>().Uint64Value(&lossless))};
+}
+
+}  // namespace
+
+// lockRange(fd, offset, length, exclusive) -> taken
+Napi::Value LockRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RangeArgs a = range_args(info);
+  int r = physcap::lock_range(a.fd, a.offset, a.length, info[3].ToBoolean());
+  if (r < 0) throw_errno(env, r, "fcntl", "", "taking a record lock");
+  return Napi::Boolean::New(env, r == 1);
+}
+
+Napi::Value UnlockRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RangeArgs a = range_args(info);
+  int r = physcap::unlock_range(a.fd, a.offset, a.length);
+  if (r) throw_errno(env, r, "fcntl", "", "releasing a record lock");
+  return env.Undefined();
+}
+
+// rangeLockedElsewhere(fd, offset, length) -> another description holds a lock there
+Napi::Value RangeLockedElsewhere(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RangeArgs a = range_args(info);
+  int r = physcap::range_locked_elsewhere(a.fd, a.offset, a.length);
+  if (r < 0) throw_errno(env, r, "fcntl", "", "testing a record lock");
+  return Napi::Boolean::New(env, r == 1);
+}
+
 }  // namespace physcap::addon

@@ -26,6 +26,9 @@ Napi::Value RenameAt(const Napi::CallbackInfo& info);
 Napi::Value FsyncFd(const Napi::CallbackInfo& info);
 Napi::Value LockFd(const Napi::CallbackInfo& info);
 Napi::Value UnlockFd(const Napi::CallbackInfo& info);
+Napi::Value LockRange(const Napi::CallbackInfo& info);
+Napi::Value UnlockRange(const Napi::CallbackInfo& info);
+Napi::Value RangeLockedElsewhere(const Napi::CallbackInfo& info);
 
 // device.cc: physcap.ko's queries and small physical reads
 Napi::Value DeviceInfo(const Napi::CallbackInfo& info);

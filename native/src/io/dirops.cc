@@ -78,4 +78,38 @@ int lock_fd(int fd, bool exclusive, bool wait) {
 
 int unlock_fd(int fd) { return flock(fd, LOCK_UN) ? -errno : 0; }
 
+namespace {
+
+struct flock range_of(short type, off_t offset, off_t length) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = offset;
+  fl.l_len = length;
+  return fl;  // l_pid stays 0, as F_OFD_* require
+}
+
+}  // namespace
+
+int lock_range(int fd, off_t offset, off_t length, bool exclusive) {
+  struct flock fl = range_of(exclusive ? F_WRLCK : F_RDLCK, offset, length);
+  while (fcntl(fd, F_OFD_SETLK, &fl)) {
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EACCES) return 0;
+    return -errno;
+  }
+  return 1;
+}
+
+int unlock_range(int fd, off_t offset, off_t length) {
+  struct flock fl = range_of(F_UNLCK, offset, length);
+  return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
+}
+
+int range_locked_elsewhere(int fd, off_t offset, off_t length) {
+  struct flock fl = range_of(F_WRLCK, offset, length);
+  if (fcntl(fd, F_OFD_GETLK, &fl)) return -errno;
+  return fl.l_type == F_UNLCK ? 0 : 1;
+}
+
 }  // namespace physcap

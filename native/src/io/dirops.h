@@ -44,4 +44,16 @@ int rename_at(int old_dir_fd, const std::string& old_name, int new_dir_fd, const
 int lock_fd(int fd, bool exclusive, bool wait);
 int unlock_fd(int fd);
 
+// Open-file-description record locks (fcntl F_OFD_*) on [offset, offset +
+// length): held while the description is open, dropped when its process
+// dies, and independent of flock(2).  A shared lock on a byte range marks
+// something as in use by a live process (a reservation) without blocking
+// the whole-file flock writers take.
+// lock_range: 1 when taken, 0 when a conflicting lock is held elsewhere.
+int lock_range(int fd, off_t offset, off_t length, bool exclusive);
+int unlock_range(int fd, off_t offset, off_t length);
+// 1 when a lock that conflicts with an exclusive one on the range is held
+// through another open file description, 0 when none is; -errno.
+int range_locked_elsewhere(int fd, off_t offset, off_t length);
+
 }  // namespace physcap

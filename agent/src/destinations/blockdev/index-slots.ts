@@ -158,21 +158,45 @@ export function parseIntent(text: string): { id?: string; profile?: string; star
 
 // ---------------------------------------------------------------- placement
 
-interface Extent {
+export interface Extent {
   offset: bigint;
   length: bigint;
 }
 
 export const overlaps = (a: Extent, b: Extent) => a.offset < b.offset + b.length && b.offset < a.offset + a.length;
 
-/** Right after the newest record (by generation), or at the ring's start when it does not fit before the end. */
-export function placeRecord(views: SlotView[], length: bigint, sb: Superblock): bigint {
+/** Whether a "writing" slot is an armed capture's reservation (its intent says `armed`). */
+export function isReservation(slot: Slot | undefined): boolean {
+  if (slot?.state !== SlotState.Writing) return false;
+  try {
+    const o = JSON.parse(slot.text) as { armed?: unknown };
+    return o.armed !== undefined && o.armed !== null;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Right after the newest record (by generation), or at the ring's start
+ * when it does not fit before the end; never over `reserved` (armed
+ * captures the kernel may write at any moment): then right after one of
+ * them.  Throws ENOSPC when the ring has no such room.
+ */
+export function placeRecord(views: SlotView[], length: bigint, sb: Superblock, reserved: Extent[] = [], where = 'the ring'): bigint {
   let newest: Slot | undefined;
   for (const v of views) {
     if (v.slot && v.slot.state !== SlotState.Free && v.slot.recordLength > 0n && (!newest || v.slot.generation > newest.generation)) newest = v.slot;
   }
-  const next = newest ? newest.recordOffset + newest.recordLength : sb.ringStart;
-  return next >= sb.ringStart && next + length <= sb.ringEnd ? next : sb.ringStart;
+  const candidates = [newest ? newest.recordOffset + newest.recordLength : sb.ringStart, sb.ringStart, ...reserved.map((r) => r.offset + r.length)];
+  const fits = (at: bigint) => at >= sb.ringStart && at + length <= sb.ringEnd && !reserved.some((r) => overlaps(r, { offset: at, length }));
+  const at = candidates.find(fits);
+  if (at === undefined) {
+    throw coded(
+      'ENOSPC',
+      `${where}: no room for a record of ${length} bytes: armed captures hold ${reserved.map((r) => `${r.length} bytes at ${r.offset}`).join(', ')} of the ring (${sb.ringStart}-${sb.ringEnd}), and they are never overwritten`,
+    );
+  }
+  return at;
 }
 
 /**

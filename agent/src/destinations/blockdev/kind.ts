@@ -19,9 +19,10 @@ export const blockdevKind: DestinationKind<BlockdevSpec> = {
   kind: 'blockdev',
   schema: 'destinations/blockdev.schema.json',
   summary: 'a dump partition (or a partition image): a ring of capture records with an index',
-  // The ring is locked from begin to commit: an arm holding a record for
-  // hours would stop every other capture to it.
-  can: { arm: false, spool: true },
+  // An armed capture's record is a reservation (Sink.reserve): it holds
+  // its place in the ring without the writer's lock, so other captures go
+  // on around it while it waits, for hours, for a pretimeout.
+  can: { arm: true, spool: true },
 
   parse: (d) => ({ kind: 'blockdev', device: String(d.device), init: (d.init as BlockdevSpec['init']) ?? 'if-blank' }),
 

@@ -30,13 +30,25 @@ export interface SinkStore {
   readonly uuid: Buffer;
   /** Appends a "done" entry in the slot after `end` (the chain's end, read under the lock); fsynced. */
   finishSlot(n: number, slot: Slot, partial: Omit<IndexEntry, 'seq' | 'prev' | 'location'>, end: ChainEnd): IndexEntry;
-  /** The capture ended: drops the lock. */
-  released(sink: Sink): void;
+  /** The capture ended: drops the lock (when it holds it). */
+  released(sink: Sink, holdsLock: boolean): void;
+  /** The record becomes a reservation: a record lock on slot n kept, the writer's lock dropped. */
+  reserve(sink: Sink, n: number): void;
+  /** The writer's lock again for a reservation, with the chain's end as it is now; undefined while another writer holds it. */
+  relock(sink: Sink): ChainEnd | undefined;
+  /** Drops slot n's record lock. */
+  unreserve(n: number): void;
   /** Frees a "writing" slot whose capture never happened; fsynced. */
   freeSlot(n: number, slot: Slot): void;
   /** Rewrites a "writing" slot in place (its intent); fsynced. */
   rewriteSlot(n: number, slot: Slot): void;
 }
+
+/** A data file placed in a record: its offset from the record's start. */
+export type PlacedFile = RecordFile;
+
+/** How often writable() tries for the writer's lock a reservation gave up. */
+const RELOCK_MS = 50;
 
 export class Sink implements CaptureSink {
   readonly id: string;
@@ -46,6 +58,9 @@ export class Sink implements CaptureSink {
   /** Where the next data file goes, from the record's start. */
   private nextData = BigInt(RECORD_HEADER_SIZE);
   private ended = false;
+  /** A reservation (reserve()): whether it holds the writer's lock again (writable()). */
+  private reserved = false;
+  private locked = true;
 
   constructor(
     private readonly store: SinkStore,
@@ -53,11 +68,72 @@ export class Sink implements CaptureSink {
     private readonly slotNumber: number,
     private readonly slot: Slot,
     private readonly dataArea: bigint,
-    private readonly chainEnd: ChainEnd,
+    private chainEnd: ChainEnd,
+    /** A resumed record's data files, where its first sink placed them. */
+    placed: PlacedFile[] = [],
   ) {
     this.id = req.id;
     this.location = `${store.location}@${slot.recordOffset}`;
     this.align = store.device.writer().offsetAlign;
+    for (const f of placed) {
+      this.files.push(f);
+      const end = BigInt(f.offset) + roundUp(BigInt(f.size));
+      if (end > this.nextData) this.nextData = end;
+    }
+  }
+
+  /** A data file a resumed record already has. */
+  reopenData(name: string): DataFile {
+    this.assertOpen();
+    const f = this.files.find((x) => x.name === name);
+    if (!f) throw coded('ENOENT', `${this.location}: capture ${this.id} has no data file ${name}`);
+    return Object.freeze({ name, dest: this.store.device.writer(), base: this.slot.recordOffset + BigInt(f.offset), size: BigInt(f.size) });
+  }
+
+  /**
+   * The record becomes a reservation: its slot's intent names its data
+   * files (so a restarted agent can finish it: resume()), the slot keeps a
+   * record lock while this process lives, and the device's writer lock is
+   * dropped so that other captures go on meanwhile, placed around it.
+   */
+  reserve(): void {
+    this.assertOpen();
+    if (this.reserved) return;
+    let intent: Record<string, unknown>;
+    try {
+      intent = JSON.parse(this.slot.text) as Record<string, unknown>;
+    } catch {
+      throw coded('EINVAL', `${this.location}: capture ${this.id}: its intent is not JSON; it cannot be a reservation`);
+    }
+    const text = intentText({ ...this.req, intent: Buffer.from(JSON.stringify({ ...intent, files: this.files })) });
+    if (!text.includes('"files"')) throw coded('E2BIG', `${this.location}: capture ${this.id}: its data files do not fit its slot's intent`);
+    this.store.rewriteSlot(this.slotNumber, { ...this.slot, text });
+    this.store.reserve(this, this.slotNumber);
+    this.reserved = true;
+    this.locked = false;
+  }
+
+  async writable(signal?: AbortSignal): Promise<void> {
+    this.assertOpen();
+    while (!this.locked) {
+      if (signal?.aborted) throw coded('ABORT_ERR', `${this.location}: waiting for the writer's lock was aborted`);
+      const end = this.store.relock(this);
+      if (end) {
+        this.chainEnd = end;
+        this.locked = true;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, RELOCK_MS));
+    }
+  }
+
+  /** A reservation ended without writable(): one try for the lock, or a clear error. */
+  private mustHoldLock(): void {
+    if (this.locked) return;
+    const end = this.store.relock(this);
+    if (!end) throw coded('EBUSY', `${this.location}: capture ${this.id}: another capture holds the device's writer lock; try again`);
+    this.chainEnd = end;
+    this.locked = true;
   }
 
   /**
@@ -92,6 +168,7 @@ export class Sink implements CaptureSink {
 
   commit(build: (previous: string | null) => Finish): IndexEntry {
     this.assertOpen();
+    this.mustHoldLock();
     const finish = build(this.chainEnd.head);
     this.writeRecord(this.smallFiles(finish));
     const entry = this.store.finishSlot(this.slotNumber, this.slot, finish.entry, this.chainEnd);
@@ -101,6 +178,13 @@ export class Sink implements CaptureSink {
 
   fail(build: (previous: string | null) => Finish): IndexEntry | undefined {
     if (this.ended) return undefined;
+    try {
+      this.mustHoldLock();
+    } catch {
+      // The record stays as it is (a reservation with its data): recovery records it.
+      this.end();
+      return undefined;
+    }
     const notes: string[] = [];
     try {
       let finish: Finish | undefined;
@@ -139,6 +223,7 @@ export class Sink implements CaptureSink {
 
   discard(): void {
     if (this.ended) return;
+    this.mustHoldLock();
     try {
       this.store.freeSlot(this.slotNumber, this.slot);
     } finally {
@@ -185,6 +270,7 @@ export class Sink implements CaptureSink {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.store.released(this);
+    if (this.reserved) this.store.unreserve(this.slotNumber);
+    this.store.released(this, this.locked);
   }
 }

@@ -25,6 +25,7 @@
  */
 import * as crypto from 'node:crypto';
 
+import { lockRange, rangeLockedElsewhere, unlockRange } from '../../native/binding';
 import { Device } from './device';
 import {
   BLOCK,
@@ -51,15 +52,43 @@ import {
   hasEntry,
   IndexState,
   intentText,
+  isReservation,
   overlaps,
   parseIntent,
   placeRecord,
   readIndexState,
+  SlotView,
 } from './index-slots';
 import { RecordReader } from './reader';
-import { Sink } from './sink';
+import { PlacedFile, Sink } from './sink';
 import { coded, now } from './util';
-import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, IndexEntry } from '../types';
+
+/**
+ * Where an unfinished record's data files are: an armed reservation's
+ * `files` (placed), or a durable note's `files` (names and sizes, placed
+ * one after another from the record header as the sink placed them).
+ */
+function placedFiles(text: string): PlacedFile[] | undefined {
+  let o: { files?: unknown; durable?: { files?: unknown } };
+  try {
+    o = JSON.parse(text) as typeof o;
+  } catch {
+    return undefined;
+  }
+  const list = Array.isArray(o.files) ? o.files : Array.isArray(o.durable?.files) ? o.durable.files : undefined;
+  if (!list) return undefined;
+  const out: PlacedFile[] = [];
+  let next = BigInt(RECORD_HEADER_SIZE);
+  for (const f of list as Array<Record<string, unknown>>) {
+    if (typeof f?.name !== 'string' || !Number.isSafeInteger(f.size) || (f.size as number) < 0) return undefined;
+    const offset = typeof f.offset === 'number' ? f.offset : Number(next);
+    if (!Number.isSafeInteger(offset) || offset < RECORD_HEADER_SIZE) return undefined;
+    out.push({ name: f.name, offset, size: f.size as number });
+    next = BigInt(offset) + roundUp(BigInt(f.size as number));
+  }
+  return out;
+}
+import type { BeginRequest, CaptureReader, CaptureSink, CaptureStore, DataFile, IndexEntry } from '../types';
 
 export type { BlockdevIndexRead } from './index-slots';
 
@@ -209,9 +238,12 @@ class Store implements BlockdevStore {
     if (!this.dev.tryLock()) throw coded('EBUSY', `${this.location} is being written by another physcap (it holds the lock)`);
     try {
       // We hold the lock, so a slot still "writing" has no writer left: record it before reusing its space.
+      // An armed capture's reservation is not ours to end: its agent
+      // finishes it, or recovers it at start-up, once it knows from the
+      // kernel whether it was written.
       let state = this.state();
-      if (state.views.some((v) => v.slot?.state === SlotState.Writing)) {
-        this.recoverStale(`unfinished: its writer was gone when capture ${req.id} began`);
+      if (state.views.some((v) => v.slot?.state === SlotState.Writing && !isReservation(v.slot))) {
+        this.recoverStale(`unfinished: its writer was gone when capture ${req.id} began`, 'all');
         state = this.state();
       }
       const { views, maxGeneration } = state;
@@ -221,7 +253,8 @@ class Store implements BlockdevStore {
       const length = BigInt(RECORD_HEADER_SIZE) + dataArea + roundUp(BigInt(req.smallBytes));
       const ring = this.sb.ringEnd - this.sb.ringStart;
       if (length > ring) throw coded('ENOSPC', `${this.location}: capture ${req.id} needs a record of ${length} bytes; the ring holds ${ring} bytes`);
-      const offset = placeRecord(views, length, this.sb);
+      const reserved = views.filter((v) => isReservation(v.slot)).map((v) => ({ offset: v.slot!.recordOffset, length: v.slot!.recordLength }));
+      const offset = placeRecord(views, length, this.sb, reserved, this.location);
 
       // Before a byte of the new record is written, nothing may still claim the space.
       let reclaimed = false;
@@ -257,7 +290,8 @@ class Store implements BlockdevStore {
     if (!this.dev.tryLock())
       throw coded('EBUSY', `${this.location} is being written by another physcap (it holds the lock): its unfinished capture is alive, not left by a crash`);
     try {
-      return this.recoverStale(o.reason);
+      // A reservation whose agent is alive (it holds its slot's record lock) is armed, not unfinished.
+      return this.recoverStale(o.reason, 'dead');
     } finally {
       this.dev.unlock();
     }
@@ -319,20 +353,94 @@ class Store implements BlockdevStore {
       .map((v) => ({ id: parseIntent(v.slot!.text).id ?? `unknown-generation-${v.slot!.generation}`, intent: Buffer.from(v.slot!.text) }));
   }
 
-  resume(id: string): never {
-    // An armed capture's record is written by the kernel into space this
-    // store placed; finishing it after a restart is supported for dir
-    // destinations only, for now.
-    throw coded('ENOTSUP', `${this.location}: capture ${id} cannot be resumed on a dump partition; start-up recovery records it as failed`);
+  /**
+   * Reopens an unfinished record to finish it: an armed capture the kernel
+   * wrote while its agent was down, or a durable one whose digests a crash
+   * cut short.  Its data files are where begin()'s sink placed them, one
+   * after another from the record header: the intent names them (an armed
+   * reservation's `files`, a durable note's `files`).
+   */
+  resume(id: string): { sink: CaptureSink; data(name: string): DataFile } {
+    if (this.active) throw coded('EBUSY', `${this.location}: capture ${this.active.id} is being written through this store`);
+    if (!this.dev.tryLock()) throw coded('EBUSY', `${this.location} is being written by another physcap (it holds the lock)`);
+    try {
+      const state = this.state();
+      const v = state.views.find((x) => x.slot?.state === SlotState.Writing && parseIntent(x.slot.text).id === id);
+      if (!v) throw coded('ENOENT', `${this.location} has no unfinished capture ${id}`);
+      if (this.reservedElsewhere(v.n)) throw coded('EBUSY', `${this.location}: capture ${id} is armed by a running physcap (it holds its reservation)`);
+      const slot = v.slot!;
+      const files = placedFiles(slot.text);
+      if (!files) throw coded('EINVAL', `${this.location}: capture ${id}: its record does not say where its data files are`);
+      const dataEnd = files.reduce(
+        (end, f) => (BigInt(f.offset) + roundUp(BigInt(f.size)) > end ? BigInt(f.offset) + roundUp(BigInt(f.size)) : end),
+        BigInt(RECORD_HEADER_SIZE),
+      );
+      if (dataEnd > slot.recordLength) throw coded('EINVAL', `${this.location}: capture ${id}: its data files lie beyond its record`);
+      const intent = parseIntent(slot.text);
+      const req: BeginRequest = {
+        id,
+        profile: intent.profile ?? 'unknown',
+        started: intent.started ?? now(),
+        dataBytes: dataEnd - BigInt(RECORD_HEADER_SIZE),
+        smallBytes: 0,
+        intent: Buffer.from(slot.text),
+      };
+      const sink = new Sink(this, req, v.n, slot, dataEnd - BigInt(RECORD_HEADER_SIZE), { head: state.index.head, maxSeq: state.maxSeq }, files);
+      this.active = sink;
+      return { sink, data: (name) => sink.reopenData(name) };
+    } catch (err) {
+      this.dev.unlock();
+      throw err;
+    }
   }
 
-  released(sink: Sink): void {
+  released(sink: Sink, holdsLock: boolean): void {
+    if (this.active === sink) this.active = undefined;
+    if (holdsLock) this.dev.unlock();
+  }
+
+  // ---- reservations (armed captures): a shared record lock on the slot, held while the arming process lives
+
+  private slotRange(n: number): [bigint, bigint] {
+    return [this.sb.indexOffset + BigInt(n * SLOT_SIZE), BigInt(SLOT_SIZE)];
+  }
+
+  /** The sink's record becomes a reservation: other writers may go on (the flock is dropped). */
+  reserve(sink: Sink, n: number): void {
+    if (!lockRange(this.dev.fd, ...this.slotRange(n), 'shared')) {
+      throw coded('EBUSY', `${this.location}: slot ${n} is locked by another process`);
+    }
     if (this.active === sink) this.active = undefined;
     this.dev.unlock();
   }
 
-  private recoverStale(reason: string): IndexEntry[] {
-    const writing = this.state().views.filter((v) => v.slot?.state === SlotState.Writing);
+  /** The reservation's writer lock again, without waiting; false when another writer holds it. */
+  relock(sink: Sink): ChainEnd | undefined {
+    if (this.active && this.active !== sink) return undefined;
+    if (!this.dev.tryLock()) return undefined;
+    this.active = sink;
+    const state = this.state();
+    return { head: state.index.head, maxSeq: state.maxSeq };
+  }
+
+  unreserve(n: number): void {
+    unlockRange(this.dev.fd, ...this.slotRange(n));
+  }
+
+  private reservedElsewhere(n: number): boolean {
+    return rangeLockedElsewhere(this.dev.fd, ...this.slotRange(n));
+  }
+
+  /**
+   * Records "writing" slots as failed: 'all' of them (begin(): the lock is
+   * ours, so their writers are gone; reservations are skipped by the
+   * caller), or the 'dead' ones (recover(): a reservation whose arming
+   * process still holds it is alive).
+   */
+  private recoverStale(reason: string, which: 'all' | 'dead'): IndexEntry[] {
+    const stale = (v: SlotView) =>
+      v.slot?.state === SlotState.Writing && (which === 'all' ? !isReservation(v.slot) : !(isReservation(v.slot) && this.reservedElsewhere(v.n)));
+    const writing = this.state().views.filter(stale);
     writing.sort((a, b) => (a.slot!.generation < b.slot!.generation ? -1 : 1));
     return writing.map((v) => {
       const intent = parseIntent(v.slot!.text);
