@@ -158,6 +158,8 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     expect(rows.filter((r) => !r.pass)).toEqual([]);
     // The watchdog really fired on this board: an armed capture ran in its pretimeout.
     expect(rows.filter((r) => r.case!.startsWith('firing:')).length).toBeGreaterThan(3);
+    // Its stamp, written by this big-endian kernel, reads little-endian as the ABI says.
+    expect(rows.find((r) => r.case === 'firing: the stamp on the disk says done: this arm, every byte, the check')).toMatchObject({ pass: true });
   });
 
   test('on the host: import, verify, export — ELF stays big-endian EM_PPC, LiME is little-endian', async () => {

@@ -65,6 +65,11 @@ const ARM_TABLE: Array<[string, string]> = [
   ['ARM: unknown flag', 'EINVAL'],
   ['ARM: non-zero pad', 'EINVAL'],
   ['ARM: non-zero reserved', 'EINVAL'],
+  ['ARM: stamp offset without the stamp flag', 'EINVAL'],
+  ['ARM: stamp overlapping a range', 'EINVAL'],
+  ['ARM: misaligned stamp', 'EINVAL'],
+  ["ARM: stamp past the file's end", 'EFBIG'],
+  ['ARM: with a stamp (control)', 'OK'],
   ['ARM: no ranges', 'EINVAL'],
   ['ARM: 17 ranges', 'EINVAL'],
   ["ARM: watchdog id beyond the core's limit", 'EINVAL'],
@@ -115,6 +120,7 @@ const ARM_TABLE: Array<[string, string]> = [
   ['poll: readable after a pretimeout', 'OK'],
   ['firing: the capture completes while DISARM is refused', 'OK'],
   ['firing: ARM_STATUS reports the first-byte latency', 'OK'],
+  ['firing: the stamp on the disk says done: this arm, every byte, the check', 'OK'],
   ['DISARM after the capture finished (control)', 'OK'],
 ];
 
@@ -254,14 +260,15 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
   test('the governor registers at load and is selected for watchdog0', () => {
     expect(one<{ available: string }>('governors').available.split(' ')).toContain('physcap');
     expect(one<{ value: string }>('governor').value).toBe('physcap');
-    expect(run.dmesg).toMatch(/physcap: version [\d.]+, ABI 3, \/dev\/physcap ready, pretimeout governor "physcap" registered/);
+    expect(run.dmesg).toMatch(/physcap: version [\d.]+, ABI 4, \/dev\/physcap ready, pretimeout governor "physcap" registered/);
   });
 
-  test('INFO: ABI 3, with the ARM and governor feature bits', () => {
+  test('INFO: ABI 4, with the ARM, governor and stamp feature bits', () => {
     const info = one<{ ok: boolean; abi_version: number; features: number }>('info');
-    expect(info).toMatchObject({ ok: true, abi_version: 3 });
+    expect(info).toMatchObject({ ok: true, abi_version: 4 });
     expect(info.features & (1 << 7)).toBeTruthy();
     expect(info.features & (1 << 8)).toBeTruthy();
+    expect(info.features & (1 << 10)).toBeTruthy();
   });
 
   describe('bad input and races: the selftest table', () => {

@@ -91,9 +91,10 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
 
   test('the job ran to its end', () => expectJobRan(run));
 
-  test('INFO: ABI version 3, zero-copy, adoption, block devices and KERNEL_MAP; no governor without the watchdog core', () => {
+  test('INFO: ABI version 4, zero-copy, adoption, block devices, KERNEL_MAP and arm stamps; no governor without the watchdog core', () => {
     const info = one<{ ok: boolean; abi_version: number; page_size: number; features: number }>('info');
-    expect(info).toMatchObject({ ok: true, abi_version: 3, page_size: 4096 });
+    expect(info).toMatchObject({ ok: true, abi_version: 4, page_size: 4096 });
+    expect(info.features & (1 << 10)).toBeTruthy();
     expect(info.features & 0b1111111).toBe(0b1111111);
     // ARM is in the ABI, but no governor: the watchdog core was not loaded first.
     expect(info.features & (1 << 7)).toBeTruthy();
@@ -240,7 +241,7 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
 
   test('the physcap CLI runs on the board and reads the module counters', () => {
     const cli = one<{ loaded: boolean; abiVersion: number; counters: Record<string, number> }>('cli');
-    expect(cli).toMatchObject({ loaded: true, abiVersion: 3 });
+    expect(cli).toMatchObject({ loaded: true, abiVersion: 4 });
     expect(cli.counters.bytes_adopted).toBe(256 * 2 ** 20);
     expect(cli.counters.bytes_zero_copy).toBe(one<Record<string, number>>('stats').zero_copy);
   });
