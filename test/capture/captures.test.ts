@@ -5,7 +5,7 @@
  * checked against the image's true bytes and against the tools analysts
  * already use (readelf, sha256sum).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -169,6 +169,17 @@ describe('an ELF capture into a dir destination', () => {
     const j = JSON.parse(list.stdout) as { captures: Array<{ id: string; status: string; data: string }>; problems: string[] };
     expect(j.problems).toEqual([]);
     expect(j.captures).toEqual([expect.objectContaining({ id: m.id, status: 'complete', data: 'present' })]);
+  });
+
+  test('a reader that goes away (show | head) ends the output quietly, as for any Unix tool', async () => {
+    // The pipe's read end is closed before physcap writes: its write gets EPIPE.
+    const child = spawn(process.execPath, [physcapCli, 'show', m.id, '--dest', dest], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 });
 
