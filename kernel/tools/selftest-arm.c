@@ -70,11 +70,12 @@ static int check_stamp(const char *path, uint64_t at, const struct physcap_arm *
 	const uint64_t *word;
 	uint64_t sum = PHYSCAP_STAMP_SEED;
 	void *buf;
-	int fd, err = 0;
+	int fd, err = ENOMEM;	/* positive: the table's convention */
 	unsigned int i;
 
 	if (posix_memalign(&buf, 4096, 4096))
-		return ENOMEM;
+		return err;
+	err = 0;
 	errno = 0;
 	fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0 || pread(fd, buf, 4096, (off_t)at) != 4096) {
