@@ -335,6 +335,9 @@ describe('the ring', () => {
     let read = s.index();
     expect(read.problems).toEqual([]);
     expect(read.reclaimed).toEqual(['c1']);
+    // Said once, for the log: no record leaves silently.
+    expect(s.takeWarnings()).toEqual(["capture c1 was reclaimed: the ring's oldest data made room for c4 (its index entry stays)"]);
+    expect(s.takeWarnings()).toEqual([]);
     expect(read.entries.map((e) => e.id)).toEqual(['c1', 'c2', 'c3', 'c4']); // the chain stays whole
     expect(() => s.open('c1')).toThrow('capture c1 in ' + dev + ': its data was reclaimed by newer captures');
     for (const c of caps.slice(1)) expectReadsBack(s, c);

@@ -209,6 +209,8 @@ export class ArmedCapture {
       ...(page ? { stampPage: page } : {}),
     };
     const capture = Capture.begin(plan, { log: this.o.log, intent: { armed } });
+    // Making room for an armed record can reclaim a ring's oldest records now, long before any fire: said now.
+    for (const w of capture.store.takeWarnings?.() ?? []) this.o.log.warn({ profile: p.name, capture: plan.id }, w);
     let armId: bigint | undefined;
     try {
       // The ELF header goes to disk now: it is also how a restarted agent

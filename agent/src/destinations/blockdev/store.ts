@@ -96,6 +96,7 @@ export type InitMode = 'if-blank' | 'never' | 'force';
 
 export interface BlockdevStore extends CaptureStore {
   index(): BlockdevIndexRead;
+  takeWarnings(): string[];
 }
 
 /** Opens a dump area; `init` says what to do with a device that has no superblock (default 'if-blank'). */
@@ -181,6 +182,8 @@ class Store implements BlockdevStore {
   readonly kind = 'blockdev' as const;
   readonly location: string;
   private active?: Sink;
+  /** Records a new one overwrote (begin()), said once through takeWarnings(). */
+  private warnings: string[] = [];
 
   constructor(
     private readonly dev: Device,
@@ -263,6 +266,9 @@ class Store implements BlockdevStore {
           v.slot = { ...v.slot, state: SlotState.Reclaimed };
           this.writeSlot(v.n, v.slot);
           reclaimed = true;
+          this.warnings.push(
+            `capture ${v.entry?.id ?? `of generation ${v.slot.generation}`} was reclaimed: the ring's oldest data made room for ${req.id} (its index entry stays)`,
+          );
         }
       }
       if (reclaimed) this.dev.sync();
@@ -299,6 +305,10 @@ class Store implements BlockdevStore {
 
   retain(): string[] {
     return []; // a ring reclaims on write: begin() makes the room
+  }
+
+  takeWarnings(): string[] {
+    return this.warnings.splice(0);
   }
 
   where(entry: IndexEntry): string {
