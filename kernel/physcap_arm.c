@@ -469,6 +469,26 @@ static int physcap_arm_prepare(struct physcap_armed *arm,
 	return 0;
 }
 
+/* Does a's stamp page fall on one of b's spans, or on b's stamp? */
+static bool physcap_arm_stamp_hits(const struct physcap_armed *a,
+				   const struct physcap_armed *b)
+{
+	unsigned int i;
+
+	if (!a->stamp_page)
+		return false;
+	if (b->stamp_page &&
+	    physcap_spans_overlap(a->stamp_offset, PAGE_SIZE,
+				  b->stamp_offset, PAGE_SIZE))
+		return true;
+	for (i = 0; i < b->nr_spans; i++)
+		if (physcap_spans_overlap(a->stamp_offset, PAGE_SIZE,
+					  b->spans[i].dest_offset,
+					  b->spans[i].length))
+			return true;
+	return false;
+}
+
 /* Under physcap_arm_lock: the limits and the overlap with other arms. */
 static int physcap_arm_admit_locked(const struct physcap_armed *new)
 {
@@ -481,6 +501,9 @@ static int physcap_arm_admit_locked(const struct physcap_armed *new)
 			return -ENOSPC;
 		if (arm->dest_inode != new->dest_inode)
 			continue;
+		if (physcap_arm_stamp_hits(arm, new) ||
+		    physcap_arm_stamp_hits(new, arm))
+			return -EBUSY;
 		for (i = 0; i < arm->nr_spans; i++)
 			for (j = 0; j < new->nr_spans; j++)
 				if (physcap_spans_overlap(arm->spans[i].dest_offset,

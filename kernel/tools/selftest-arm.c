@@ -259,6 +259,11 @@ void selftest_arm(struct arm_selftest *t)
 	a = base;
 	a.ranges[0].dest_offset = 32 << 10;
 	row("ARM: overlapping an existing arm on the same file", EBUSY, do_arm(t->dev, &a));
+	a = base;
+	a.ranges[0].dest_offset = 512 << 10;
+	a.flags = PHYSCAP_ARM_STAMP;
+	a.stamp_offset = 0;
+	row("ARM: a stamp on an existing arm's span", EBUSY, do_arm(t->dev, &a));
 	err = 0;
 	for (i = 1; i < 8 && !err; i++) {
 		a = base;

@@ -93,6 +93,7 @@ const ARM_TABLE: Array<[string, string]> = [
   ['ARM: block device (control)', 'OK'],
   ['ARM: first of several on one file (control)', 'OK'],
   ['ARM: overlapping an existing arm on the same file', 'EBUSY'],
+  ["ARM: a stamp on an existing arm's span", 'EBUSY'],
   ['ARM: eight arms on one watchdog, adjacent spans (control)', 'OK'],
   ['ARM: a ninth arm on one watchdog', 'ENOSPC'],
   ['ARM: the ninth on another watchdog (control)', 'OK'],

@@ -25,11 +25,11 @@ import { destinationKind, kindsThat, openStore } from '../destinations/registry'
 import type { DataFile } from '../destinations/types';
 import { parseElfCore, PT_LOAD } from '../container/elf';
 import { hostInfo } from '../manifest/host';
-import { CaptureResult, deviceInfo, hashStored, PhyscapDevice, PhyscapEvent, uapi } from '../native/binding';
+import { CaptureResult, deviceInfo, hashStored, PhyscapDevice, PhyscapEvent, readPhyscapEvents, uapi } from '../native/binding';
 import { parseStamp, STAMP_SIZE } from './arm-stamp';
 import type { TriggerKindName } from '../triggers/registry';
 import { Capture, CaptureOutcome, ELF_FILE } from './pipeline';
-import { captureId, planCapture } from './plan';
+import { CapturePlan, captureId, planCapture } from './plan';
 import { readVmcoreinfo } from './vmcoreinfo';
 
 /** What an armed capture's intent records, beside the usual id/profile/started. */
@@ -159,10 +159,15 @@ export interface ArmedCaptureOptions {
   sysRoot?: string;
 }
 
+/** How often, and how many times, the next arm is tried again while the destination is busy (10 minutes). */
+const REARM_MS = 500;
+const REARM_TRIES = 1200;
+
 /** A profile's armed capture: arms, finishes what fired, re-arms. */
 export class ArmedCapture {
   private current?: Armed;
   private stopped = false;
+  private retry?: ReturnType<typeof setTimeout>;
   /** The governor this replaced, put back at stop (without an arm, physcap's only records). */
   private previousGovernor?: string;
 
@@ -192,7 +197,10 @@ export class ArmedCapture {
       this.previousGovernor ??= before;
     }
     const cookie = crypto.randomBytes(8).readBigUInt64BE();
-    const plan = planCapture(p, { id: captureId(p.name, new Date()) });
+    const planned = planCapture(p, { id: captureId(p.name, new Date()) });
+    // Room for the stamp's block too: it goes after the last region, on the record's alignment.
+    const page = stampPage();
+    const plan = page ? { ...planned, dataBytes: planned.dataBytes + BigInt(page) + 64n * 1024n } : planned;
     if (plan.source !== 'kernel') {
       throw Object.assign(new Error(`profile ${p.name}: a watchdog capture is written by physcap.ko; source ${plan.source} cannot be armed`), {
         code: 'EINVAL',
@@ -201,7 +209,6 @@ export class ArmedCapture {
     // A module that stamps (ABI 4) gets a block after the last region for
     // it: what tells a restarted agent, after a reset too, that the kernel
     // wrote the capture.
-    const page = stampPage();
     const armed: ArmedIntent['armed'] = {
       cookie: cookie.toString(16),
       watchdogId: this.o.watchdogId,
@@ -255,18 +262,35 @@ export class ArmedCapture {
     } finally {
       a.capture.close();
     }
-    if (!this.stopped) {
-      try {
-        this.arm();
-      } catch (err) {
-        this.o.log.error({ profile: this.o.profile.name, err: (err as Error).message }, 'could not arm the next capture');
+    this.rearm(0);
+  }
+
+  /**
+   * Arms the next capture; while another capture holds the destination
+   * (EBUSY: a dump partition's writer lock), tries again shortly rather
+   * than leave the watchdog unarmed.
+   */
+  private rearm(attempt: number): void {
+    this.retry = undefined;
+    if (this.stopped) return;
+    try {
+      this.arm();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EBUSY' && attempt < REARM_TRIES) {
+        if (attempt === 0)
+          this.o.log.warn({ profile: this.o.profile.name, err: (err as Error).message }, 'the destination is busy: arming the next capture again shortly');
+        this.retry = setTimeout(() => this.rearm(attempt + 1), REARM_MS);
+        return;
       }
+      this.o.log.error({ profile: this.o.profile.name, err: (err as Error).message }, 'could not arm the next capture');
     }
   }
 
   /** Disarms and removes the prepared capture (it never happened); gives the watchdog its governor back. */
   stop(): void {
     this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
     if (this.previousGovernor && this.previousGovernor !== 'physcap') {
       try {
         setGovernor(this.o.watchdogId, this.previousGovernor, this.o.sysRoot);
@@ -331,25 +355,38 @@ async function finishArmed(a: Armed, e: PhyscapEvent, trigger: TriggerKindName, 
     },
   ]);
   const total = a.layout.reduce((s, r) => s + r.size, 0n);
-  // A reservation lets other captures write meanwhile; ending it waits for its turn.
-  await capture.sink.writable?.();
   const figures = { bytes: e.bytesWritten, seconds: e.durationNs / 1e9, recovered };
   if (e.type === 'capture-failed') {
+    // A reservation lets other captures write meanwhile; ending it waits for its turn.
+    await capture.sink.writable?.();
     plan.regions.forEach((r, i) => capture.run.record(r, undefined, ELF_FILE, a.layout[i]!.offset));
     const error = { code: e.code, message: `the armed capture failed in the kernel${e.code ? ` (${e.code})` : ''} after ${e.bytesWritten} of ${total} bytes` };
     return capture.fail(error, { ...figures, message: 'armed capture failed' });
   }
   // Memory cannot be hashed at fire time: what reached the disk is.
   const covered = p.hash.chunkSize > 0n;
-  const digests = await hashStored({
-    path: a.data.dest.path,
-    base: a.data.base,
-    size: a.data.size,
-    nofollow: true,
-    gaps: covered,
-    // As a triggered capture's: the chunk digests and the core's cover each region.
-    regions: a.layout.map((r) => ({ offset: r.offset, length: r.size, chunkSize: Number(p.hash.chunkSize), whole: p.hash.chunkSize === 0n })),
-  });
+  let digests: Awaited<ReturnType<typeof hashStored>>;
+  try {
+    digests = await hashStored({
+      path: a.data.dest.path,
+      base: a.data.base,
+      size: a.data.size,
+      nofollow: true,
+      gaps: covered,
+      // As a triggered capture's: the chunk digests and the core's cover each region.
+      regions: a.layout.map((r) => ({ offset: r.offset, length: r.size, chunkSize: Number(p.hash.chunkSize), whole: p.hash.chunkSize === 0n })),
+    });
+  } catch (err) {
+    await capture.sink.writable?.();
+    plan.regions.forEach((r, i) => capture.run.record(r, undefined, ELF_FILE, a.layout[i]!.offset));
+    const why = err as { code?: string; message?: string };
+    return capture.fail(
+      { code: why.code, message: `reading back what the kernel wrote: ${why.message ?? String(err)}` },
+      { ...figures, message: 'armed capture failed' },
+    );
+  }
+  // Hashed without the device's writer lock (the reservation keeps the space); published with it.
+  await capture.sink.writable?.();
   // The kernel's record is stamped when its write (and sync) ended.
   capture.run.reached(new Date(Number(e.timeRealNs / 1_000_000n)), new Date());
   plan.regions.forEach((r, i) => capture.run.record(r, kernelResult(r.size, e, digests.regions[i]!, total), ELF_FILE, a.layout[i]!.offset));
@@ -362,12 +399,79 @@ async function finishArmed(a: Armed, e: PhyscapEvent, trigger: TriggerKindName, 
   });
 }
 
+/** How long a restarted agent waits for a capture the kernel is still writing (a pretimeout fired, no end yet). */
+const IN_FLIGHT_MS = 120_000;
+
+/**
+ * The capture's plan as it was armed: the profile's own when it still
+ * names the same regions, else the regions the intent recorded (the
+ * profile changed, or /proc/iomem did across a reboot).
+ */
+function armedPlan(profile: Profile, intent: ArmedIntent): CapturePlan {
+  try {
+    const plan = planCapture(profile, { id: intent.id, now: new Date(intent.started) });
+    const same =
+      plan.regions.length === intent.regions.length &&
+      plan.regions.every(
+        (r, i) => r.name === intent.regions[i]!.name && r.start === BigInt(intent.regions[i]!.phys) && r.size === BigInt(intent.regions[i]!.size),
+      );
+    if (same) return plan;
+  } catch {
+    // planned from the intent below
+  }
+  return {
+    id: intent.id,
+    profile,
+    regions: intent.regions.map((r) => ({ name: r.name, start: BigInt(r.phys), size: BigInt(r.size), live: true, allowDevice: false })),
+    source: 'kernel',
+    format: 'elf',
+    started: new Date(intent.started),
+    dataBytes: 0n,
+    smallBytes: 0,
+  };
+}
+
+/**
+ * The end of an armed capture the kernel may still be writing: a
+ * pretimeout of its watchdog fired after it was armed, and neither the
+ * module's events nor the disk say it ended yet.  Waits for either,
+ * bounded; undefined when neither comes.
+ */
+async function awaitInFlight(
+  intent: ArmedIntent,
+  cookie: bigint,
+  events: PhyscapEvent[],
+  stampOf: () => PhyscapEvent | undefined,
+  log: Logger,
+): Promise<PhyscapEvent | undefined> {
+  const started = BigInt(Date.parse(intent.started)) * 1_000_000n;
+  const fired = events.some((x) => x.type === 'pretimeout' && x.watchdogId === intent.armed.watchdogId && x.timeRealNs >= started);
+  if (!fired) return undefined;
+  log.info({ capture: intent.id }, 'a pretimeout fired after this capture was armed: waiting for the kernel to finish writing it');
+  const deadline = Date.now() + IN_FLIGHT_MS;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    let now: PhyscapEvent[] = [];
+    try {
+      now = readPhyscapEvents();
+    } catch {
+      // the module went away: only the disk can say
+    }
+    const e = now.find((x) => x.cookie === cookie && (x.type === 'capture-done' || x.type === 'capture-failed')) ?? stampOf();
+    if (e) return e;
+  }
+  return undefined;
+}
+
 /**
  * Start-up: armed captures a previous agent left.  One the kernel reports
- * done (or failed) is finished now; one armed in this boot that never
- * fired is removed (its arm died with that agent); one armed in an earlier
- * boot is left for recovery to record as failed, its data kept — the
- * machine reset, and whether the kernel got to write it is not known.
+ * done (or failed), by its event or by its stamp on the disk, is finished
+ * now; one a pretimeout fired for and the kernel is still writing is
+ * waited for; one armed in this boot that never fired is removed (its arm
+ * died with that agent); one armed in an earlier boot with no stamp is
+ * recorded failed, its data kept — whether the kernel got to write it is
+ * not known.  Whatever goes wrong with one record ends that record as
+ * failed, never the others.
  */
 export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trigger: TriggerKindName, log: Logger): Promise<CaptureOutcome[]> {
   const store = openStore(profile.destination);
@@ -380,8 +484,7 @@ export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trig
       } catch {
         continue;
       }
-      if (!intent.armed || intent.profile !== profile.name) continue;
-      const cookie = parseCookie(intent.armed.cookie);
+      if (!intent.armed || intent.profile !== profile.name || !Array.isArray(intent.regions)) continue;
       let resumed: ReturnType<typeof store.resume>;
       try {
         resumed = store.resume(u.id);
@@ -390,55 +493,72 @@ export async function resumeArmed(profile: Profile, events: PhyscapEvent[], trig
         log.warn({ capture: u.id, profile: profile.name, err: (err as Error).message }, 'an armed capture could not be reopened to be finished');
         continue;
       }
-      const { sink, data } = resumed;
-      const plan = planCapture(profile, { id: u.id, now: new Date(intent.started) });
-      const capture = Capture.resume(plan, store, sink, { log });
-      let file: DataFile;
-      let layout: Array<{ offset: bigint; size: bigint }>;
+      const capture = Capture.resume(armedPlan(profile, intent), store, resumed.sink, { log });
       try {
-        file = data(ELF_FILE);
-        layout = loadsOf(file);
+        const o = await resumeOne(capture, resumed.data, intent, events, trigger, log);
+        if (o) out.push(o);
       } catch (err) {
-        out.push(capture.fail({ code: 'EINVAL', message: `its core.elf cannot be read back: ${(err as Error).message}` }));
-        continue;
+        const e = err as { code?: string; message?: string };
+        out.push(capture.fail({ code: e.code, message: `finishing an armed capture after a restart: ${e.message ?? String(err)}` }));
       }
-      // The module's event if it still has it; else the stamp it wrote on the disk (ABI 4), which survives a reset.
-      const event = [...events].reverse().find((x) => x.cookie === cookie && (x.type === 'capture-done' || x.type === 'capture-failed'));
-      const stamp = event || !intent.armed.stampPage ? undefined : readStamp(file, layout, cookie, intent.armed.stampPage);
-      const e = event ?? stamp;
-      const thisBoot = intent.armed.bootId !== null && intent.armed.bootId === hostInfo().bootId;
-      if (!e && thisBoot) {
-        sink.discard();
-        log.info({ capture: u.id, profile: profile.name }, 'an armed capture that never fired was removed (its arm ended with the previous agent)');
-        continue;
-      }
-      if (!e) {
-        // Armed in an earlier boot, and the disk does not say the kernel wrote it.
-        out.push(
-          capture.fail({
-            code: 'ENODATA',
-            message: `armed before the last reboot, and ${intent.armed.stampPage ? 'the kernel left no stamp of it' : 'its module wrote no stamps (ABI < 4)'}: whether the kernel wrote it is not known; its data is kept`,
-          }),
-        );
-        continue;
-      }
-      if (layout.length !== plan.regions.length) {
-        out.push(
-          capture.fail({
-            code: 'EINVAL',
-            message: `core.elf has ${layout.length} PT_LOAD segments, the profile now has ${plan.regions.length} regions: finished as failed`,
-          }),
-        );
-        continue;
-      }
-      const a: Armed = { cookie, armId: undefined, capture, data: file, layout };
-      const why = stamp
-        ? "finalized after a restart, from the kernel's stamp on the destination (its events were gone)"
-        : 'finalized after a restart (the agent was down when the kernel wrote it)';
-      out.push(await finishArmed(a, e, trigger, why));
     }
   } finally {
     store.close();
   }
   return out;
+}
+
+/** One armed record resumed: finished, failed, or (never fired, this boot) removed (undefined). */
+async function resumeOne(
+  capture: Capture,
+  data: (name: string) => DataFile,
+  intent: ArmedIntent,
+  events: PhyscapEvent[],
+  trigger: TriggerKindName,
+  log: Logger,
+): Promise<CaptureOutcome | undefined> {
+  const cookie = parseCookie(intent.armed.cookie);
+  const file = data(ELF_FILE);
+  const layout = loadsOf(file);
+  const page = intent.armed.stampPage;
+  const stampOf = () => (page ? readStamp(file, layout, cookie, page) : undefined);
+  // The module's event if it still has it; else the stamp it wrote on the disk (ABI 4), which survives a reset.
+  const event = [...events].reverse().find((x) => x.cookie === cookie && (x.type === 'capture-done' || x.type === 'capture-failed'));
+  const stamp = event ? undefined : stampOf();
+  const thisBoot = intent.armed.bootId !== null && intent.armed.bootId === hostInfo().bootId;
+  // A capture the kernel is writing right now must not be removed (its space reused) under it.
+  const inFlight = !event && !stamp && thisBoot ? await awaitInFlight(intent, cookie, events, stampOf, log) : undefined;
+  const e = event ?? stamp ?? inFlight;
+  if (!e && thisBoot) {
+    if (
+      events.some((x) => x.type === 'pretimeout' && x.watchdogId === intent.armed.watchdogId && x.timeRealNs >= BigInt(Date.parse(intent.started)) * 1_000_000n)
+    ) {
+      return capture.fail({
+        code: 'ETIMEDOUT',
+        message: 'a pretimeout fired after it was armed, and the kernel did not report it ended in time: its data is kept',
+      });
+    }
+    capture.discard();
+    log.info({ capture: intent.id, profile: intent.profile }, 'an armed capture that never fired was removed (its arm ended with the previous agent)');
+    return undefined;
+  }
+  if (!e) {
+    // Armed in an earlier boot, and the disk does not say the kernel wrote it.
+    return capture.fail({
+      code: 'ENODATA',
+      message: `armed before the last reboot, and ${page ? 'the kernel left no stamp of it' : 'its module wrote no stamps (ABI < 4)'}: whether the kernel wrote it is not known; its data is kept`,
+    });
+  }
+  if (layout.length !== capture.plan.regions.length) {
+    return capture.fail({
+      code: 'EINVAL',
+      message: `core.elf has ${layout.length} PT_LOAD segments, the capture was armed with ${capture.plan.regions.length} regions: finished as failed`,
+    });
+  }
+  const a: Armed = { cookie, armId: undefined, capture, data: file, layout };
+  const why =
+    event || inFlight
+      ? 'finalized after a restart (the agent was down when the kernel wrote it)'
+      : "finalized after a restart, from the kernel's stamp on the destination (its events were gone)";
+  return finishArmed(a, e, trigger, why);
 }

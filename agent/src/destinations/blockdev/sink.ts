@@ -106,7 +106,9 @@ export class Sink implements CaptureSink {
       throw coded('EINVAL', `${this.location}: capture ${this.id}: its intent is not JSON; it cannot be a reservation`);
     }
     const text = intentText({ ...this.req, intent: Buffer.from(JSON.stringify({ ...intent, files: this.files })) });
-    if (!text.includes('"files"')) throw coded('E2BIG', `${this.location}: capture ${this.id}: its data files do not fit its slot's intent`);
+    if (!Array.isArray((JSON.parse(text) as { files?: unknown }).files)) {
+      throw coded('E2BIG', `${this.location}: capture ${this.id}: its data files do not fit its slot's intent`);
+    }
     this.store.rewriteSlot(this.slotNumber, { ...this.slot, text });
     this.store.reserve(this, this.slotNumber);
     this.reserved = true;
@@ -270,7 +272,10 @@ export class Sink implements CaptureSink {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.reserved) this.store.unreserve(this.slotNumber);
-    this.store.released(this, this.locked);
+    try {
+      if (this.reserved) this.store.unreserve(this.slotNumber);
+    } finally {
+      this.store.released(this, this.locked);
+    }
   }
 }

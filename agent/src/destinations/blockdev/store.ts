@@ -428,9 +428,14 @@ class Store implements BlockdevStore {
   relock(sink: Sink): ChainEnd | undefined {
     if (this.active && this.active !== sink) return undefined;
     if (!this.dev.tryLock()) return undefined;
-    this.active = sink;
-    const state = this.state();
-    return { head: state.index.head, maxSeq: state.maxSeq };
+    try {
+      const state = this.state();
+      this.active = sink;
+      return { head: state.index.head, maxSeq: state.maxSeq };
+    } catch (err) {
+      this.dev.unlock();
+      throw err;
+    }
   }
 
   unreserve(n: number): void {
