@@ -164,6 +164,18 @@ describe('interrupted captures and start-up recovery', () => {
     // Image and destination in tmpfs: the write is a copy, the digests two
     // SHA-256 streams, so the digests trail the durable data by about a second.
     const mnt = useTmpfs('durable', '5g');
+    /** One agent start in `dir` (its start-up finishes what it finds), stopped once ready; its log. */
+    const startAgentOnce = async (dir: string): Promise<string> => {
+      const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
+      let log = '';
+      agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      try {
+        expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
+      } finally {
+        await stopAgent(agent);
+      }
+      return log;
+    };
     const MEMORY = 2 * 1024 * MiB;
     /** 2 GiB of pattern in the tmpfs, made once for every case. */
     const memoryImage = () => {
@@ -213,14 +225,7 @@ describe('interrupted captures and start-up recovery', () => {
         expect(v.stderr).toMatch(/is not finished \(its data is on the disk, its digests are pending\)/);
         expect(v.stdout).not.toMatch(/verified/);
 
-        const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
-        let log = '';
-        agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-        try {
-          expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
-        } finally {
-          await stopAgent(agent);
-        }
+        const log = await startAgentOnce(dir);
         expect(log).toMatch(/"capture finished after a restart"/);
         expect(captures(dest)).toEqual([id]);
         expect(indexOf(dest)).toMatchObject([{ id, status: 'complete', recovered: expect.stringMatching(/^finished after a restart: its data was durable/) }]);
@@ -280,14 +285,7 @@ describe('interrupted captures and start-up recovery', () => {
       const [u] = unfinished();
       expect(u?.durable).toBeDefined();
 
-      const agent = runAgent(dir, { spoolDir: path.join(dir, 'run', 'spool') });
-      let log = '';
-      agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-      try {
-        expect(await waitUntil(() => log.includes('"agent ready"'), 60_000)).toBe(true);
-      } finally {
-        await stopAgent(agent);
-      }
+      const log = await startAgentOnce(dir);
       expect(log).toMatch(/"capture finished after a restart"/);
       const s = openBlockdevStore(device, { init: 'never' });
       try {

@@ -21,6 +21,22 @@ import { withTempDir } from '../support/tmp';
 const trace = BOARD_RANGES.find((r) => r.name === 'trace')!;
 const crashlog = BOARD_RANGES.find((r) => r.name === 'crashlog')!;
 
+/** An armed profile of ARMED_RANGES on watchdog0, to `destination` (its YAML fields, indented by the caller's two spaces). */
+function armedProfile(name: string, destination: string): string {
+  return `apiVersion: physcap.dev/v1
+kind: CaptureProfile
+name: ${name}
+regions:
+${ARMED_RANGES.map((r) => `  - name: ${r.name}\n    start: "${hex(r.start)}"\n    size: ${r.size}`).join('\n')}
+triggers:
+  - kind: watchdog
+    device: /dev/watchdog0
+destination:
+  ${destination}
+hash:
+  chunk_size: 1MiB`;
+}
+
 function job(kernel: KernelSpec): string {
   return `${jobHead(kernel)}W=$TMPDIR/agent
 mkdir -p $W/profiles
@@ -64,20 +80,7 @@ wait
 A=$TMPDIR/armed
 mkdir -p $A/profiles
 cat > $A/profiles/armed.yaml <<'YAML'
-apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: armed
-regions:
-${ARMED_RANGES.map((r) => `  - name: ${r.name}\n    start: "${hex(r.start)}"\n    size: ${r.size}`).join('\n')}
-triggers:
-  - kind: watchdog
-    device: /dev/watchdog0
-destination:
-  kind: dir
-  path: /run/physcap-board/disk/armed
-  retention: { keep_free: 0 }
-hash:
-  chunk_size: 1MiB
+${armedProfile('armed', 'kind: dir\n  path: /run/physcap-board/disk/armed\n  retention: { keep_free: 0 }')}
 YAML
 start_agent() {
 	node $CLI run --config $A/none.yaml --profiles-dir $A/profiles --state-dir $A/state \\
@@ -139,19 +142,7 @@ B=$TMPDIR/armedblk
 mkdir -p $B/profiles $B/cli
 node $CLI blockdev init /dev/vdb > /dev/null 2>&1 || echo '@@blkstep init {"rc":1}'
 cat > $B/profiles/armedblk.yaml <<'YAML'
-apiVersion: physcap.dev/v1
-kind: CaptureProfile
-name: armedblk
-regions:
-${ARMED_RANGES.map((r) => `  - name: ${r.name}\n    start: "${hex(r.start)}"\n    size: ${r.size}`).join('\n')}
-triggers:
-  - kind: watchdog
-    device: /dev/watchdog0
-destination:
-  kind: blockdev
-  device: /dev/vdb
-hash:
-  chunk_size: 1MiB
+${armedProfile('armedblk', 'kind: blockdev\n  device: /dev/vdb')}
 YAML
 cat > $B/cli/other.yaml <<'YAML'
 apiVersion: physcap.dev/v1
