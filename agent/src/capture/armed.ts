@@ -431,22 +431,19 @@ function armedPlan(profile: Profile, intent: ArmedIntent): CapturePlan {
   };
 }
 
+/** Whether a pretimeout of the capture's watchdog fired after it was armed (the module's events say). */
+function firedSinceArmed(intent: ArmedIntent, events: PhyscapEvent[]): boolean {
+  const started = BigInt(Date.parse(intent.started)) * 1_000_000n;
+  return events.some((x) => x.type === 'pretimeout' && x.watchdogId === intent.armed.watchdogId && x.timeRealNs >= started);
+}
+
 /**
  * The end of an armed capture the kernel may still be writing: a
  * pretimeout of its watchdog fired after it was armed, and neither the
  * module's events nor the disk say it ended yet.  Waits for either,
  * bounded; undefined when neither comes.
  */
-async function awaitInFlight(
-  intent: ArmedIntent,
-  cookie: bigint,
-  events: PhyscapEvent[],
-  stampOf: () => PhyscapEvent | undefined,
-  log: Logger,
-): Promise<PhyscapEvent | undefined> {
-  const started = BigInt(Date.parse(intent.started)) * 1_000_000n;
-  const fired = events.some((x) => x.type === 'pretimeout' && x.watchdogId === intent.armed.watchdogId && x.timeRealNs >= started);
-  if (!fired) return undefined;
+async function awaitInFlight(intent: ArmedIntent, cookie: bigint, stampOf: () => PhyscapEvent | undefined, log: Logger): Promise<PhyscapEvent | undefined> {
   log.info({ capture: intent.id }, 'a pretimeout fired after this capture was armed: waiting for the kernel to finish writing it');
   const deadline = Date.now() + IN_FLIGHT_MS;
   while (Date.now() < deadline) {
@@ -527,12 +524,11 @@ async function resumeOne(
   const stamp = event ? undefined : stampOf();
   const thisBoot = intent.armed.bootId !== null && intent.armed.bootId === hostInfo().bootId;
   // A capture the kernel is writing right now must not be removed (its space reused) under it.
-  const inFlight = !event && !stamp && thisBoot ? await awaitInFlight(intent, cookie, events, stampOf, log) : undefined;
+  const fired = !event && !stamp && thisBoot && firedSinceArmed(intent, events);
+  const inFlight = fired ? await awaitInFlight(intent, cookie, stampOf, log) : undefined;
   const e = event ?? stamp ?? inFlight;
   if (!e && thisBoot) {
-    if (
-      events.some((x) => x.type === 'pretimeout' && x.watchdogId === intent.armed.watchdogId && x.timeRealNs >= BigInt(Date.parse(intent.started)) * 1_000_000n)
-    ) {
+    if (fired) {
       return capture.fail({
         code: 'ETIMEDOUT',
         message: 'a pretimeout fired after it was armed, and the kernel did not report it ended in time: its data is kept',
