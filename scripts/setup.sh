@@ -79,6 +79,25 @@ installed_release() {
 	done
 }
 
+# Whether apt has a version of the package it can install (apt-cache show
+# also answers for a name another package only mentions).
+# (No grep -q: under pipefail, apt-cache's SIGPIPE would fail the pipe.)
+installable() {
+	apt-cache policy "$1" 2>/dev/null | grep -E '^ *Candidate: [^(]' >/dev/null
+}
+
+# The package that installs release rel's image: Debian's signed one, or,
+# while a new release is signed only later, the same kernel unsigned.
+image_package() {
+	local p
+	for p in "linux-image-$1" "linux-image-$1-unsigned"; do
+		if installable "$p"; then
+			printf '%s\n' "$p"
+			return
+		fi
+	done
+}
+
 # Newest release in the package index with both an image and headers.
 indexed_release() {
 	local pattern=$1 rel
@@ -86,7 +105,7 @@ indexed_release() {
 	for rel in $(apt-cache search --names-only "^linux-headers-" |
 		awk '{print $1}' | sed -n "s/^linux-headers-//p" |
 		grep -E "^($pattern)\$" | sort -V -r); do
-		if apt-cache show "linux-image-$rel" >/dev/null 2>&1; then
+		if installable "linux-headers-$rel" && [ -n "$(image_package "$rel")" ]; then
 			printf '%s\n' "$rel"
 			return
 		fi
@@ -111,7 +130,7 @@ for series in "$series_6_1" "$series_6_12"; do
 			log "no kernel matching $series in the package index"
 			exit 1
 		fi
-		apt_install "linux-image-$rel" "linux-headers-$rel"
+		apt_install "$(image_package "$rel")" "linux-headers-$rel"
 	fi
 	releases+=("$rel")
 done
