@@ -10,13 +10,19 @@ moddir=/lib/modules/$rel
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-wanted=(virtio_pci virtio_blk 9pnet_virtio 9p ext4 crc32c_generic)
+# algif_hash and sha256_ssse3: the kernel crypto API from user space, with
+# the x86 SHA-256 drivers, for physcap-client's digests.  Loaded here:
+# the kernel's modprobe would run in this initramfs, which has none.
+wanted=(virtio_pci virtio_blk 9pnet_virtio 9p ext4 crc32c_generic algif_hash sha256_ssse3)
 
 declare -A seen=()
 order=()
 
+# A module's file, named with - or _ (sha256-ssse3.ko is sha256_ssse3).
 module_file() {
-	find "$moddir/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n 1
+	local alt=${1//_/-}
+	find "$moddir/kernel" \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \
+		-o -name "$alt.ko" -o -name "$alt.ko.xz" -o -name "$alt.ko.zst" \) | head -n 1
 }
 
 is_builtin() {

@@ -81,7 +81,7 @@ export class PpcBoardRun {
     readonly truth: Map<string, string>,
     private readonly workDir: string,
     private readonly memFile: string,
-    readonly images: { disk: string; raw: string; slow: string },
+    readonly images: { disk: string; raw: string; slow: string; dump: string },
   ) {}
 
   /** The one step whose line starts with prefix. */
@@ -167,7 +167,7 @@ function qemuArgs(o: {
   memFile: string;
   memoryMiB: number;
   initramfs: string;
-  images: { disk: string; raw: string; slow: string };
+  images: { disk: string; raw: string; slow: string; dump: string };
   cmdline: string;
   machine?: string;
 }): string[] {
@@ -208,6 +208,11 @@ function qemuArgs(o: {
     `if=none,id=slow,file=${o.images.slow},format=raw,cache=none,throttling.bps-write=${16 << 20}`,
     '-device',
     'virtio-blk-pci,drive=slow',
+    // /dev/vdd: the board's dump partition, for armed cores.
+    '-drive',
+    `if=none,id=dump,file=${o.images.dump},format=raw,cache=none`,
+    '-device',
+    'virtio-blk-pci,drive=dump',
   ];
 }
 
@@ -254,7 +259,12 @@ export async function bootPpcBoard(o: PpcBoardOptions): Promise<PpcBoardRun> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'physcap-ppc-'));
   const memFile = path.join(fs.mkdtempSync(path.join(memoryDir(memoryMiB), 'physcap-ppc-ram-')), 'ram');
   try {
-    const images = { disk: path.join(workDir, 'disk.img'), raw: path.join(workDir, 'raw.img'), slow: path.join(workDir, 'slow.img') };
+    const images = {
+      disk: path.join(workDir, 'disk.img'),
+      raw: path.join(workDir, 'raw.img'),
+      slow: path.join(workDir, 'slow.img'),
+      dump: path.join(workDir, 'dump.img'),
+    };
     fs.writeFileSync(images.disk, '');
     fs.truncateSync(images.disk, (o.diskMiB ?? 256) * MiB);
     run('mkfs.ext4', ['-F', '-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', images.disk]);
@@ -262,6 +272,8 @@ export async function bootPpcBoard(o: PpcBoardOptions): Promise<PpcBoardRun> {
     fs.truncateSync(images.raw, (o.rawMiB ?? 64) * MiB);
     fs.writeFileSync(images.slow, '');
     fs.truncateSync(images.slow, 128 * MiB);
+    fs.writeFileSync(images.dump, '');
+    fs.truncateSync(images.dump, 64 * MiB);
 
     fs.writeFileSync(memFile, '');
     fs.truncateSync(memFile, memoryMiB * MiB);

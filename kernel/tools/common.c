@@ -49,6 +49,10 @@ const char *errno_name(int err)
 	case EAGAIN: return "EAGAIN";
 	case E2BIG: return "E2BIG";
 	case ECANCELED: return "ECANCELED";
+	case EBADMSG: return "EBADMSG";
+	case ENODATA: return "ENODATA";
+	case EAFNOSUPPORT: return "EAFNOSUPPORT";
+	case ENAMETOOLONG: return "ENAMETOOLONG";
 	default: return "E?";
 	}
 }

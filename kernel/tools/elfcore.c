@@ -165,3 +165,53 @@ size_t core_layout(void *buf, size_t cap, struct core_region *regions,
 	*file_size = round_up(end, align);
 	return header_len;
 }
+
+const char *core_parse(const void *buf, size_t len, uint64_t *end,
+		       const char **note, size_t *note_len)
+{
+	const unsigned char *in = buf;
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	Elf64_Nhdr nh;
+	uint64_t at;
+	unsigned int i;
+
+	*end = 0;
+	*note = NULL;
+	*note_len = 0;
+	if (len < sizeof(eh))
+		return "shorter than an ELF header";
+	memcpy(&eh, in, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_type != ET_CORE)
+		return "not an ELF64 core";
+	if (eh.e_ident[EI_DATA] != core_data())
+		return "a core in the other byte order: digest it on its own kind of machine";
+	if (eh.e_phentsize != sizeof(ph) || eh.e_phoff > len ||
+	    (uint64_t)eh.e_phnum * sizeof(ph) > len - eh.e_phoff)
+		return "program headers past the header block";
+	for (i = 0; i < eh.e_phnum; i++) {
+		memcpy(&ph, in + eh.e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_offset + ph.p_filesz < ph.p_offset)
+			return "a segment past 2^64";
+		if (ph.p_offset + ph.p_filesz > *end)
+			*end = ph.p_offset + ph.p_filesz;
+		if (ph.p_type != PT_NOTE || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
+			continue;
+		for (at = ph.p_offset; at + sizeof(nh) <= ph.p_offset + ph.p_filesz;) {
+			uint64_t desc;
+
+			memcpy(&nh, in + at, sizeof(nh));
+			desc = at + sizeof(nh) + pad4(nh.n_namesz);
+			if (desc + nh.n_descsz > ph.p_offset + ph.p_filesz)
+				return "a note past its segment";
+			if (nh.n_type == NOTE_TYPE_PHYSCAP && nh.n_namesz == 8 &&
+			    !memcmp(in + at + sizeof(nh), "PHYSCAP", 8)) {
+				*note = (const char *)in + desc;
+				*note_len = nh.n_descsz;
+			}
+			at = desc + pad4(nh.n_descsz);
+		}
+	}
+	return NULL;
+}

@@ -73,4 +73,13 @@ size_t core_layout(void *buf, size_t cap, struct core_region *regions,
 		   bool *alias_placed, const struct core_note *notes,
 		   unsigned int nr_notes, size_t align, uint64_t *file_size);
 
+/*
+ * Reads a core this machine wrote (ELF64 ET_CORE in its own byte order)
+ * from its first len bytes: *end is where its last segment ends, and
+ * *note and *note_len the PHYSCAP note's desc (NULL if none).  Returns 0, or
+ * a static text saying why buf holds no such core.
+ */
+const char *core_parse(const void *buf, size_t len, uint64_t *end,
+		       const char **note, size_t *note_len);
+
 #endif

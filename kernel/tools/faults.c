@@ -106,8 +106,16 @@ int cmd_watchdog_arm(int argc, char **argv)
 {
 	const char *device = "/dev/watchdog0";
 	int timeout = 10, pretimeout = 8, hold = 20, fd, i;
+	bool stop = true;
 
-	for (i = 0; i + 1 < argc; i += 2) {
+	for (i = 0; i < argc; i++) {
+		/* A process that dies feeding it: the watchdog runs on, unfed. */
+		if (!strcmp(argv[i], "--no-stop")) {
+			stop = false;
+			continue;
+		}
+		if (i + 1 >= argc)
+			break;
 		if (!strcmp(argv[i], "--device"))
 			device = argv[i + 1];
 		else if (!strcmp(argv[i], "--timeout"))
@@ -116,6 +124,7 @@ int cmd_watchdog_arm(int argc, char **argv)
 			pretimeout = (int)parse_num(argv[i + 1]);
 		else if (!strcmp(argv[i], "--hold"))
 			hold = (int)parse_num(argv[i + 1]);
+		i++;
 	}
 	fd = open(device, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -128,8 +137,9 @@ int cmd_watchdog_arm(int argc, char **argv)
 		return 1;
 	}
 	printf("{\"ok\":true,\"timeout\":%d,\"pretimeout\":%d}\n", timeout, pretimeout);
+	fflush(stdout);
 	sleep((unsigned int)hold);
-	if (write(fd, "V", 1) != 1)
+	if (stop && write(fd, "V", 1) != 1)
 		return 1;
 	close(fd);
 	return 0;

@@ -11,13 +11,22 @@
  *   devmem PHYS LEN DEST [--direct] [--existing]   the question's way
  *   mmap-dump PHYS LEN                  read-only mapping to stdout
  *   capture OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync]
+ *       [--no-digest] [--digest-out F] [--digest-driver D]
  *                                      an ELF core of the ranges (elfcore.h),
  *                                      written zero-copy; OUT a new file or
  *                                      (--existing) a block device; after a
- *                                      failure nothing passes for a core
+ *                                      failure nothing passes for a core;
+ *                                      once durable, its digest read back
+ *                                      (digest.h) into OUT.digest
  *   arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait]
- *       [--cookie N]                   an in-kernel capture on a pretimeout;
- *                                      the arm lives while this runs
+ *       [--cookie N] [--core] [--digest-out F] [--digest-driver D]
+ *                                      an in-kernel capture on a pretimeout;
+ *                                      the arm lives while this runs; --core
+ *                                      lays DEST out as an ELF core with a
+ *                                      stamp block after it
+ *   digest PATH [--copy-to OUT] [--bytes N] [--digest-out F] [--digest-driver D]
+ *                                      a core's digest file; an armed core's
+ *                                      stamp checked first
  *   events [--follow]                  the module's event records
  *   disarm ID
  *   status ID
@@ -46,6 +55,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "digest.h"
 #include "elfcore.h"
 #include "kmem.h"
 
@@ -347,31 +357,267 @@ static bool fail_capture(int dest, const char *path, bool existing, void *block,
 	return fsync(dest) == 0;
 }
 
+/* An ELF core laid out for some ranges: its header, where each goes, its size. */
+struct core_plan {
+	struct core_region regions[CAPTURE_MAX_REGIONS];
+	unsigned int nr;
+	size_t align;		/* of every offset: direct I/O */
+	void *header;		/* header_len bytes, aligned */
+	size_t header_len;
+	uint64_t file_size;	/* the last region's end, aligned */
+	bool have_kmap, alias_placed, have_vmcoreinfo;
+};
+
+/* The agent's DATA_ALIGN, or the page if larger: every p_offset direct-I/O aligned. */
+static size_t core_align(int dev)
+{
+	struct physcap_info info;
+
+	memset(&info, 0, sizeof(info));
+	if (ioctl(dev, PHYSCAP_IOC_INFO, &info))
+		return 0;
+	return info.page_size > 4096 ? info.page_size : 4096;
+}
+
+/*
+ * Lays out the core of p's regions: the PHYSCAP note (what this is, from
+ * where; `extra` JSON members appended when not NULL), VMCOREINFO when the
+ * kernel exports it, the kernel map's addresses.  Returns 0, or prints why
+ * on stderr and returns the exit status.
+ */
+static int plan_core(int dev, struct core_plan *p, const char *extra)
+{
+	struct core_note notes[2];
+	struct core_alias alias;
+	struct utsname uts;
+	struct kmem km;
+	unsigned int nr_notes = 0, i;
+	size_t meta_len, vmcoreinfo_len = 0, at;
+	char *meta, *vmcoreinfo;
+	bool have_alias = false;
+
+	p->align = core_align(dev);
+	if (!p->align) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"info\"}\n", errno_name(errno));
+		return 1;
+	}
+	for (i = 0; i < p->nr; i++) {
+		if (p->regions[i].len % p->align || p->regions[i].phys % p->align) {
+			fprintf(stderr, "physcap-client: region %s: start and length must be multiples of %zu\n",
+				p->regions[i].name, p->align);
+			return 2;
+		}
+	}
+
+	uname(&uts);
+	meta_len = 768 + (size_t)p->nr * 128;
+	meta = calloc(1, meta_len);
+	if (!meta)
+		return 1;
+	at = snprintf(meta, meta_len,
+		      "{\"tool\":\"physcap-client\",\"machine\":\"%s\",\"release\":\"%s\","
+		      "\"node\":\"%s\",\"time\":%lld,\"regions\":[",
+		      uts.machine, uts.release, uts.nodename, (long long)time(NULL));
+	for (i = 0; i < p->nr && at < meta_len; i++)
+		at += snprintf(meta + at, meta_len - at,
+			       "%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"size\":%" PRIu64 "}",
+			       i ? "," : "", p->regions[i].name, p->regions[i].phys, p->regions[i].len);
+	if (at < meta_len)
+		at += snprintf(meta + at, meta_len - at, "]%s%s}", extra ? "," : "", extra ? extra : "");
+	if (at >= meta_len) {
+		fprintf(stderr, "physcap-client: note too long\n");
+		free(meta);
+		return 1;
+	}
+	notes[nr_notes++] = (struct core_note) {
+		.name = "PHYSCAP", .type = NOTE_TYPE_PHYSCAP, .desc = meta, .desc_len = at,
+	};
+	vmcoreinfo = read_vmcoreinfo(dev, &vmcoreinfo_len);
+	p->have_vmcoreinfo = vmcoreinfo != NULL;
+	if (vmcoreinfo)
+		notes[nr_notes++] = (struct core_note) {
+			.name = "VMCOREINFO", .type = NOTE_TYPE_VMCOREINFO,
+			.desc = vmcoreinfo, .desc_len = vmcoreinfo_len,
+		};
+
+	if (posix_memalign(&p->header, p->align, CAPTURE_HEADER_MAX))
+		return 1;
+	/* Where the kernel maps the ranges: what crash, drgn and gdb read by. */
+	p->have_kmap = kmem_read(dev, &km);
+	if (p->have_kmap) {
+		kmem_set_vaddrs(&km, p->regions, p->nr);
+		have_alias = kmem_image_alias(&km, &alias);
+	} else {
+		fprintf(stderr, "physcap-client: no KERNEL_MAP (%s): physical addresses only\n",
+			errno_name(errno));
+	}
+	p->header_len = core_layout(p->header, CAPTURE_HEADER_MAX, p->regions, p->nr,
+				    have_alias ? &alias : NULL, &p->alias_placed, notes,
+				    nr_notes, p->align, &p->file_size);
+	free(meta);
+	free(vmcoreinfo);
+	if (!p->header_len) {
+		fprintf(stderr, "physcap-client: the ELF header does not fit in %d bytes\n",
+			CAPTURE_HEADER_MAX);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- digests: the capture read back, as the agent takes them (digest.h) ---- */
+
+struct digest_opts {
+	bool off;		/* --no-digest */
+	const char *out;	/* --digest-out: the digest file; NULL for PATH.digest */
+	const char *driver;	/* --digest-driver: NULL for the best */
+};
+
+/* Takes a --digest-* option at argv[*i]; false if argv[*i] is not one. */
+static bool digest_option(struct digest_opts *o, int argc, char **argv, int *i)
+{
+	if (!strcmp(argv[*i], "--no-digest"))
+		o->off = true;
+	else if (!strcmp(argv[*i], "--digest-out") && *i + 1 < argc)
+		o->out = argv[++*i];
+	else if (!strcmp(argv[*i], "--digest-driver") && *i + 1 < argc)
+		o->driver = argv[++*i];
+	else
+		return false;
+	return true;
+}
+
+/*
+ * The digest file (physcap import reads it, docs/board.md): one JSON
+ * object, created never over an existing file, synced.  subject is the
+ * file or device the digest is of.
+ */
+static int write_digest_file(const char *path, const char *subject,
+			     const struct digest_result *r, double durable_s)
+{
+	char hex[2 * SHA256_DIGEST_SIZE + 1], text[1024], tmp[4200];
+	const char *base = strrchr(subject, '/');
+	int fd, n, err = 0;
+
+	digest_hex(r, hex);
+	n = snprintf(text, sizeof(text),
+		     "{\"format\":\"physcap-digest\",\"version\":1,\"tool\":\"physcap-client\","
+		     "\"file\":\"%s\",\"bytes\":%" PRIu64 ",\"algorithm\":\"sha256\",\"sha256\":\"%s\","
+		     "\"covers\":\"file\",\"how\":\"read back from the disk (O_DIRECT) after it was synced\","
+		     "\"driver\":\"%s\",\"via\":\"%s\",\"fallback\":%s%s%s,"
+		     "\"durable_seconds\":%.6f,\"digest_seconds\":%.6f,\"time\":%lld}\n",
+		     base ? base + 1 : subject, r->bytes, hex, r->driver, r->via,
+		     r->fallback[0] ? "\"" : "", r->fallback[0] ? r->fallback : "null",
+		     r->fallback[0] ? "\"" : "", durable_s, r->seconds, (long long)time(NULL));
+	/*
+	 * Written whole under a temporary name, then linked into place: a
+	 * crash leaves no half a digest file, and link() never replaces one.
+	 */
+	err = ENAMETOOLONG;	/* positive errnos: the client's convention */
+	if (snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(tmp))
+		return err;
+	err = 0;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	if (write(fd, text, (size_t)n) != n)
+		err = errno ? errno : EIO;
+	if (!err && fsync(fd))
+		err = errno;
+	close(fd);
+	if (!err && link(tmp, path))
+		err = errno;
+	unlink(tmp);
+	return err;
+}
+
+/*
+ * Digests bytes [0, len) of path, copying them to copy (a new file) when
+ * not NULL, and writes the digest file: o->out, else the copy's or the
+ * file's name with ".digest" (none for a device).  Prints the result as
+ * the JSON member "digest" (after a comma).  Returns 0 or the errno.
+ */
+static int digest_capture(const char *path, uint64_t len, size_t align, const char *copy,
+			  const struct digest_opts *o, double durable_s)
+{
+	struct digest_result r;
+	char hex[2 * SHA256_DIGEST_SIZE + 1], sidecar[4096];
+	const char *named = copy ? copy : path, *file = NULL;
+	const char *what = "";
+	struct stat st;
+	int fd, copy_fd = -1, err;
+
+	fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		what = "open for read back";
+		goto out;
+	}
+	if (copy) {
+		copy_fd = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, 0600);
+		if (copy_fd < 0) {
+			err = errno;
+			what = "create the copy";
+			close(fd);
+			goto out;
+		}
+	}
+	err = digest_fd(fd, len, align, copy_fd, o->driver, &r);
+	what = r.what;
+	close(fd);
+	if (!err && copy_fd >= 0 && fsync(copy_fd)) {
+		err = errno;
+		what = "copy";
+	}
+	if (copy_fd >= 0) {
+		close(copy_fd);
+		if (err)
+			unlink(copy);
+	}
+	if (err)
+		goto out;
+	if (o->out) {
+		file = o->out;
+	} else if (!stat(named, &st) && S_ISREG(st.st_mode) &&
+		   snprintf(sidecar, sizeof(sidecar), "%s.digest", named) < (int)sizeof(sidecar)) {
+		file = sidecar;
+	}
+	if (file) {
+		err = write_digest_file(file, named, &r, durable_s);
+		if (err)
+			what = "digest file";
+	}
+out:
+	if (err) {
+		printf(",\"digest\":{\"ok\":false,\"errno\":\"%s\",\"what\":\"%s\"}", errno_name(err), what);
+		return err;
+	}
+	digest_hex(&r, hex);
+	printf(",\"digest\":{\"ok\":true,\"sha256\":\"%s\",\"bytes\":%" PRIu64 ",\"driver\":\"%s\","
+	       "\"via\":\"%s\",\"fallback\":%s%s%s,\"file\":%s%s%s,\"seconds\":%.6f}",
+	       hex, r.bytes, r.driver, r.via, r.fallback[0] ? "\"" : "",
+	       r.fallback[0] ? r.fallback : "null", r.fallback[0] ? "\"" : "",
+	       file ? "\"" : "", file ? file : "null", file ? "\"" : "", r.seconds);
+	return 0;
+}
+
 static int cmd_capture(int argc, char **argv)
 {
-	struct core_region regions[CAPTURE_MAX_REGIONS];
+	static struct core_plan plan;
+	struct core_plan *p = &plan;
 	struct physcap_write stats[CAPTURE_MAX_REGIONS];
-	struct core_note notes[2];
-	struct physcap_info info;
-	struct core_alias alias;
-	struct kmem km;
-	bool have_alias = false, alias_placed = false, have_kmap;
+	struct digest_opts dopt = { 0 };
 	bool removed = false, cleared = false, touched = false;
-	struct utsname uts;
 	int oflags = O_WRONLY | O_DIRECT | O_CLOEXEC | O_CREAT | O_EXCL;
 	bool do_fsync = true, is_blockdev;
-	unsigned int nr = 0, nr_notes = 0, i;
-	char *meta, *vmcoreinfo;
-	size_t meta_len, vmcoreinfo_len = 0, header_len, align, at;
-	uint64_t file_size, total = 0, zero_copy = 0;
-	void *header;
+	unsigned int i;
+	uint64_t total = 0, zero_copy = 0;
 	struct stat st;
 	double t0, secs;
-	int dev, dest, err = 0, argi;
+	int dev, dest, err = 0, argi, rc;
 	const char *what = "";
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: capture OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync]\n");
+		fprintf(stderr, "usage: capture OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync] [--no-digest] [--digest-out F] [--digest-driver D]\n");
 		return 2;
 	}
 	for (argi = 1; argi < argc; argi++) {
@@ -383,11 +629,13 @@ static int cmd_capture(int argc, char **argv)
 			do_fsync = false;
 			continue;
 		}
+		if (digest_option(&dopt, argc, argv, &argi))
+			continue;
 		if (argv[argi][0] == '-') {
 			fprintf(stderr, "physcap-client: unknown option %s\n", argv[argi]);
 			return 2;
 		}
-		if (argi + 2 >= argc || nr == CAPTURE_MAX_REGIONS) {
+		if (argi + 2 >= argc || p->nr == CAPTURE_MAX_REGIONS) {
 			fprintf(stderr, "physcap-client: regions are NAME PHYS LEN triples, at most %d\n",
 				CAPTURE_MAX_REGIONS);
 			return 2;
@@ -397,83 +645,27 @@ static int cmd_capture(int argc, char **argv)
 				argv[argi]);
 			return 2;
 		}
-		regions[nr].name = argv[argi];
-		regions[nr].phys = parse_num(argv[argi + 1]);
-		regions[nr].len = parse_num(argv[argi + 2]);
-		total += regions[nr].len;
-		nr++;
+		p->regions[p->nr].name = argv[argi];
+		p->regions[p->nr].phys = parse_num(argv[argi + 1]);
+		p->regions[p->nr].len = parse_num(argv[argi + 2]);
+		total += p->regions[p->nr].len;
+		p->nr++;
 		argi += 2;
 	}
-	if (!nr) {
+	if (!p->nr) {
 		fprintf(stderr, "physcap-client: no regions\n");
+		return 2;
+	}
+	if (!do_fsync && !dopt.off) {
+		/* A digest read back from the disk needs the bytes on it. */
+		fprintf(stderr, "physcap-client: --no-fsync needs --no-digest\n");
 		return 2;
 	}
 
 	dev = open_device();
-	memset(&info, 0, sizeof(info));
-	if (ioctl(dev, PHYSCAP_IOC_INFO, &info)) {
-		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"info\"}\n", errno_name(errno));
-		return 1;
-	}
-	/* The agent's DATA_ALIGN, or the page if larger: every p_offset direct-I/O aligned. */
-	align = info.page_size > 4096 ? info.page_size : 4096;
-	for (i = 0; i < nr; i++) {
-		if (regions[i].len % align || regions[i].phys % align) {
-			fprintf(stderr, "physcap-client: region %s: start and length must be multiples of %zu\n",
-				regions[i].name, align);
-			return 2;
-		}
-	}
-
-	/* The PHYSCAP note: what this is, from where, for the host's physcap. */
-	uname(&uts);
-	meta_len = 512 + (size_t)nr * 128;
-	meta = calloc(1, meta_len);
-	if (!meta)
-		return 1;
-	at = snprintf(meta, meta_len,
-		      "{\"tool\":\"physcap-client\",\"machine\":\"%s\",\"release\":\"%s\","
-		      "\"node\":\"%s\",\"time\":%lld,\"regions\":[",
-		      uts.machine, uts.release, uts.nodename, (long long)time(NULL));
-	for (i = 0; i < nr && at < meta_len; i++)
-		at += snprintf(meta + at, meta_len - at,
-			       "%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"size\":%" PRIu64 "}",
-			       i ? "," : "", regions[i].name, regions[i].phys, regions[i].len);
-	if (at < meta_len)
-		at += snprintf(meta + at, meta_len - at, "]}");
-	if (at >= meta_len) {
-		fprintf(stderr, "physcap-client: note too long\n");
-		return 1;
-	}
-	notes[nr_notes++] = (struct core_note) {
-		.name = "PHYSCAP", .type = NOTE_TYPE_PHYSCAP, .desc = meta, .desc_len = at,
-	};
-	vmcoreinfo = read_vmcoreinfo(dev, &vmcoreinfo_len);
-	if (vmcoreinfo)
-		notes[nr_notes++] = (struct core_note) {
-			.name = "VMCOREINFO", .type = NOTE_TYPE_VMCOREINFO,
-			.desc = vmcoreinfo, .desc_len = vmcoreinfo_len,
-		};
-
-	if (posix_memalign(&header, align, CAPTURE_HEADER_MAX))
-		return 1;
-	/* Where the kernel maps the ranges: what crash, drgn and gdb read by. */
-	have_kmap = kmem_read(dev, &km);
-	if (have_kmap) {
-		kmem_set_vaddrs(&km, regions, nr);
-		have_alias = kmem_image_alias(&km, &alias);
-	} else {
-		fprintf(stderr, "physcap-client: no KERNEL_MAP (%s): physical addresses only\n",
-			errno_name(errno));
-	}
-	header_len = core_layout(header, CAPTURE_HEADER_MAX, regions, nr,
-				 have_alias ? &alias : NULL, &alias_placed, notes, nr_notes,
-				 align, &file_size);
-	if (!header_len) {
-		fprintf(stderr, "physcap-client: the ELF header does not fit in %d bytes\n",
-			CAPTURE_HEADER_MAX);
-		return 1;
-	}
+	rc = plan_core(dev, p, NULL);
+	if (rc)
+		return rc;
 
 	dest = open_dest(argv[0], oflags);
 	if (dest < 0)
@@ -484,13 +676,13 @@ static int cmd_capture(int argc, char **argv)
 	if (is_blockdev) {
 		uint64_t dev_size = 0;
 
-		if (ioctl(dest, BLKGETSIZE64, &dev_size) || dev_size < file_size) {
-			err = dev_size < file_size ? ENOSPC : errno;
+		if (ioctl(dest, BLKGETSIZE64, &dev_size) || dev_size < p->file_size) {
+			err = dev_size < p->file_size ? ENOSPC : errno;
 			what = "device size";
 		}
 	} else {
 		/* All of it up front: ENOSPC now, not half-way. */
-		err = posix_fallocate(dest, 0, (off_t)file_size);
+		err = posix_fallocate(dest, 0, (off_t)p->file_size);
 		if (err)
 			what = "preallocate";
 	}
@@ -501,20 +693,20 @@ static int cmd_capture(int argc, char **argv)
 	 * of them when the checks above failed) are not written: their counts
 	 * in the JSON stay zero.
 	 */
-	memset(stats, 0, sizeof(stats[0]) * nr);
+	memset(stats, 0, sizeof(stats[0]) * p->nr);
 	touched = !err;
-	for (i = 0; !err && i < nr; i++) {
-		stats[i].phys_addr = regions[i].phys;
-		stats[i].length = regions[i].len;
+	for (i = 0; !err && i < p->nr; i++) {
+		stats[i].phys_addr = p->regions[i].phys;
+		stats[i].length = p->regions[i].len;
 		stats[i].dest_fd = dest;
-		stats[i].dest_offset = regions[i].offset;
+		stats[i].dest_offset = p->regions[i].offset;
 		if (ioctl(dev, PHYSCAP_IOC_WRITE, &stats[i])) {
 			err = errno;
-			what = regions[i].name;
+			what = p->regions[i].name;
 		}
 		zero_copy += stats[i].bytes_zero_copy;
 	}
-	if (!err && pwrite(dest, header, header_len, 0) != (ssize_t)header_len) {
+	if (!err && pwrite(dest, p->header, p->header_len, 0) != (ssize_t)p->header_len) {
 		err = errno ? errno : EIO;
 		what = "ELF header";
 	}
@@ -522,10 +714,11 @@ static int cmd_capture(int argc, char **argv)
 		err = errno;
 		what = "fsync";
 	}
+	/* Durable here: the digest trails it and never makes it slower. */
 	secs = now_s() - t0;
 	/* A device refused before a byte was written keeps what it held. */
 	if (err && (touched || (oflags & O_EXCL)))
-		cleared = fail_capture(dest, argv[0], !(oflags & O_EXCL), header, align, &removed);
+		cleared = fail_capture(dest, argv[0], !(oflags & O_EXCL), p->header, p->align, &removed);
 
 	printf("{\"ok\":%s,\"errno\":\"%s\",\"what\":\"%s\",\"out\":\"%s\",\"machine\":%u,"
 	       "\"big_endian\":%s,\"vmcoreinfo\":%s,\"kernel_map\":%s,\"image_alias\":%s,"
@@ -533,24 +726,185 @@ static int cmd_capture(int argc, char **argv)
 	       "\"bytes\":%" PRIu64 ",\"bytes_zero_copy\":%" PRIu64 ",\"seconds\":%.6f,\"regions\":[",
 	       err ? "false" : "true", errno_name(err), what, argv[0], core_machine(),
 	       core_data() == ELFDATA2MSB ? "true" : "false",
-	       vmcoreinfo ? "true" : "false", have_kmap ? "true" : "false",
-	       alias_placed ? "true" : "false", file_size, removed ? "true" : "false",
+	       p->have_vmcoreinfo ? "true" : "false", p->have_kmap ? "true" : "false",
+	       p->alias_placed ? "true" : "false", p->file_size, removed ? "true" : "false",
 	       cleared ? "true" : "false", total, zero_copy, secs);
-	for (i = 0; i < nr; i++)
+	for (i = 0; i < p->nr; i++)
 		printf("%s{\"name\":\"%s\",\"phys\":\"0x%" PRIx64 "\",\"vaddr\":\"0x%" PRIx64
 		       "\",\"length\":%" PRIu64
 		       ",\"offset\":%" PRIu64 ",\"bytes_written\":%" PRIu64
 		       ",\"bytes_zero_copy\":%" PRIu64 ",\"bytes_bounced\":%" PRIu64 "}",
-		       i ? "," : "", regions[i].name, regions[i].phys, regions[i].vaddr,
-		       regions[i].len, regions[i].offset, (uint64_t)stats[i].bytes_written,
+		       i ? "," : "", p->regions[i].name, p->regions[i].phys, p->regions[i].vaddr,
+		       p->regions[i].len, p->regions[i].offset, (uint64_t)stats[i].bytes_written,
 		       (uint64_t)stats[i].bytes_zero_copy, (uint64_t)stats[i].bytes_bounced);
-	printf("]}\n");
+	printf("]");
+	/* Durable is said before the digest starts (a crash in between leaves a whole core). */
+	fflush(stdout);
 	close(dest);
 	close(dev);
-	free(header);
-	free(meta);
-	free(vmcoreinfo);
-	return err ? 1 : 0;
+	free(p->header);
+	/*
+	 * A digest that fails leaves the core as it is (durable and whole) and
+	 * the exit status 1: `physcap-client digest` takes it again.
+	 */
+	if (!err && !dopt.off && digest_capture(argv[0], p->file_size, p->align, NULL, &dopt, secs))
+		rc = 1;
+	printf("}\n");
+	return err ? 1 : rc;
+}
+
+/* ---- an armed core: its header at arm time, its stamp when the kernel ends it ---- */
+
+/* Little-endian loads by bytes: the stamp is little-endian on every board. */
+static uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t load_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/*
+ * Whether the block at off holds the kernel's stamp for cookie saying the
+ * capture is done: 0, or the errno with *why set (ENODATA: no stamp of
+ * this arm, the kernel has not written the capture; EBADMSG: torn; EIO:
+ * the kernel's capture failed, *kernel_err its errno).
+ */
+static int check_stamp(int fd, uint64_t off, size_t align, uint64_t cookie,
+		       const char **why, int *kernel_err)
+{
+	uint8_t *blk;
+	uint64_t sum = PHYSCAP_STAMP_SEED;
+	int i, err = 0;
+
+	*kernel_err = 0;
+	err = ENOMEM;
+	if (posix_memalign((void **)&blk, align, align))
+		return err;
+	err = 0;
+	if (pread(fd, blk, align, (off_t)off) != (ssize_t)align) {
+		*why = "the stamp's block cannot be read";
+		err = EIO;
+		goto out;
+	}
+	for (i = 0; i < 14; i++)
+		sum += load_le64(blk + 8 * i);
+	if (memcmp(blk, PHYSCAP_STAMP_MAGIC, 8) || load_le64(blk + 16) != cookie) {
+		*why = "no stamp of this arm: the kernel has not written this capture";
+		err = ENODATA;
+	} else if (load_le32(blk + 8) != PHYSCAP_STAMP_VERSION ||
+		   load_le32(blk + 12) != sizeof(struct physcap_arm_stamp) ||
+		   load_le64(blk + 112) != sum) {
+		*why = "the stamp fails its check (torn or not physcap's)";
+		err = EBADMSG;
+	} else if (load_le32(blk + 32) != PHYSCAP_ARM_STATE_DONE) {
+		*why = "the kernel's capture failed";
+		*kernel_err = -(int32_t)load_le32(blk + 36);
+		err = EIO;
+	}
+out:
+	free(blk);
+	return err;
+}
+
+/* The PHYSCAP note's armed member: its cookie and stamp offset; false if none. */
+static bool armed_note(const char *note, size_t len, uint64_t *cookie, uint64_t *stamp)
+{
+	char text[4096], *c, *o;
+
+	if (!note || len >= sizeof(text))
+		return false;
+	memcpy(text, note, len);
+	text[len] = '\0';
+	c = strstr(text, "\"armed\":{\"cookie\":\"0x");
+	o = strstr(text, "\"stamp_offset\":\"0x");
+	if (!c || !o)
+		return false;
+	*cookie = strtoull(c + strlen("\"armed\":{\"cookie\":\"0x"), NULL, 16);
+	*stamp = strtoull(o + strlen("\"stamp_offset\":\"0x"), NULL, 16);
+	return true;
+}
+
+/*
+ * digest: a core's digest file, for a capture whose digest did not run
+ * (--no-digest, a crash after it was durable) and for an armed core once
+ * the kernel has written it (its stamp is checked first).  --copy-to
+ * copies the core off a dump partition as it is hashed.
+ */
+static int cmd_digest(int argc, char **argv)
+{
+	struct digest_opts dopt = { 0 };
+	const char *copy = NULL, *why = "", *bad;
+	const char *note;
+	size_t align = (size_t)sysconf(_SC_PAGESIZE), note_len;
+	uint64_t bytes = 0, end, cookie = 0, stamp = 0;
+	bool armed = false;
+	void *head = NULL;
+	ssize_t got;
+	int fd, i, err = 0, kernel_err = 0, rc;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: digest PATH [--copy-to OUT] [--bytes N] [--digest-out F] [--digest-driver D]\n");
+		return 2;
+	}
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--copy-to") && i + 1 < argc)
+			copy = argv[++i];
+		else if (!strcmp(argv[i], "--bytes") && i + 1 < argc)
+			bytes = parse_num(argv[++i]);
+		else if (!digest_option(&dopt, argc, argv, &i) || dopt.off) {
+			fprintf(stderr, "physcap-client: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (align < 4096)
+		align = 4096;
+	fd = open(argv[0], O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n", errno_name(errno), argv[0]);
+		return 1;
+	}
+	if (!bytes) {
+		/* The core's own extent, from its header. */
+		if (posix_memalign(&head, align, CAPTURE_HEADER_MAX))
+			return 1;
+		got = pread(fd, head, CAPTURE_HEADER_MAX, 0);
+		bad = core_parse(head, got > 0 ? (size_t)got : 0, &end, &note, &note_len);
+		if (bad) {
+			err = EINVAL;
+			why = bad;
+		} else {
+			bytes = (end + align - 1) / align * align;
+			armed = armed_note(note, note_len, &cookie, &stamp);
+		}
+		if (!err && armed) {
+			err = check_stamp(fd, stamp, align, cookie, &why, &kernel_err);
+			if (stamp + align > bytes)
+				bytes = stamp + align;
+		}
+		free(head);
+	} else if (bytes % align) {
+		err = EINVAL;
+		why = "--bytes must be a multiple of the alignment";
+	}
+	close(fd);
+	if (err) {
+		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"%s: %s\",\"kernel_errno\":\"%s\"}\n",
+		       errno_name(err), argv[0], why, errno_name(kernel_err));
+		return 1;
+	}
+	printf("{\"ok\":true,\"path\":\"%s\",\"bytes\":%" PRIu64 ",\"armed\":%s",
+	       argv[0], bytes, armed ? "true" : "false");
+	rc = digest_capture(argv[0], bytes, align, copy, &dopt, 0) ? 1 : 0;
+	printf("}\n");
+	return rc;
 }
 
 /* ---- armed captures and events ---- */
@@ -632,23 +986,110 @@ static int cmd_events(int argc, char **argv)
 	return 0;
 }
 
+/* A cookie for an arm that was given none: its stamp must be told from an older one's. */
+static uint64_t fresh_cookie(void)
+{
+	uint64_t c = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (read(fd, &c, sizeof(c)) != sizeof(c))
+			c = 0;
+		close(fd);
+	}
+	return c ? c : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+}
+
+/*
+ * arm --core: the destination gets an ELF core's header now, its ranges
+ * placed as a capture's, and a zeroed stamp block after them; the module
+ * writes the ranges and then the stamp.  The header describes bytes the
+ * kernel has not written yet: only the stamp says a core is there, and
+ * `digest` (and physcap import) check it.
+ */
+static int prepare_armed_core(int dev, int dest, bool is_blockdev, struct core_plan *p,
+			      struct physcap_arm *a, const char **what)
+{
+	static const char placeholder[] = "0x0000000000000000";
+	char extra[160], digits[sizeof(placeholder)], *at;
+	uint64_t dev_size = 0;
+	unsigned int i;
+	int rc;
+
+	/* The stamp's offset is known only after the layout: a fixed-width placeholder. */
+	snprintf(extra, sizeof(extra), "\"armed\":{\"cookie\":\"0x%016" PRIx64 "\",\"stamp_offset\":\"%s\"}",
+		 (uint64_t)a->cookie, placeholder);
+	rc = plan_core(dev, p, extra);
+	if (rc)
+		return rc;
+	at = memmem(p->header, p->header_len, "\"stamp_offset\":\"0x0000000000000000\"",
+		    strlen("\"stamp_offset\":\"0x0000000000000000\""));
+	if (!at)
+		return 1;
+	snprintf(digits, sizeof(digits), "0x%016" PRIx64, p->file_size);
+	memcpy(at + strlen("\"stamp_offset\":\""), digits, strlen(placeholder));
+
+	if (is_blockdev) {
+		if (ioctl(dest, BLKGETSIZE64, &dev_size) || dev_size < p->file_size + p->align) {
+			*what = "device size";
+			return dev_size < p->file_size + p->align ? ENOSPC : errno;
+		}
+	} else if (fallocate(dest, 0, 0, (off_t)(p->file_size + p->align))) {
+		/* Blocks and size now: nothing is allocated at fire time. */
+		*what = "fallocate";
+		return errno;
+	}
+	/* The header, and a clear stamp block: an older stamp is never this arm's. */
+	if (pwrite(dest, p->header, p->header_len, 0) != (ssize_t)p->header_len) {
+		*what = "ELF header";
+		return errno ? errno : EIO;
+	}
+	memset(p->header, 0, p->align);
+	if (pwrite(dest, p->header, p->align, (off_t)p->file_size) != (ssize_t)p->align) {
+		*what = "stamp block";
+		return errno ? errno : EIO;
+	}
+	if (fsync(dest)) {
+		*what = "fsync";
+		return errno;
+	}
+	for (i = 0; i < p->nr; i++) {
+		a->ranges[i].phys_addr = p->regions[i].phys;
+		a->ranges[i].length = p->regions[i].len;
+		a->ranges[i].dest_offset = p->regions[i].offset;
+	}
+	a->nr_ranges = p->nr;
+	a->flags |= PHYSCAP_ARM_STAMP;
+	a->stamp_offset = p->file_size;
+	return 0;
+}
+
 /*
  * arm: destination opened O_DIRECT (files created and preallocated with
- * fallocate to the ranges' total, laid out one after another from offset
- * 0), the arm made, its id printed.  The arm lives while this process
- * does: with --wait until its capture's record arrives, else until killed.
+ * fallocate; raw: the ranges one after another from offset 0, --core: an
+ * ELF core), the arm made, its id printed.  The arm lives while this
+ * process does: with --wait until its capture's record arrives (then a
+ * --core capture is digested), else until killed.
  */
 static int cmd_arm(int argc, char **argv)
 {
+	static struct core_plan plan;
+	static const char *const range_names[] = {
+		"range0", "range1", "range2", "range3", "range4", "range5", "range6", "range7",
+		"range8", "range9", "range10", "range11", "range12", "range13", "range14", "range15",
+	};
 	struct physcap_arm a;
 	struct physcap_event evs[16];
-	bool wait_done = false;
+	struct digest_opts dopt = { 0 };
+	bool wait_done = false, core = false, have_cookie = false, is_blockdev;
+	const char *what = "";
 	uint64_t total = 0;
 	struct stat st;
-	int i, dev, dest, n;
+	int i, dev, dest, n, err;
 
+	_Static_assert(ARRAY_SIZE(range_names) == PHYSCAP_ARM_MAX_RANGES, "a name per range");
 	if (argc < 4) {
-		fprintf(stderr, "usage: arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N]\n");
+		fprintf(stderr, "usage: arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N] [--core] [--digest-out F] [--digest-driver D]\n");
 		return 2;
 	}
 	memset(&a, 0, sizeof(a));
@@ -659,8 +1100,13 @@ static int cmd_arm(int argc, char **argv)
 			a.flags |= PHYSCAP_ARM_THEN_PANIC;
 		} else if (!strcmp(argv[i], "--wait")) {
 			wait_done = true;
+		} else if (!strcmp(argv[i], "--core")) {
+			core = true;
 		} else if (!strcmp(argv[i], "--cookie") && i + 1 < argc) {
 			a.cookie = parse_num(argv[++i]);
+			have_cookie = true;
+		} else if (argv[i][0] == '-' && digest_option(&dopt, argc, argv, &i) && !dopt.off) {
+			continue;
 		} else if (i + 1 < argc && argv[i][0] != '-') {
 			if (a.nr_ranges == PHYSCAP_ARM_MAX_RANGES) {
 				fprintf(stderr, "physcap-client: at most %d ranges\n",
@@ -671,19 +1117,32 @@ static int cmd_arm(int argc, char **argv)
 			a.ranges[a.nr_ranges].length = parse_num(argv[++i]);
 			a.ranges[a.nr_ranges].dest_offset = total;
 			total += a.ranges[a.nr_ranges].length;
+			plan.regions[a.nr_ranges] = (struct core_region) {
+				.name = range_names[a.nr_ranges],
+				.phys = a.ranges[a.nr_ranges].phys_addr,
+				.len = a.ranges[a.nr_ranges].length,
+			};
 			a.nr_ranges++;
 		} else {
 			fprintf(stderr, "physcap-client: bad argument %s\n", argv[i]);
 			return 2;
 		}
 	}
+	if ((dopt.out || dopt.driver) && !(core && wait_done)) {
+		fprintf(stderr, "physcap-client: --digest-out and --digest-driver need --core and --wait\n");
+		return 2;
+	}
+	if (core && !have_cookie)
+		a.cookie = fresh_cookie();
+	plan.nr = a.nr_ranges;
 
-	if (!stat(argv[1], &st) && S_ISBLK(st.st_mode)) {
+	is_blockdev = !stat(argv[1], &st) && S_ISBLK(st.st_mode);
+	if (is_blockdev) {
 		dest = open(argv[1], O_WRONLY | O_DIRECT | O_CLOEXEC);
 	} else {
 		dest = open(argv[1], O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
 		/* Blocks and size now: nothing is allocated at fire time. */
-		if (dest >= 0 && fallocate(dest, 0, 0, (off_t)total)) {
+		if (dest >= 0 && !core && fallocate(dest, 0, 0, (off_t)total)) {
 			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"fallocate %s\"}\n",
 			       errno_name(errno), argv[1]);
 			return 1;
@@ -697,6 +1156,14 @@ static int cmd_arm(int argc, char **argv)
 	a.dest_fd = dest;
 
 	dev = open_device();
+	if (core) {
+		err = prepare_armed_core(dev, dest, is_blockdev, &plan, &a, &what);
+		if (err) {
+			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"%s %s\"}\n",
+			       errno_name(err), what, argv[1]);
+			return 1;
+		}
+	}
 	if (wait_done) {
 		/* Skip the backlog: only what follows this arm is printed. */
 		set_nonblock(dev, true);
@@ -712,9 +1179,11 @@ static int cmd_arm(int argc, char **argv)
 	close(dest);
 	printf("{\"ok\":true,\"arm_id\":%" PRIu64 ",\"watchdog_id\":%u,\"dest\":\"%s\","
 	       "\"ranges\":%u,\"bytes_total\":%" PRIu64 ",\"cookie\":\"0x%" PRIx64 "\","
-	       "\"then_panic\":%s}\n", (uint64_t)a.arm_id, a.watchdog_id, argv[1],
-	       a.nr_ranges, total, (uint64_t)a.cookie,
-	       (a.flags & PHYSCAP_ARM_THEN_PANIC) ? "true" : "false");
+	       "\"then_panic\":%s,\"core\":%s,\"stamp_offset\":%" PRIu64 "}\n",
+	       (uint64_t)a.arm_id, a.watchdog_id, argv[1], a.nr_ranges, total,
+	       (uint64_t)a.cookie, (a.flags & PHYSCAP_ARM_THEN_PANIC) ? "true" : "false",
+	       core ? "true" : "false", (uint64_t)a.stamp_offset);
+	fflush(stdout);
 
 	if (!wait_done) {
 		for (;;)
@@ -729,10 +1198,20 @@ static int cmd_arm(int argc, char **argv)
 		}
 		for (i = 0; i < n; i++) {
 			print_event(&evs[i]);
-			if (evs[i].arm_id == a.arm_id &&
-			    (evs[i].type == PHYSCAP_EVENT_CAPTURE_DONE ||
-			     evs[i].type == PHYSCAP_EVENT_CAPTURE_FAILED))
-				return evs[i].type == PHYSCAP_EVENT_CAPTURE_DONE ? 0 : 1;
+			if (evs[i].arm_id != a.arm_id ||
+			    (evs[i].type != PHYSCAP_EVENT_CAPTURE_DONE &&
+			     evs[i].type != PHYSCAP_EVENT_CAPTURE_FAILED))
+				continue;
+			if (evs[i].type == PHYSCAP_EVENT_CAPTURE_FAILED)
+				return 1;
+			if (!core)
+				return 0;
+			/* Durable when the module said done; the digest trails it. */
+			printf("{\"ok\":true,\"arm_id\":%" PRIu64, (uint64_t)a.arm_id);
+			err = digest_capture(argv[1], plan.file_size + plan.align, plan.align, NULL,
+					     &dopt, (double)evs[i].duration_ns / 1e9);
+			printf("}\n");
+			return err ? 1 : 0;
 		}
 	}
 }
@@ -792,11 +1271,13 @@ static const struct command commands[] = {
 	{ "mmap-dump", cmd_mmap_dump, "PHYS LEN",
 	  "a range through the module's read-only mapping, to stdout" },
 	{ "capture", cmd_capture,
-	  "OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync]",
-	  "an ELF core of the named ranges, zero-copy; after a failure nothing passes for a core" },
+	  "OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync] [--no-digest] [--digest-out F] [--digest-driver D]",
+	  "an ELF core of the named ranges, zero-copy, then its digest read back (OUT.digest); after a failure nothing passes for a core" },
 	{ "arm", cmd_arm,
-	  "WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N]",
-	  "an in-kernel capture on the watchdog's pretimeout; armed while this runs" },
+	  "WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N] [--core] [--digest-out F] [--digest-driver D]",
+	  "an in-kernel capture on the watchdog's pretimeout (--core: an ELF core and a stamp); armed while this runs" },
+	{ "digest", cmd_digest, "PATH [--copy-to OUT] [--bytes N] [--digest-out F] [--digest-driver D]",
+	  "a core's digest read back (an armed core's stamp checked first), optionally copied off a partition" },
 	{ "events", cmd_events, "[--follow]",
 	  "the module's event records, one JSON line each" },
 	{ "disarm", cmd_disarm, "ID",

@@ -12,8 +12,10 @@
  *                       rows in selftest-arm.c
  *   poison-test --scratch DIR           a poisoned page is written as zeros
  *   fuzz --count N --seed S --phys P --scratch DIR
- *   watchdog-arm [--device D] [--timeout S] [--pretimeout S] [--hold S]
+ *   watchdog-arm [--device D] [--timeout S] [--pretimeout S] [--hold S] [--no-stop]
  *                       a wedged system: the watchdog fed once, then not
+ *                       (--no-stop: ends without the magic close, so the
+ *                       watchdog runs on after it, as after a crash)
  *
  * (poison-test, fuzz and watchdog-arm are in faults.c.)
  */
@@ -402,8 +404,8 @@ static const struct command commands[] = {
 	{ "fuzz", cmd_fuzz, "--count N --seed S --phys P --scratch DIR",
 	  "random ioctls, reproducible for a seed; counts the errnos they get" },
 	{ "watchdog-arm", cmd_watchdog_arm,
-	  "[--device D] [--timeout S] [--pretimeout S] [--hold S]",
-	  "a wedged system: sets a watchdog's timeouts, feeds it once, starves it --hold s, stops it" },
+	  "[--device D] [--timeout S] [--pretimeout S] [--hold S] [--no-stop]",
+	  "a wedged system: sets a watchdog's timeouts, feeds it once, starves it --hold s, stops it (--no-stop: leaves it running)" },
 };
 
 static const struct tool tool = {

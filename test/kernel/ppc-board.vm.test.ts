@@ -20,6 +20,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { readBoardDigest } from '../../agent/src/capture/board-digest';
 import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { hex } from '../../harness/layout';
@@ -35,6 +36,8 @@ const trace = range('trace');
 const high = range('high');
 const TOTAL = PPC_RANGES.reduce((a, r) => a + r.size, 0);
 
+const RANGES_ARGS = PPC_RANGES.map((r) => `${r.name} ${hex(r.start)} ${hex(r.size)}`).join(' ');
+
 const JOB = `# physcap on the PowerPC board (harness/ppc/init.c runs this)
 insmod /softdog.ko soft_noboot=1
 insmod /physcap.ko
@@ -42,10 +45,15 @@ write /sys/class/watchdog/watchdog0/pretimeout_governor physcap
 run /physcap-client info
 cat /proc/iomem
 mount /dev/vda /disk ext4
-run /physcap-client capture /disk/board.core ${PPC_RANGES.map((r) => `${r.name} ${hex(r.start)} ${hex(r.size)}`).join(' ')}
+run /physcap-client capture /disk/board.core ${RANGES_ARGS}
 run /physcap-client write ${hex(trace.start)} ${hex(trace.size)} /dev/vdb --existing
 run /physcap-client write ${hex(high.start)} ${hex(high.size)} /dev/vdb --existing --offset ${hex(trace.size)}
 run /physcap-selftest selftest --phys ${hex(crashlog.start)} --scratch /disk --blockdev /dev/vdb --watchdog /dev/watchdog0 --watchdog-id 0 --slow /dev/vdc --race-phys ${hex(trace.start)} --race-len ${hex(trace.size)}
+run /physcap-client capture /disk/builtin.core ${RANGES_ARGS} --digest-driver builtin
+run /physcap-client capture /disk/missing-driver.core ${RANGES_ARGS} --digest-driver sha256-nosuch
+run /physcap-selftest watchdog-arm --timeout 40 --pretimeout 30 --hold 0 --no-stop
+run /physcap-client arm 0 /dev/vdd ${PPC_RANGES.map((r) => `${hex(r.start)} ${hex(r.size)}`).join(' ')} --core --wait --digest-out /disk/armed-wait.digest
+run /physcap-client digest /dev/vdd --copy-to /disk/armed.core
 umount /disk
 `;
 
@@ -72,7 +80,18 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     const progress = process.env.PHYSCAP_BOARD_PROGRESS === '1' ? (l: string) => process.stderr.write(`ppc| ${l}\n`) : undefined;
     run = await bootPpcBoard({ job: JOB, onConsole: progress });
     core = path.join(tmp, 'board.core');
-    run.extract('/board.core', core);
+    for (const f of [
+      'board.core',
+      'board.core.digest',
+      'builtin.core',
+      'builtin.core.digest',
+      'missing-driver.core',
+      'missing-driver.core.digest',
+      'armed.core',
+      'armed.core.digest',
+      'armed-wait.digest',
+    ])
+      run.extract(`/${f}`, path.join(tmp, f));
   }, 20 * 60_000);
 
   afterAll(() => {
@@ -102,7 +121,7 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
   });
 
   test('capture: an ELF core in the board’s byte order, every byte zero-copy', () => {
-    const out = run.json<CaptureOut>('run /physcap-client capture');
+    const out = run.json<CaptureOut>('run /physcap-client capture /disk/board.core');
     expect(out).toMatchObject({ ok: true, errno: 'OK', machine: EM_PPC, big_endian: true, vmcoreinfo: true, bytes: TOTAL, bytes_zero_copy: TOTAL });
     expect(out.regions.map((r) => [r.name, r.phys, r.length, r.bytes_bounced])).toEqual(PPC_RANGES.map((r) => [r.name, hex(r.start), r.size, 0]));
     // The lowmem range is RAM the kernel maps (reserved-memory without
@@ -194,6 +213,72 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     } finally {
       fs.closeSync(fd);
     }
+  });
+
+  test("capture's digest: read back after the core is durable, hashed by the board's best SHA-256 driver through AF_ALG, equal to sha256sum of the core", () => {
+    const out = run.json<CaptureOut & { seconds: number; digest: { ok: boolean; sha256: string; via: string; driver: string; seconds: number } }>(
+      'run /physcap-client capture /disk/board.core',
+    );
+    const d = readBoardDigest(path.join(tmp, 'board.core.digest'));
+    expect(d).toMatchObject({ bytes: fs.statSync(core).size, sha256: sha256File(core), via: 'af_alg', fallback: null });
+    // e500's own: the SPE code, not the generic C (a board with a SEC engine would name talitos here).
+    expect(d.driver).toBe('sha256-ppc-spe');
+    expect(out.digest).toMatchObject({ ok: true, sha256: d.sha256, via: 'af_alg', driver: d.driver });
+    // The durable time is the write's own; the digest came after it.
+    expect(d.durableSeconds).toBeCloseTo(out.seconds, 5);
+    expect(d.digestSeconds).toBeGreaterThan(0);
+  });
+
+  test('the fallback, asked for or when the driver is missing, is the portable SHA-256, and the digest file says why', () => {
+    const builtin = readBoardDigest(path.join(tmp, 'builtin.core.digest'));
+    expect(builtin).toMatchObject({
+      via: 'builtin',
+      driver: 'physcap-sha256-c',
+      fallback: 'builtin asked for',
+      sha256: sha256File(path.join(tmp, 'builtin.core')),
+    });
+    const missing = readBoardDigest(path.join(tmp, 'missing-driver.core.digest'));
+    expect(missing).toMatchObject({ via: 'builtin', driver: 'physcap-sha256-c', sha256: sha256File(path.join(tmp, 'missing-driver.core')) });
+    expect(missing.fallback).toBe('AF_ALG sha256-nosuch: ENOENT');
+  });
+
+  test('arm --core on the dump partition, fired by a real pretimeout: an ELF core of the ground truth, its stamp, and digests equal to sha256sum of its bytes', async () => {
+    const arm = run
+      .step('run /physcap-client arm 0 /dev/vdd')
+      .output.split('\n')
+      // The kernel's own lines (the pretimeout) share the console.
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(arm[0]).toMatchObject({ ok: true, core: true, ranges: PPC_RANGES.length });
+    expect(arm.map((l) => l.event).filter(Boolean)).toEqual(['pretimeout', 'capture_done']);
+    const done = arm.find((l) => l.event === 'capture_done')!;
+    expect(done).toMatchObject({ bytes_written: TOTAL, bytes_zero_copy: TOTAL, bytes_bounced: 0 });
+    const waited = arm[arm.length - 1] as { digest: { ok: boolean; sha256: string; bytes: number } };
+    expect(waited.digest.ok).toBe(true);
+
+    // The partition as the host sees it: an ELF core of the ranges, byte for byte.
+    const parsed = parseElfCoreFile(path.join(tmp, 'armed.core'));
+    expect(parsed.target).toEqual({ machine: EM_PPC, bigEndian: true });
+    const loads = parsed.segments.filter((s) => s.type === PT_LOAD);
+    for (const [i, r] of PPC_RANGES.entries()) {
+      expect(sha256File(run.images.dump, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
+    }
+    // Both digests, the arming client's and the digest verb's (read off the disk only, as after a reset), are of these bytes.
+    const partition = sha256File(run.images.dump, 0, waited.digest.bytes);
+    expect(waited.digest.sha256).toBe(partition);
+    expect(readBoardDigest(path.join(tmp, 'armed-wait.digest')).sha256).toBe(partition);
+    expect(readBoardDigest(path.join(tmp, 'armed.core.digest'))).toMatchObject({ sha256: partition, bytes: waited.digest.bytes });
+    expect(sha256File(path.join(tmp, 'armed.core'))).toBe(partition);
+
+    // The host takes it: the board's digest checked, the stamp read, the bytes the ground truth.
+    const dest = path.join(tmp, 'armed-captures');
+    const imp = await physcap(['import', path.join(tmp, 'armed.core'), '--dest', dest, '--json']);
+    expect(imp.stderr).toBe('');
+    expect(imp.code).toBe(0);
+    const { location } = JSON.parse(imp.stdout) as { location: string };
+    const m = JSON.parse(fs.readFileSync(path.join(location, 'manifest.json'), 'utf8')) as Manifest;
+    expect(m.triggers[0]!.detail).toMatchObject({ boardDigest: { sha256: partition, matched: true }, stamp: { bytesWritten: TOTAL } });
+    expect(m.regions.map((r) => regionChunks(location, r))).toEqual(PPC_RANGES.map((r) => run.memoryChunks(r.name, m.regions[0]!.chunkSize)));
   });
 
   test('the digests are not trivially equal (the patterns differ per range)', () => {

@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { parseElfCoreFile, PT_LOAD } from '../../agent/src/container/elf';
 import { BoardRun, bootBoard } from '../../harness/board';
 import { jobHead } from '../../harness/job';
 import { BOARD_RANGES, hex } from '../../harness/layout';
@@ -160,6 +161,22 @@ sed 's/^/@@armed - /' $T/arm.out
 rec wd - "$(cat $T/wd.out)"
 $C events | sed 's/^/@@events - /'
 
+# arm --core: an ELF core and its stamp on the raw disk (a dump
+# partition), digested by the arming client once the kernel wrote it; then,
+# as after a reset, from the disk alone: the stamp checked, copied off, digested.
+$C arm 0 $RAW ${hex(crashlog.start)} ${crashlog.size} ${hex(trace.start)} ${trace.size} \
+	--core --wait --digest-out $D/core-armed-wait.digest > $T/core-arm.out 2>&1 &
+armer=$!
+arm_id $T/core-arm.out > /dev/null || exit 23
+$S watchdog-arm --timeout 10 --pretimeout 8 --hold 6 > /dev/null &
+wd=$!
+wait $armer
+rec core-armrc - "{\\"rc\\":$?}"
+wait $wd
+sed 's/^/@@core-armed - /' $T/core-arm.out
+rec core-digest - "$($C digest $RAW --copy-to $D/core-armed.core)"
+rec core-sum - "{\\"sha256\\":\\"$(sha256sum $D/core-armed.core | cut -c1-64)\\"}"
+
 # Throughput, ${SAMPLES} samples each (one is noisy under emulation): the
 # armed capture again, then the same two ranges with the WRITE ioctl into a
 # preallocated file too, each range synced as the client does.
@@ -295,6 +312,23 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
       expect(sha256File(file, 0, crashlog.size)).toBe(run.truth('crashlog').sha256);
       expect(sha256File(file, crashlog.size, trace.size)).toBe(run.truth('trace').sha256);
     });
+  });
+
+  test("arm --core on the raw disk: an ELF core of both ranges and the kernel's stamp; the digests, the arming client's and one from the disk alone, equal sha256sum of its bytes", () => {
+    expect(one<{ rc: number }>('core-armrc').rc).toBe(0);
+    const lines = all<Record<string, unknown>>('core-armed');
+    expect(lines[0]).toMatchObject({ ok: true, core: true, ranges: 2 });
+    expect(lines.map((l) => l.event).filter(Boolean)).toEqual(['pretimeout', 'capture_done']);
+    const waited = lines[lines.length - 1] as { digest: { ok: boolean; sha256: string; bytes: number; via: string } };
+    expect(waited.digest).toMatchObject({ ok: true, via: 'af_alg' });
+    const fromDisk = one<{ ok: boolean; armed: boolean; bytes: number; digest: { ok: boolean; sha256: string } }>('core-digest');
+    expect(fromDisk).toMatchObject({ ok: true, armed: true, bytes: waited.digest.bytes, digest: { ok: true, sha256: waited.digest.sha256 } });
+    expect(one<{ sha256: string }>('core-sum').sha256).toBe(waited.digest.sha256);
+    expect(sha256File(run.images.raw, 0, waited.digest.bytes)).toBe(waited.digest.sha256);
+    const loads = parseElfCoreFile(run.images.raw).segments.filter((s) => s.type === PT_LOAD);
+    expect(loads.map((l) => [l.paddr, l.filesz])).toEqual([crashlog, trace].map((r) => [BigInt(r.start), BigInt(r.size)]));
+    expect(sha256File(run.images.raw, Number(loads[0]!.offset), crashlog.size)).toBe(run.truth('crashlog').sha256);
+    expect(sha256File(run.images.raw, Number(loads[1]!.offset), trace.size)).toBe(run.truth('trace').sha256);
   });
 
   test('events: PRETIMEOUT, then CAPTURE_DONE with the cookie, every byte zero-copy, latency measured', () => {

@@ -57,6 +57,23 @@ rec client-device-left - "{\\"exists\\":$(test -e $D/device.core && echo true ||
 $C capture $D/odd.core odd 0x1000 1000 > $T/odd.out 2> $T/odd.err
 rec client-odd - "{\\"rc\\":$?,\\"stderr\\":\\"$(tr -d '"\n' < $T/odd.err)\\",\\"exists\\":$(test -e $D/odd.core && echo true || echo false)}"
 
+# The client's digest: the core read back once durable and hashed through
+# AF_ALG by the kernel's best SHA-256 driver; the same bytes sha256sum reads.
+rec client-digest - "$($C capture $D/digest.core trace ${hex(trace.start)} ${trace.size})"
+rec client-digest-sum - "{\\"sha256\\":\\"$(sha256sum $D/digest.core | cut -c1-64)\\",\\"size\\":$(stat -c %s $D/digest.core)}"
+rec client-digest-file - "$(cat $D/digest.core.digest)"
+# Killed (-9) once durable, before its digest: the core stays whole, no
+# digest file passes for one, and the digest verb finishes it.
+$C capture $D/killed.core big ${hex(big.start)} ${big.size} --digest-driver builtin > $T/killed.out &
+p=$!
+for i in $(seq 1200); do grep -q '"seconds"' $T/killed.out && break; sleep 0.05; done
+kill -KILL $p
+wait $p
+rec client-killed - "{\\"durable\\":$(grep -q '"seconds"' $T/killed.out && echo true || echo false),\\"digest_file\\":$(ls $D | grep -c '^killed.core.digest')}"
+rec client-recovered - "$($C digest $D/killed.core)"
+rec client-recovered-sum - "{\\"sha256\\":\\"$(sha256sum $D/killed.core | cut -c1-64)\\"}"
+rm -f $D/killed.core $D/killed.core.digest
+
 $S selftest --phys ${hex(trace.start)} --scratch $D --blockdev $RAW | sed 's/^/@@selftest - /'
 rec fuzz - "$($S fuzz --count 5000 --seed 20261125 --phys ${hex(trace.start)} --scratch $D)"
 rec poison - "$($S poison-test --scratch $D)"

@@ -157,6 +157,39 @@ describe.each(kernels.map((k) => [k.series, k] as const))('physcap.ko on the emu
     });
   });
 
+  describe("physcap-client's digests", () => {
+    interface Digested {
+      ok: boolean;
+      seconds: number;
+      file_size: number;
+      digest: { ok: boolean; sha256: string; bytes: number; driver: string; via: string; fallback: string | null; file: string };
+    }
+    test("[board] capture: durable first, then the core read back and hashed by the kernel's best SHA-256 driver (AF_ALG); equal to sha256sum of the file; the digest file says so", () => {
+      const out = one<Digested>('client-digest');
+      const sum = one<{ sha256: string; size: number }>('client-digest-sum');
+      expect(out).toMatchObject({ ok: true, digest: { ok: true, sha256: sum.sha256, bytes: sum.size, via: 'af_alg', fallback: null } });
+      // x86's fastest SHA-256 the guest CPU offers (sha256-ni, -avx2, -avx or -ssse3), never the generic C.
+      expect(out.digest.driver).toMatch(/^sha256-(ni|avx2|avx|ssse3)$/);
+      const file = one<Record<string, unknown>>('client-digest-file');
+      expect(file).toMatchObject({
+        format: 'physcap-digest',
+        version: 1,
+        file: 'digest.core',
+        bytes: sum.size,
+        sha256: sum.sha256,
+        covers: 'file',
+        driver: out.digest.driver,
+        via: 'af_alg',
+      });
+      expect(file.durable_seconds).toBeCloseTo(out.seconds, 5);
+    });
+    test('[board] kill -9 between durable and digested: the core is whole, no digest file passes for one, and `digest` finishes it', () => {
+      expect(one<{ durable: boolean; digest_file: number }>('client-killed')).toEqual({ durable: true, digest_file: 0 });
+      const done = one<{ ok: boolean; armed: boolean; digest: { ok: boolean; sha256: string } }>('client-recovered');
+      expect(done).toMatchObject({ ok: true, armed: false, digest: { ok: true, sha256: one<{ sha256: string }>('client-recovered-sum').sha256 } });
+    });
+  });
+
   test("the question's way fails here too: mmap(/dev/mem) + O_DIRECT write gives EFAULT", () => {
     expect(one<{ errno: string }>('question').errno).toBe('EFAULT');
   });

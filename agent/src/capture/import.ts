@@ -11,7 +11,13 @@
  * is carried over, and the board's own PHYSCAP note (machine, kernel,
  * region names, time) is kept in the manifest's trigger and in the new
  * core's note.
+ *
+ * The board's digest file (FILE.digest, or the one given) is checked
+ * first: a core that is not the one the board read back is refused.  A
+ * core the board's client armed is imported only once its stamp says the
+ * kernel wrote it (board-digest.ts).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Profile } from '../config/profile';
@@ -19,6 +25,7 @@ import { NOTE_PHYSCAP, NOTE_VMCOREINFO, parseElfCoreFile, splitLoads } from '../
 import type { ElfCore } from '../container/elf';
 import { fileSha256 } from '../core/file-sha256';
 import { destinationKind } from '../destinations/registry';
+import { armedOf, checkArmedStamp, checkBoardDigest, readBoardDigest } from './board-digest';
 import type { CaptureStore } from '../destinations/types';
 import { eventId } from '../triggers/event';
 import { CaptureOptions, CaptureOutcome, runCapture } from './pipeline';
@@ -35,6 +42,8 @@ export interface ImportInput {
   /** An ed25519 private key (PEM file) to sign the manifest with. */
   signingKey?: string;
   chunkSize?: bigint;
+  /** The board's digest file; default FILE.digest when there is one. */
+  digestFile?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -111,6 +120,12 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
     throw Object.assign(new Error(`import: name "${name}": use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`), { code: 'EINVAL' });
   const file = path.resolve(input.file);
   const { core, regions, kernel, note, vmcoreinfo } = readCoreForImport(file);
+  const textSha256 = await fileSha256(file);
+  const digestFile = input.digestFile ? path.resolve(input.digestFile) : fs.existsSync(`${file}.digest`) ? `${file}.digest` : undefined;
+  const board = digestFile ? readBoardDigest(digestFile) : undefined;
+  if (board) checkBoardDigest(board, file, fs.statSync(file).size, textSha256);
+  const armed = armedOf(note);
+  const stamp = armed ? checkArmedStamp(file, armed) : undefined;
   const profile: Profile = {
     name,
     description: `imported from ${file}`,
@@ -127,10 +142,18 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
     labels: {},
     file,
     // The file as imported: the board's original can be matched later.
-    textSha256: await fileSha256(file),
+    textSha256,
   };
   const plan = planOf(profile, regions, 'image', { target: core.target, id: o.id, kernel });
-  const from = { file, ...(note ? { note } : {}) };
+  const from = {
+    file,
+    ...(note ? { note } : {}),
+    // What the board's own digest said and what made it: null when it sent none.
+    boardDigest: board
+      ? { file: board.file, sha256: board.sha256, bytes: board.bytes, driver: board.driver, via: board.via, fallback: board.fallback, matched: true }
+      : null,
+    ...(stamp ? { stamp: { armId: stamp.armId.toString(), bytesWritten: stamp.bytesWritten, timeRealNs: stamp.timeRealNs.toString() } } : {}),
+  };
   return runCapture(
     { profile, events: [{ id: eventId(), kind: 'import', profile: name, time: Date.now(), reason: `imported from ${file}`, detail: from }] },
     { ...o, store: input.store, plan, vmcoreinfo, note: { importedFrom: from } },

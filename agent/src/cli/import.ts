@@ -20,15 +20,16 @@ export function registerImport(program: Command, cli: Cli): void {
     .requiredOption('--dest <path>', 'a capture directory (created if missing) or a dump partition / its image')
     .option('--name <name>', "the capture's profile name", 'import')
     .option('--key <pem>', 'sign the manifest with this ed25519 private key')
+    .option('--digest <file>', "the board's digest file to check the core against (default: <core>.digest when present)")
     .option('--json', 'print the outcome as JSON (no progress bar)')
-    .action(async (core: string, o: { dest: string; name: string; key?: string; json?: boolean }) => {
+    .action(async (core: string, o: { dest: string; name: string; key?: string; digest?: string; json?: boolean }) => {
       const dest = path.resolve(o.dest);
       if (!fs.existsSync(dest)) fs.mkdirSync(dest, { recursive: true, mode: 0o750 });
       const store = openStoreAt(dest);
       const progress = o.json ? undefined : progressReporter(cli, 'import');
       try {
         const outcome = await importCore(
-          { file: core, store, name: o.name, ...(o.key ? { signingKey: path.resolve(o.key) } : {}) },
+          { file: core, store, name: o.name, ...(o.key ? { signingKey: path.resolve(o.key) } : {}), ...(o.digest ? { digestFile: o.digest } : {}) },
           { onProgress: progress?.update },
         );
         progress?.stop();
