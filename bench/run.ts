@@ -22,7 +22,9 @@
  *
  * And the agent's trigger latency and idle cost (bench/agent.ts).
  *
- *   node dist/bench/run.js [--suite host|agent|board|all] [--kernel 6.1|6.12|all] [--rounds N]
+ * And the question's board, the emulated PowerPC e500 (bench/ppc.ts).
+ *
+ *   node dist/bench/run.js [--suite host|agent|board|e500|all] [--kernel 6.1|6.12|all] [--rounds N]
  *                          [--triggers N] [--idle SECONDS] [--short] [--out FILE]
  *
  * --short: every suite once, small: one round, 64 MiB host images, a few
@@ -37,6 +39,7 @@ import { guestProgram, jobHead } from '../harness/job';
 import { benchAgent } from './agent';
 import { benchHost, HostCase } from './host';
 import { limeModule } from './lime';
+import { benchPpc, PpcCase } from './ppc';
 import { BOARD_RANGES, hex } from '../harness/layout';
 import { KernelSpec, loadKernels, repoRoot } from '../harness/paths';
 
@@ -103,15 +106,17 @@ function arg(name: string, fallback: string): string {
  * cache, each made durable (LiME syncs nothing itself: its insmod is timed
  * with a sync after it):
  * ram-client: the C client's ELF core of every System RAM range, no digest
- * (the bare capture); lime-raw and lime-sha256: LiME's format=raw, and
+ * (the bare capture); ram-client-digest: the same, then its digest read
+ * back through AF_ALG (what a board without Node gets); lime-raw and lime-sha256: LiME's format=raw, and
  * format=lime digest=sha256 (it hashes as it writes); agent-ram: physcap
  * capture of the same ranges (iomem: System RAM), digests read back.
  */
-const RAM_METHODS = ['ram-client', 'lime-raw', 'lime-sha256', 'agent-ram'] as const;
+const RAM_METHODS = ['ram-client', 'ram-client-digest', 'lime-raw', 'lime-sha256', 'agent-ram'] as const;
 
 function ramJob(lime: string, rounds: number): string {
   const cmd: Record<(typeof RAM_METHODS)[number], string> = {
-    'ram-client': 'sh $T/ram-client.sh',
+    'ram-client': 'sh $T/ram-client.sh --no-digest',
+    'ram-client-digest': 'sh $T/ram-client.sh',
     // Double quotes: the job's $D is expanded before sh -c runs (it is not exported).
     'lime-raw': `sh -c "insmod ${lime} 'path=$D/lime.bin format=raw' && sync"`,
     'lime-sha256': `sh -c "insmod ${lime} 'path=$D/lime.bin format=lime digest=sha256' && sync"`,
@@ -121,7 +126,7 @@ function ramJob(lime: string, rounds: number): string {
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < RAM_METHODS.length; i++) {
       const m = RAM_METHODS[(i + round) % RAM_METHODS.length]!;
-      lines.push(`measure ${m} file ${cmd[m]}; rmmod lime 2> /dev/null; rm -rf $D/*.bin $D/*.sha256 $D/agent-captures`);
+      lines.push(`measure ${m} file ${cmd[m]}; rmmod lime 2> /dev/null; rm -rf $D/*.bin $D/*.sha256 $D/*.digest $D/agent-captures`);
     }
   }
   return `# ---- all System RAM: the C client, LiME, the agent ----
@@ -136,7 +141,7 @@ for r in $(sed -n 's/^\\([0-9a-f]*\\)-\\([0-9a-f]*\\) : System RAM$/\\1:\\2/p' /
 done
 echo "@@ramranges - {\\"ranges\\":$n}"
 # Double quotes: the scripts get the job's variables' values (they are not exported).
-printf "exec $C capture $D/ram-client.bin %s\\n" "$ram_args" > $T/ram-client.sh
+printf "exec $C capture $D/ram-client.bin %s \\"\\$@\\"\\n" "$ram_args" > $T/ram-client.sh
 cat > $T/agent-ram.yaml <<'YAML'
 apiVersion: physcap.dev/v1
 kind: CaptureProfile
@@ -306,6 +311,9 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
  */
 function durableAndDigested(out: Record<string, unknown> | null): [number, number] | undefined {
   if (typeof out?.durableSeconds === 'number' && typeof out.digestSeconds === 'number') return [out.durableSeconds, out.digestSeconds];
+  // physcap-client: its capture time (open to synced), then its digest's.
+  const d = out?.digest as { ok?: boolean; seconds?: number } | undefined;
+  if (typeof out?.seconds === 'number' && d?.ok && typeof d.seconds === 'number') return [out.seconds, out.seconds + d.seconds];
   const t = out?.timing as { started?: string; durable?: string; digested?: string } | undefined;
   if (!t?.started || !t.durable || !t.digested) return undefined;
   const t0 = Date.parse(t.started);
@@ -385,7 +393,7 @@ function summarizeRam(kernel: KernelSpec, all: RamSample[]): BenchCase[] {
       rounds: by(m).length,
       wall_vs_client: round3(wall(m) / wall('ram-client')),
     };
-    if (m === 'agent-ram') {
+    if (m === 'agent-ram' || m === 'ram-client-digest') {
       const t = by(m)
         .map((s) => durableAndDigested(s.out))
         .filter((x): x is [number, number] => x !== undefined);
@@ -639,7 +647,7 @@ async function main(): Promise<void> {
   const kernels = loadKernels().filter((k) => which === 'all' || k.series === which);
   if (!kernels.length) throw new Error(`no kernel of series ${which} in build/kernels.json`);
 
-  const cases: Array<BenchCase | HostCase> = [];
+  const cases: Array<BenchCase | HostCase | PpcCase> = [];
   if (suite === 'all' || suite === 'host') {
     const host = benchHost(rounds, SHORT ? { bigMiB: 64, smallMiB: 16 } : undefined);
     printTable(
@@ -676,11 +684,41 @@ async function main(): Promise<void> {
     printBoard(board);
     cases.push(...board);
   }
+  if (suite === 'all' || suite === 'e500') {
+    const e500 = await benchPpc(rounds, SHORT);
+    printE500(e500);
+    cases.push(...e500);
+  }
 
   const out = path.resolve(arg('out', path.join(repoRoot(), 'bench', 'results', 'latest.json')));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${JSON.stringify(cases, null, 2)}\n`);
   console.log(`written: ${path.relative(repoRoot(), out)}`);
+}
+
+/** The e500 board: the module, the client with and without digests, armed; durable and digested apart. */
+function printE500(cases: PpcCase[]): void {
+  const f = (x: unknown, d = 3) => (x === undefined ? '' : Number(x).toFixed(d));
+  printTable(
+    ['case', 'bytes', 'rounds', 'durable s', 'digested s', 'MiB/s', 'durable vs client', 'durable vs module', 'digested vs module', 'driver'],
+    cases.map((c) => [
+      c.name,
+      `${(c.bytes / MiB).toFixed(0)} MiB`,
+      String(c.rounds),
+      f(c.durable_s),
+      f(c.digested_s),
+      String(c.throughput_mib_s),
+      `${f(c.durable_vs_client, 2)}x`,
+      `${f(c.durable_vs_module, 2)}x`,
+      c.digested_vs_module === undefined ? '' : `${f(c.digested_vs_module, 2)}x`,
+      String(c.digest_driver ?? ''),
+    ]),
+  );
+  console.log(
+    "e500 board: the client's and the module's own times (open to synced; armed: first byte to synced). " +
+      'client: the bare module write of the ranges into one core; module: one WRITE and sync per range into its own file. ' +
+      'Target: a capture with digests durable within 1.2x the bare module write.',
+  );
 }
 
 function notes(c: HostCase): string {

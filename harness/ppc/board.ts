@@ -245,6 +245,8 @@ export interface PpcBoardOptions {
   timeoutMs?: number;
   diskMiB?: number;
   rawMiB?: number;
+  /** The dump partition, /dev/vdd (default 64 MiB). */
+  dumpMiB?: number;
   onConsole?: (line: string) => void;
 }
 
@@ -273,7 +275,7 @@ export async function bootPpcBoard(o: PpcBoardOptions): Promise<PpcBoardRun> {
     fs.writeFileSync(images.slow, '');
     fs.truncateSync(images.slow, 128 * MiB);
     fs.writeFileSync(images.dump, '');
-    fs.truncateSync(images.dump, 64 * MiB);
+    fs.truncateSync(images.dump, (o.dumpMiB ?? 64) * MiB);
 
     fs.writeFileSync(memFile, '');
     fs.truncateSync(memFile, memoryMiB * MiB);

@@ -59,6 +59,16 @@ test(
       expect({ n, durable: c?.durable_s, digested: c?.digested_s }).toEqual({ n, durable: expect.any(Number), digested: expect.any(Number) });
     }
     for (const n of ['ram/ram-client', 'ram/lime-raw', 'ram/lime-sha256']) expect(names.some((x) => x.startsWith(`${n}@`))).toBe(true);
+    // The C client with its digest, beside its bare capture.
+    const clientDigest = [...byName.entries()].find(([k]) => k.startsWith('ram/ram-client-digest@'))?.[1];
+    expect(clientDigest).toMatchObject({ durable_s: expect.any(Number), digested_s: expect.any(Number), lime_sha256_vs_digested: expect.any(Number) });
+    // The e500 board: the module, the client bare and with digests (AF_ALG and the portable code), armed by a real pretimeout.
+    for (const n of ['e500/module', 'e500/client'])
+      expect(byName.get(n)).toMatchObject({ durable_s: expect.any(Number), durable_vs_client: expect.any(Number) });
+    for (const n of ['e500/client-digest', 'e500/client-builtin', 'e500/armed'])
+      expect(byName.get(n)).toMatchObject({ durable_s: expect.any(Number), digested_s: expect.any(Number), digest_driver: expect.any(String) });
+    expect(byName.get('e500/client-digest')?.digest_driver).toBe('sha256-ppc-spe');
+    expect(byName.get('e500/client-builtin')?.digest_driver).toBe('physcap-sha256-c');
     expect(byName.get('host/capture-elf')).toMatchObject({ durable_s: expect.any(Number), digested_s: expect.any(Number), ratio_vs_limit: expect.any(Number) });
   },
   45 * 60_000,
