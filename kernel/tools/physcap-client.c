@@ -19,11 +19,13 @@
  *                                      once durable, its digest read back
  *                                      (digest.h) into OUT.digest
  *   arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait]
- *       [--cookie N] [--core] [--digest-out F] [--digest-driver D]
+ *       [--cookie N] [--core] [--replace] [--digest-out F] [--digest-driver D]
  *                                      an in-kernel capture on a pretimeout;
  *                                      the arm lives while this runs; --core
  *                                      lays DEST out as an ELF core with a
- *                                      stamp block after it
+ *                                      stamp block after it (a new file, or a
+ *                                      partition: one holding a core the
+ *                                      kernel wrote only with --replace)
  *   digest PATH [--copy-to OUT] [--bytes N] [--digest-out F] [--digest-driver D]
  *                                      a core's digest file; an armed core's
  *                                      stamp checked first
@@ -832,6 +834,51 @@ static bool armed_note(const char *note, size_t len, uint64_t *cookie, uint64_t 
 	return true;
 }
 
+/* The alignment of a core on this machine: its page, at least 4096 (core_align). */
+static size_t tool_align(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	return page > 4096 ? (size_t)page : 4096;
+}
+
+/*
+ * The core at fd: *bytes, where it ends (aligned; an armed core's stamp
+ * block included), and whether it is armed.  0, or the errno with *why set:
+ * EINVAL, no core this machine wrote; for an armed core, check_stamp's.
+ */
+static int core_extent(int fd, size_t align, uint64_t *bytes, bool *armed,
+		       const char **why, int *kernel_err)
+{
+	const char *note;
+	size_t note_len;
+	uint64_t end, cookie = 0, stamp = 0;
+	void *head;
+	ssize_t got;
+	int err = 0;
+
+	*armed = false;
+	*kernel_err = 0;
+	if (posix_memalign(&head, align, CAPTURE_HEADER_MAX))
+		return errno;
+	got = pread(fd, head, CAPTURE_HEADER_MAX, 0);
+	*why = core_parse(head, got > 0 ? (size_t)got : 0, &end, &note, &note_len);
+	if (*why) {
+		err = EINVAL;
+		goto out;
+	}
+	*bytes = (end + align - 1) / align * align;
+	*armed = armed_note(note, note_len, &cookie, &stamp);
+	if (*armed) {
+		err = check_stamp(fd, stamp, align, cookie, why, kernel_err);
+		if (stamp + align > *bytes)
+			*bytes = stamp + align;
+	}
+out:
+	free(head);
+	return err;
+}
+
 /*
  * digest: a core's digest file, for a capture whose digest did not run
  * (--no-digest, a crash after it was durable) and for an armed core once
@@ -841,13 +888,10 @@ static bool armed_note(const char *note, size_t len, uint64_t *cookie, uint64_t 
 static int cmd_digest(int argc, char **argv)
 {
 	struct digest_opts dopt = { 0 };
-	const char *copy = NULL, *why = "", *bad;
-	const char *note;
-	size_t align = (size_t)sysconf(_SC_PAGESIZE), note_len;
-	uint64_t bytes = 0, end, cookie = 0, stamp = 0;
+	const char *copy = NULL, *why = "";
+	size_t align = tool_align();
+	uint64_t bytes = 0;
 	bool armed = false;
-	void *head = NULL;
-	ssize_t got;
 	int fd, i, err = 0, kernel_err = 0, rc;
 
 	if (argc < 1) {
@@ -864,32 +908,13 @@ static int cmd_digest(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (align < 4096)
-		align = 4096;
 	fd = open(argv[0], O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0) {
 		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"open %s\"}\n", errno_name(errno), argv[0]);
 		return 1;
 	}
 	if (!bytes) {
-		/* The core's own extent, from its header. */
-		if (posix_memalign(&head, align, CAPTURE_HEADER_MAX))
-			return 1;
-		got = pread(fd, head, CAPTURE_HEADER_MAX, 0);
-		bad = core_parse(head, got > 0 ? (size_t)got : 0, &end, &note, &note_len);
-		if (bad) {
-			err = EINVAL;
-			why = bad;
-		} else {
-			bytes = (end + align - 1) / align * align;
-			armed = armed_note(note, note_len, &cookie, &stamp);
-		}
-		if (!err && armed) {
-			err = check_stamp(fd, stamp, align, cookie, &why, &kernel_err);
-			if (stamp + align > bytes)
-				bytes = stamp + align;
-		}
-		free(head);
+		err = core_extent(fd, align, &bytes, &armed, &why, &kernel_err);
 	} else if (bytes % align) {
 		err = EINVAL;
 		why = "--bytes must be a multiple of the alignment";
@@ -984,6 +1009,21 @@ static int cmd_events(int argc, char **argv)
 	}
 	close(dev);
 	return 0;
+}
+
+/* Whether path holds an armed core whose stamp says the kernel wrote it. */
+static bool core_written(const char *path)
+{
+	const char *why;
+	uint64_t bytes;
+	bool armed;
+	int kernel_err, err, fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	err = core_extent(fd, tool_align(), &bytes, &armed, &why, &kernel_err);
+	close(fd);
+	return !err && armed;
 }
 
 /* A cookie for an arm that was given none: its stamp must be told from an older one's. */
@@ -1081,7 +1121,7 @@ static int cmd_arm(int argc, char **argv)
 	struct physcap_arm a;
 	struct physcap_event evs[16];
 	struct digest_opts dopt = { 0 };
-	bool wait_done = false, core = false, have_cookie = false, is_blockdev;
+	bool wait_done = false, core = false, have_cookie = false, replace = false, is_blockdev;
 	const char *what = "";
 	uint64_t total = 0;
 	struct stat st;
@@ -1089,7 +1129,7 @@ static int cmd_arm(int argc, char **argv)
 
 	_Static_assert(ARRAY_SIZE(range_names) == PHYSCAP_ARM_MAX_RANGES, "a name per range");
 	if (argc < 4) {
-		fprintf(stderr, "usage: arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N] [--core] [--digest-out F] [--digest-driver D]\n");
+		fprintf(stderr, "usage: arm WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N] [--core] [--replace] [--digest-out F] [--digest-driver D]\n");
 		return 2;
 	}
 	memset(&a, 0, sizeof(a));
@@ -1102,6 +1142,8 @@ static int cmd_arm(int argc, char **argv)
 			wait_done = true;
 		} else if (!strcmp(argv[i], "--core")) {
 			core = true;
+		} else if (!strcmp(argv[i], "--replace")) {
+			replace = true;
 		} else if (!strcmp(argv[i], "--cookie") && i + 1 < argc) {
 			a.cookie = parse_num(argv[++i]);
 			have_cookie = true;
@@ -1136,11 +1178,21 @@ static int cmd_arm(int argc, char **argv)
 		a.cookie = fresh_cookie();
 	plan.nr = a.nr_ranges;
 
+	if (replace && !core) {
+		fprintf(stderr, "physcap-client: --replace needs --core\n");
+		return 2;
+	}
 	is_blockdev = !stat(argv[1], &st) && S_ISBLK(st.st_mode);
+	if (core && is_blockdev && !replace && core_written(argv[1])) {
+		printf("{\"ok\":false,\"errno\":\"EEXIST\",\"what\":\"%s holds a core the kernel wrote: "
+		       "copy it off (digest --copy-to), then arm with --replace\"}\n", argv[1]);
+		return 1;
+	}
 	if (is_blockdev) {
 		dest = open(argv[1], O_WRONLY | O_DIRECT | O_CLOEXEC);
 	} else {
-		dest = open(argv[1], O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+		/* A core file is a new one: an earlier core is never armed over. */
+		dest = open(argv[1], O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC | (core ? O_EXCL : 0), 0600);
 		/* Blocks and size now: nothing is allocated at fire time. */
 		if (dest >= 0 && !core && fallocate(dest, 0, 0, (off_t)total)) {
 			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"fallocate %s\"}\n",
@@ -1274,8 +1326,8 @@ static const struct command commands[] = {
 	  "OUT NAME PHYS LEN [NAME PHYS LEN ...] [--existing] [--no-fsync] [--no-digest] [--digest-out F] [--digest-driver D]",
 	  "an ELF core of the named ranges, zero-copy, then its digest read back (OUT.digest); after a failure nothing passes for a core" },
 	{ "arm", cmd_arm,
-	  "WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N] [--core] [--digest-out F] [--digest-driver D]",
-	  "an in-kernel capture on the watchdog's pretimeout (--core: an ELF core and a stamp); armed while this runs" },
+	  "WATCHDOG_ID DEST PHYS LEN [PHYS LEN ...] [--then-panic] [--wait] [--cookie N] [--core] [--replace] [--digest-out F] [--digest-driver D]",
+	  "an in-kernel capture on the watchdog's pretimeout (--core: an ELF core and a stamp; a partition holding a written one needs --replace); armed while this runs" },
 	{ "digest", cmd_digest, "PATH [--copy-to OUT] [--bytes N] [--digest-out F] [--digest-driver D]",
 	  "a core's digest read back (an armed core's stamp checked first), optionally copied off a partition" },
 	{ "events", cmd_events, "[--follow]",

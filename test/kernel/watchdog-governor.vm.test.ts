@@ -176,6 +176,16 @@ wait $wd
 sed 's/^/@@core-armed - /' $T/core-arm.out
 rec core-digest - "$($C digest $RAW --copy-to $D/core-armed.core)"
 rec core-sum - "{\\"sha256\\":\\"$(sha256sum $D/core-armed.core | cut -c1-64)\\"}"
+# The partition now holds a core the kernel wrote: arming over it is
+# refused, unless --replace says it was copied off; re-armed, it holds no
+# core until the kernel writes one (its stamp block is cleared).
+rec core-rearm - "$($C arm 0 $RAW ${hex(crashlog.start)} ${crashlog.size} --core)"
+$C arm 0 $RAW ${hex(crashlog.start)} ${crashlog.size} --core --replace > $T/replace.out 2>&1 &
+holder=$!
+arm_id $T/replace.out > /dev/null || exit 24
+kill -TERM $holder
+wait $holder 2>/dev/null
+rec core-replaced - "$($C digest $RAW)"
 
 # Throughput, ${SAMPLES} samples each (one is noisy under emulation): the
 # armed capture again, then the same two ranges with the WRITE ioctl into a
@@ -324,11 +334,25 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
     const fromDisk = one<{ ok: boolean; armed: boolean; bytes: number; digest: { ok: boolean; sha256: string } }>('core-digest');
     expect(fromDisk).toMatchObject({ ok: true, armed: true, bytes: waited.digest.bytes, digest: { ok: true, sha256: waited.digest.sha256 } });
     expect(one<{ sha256: string }>('core-sum').sha256).toBe(waited.digest.sha256);
-    expect(sha256File(run.images.raw, 0, waited.digest.bytes)).toBe(waited.digest.sha256);
-    const loads = parseElfCoreFile(run.images.raw).segments.filter((s) => s.type === PT_LOAD);
-    expect(loads.map((l) => [l.paddr, l.filesz])).toEqual([crashlog, trace].map((r) => [BigInt(r.start), BigInt(r.size)]));
-    expect(sha256File(run.images.raw, Number(loads[0]!.offset), crashlog.size)).toBe(run.truth('crashlog').sha256);
-    expect(sha256File(run.images.raw, Number(loads[1]!.offset), trace.size)).toBe(run.truth('trace').sha256);
+    withTempDir('core-armed', (tmp) => {
+      // The copy off the partition, read on the host: the digest's bytes, an ELF core of the ground truth.
+      const file = scratchCopyFile(run, '/core-armed.core', path.join(tmp, 'core-armed.core'));
+      expect(sha256File(file)).toBe(waited.digest.sha256);
+      const loads = parseElfCoreFile(file).segments.filter((s) => s.type === PT_LOAD);
+      expect(loads.map((l) => [l.paddr, l.filesz])).toEqual([crashlog, trace].map((r) => [BigInt(r.start), BigInt(r.size)]));
+      expect(sha256File(file, Number(loads[0]!.offset), crashlog.size)).toBe(run.truth('crashlog').sha256);
+      expect(sha256File(file, Number(loads[1]!.offset), trace.size)).toBe(run.truth('trace').sha256);
+    });
+  });
+
+  test('arm --core over a partition holding a core the kernel wrote is refused; with --replace it is armed, and the partition holds no core until the kernel writes one', () => {
+    expect(one<{ ok: boolean; errno: string; what: string }>('core-rearm')).toMatchObject({ ok: false, errno: 'EEXIST' });
+    expect(one<{ what: string }>('core-rearm').what).toContain('copy it off (digest --copy-to), then arm with --replace');
+    expect(one<{ ok: boolean; errno: string; what: string }>('core-replaced')).toMatchObject({
+      ok: false,
+      errno: 'ENODATA',
+      what: expect.stringContaining('no stamp of this arm: the kernel has not written this capture'),
+    });
   });
 
   test('events: PRETIMEOUT, then CAPTURE_DONE with the cookie, every byte zero-copy, latency measured', () => {
