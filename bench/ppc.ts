@@ -47,10 +47,11 @@ function job(ranges: PpcRange[], rounds: number): string {
     client: (n) => [`run /physcap-client capture /disk/client-${n}.core ${triples} --no-digest`],
     'client-digest': (n) => [`run /physcap-client capture /disk/digest-${n}.core ${triples}`],
     'client-builtin': (n) => [`run /physcap-client capture /disk/builtin-${n}.core ${triples} --digest-driver builtin`],
-    // Fed once, then not: the pretimeout fires 5 s later, while the arm waits.
+    // Fed once, then not: the pretimeout fires 5 s later, while the arm waits;
+    // --replace: the partition holds the previous round's core, not kept.
     armed: (n) => [
       'run /physcap-selftest watchdog-arm --timeout 15 --pretimeout 10 --hold 0 --no-stop',
-      `run /physcap-client arm 0 /dev/vdd ${pairs} --core --wait --digest-out /disk/armed-${n}.digest`,
+      `run /physcap-client arm 0 /dev/vdd ${pairs} --core --replace --wait --digest-out /disk/armed-${n}.digest`,
     ],
   };
   const lines: string[] = [];

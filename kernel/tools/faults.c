@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -258,3 +259,60 @@ int cmd_fuzz(int argc, char **argv)
 	close(dev);
 	return 0;
 }
+
+/*
+ * kill-after: a crash at a chosen moment.  Runs a command with its stdout
+ * on a pipe, copies what it prints, and SIGKILLs it as soon as a line
+ * holds the marker (physcap-client capture prints its result, "seconds"
+ * and all, once the core is durable and before its digest).  Prints one
+ * JSON line: whether the marker came, and how the command ended.
+ */
+int cmd_kill_after(int argc, char **argv)
+{
+	char buf[4096];
+	size_t used = 0;
+	bool seen = false;
+	int pipefd[2], status = 0, i;
+	pid_t pid;
+
+	if (argc < 3 || strcmp(argv[1], "--")) {
+		fprintf(stderr, "usage: kill-after MARKER -- COMMAND [ARGS...]\n");
+		return 2;
+	}
+	if (pipe(pipefd))
+		return 1;
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (!pid) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execv(argv[2], argv + 2);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while (!seen && used < sizeof(buf) - 1) {
+		ssize_t n = read(pipefd[0], buf + used, sizeof(buf) - 1 - used);
+
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		buf[used] = '\0';
+		seen = strstr(buf, argv[0]) != NULL;
+	}
+	if (seen)
+		kill(pid, SIGKILL);
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	/* The command's own output first, then this tool's line. */
+	for (i = 0; i < (int)used; i++)
+		if (buf[i] == '\n' || buf[i] == '"')
+			buf[i] = buf[i] == '"' ? '\'' : ' ';
+	printf("{\"marker_seen\":%s,\"killed\":%s,\"exit\":%d,\"output\":\"%s\"}\n",
+	       seen ? "true" : "false",
+	       WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "true" : "false",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -1, buf);
+	return seen ? 0 : 1;
+}
+

@@ -17,7 +17,11 @@
  *                       (--no-stop: ends without the magic close, so the
  *                       watchdog runs on after it, as after a crash)
  *
- * (poison-test, fuzz and watchdog-arm are in faults.c.)
+ *   kill-after MARKER -- COMMAND [ARGS...]
+ *                       a crash at a chosen moment: the command SIGKILLed
+ *                       once its output holds MARKER
+ *
+ * (poison-test, fuzz, watchdog-arm and kill-after are in faults.c.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -406,6 +410,8 @@ static const struct command commands[] = {
 	{ "watchdog-arm", cmd_watchdog_arm,
 	  "[--device D] [--timeout S] [--pretimeout S] [--hold S] [--no-stop]",
 	  "a wedged system: sets a watchdog's timeouts, feeds it once, starves it --hold s, stops it (--no-stop: leaves it running)" },
+	{ "kill-after", cmd_kill_after, "MARKER -- COMMAND [ARGS...]",
+	  "a crash at a chosen moment: SIGKILLs the command once its output holds MARKER" },
 };
 
 static const struct tool tool = {

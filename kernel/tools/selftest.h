@@ -36,5 +36,6 @@ int try_arm(int dev);
 int cmd_poison_test(int argc, char **argv);
 int cmd_watchdog_arm(int argc, char **argv);
 int cmd_fuzz(int argc, char **argv);
+int cmd_kill_after(int argc, char **argv);
 
 #endif

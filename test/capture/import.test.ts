@@ -32,7 +32,7 @@ interface Made {
 }
 
 /** A core as the board's client lays it out (kernel/tools/elfcore.c), big-endian. */
-function boardCore(dir: string, o: { name?: string; armed?: { cookie: bigint } } = {}): Made {
+function boardCore(dir: string, o: { name?: string; armed?: { cookie: bigint }; armedNote?: unknown } = {}): Made {
   const regions = [
     { name: 'crashlog', phys: 0x0800_0000n, bytes: crypto.randomBytes(3 * MiB + 20 * 1024) },
     { name: 'high', phys: 0x1_0800_0000n, bytes: crypto.randomBytes(1 * MiB) },
@@ -46,6 +46,7 @@ function boardCore(dir: string, o: { name?: string; armed?: { cookie: bigint } }
     regions: regions.map((r) => ({ name: r.name, phys: `0x${r.phys.toString(16)}`, size: r.bytes.length })),
     // arm --core: the stamp block right after the last segment (fixed width, as the client writes it).
     ...(o.armed ? { armed: { cookie: `0x${o.armed.cookie.toString(16).padStart(16, '0')}`, stamp_offset: '0x0000000000000000' } } : {}),
+    ...(o.armedNote !== undefined ? { armed: o.armedNote } : {}),
   };
 
   const layout = layoutElfCore({
@@ -211,6 +212,13 @@ describe("physcap import checks the board's digest file and an armed core's stam
     const res = await physcap(['import', made.file, '--dest', path.join(dir, 'store-badsum')]);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(`${made.file}.digest: sha256: not 64 lowercase hex digits`);
+  });
+
+  test('an armed core whose note does not say where its stamp is is refused, naming the file and the field', async () => {
+    const made = boardCore(dir, { name: 'armed-bad.core', armedNote: { cookie: 'zz' } });
+    const res = await physcap(['import', made.file, '--dest', path.join(dir, 'store-armed-bad')]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain(`${made.file}: PHYSCAP note: armed: not a cookie and a stamp offset in hex`);
   });
 
   test("an armed core is imported only once its arm's stamp says the kernel wrote it", async () => {

@@ -53,6 +53,8 @@ run /physcap-client write ${hex(high.start)} ${hex(high.size)} /dev/vdb --existi
 run /physcap-selftest selftest --phys ${hex(crashlog.start)} --scratch /disk --blockdev /dev/vdb --watchdog /dev/watchdog0 --watchdog-id 0 --slow /dev/vdc --race-phys ${hex(trace.start)} --race-len ${hex(trace.size)}
 run /physcap-client capture /disk/builtin.core ${RANGES_ARGS} --digest-driver builtin
 run /physcap-client capture /disk/missing-driver.core ${RANGES_ARGS} --digest-driver sha256-nosuch
+run /physcap-selftest kill-after "seconds": -- /physcap-client capture /disk/killed.core ${RANGES_ARGS} --digest-driver builtin
+run /physcap-client digest /disk/killed.core
 run /physcap-selftest watchdog-arm --timeout 40 --pretimeout 30 --hold 0 --no-stop
 run /physcap-client arm 0 /dev/vdd ${PPC_RANGES.map((r) => `${hex(r.start)} ${hex(r.size)}`).join(' ')} --core --wait --digest-out /disk/armed-wait.digest
 run /physcap-client digest /dev/vdd --copy-to /disk/armed.core
@@ -244,6 +246,19 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     const missing = readBoardDigest(path.join(tmp, 'missing-driver.core.digest'));
     expect(missing).toMatchObject({ via: 'builtin', driver: 'physcap-sha256-c', sha256: sha256File(path.join(tmp, 'missing-driver.core')) });
     expect(missing.fallback).toBe('AF_ALG sha256-nosuch: ENOENT');
+  });
+
+  test('kill -9 between durable and digested: the core is whole, no digest file was left, and `digest` finishes it', () => {
+    const killed = run.json<{ marker_seen: boolean; killed: boolean; output: string }>('run /physcap-selftest kill-after');
+    expect(killed).toMatchObject({ marker_seen: true, killed: true });
+    expect(killed.output).not.toContain('digest');
+    // The digest file is written whole and never over one: had the killed client left one, this step would have failed.
+    const done = run.json<{ ok: boolean; armed: boolean; digest: { ok: boolean; sha256: string } }>('run /physcap-client digest /disk/killed.core');
+    const file = path.join(tmp, 'killed.core');
+    expect(done).toMatchObject({ ok: true, armed: false, digest: { ok: true, sha256: sha256File(file) } });
+    expect(readBoardDigest(`${file}.digest`).sha256).toBe(sha256File(file));
+    const loads = parseElfCoreFile(file).segments.filter((s) => s.type === PT_LOAD);
+    for (const [i, r] of PPC_RANGES.entries()) expect(sha256File(file, Number(loads[i]!.offset), r.size)).toBe(run.truth.get(r.name));
   });
 
   test('arm --core on the dump partition, fired by a real pretimeout: an ELF core of the ground truth, its stamp, and digests equal to sha256sum of its bytes', async () => {

@@ -69,12 +69,16 @@ export function checkBoardDigest(d: BoardDigest, core: string, size: number, sha
     fail(core, `SHA-256 ${sha256}, but the board's digest file ${d.file} says ${d.sha256}: the core changed after the board read it back`, 'EBADMSG');
 }
 
-/** The PHYSCAP note's armed member, when the board's client armed the core. */
-export function armedOf(note: Record<string, unknown> | undefined): { cookie: bigint; stampOffset: number } | undefined {
-  const a = note?.armed as Record<string, unknown> | undefined;
-  if (!a || typeof a !== 'object') return undefined;
+/**
+ * The PHYSCAP note's armed member, when the board's client armed the core;
+ * throws when it is there but unreadable (its stamp could not be checked).
+ */
+export function armedOf(core: string, note: Record<string, unknown> | undefined): { cookie: bigint; stampOffset: number } | undefined {
+  if (note?.armed === undefined) return undefined;
+  const a = note.armed as Record<string, unknown> | null;
   const hex = /^0x[0-9a-f]{1,16}$/;
-  if (typeof a.cookie !== 'string' || !hex.test(a.cookie) || typeof a.stamp_offset !== 'string' || !hex.test(a.stamp_offset)) return undefined;
+  if (!a || typeof a !== 'object' || typeof a.cookie !== 'string' || !hex.test(a.cookie) || typeof a.stamp_offset !== 'string' || !hex.test(a.stamp_offset))
+    fail(core, 'PHYSCAP note: armed: not a cookie and a stamp offset in hex: the stamp cannot be checked');
   return { cookie: BigInt(a.cookie), stampOffset: Number(BigInt(a.stamp_offset)) };
 }
 

@@ -124,7 +124,7 @@ export async function importCore(input: ImportInput, o: Omit<CaptureOptions, 'st
   const digestFile = input.digestFile ? path.resolve(input.digestFile) : fs.existsSync(`${file}.digest`) ? `${file}.digest` : undefined;
   const board = digestFile ? readBoardDigest(digestFile) : undefined;
   if (board) checkBoardDigest(board, file, fs.statSync(file).size, textSha256);
-  const armed = armedOf(note);
+  const armed = armedOf(file, note);
   const stamp = armed ? checkArmedStamp(file, armed) : undefined;
   const profile: Profile = {
     name,
