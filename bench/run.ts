@@ -400,6 +400,9 @@ function summarizeRam(kernel: KernelSpec, all: RamSample[]): BenchCase[] {
       c.durable_s = round3(median(t.map((x) => x[0])));
       c.digested_s = round3(median(t.map((x) => x[1])));
       c.durable_vs_client = round3(Number(c.durable_s) / wall('ram-client'));
+      // The client's: which SHA-256 the kernel crypto API gave it.
+      const driver = (by(m)[0]!.out?.digest as { driver?: string } | undefined)?.driver;
+      if (driver) c.digest_driver = driver;
       if (by('lime-sha256').length) {
         c.lime_sha256_vs_digested = round3(wall('lime-sha256') / Number(c.digested_s));
         c.lime_sha256_vs_wall = round3(wall('lime-sha256') / wall(m));
