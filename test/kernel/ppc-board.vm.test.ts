@@ -86,6 +86,8 @@ describe('the emulated PowerPC e500 board (32-bit, big-endian, 36-bit physical)'
     run = await bootPpcBoard({ job: JOB, onConsole: progress });
     core = path.join(tmp, 'board.core');
     for (const f of [
+      'killed.core',
+      'killed.core.digest',
       'board.core',
       'board.core.digest',
       'builtin.core',
