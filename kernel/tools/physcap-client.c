@@ -1040,6 +1040,9 @@ static uint64_t fresh_cookie(void)
 	return c ? c : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
 }
 
+/* Where the stamp's offset goes in the note: fixed width, filled in after the layout. */
+#define STAMP_PLACEHOLDER "0x0000000000000000"
+
 /*
  * arm --core: the destination gets an ELF core's header now, its ranges
  * placed as a capture's, and a zeroed stamp block after them; the module
@@ -1047,27 +1050,23 @@ static uint64_t fresh_cookie(void)
  * kernel has not written yet: only the stamp says a core is there, and
  * `digest` (and physcap import) check it.
  */
-static int prepare_armed_core(int dev, int dest, bool is_blockdev, struct core_plan *p,
-			      struct physcap_arm *a, const char **what)
+static int prepare_armed_core(int dest, bool is_blockdev, struct core_plan *p,
+			      struct physcap_arm *a, const char **what, bool *touched)
 {
-	static const char placeholder[] = "0x0000000000000000";
-	char extra[160], digits[sizeof(placeholder)], *at;
+	static const char key[] = "\"stamp_offset\":\"";
+	char digits[sizeof(STAMP_PLACEHOLDER)], *at;
 	uint64_t dev_size = 0;
 	unsigned int i;
-	int rc;
 
-	/* The stamp's offset is known only after the layout: a fixed-width placeholder. */
-	snprintf(extra, sizeof(extra), "\"armed\":{\"cookie\":\"0x%016" PRIx64 "\",\"stamp_offset\":\"%s\"}",
-		 (uint64_t)a->cookie, placeholder);
-	rc = plan_core(dev, p, extra);
-	if (rc)
-		return rc;
-	at = memmem(p->header, p->header_len, "\"stamp_offset\":\"0x0000000000000000\"",
-		    strlen("\"stamp_offset\":\"0x0000000000000000\""));
-	if (!at)
-		return 1;
+	/* The stamp's offset, known now that the core is laid out. */
+	at = memmem(p->header, p->header_len, key, strlen(key));
+	if (!at) {
+		*what = "stamp offset";	/* cannot happen: plan_core wrote it */
+		errno = EINVAL;
+		return errno;
+	}
 	snprintf(digits, sizeof(digits), "0x%016" PRIx64, p->file_size);
-	memcpy(at + strlen("\"stamp_offset\":\""), digits, strlen(placeholder));
+	memcpy(at + strlen(key), digits, strlen(STAMP_PLACEHOLDER));
 
 	if (is_blockdev) {
 		if (ioctl(dest, BLKGETSIZE64, &dev_size) || dev_size < p->file_size + p->align) {
@@ -1080,6 +1079,7 @@ static int prepare_armed_core(int dev, int dest, bool is_blockdev, struct core_p
 		return errno;
 	}
 	/* The header, and a clear stamp block: an older stamp is never this arm's. */
+	*touched = true;
 	if (pwrite(dest, p->header, p->header_len, 0) != (ssize_t)p->header_len) {
 		*what = "ELF header";
 		return errno ? errno : EIO;
@@ -1105,6 +1105,21 @@ static int prepare_armed_core(int dev, int dest, bool is_blockdev, struct core_p
 }
 
 /*
+ * After a failed arm --core: nothing passes for a core.  A file this run
+ * created is removed; a partition's header block is zeroed.
+ */
+static void unarm_core(int dest, const char *path, bool is_blockdev, struct core_plan *p)
+{
+	if (!is_blockdev) {
+		unlink(path);
+		return;
+	}
+	memset(p->header, 0, p->align);
+	if (pwrite(dest, p->header, p->align, 0) == (ssize_t)p->align)
+		fsync(dest);
+}
+
+/*
  * arm: destination opened O_DIRECT (files created and preallocated with
  * fallocate; raw: the ranges one after another from offset 0, --core: an
  * ELF core), the arm made, its id printed.  The arm lives while this
@@ -1122,6 +1137,7 @@ static int cmd_arm(int argc, char **argv)
 	struct physcap_event evs[16];
 	struct digest_opts dopt = { 0 };
 	bool wait_done = false, core = false, have_cookie = false, replace = false, is_blockdev;
+	bool touched = false;
 	const char *what = "";
 	uint64_t total = 0;
 	struct stat st;
@@ -1177,6 +1193,18 @@ static int cmd_arm(int argc, char **argv)
 	if (core && !have_cookie)
 		a.cookie = fresh_cookie();
 	plan.nr = a.nr_ranges;
+	if (core) {
+		char extra[160];
+		int dev0 = open_device(), rc;
+
+		snprintf(extra, sizeof(extra),
+			 "\"armed\":{\"cookie\":\"0x%016" PRIx64 "\",\"stamp_offset\":\"%s\"}",
+			 (uint64_t)a.cookie, STAMP_PLACEHOLDER);
+		rc = plan_core(dev0, &plan, extra);
+		close(dev0);
+		if (rc)
+			return rc;
+	}
 
 	if (replace && !core) {
 		fprintf(stderr, "physcap-client: --replace needs --core\n");
@@ -1209,10 +1237,13 @@ static int cmd_arm(int argc, char **argv)
 
 	dev = open_device();
 	if (core) {
-		err = prepare_armed_core(dev, dest, is_blockdev, &plan, &a, &what);
+		err = prepare_armed_core(dest, is_blockdev, &plan, &a, &what, &touched);
 		if (err) {
 			printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"%s %s\"}\n",
 			       errno_name(err), what, argv[1]);
+			/* A partition refused before a byte was written keeps what it held. */
+			if (touched || !is_blockdev)
+				unarm_core(dest, argv[1], is_blockdev, &plan);
 			return 1;
 		}
 	}
@@ -1225,6 +1256,8 @@ static int cmd_arm(int argc, char **argv)
 	}
 	if (ioctl(dev, PHYSCAP_IOC_ARM, &a)) {
 		printf("{\"ok\":false,\"errno\":\"%s\",\"what\":\"ARM\"}\n", errno_name(errno));
+		if (core)
+			unarm_core(dest, argv[1], is_blockdev, &plan);
 		return 1;
 	}
 	/* The module holds its own reference to the destination now. */

@@ -186,6 +186,13 @@ arm_id $T/replace.out > /dev/null || exit 24
 kill -TERM $holder
 wait $holder 2>/dev/null
 rec core-replaced - "$($C digest $RAW)"
+# A failed arm --core leaves nothing that passes for a core: the file it
+# created is removed, the partition's header block zeroed.  (timeout: an
+# arm that wrongly succeeded would wait for ever.)
+rec core-badarm - "$(timeout 20 $C arm 0 $D/bad-arm.core 0xf000000000 4096 --core)"
+rec core-badarm-left - "{\\"exists\\":$(test -e $D/bad-arm.core && echo true || echo false)}"
+rec core-badarm-raw - "$(timeout 20 $C arm 0 $RAW 0xf000000000 4096 --core)"
+rec core-badarm-raw-digest - "$($C digest $RAW)"
 
 # Throughput, ${SAMPLES} samples each (one is noisy under emulation): the
 # armed capture again, then the same two ranges with the WRITE ioctl into a
@@ -352,6 +359,17 @@ describe.each(kernels.map((k) => [k.series, k] as const))('the physcap pretimeou
       ok: false,
       errno: 'ENODATA',
       what: expect.stringContaining('no stamp of this arm: the kernel has not written this capture'),
+    });
+  });
+
+  test('a failed arm --core leaves nothing that passes for a core: its new file is removed, the partition keeps no header', () => {
+    expect(one<{ ok: boolean; what: string }>('core-badarm')).toMatchObject({ ok: false, what: 'ARM' });
+    expect(one<{ exists: boolean }>('core-badarm-left')).toEqual({ exists: false });
+    expect(one<{ ok: boolean; what: string }>('core-badarm-raw')).toMatchObject({ ok: false, what: 'ARM' });
+    expect(one<{ ok: boolean; errno: string; what: string }>('core-badarm-raw-digest')).toMatchObject({
+      ok: false,
+      errno: 'EINVAL',
+      what: expect.stringContaining('not an ELF64 core'),
     });
   });
 
