@@ -18,21 +18,11 @@
  */
 import { bootPpcBoard, PPC_RANGES, PpcBoardRun, PpcRange } from '../harness/ppc/board';
 import { hex } from '../harness/layout';
+import { BenchCase, median, round3 } from './case';
 
 const MiB = 2 ** 20;
 const METHODS = ['module', 'client', 'client-digest', 'client-builtin', 'armed'] as const;
 type Method = (typeof METHODS)[number];
-
-export interface PpcCase {
-  name: string;
-  kernel: string;
-  bytes: number;
-  wall_s: number;
-  cpu_s: number;
-  max_rss_mb: number;
-  rounds: number;
-  [extra: string]: number | string | number[] | undefined;
-}
 
 /** The board's ranges and one larger, above 4 GiB (RAM ends at 4.5 GiB). */
 function benchRanges(bulkMiB: number): PpcRange[] {
@@ -69,14 +59,6 @@ mount /dev/vda /disk ext4
 ${lines.join('\n')}
 umount /disk
 `;
-}
-
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 interface Timed {
@@ -135,7 +117,7 @@ function timed(run: PpcBoardRun, ranges: PpcRange[], m: Method, n: string, total
 }
 
 /** Boots the e500 board once and measures every way, rounds times. */
-export async function benchPpc(rounds: number, short: boolean): Promise<PpcCase[]> {
+export async function benchPpc(rounds: number, short: boolean): Promise<BenchCase[]> {
   const ranges = benchRanges(short ? 32 : 96);
   const total = ranges.reduce((a, r) => a + r.size, 0);
   process.stderr.write(`bench: booting the e500 board (${rounds} rounds, ${Math.round(total / MiB)} MiB a capture)...\n`);

@@ -39,7 +39,8 @@ import { guestProgram, jobHead } from '../harness/job';
 import { benchAgent } from './agent';
 import { benchHost, HostCase } from './host';
 import { limeModule } from './lime';
-import { benchPpc, PpcCase } from './ppc';
+import { BenchCase, median, round3 } from './case';
+import { benchPpc } from './ppc';
 import { BOARD_RANGES, hex } from '../harness/layout';
 import { KernelSpec, loadKernels, repoRoot } from '../harness/paths';
 
@@ -79,19 +80,6 @@ interface Sample {
   sys_s: number;
   max_rss_kb: number;
   out: Record<string, unknown> | null;
-}
-
-export interface BenchCase {
-  name: string;
-  kernel: string;
-  bytes: number;
-  wall_s: number;
-  cpu_s: number;
-  max_rss_mb: number;
-  /** Absent where no throughput is measured (the first-byte latency). */
-  throughput_mib_s?: number;
-  rounds: number;
-  [extra: string]: number | string | number[] | undefined;
 }
 
 const SHORT = process.argv.includes('--short');
@@ -294,14 +282,6 @@ ${writes.join('\n')}
 }
 ${order.join('\n')}`;
 }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /**
  * The capture itself, as each tool times it: from opening the destination
@@ -650,7 +630,7 @@ async function main(): Promise<void> {
   const kernels = loadKernels().filter((k) => which === 'all' || k.series === which);
   if (!kernels.length) throw new Error(`no kernel of series ${which} in build/kernels.json`);
 
-  const cases: Array<BenchCase | HostCase | PpcCase> = [];
+  const cases: Array<BenchCase | HostCase> = [];
   if (suite === 'all' || suite === 'host') {
     const host = benchHost(rounds, SHORT ? { bigMiB: 64, smallMiB: 16 } : undefined);
     printTable(
@@ -700,7 +680,7 @@ async function main(): Promise<void> {
 }
 
 /** The e500 board: the module, the client with and without digests, armed; durable and digested apart. */
-function printE500(cases: PpcCase[]): void {
+function printE500(cases: BenchCase[]): void {
   const f = (x: unknown, d = 3) => (x === undefined ? '' : Number(x).toFixed(d));
   printTable(
     ['case', 'bytes', 'rounds', 'durable s', 'digested s', 'MiB/s', 'durable vs client', 'durable vs module', 'digested vs module', 'driver'],
