@@ -1192,23 +1192,22 @@ static int cmd_arm(int argc, char **argv)
 	}
 	if (core && !have_cookie)
 		a.cookie = fresh_cookie();
+	if (replace && !core) {
+		fprintf(stderr, "physcap-client: --replace needs --core\n");
+		return 2;
+	}
 	plan.nr = a.nr_ranges;
+	dev = open_device();
 	if (core) {
 		char extra[160];
-		int dev0 = open_device(), rc;
+		int rc;
 
 		snprintf(extra, sizeof(extra),
 			 "\"armed\":{\"cookie\":\"0x%016" PRIx64 "\",\"stamp_offset\":\"%s\"}",
 			 (uint64_t)a.cookie, STAMP_PLACEHOLDER);
-		rc = plan_core(dev0, &plan, extra);
-		close(dev0);
+		rc = plan_core(dev, &plan, extra);
 		if (rc)
 			return rc;
-	}
-
-	if (replace && !core) {
-		fprintf(stderr, "physcap-client: --replace needs --core\n");
-		return 2;
 	}
 	is_blockdev = !stat(argv[1], &st) && S_ISBLK(st.st_mode);
 	if (core && is_blockdev && !replace && core_written(argv[1])) {
@@ -1235,7 +1234,6 @@ static int cmd_arm(int argc, char **argv)
 	}
 	a.dest_fd = dest;
 
-	dev = open_device();
 	if (core) {
 		err = prepare_armed_core(dest, is_blockdev, &plan, &a, &what, &touched);
 		if (err) {
