@@ -15,6 +15,9 @@
 #   - crash, python3-drgn, gdb and makedumpfile: the post-mortem tools the
 #     tests open captures with, and makedumpfile for export --format kdump
 #     (the kernels' debug vmlinux: scripts/debug-vmlinux.sh);
+#   - Ceph (a monitor, a manager, an OSD and radosgw) and OpenSSH's server:
+#     the real S3 and SFTP servers the remote destinations are tested
+#     against (harness/ceph.ts, harness/sshd.ts start them on 127.0.0.1);
 #   - the npm dependencies.
 # Writes build/kernels.json: the kernels the tests and the demo boot.
 set -euo pipefail
@@ -42,7 +45,9 @@ base_packages=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd e2fsprogs 
 	qemu-system-ppc device-tree-compiler
 	dkms
 	crash python3-drgn gdb makedumpfile
-	clang-format)
+	clang-format
+	ceph-mon ceph-osd ceph-mgr radosgw ceph-common
+	openssh-server openssh-client)
 
 missing_packages() {
 	local p
