@@ -7,13 +7,30 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+
 import type { DestinationKindName } from '../../agent/src/destinations/registry';
+import { CephCluster, startCeph } from '../../harness/ceph';
 
 export interface DestinationFixture {
   /** The lines under `destination:` for a fresh destination of this kind, made in `dir`. */
   fresh(dir: string): string;
   /** Ways a careless or hostile setup makes it unsafe: each must be refused before a byte is written. */
   unsafe(dir: string): Array<{ what: string; yaml: string }>;
+  /** A remote kind's real server, started before fresh() and stopped after the suite. */
+  server?: { start(dir: string): Promise<void>; stop(): Promise<void> };
+}
+
+/** The s3 fixture's server: a single-node Ceph with radosgw, a bucket, and a 0600 credentials file. */
+const s3: { ceph?: CephCluster; credentials?: string } = {};
+
+/** The spool cases of a remote kind are a dir's: its spool is one. */
+function spoolCases(dir: string, remote: (spoolPath: string) => string): Array<{ what: string; yaml: string }> {
+  return DESTINATION_FIXTURES.dir.unsafe(dir).map((c) => ({ what: `a spool ${c.what}`, yaml: remote(/path: (.*)\n/.exec(c.yaml)![1]!) }));
+}
+
+function s3Yaml(spool: string): string {
+  return `  kind: s3\n  url: s3://conformance/fleet\n  endpoint: ${s3.ceph!.endpoint}\n  credentials: { file: ${s3.credentials} }\n  spool:\n    path: ${spool}\n    retention: { count: 2, keep_free: 0 }\n`;
 }
 
 const NOBODY = 65534;
@@ -59,6 +76,24 @@ export const DESTINATION_FIXTURES: Record<DestinationKindName, DestinationFixtur
         { what: 'a world-writable image (mode 0666)', yaml: `  kind: blockdev\n  device: ${open}\n` },
         { what: "another user's image", yaml: `  kind: blockdev\n  device: ${theirs}\n` },
       ];
+    },
+  },
+  s3: {
+    fresh: (dir) => s3Yaml(path.join(dir, 'spool')),
+    unsafe: (dir) => spoolCases(dir, s3Yaml),
+    server: {
+      async start(dir) {
+        s3.ceph = await startCeph();
+        s3.credentials = path.join(dir, 's3.credentials');
+        const { accessKeyId, secretAccessKey } = s3.ceph.credentials;
+        fs.writeFileSync(s3.credentials, `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`, { mode: 0o600 });
+        const client = new S3Client({ endpoint: s3.ceph.endpoint, region: s3.ceph.region, forcePathStyle: true, credentials: s3.ceph.credentials });
+        await client.send(new CreateBucketCommand({ Bucket: 'conformance' }));
+        client.destroy();
+      },
+      async stop() {
+        await s3.ceph?.stop();
+      },
     },
   },
 };

@@ -16,6 +16,8 @@ import { DESTINATION_KINDS, destinationKind, openStore, openStoreAt } from '../.
 import type { CaptureStore } from '../../agent/src/destinations/types';
 import type { Manifest } from '../../agent/src/manifest/types';
 import { exportCapture } from '../../agent/src/postmortem/export';
+import { uploadCapture } from '../../agent/src/destinations/remote/upload';
+import { findRemote, listRemote, verifyRemote } from '../../agent/src/postmortem/remote';
 import { verifyCapture } from '../../agent/src/postmortem/verify';
 import { physcapCli as cli } from '../../harness/agent';
 import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
@@ -72,10 +74,12 @@ describe.each(DESTINATION_KINDS.map((k) => [k.kind]))('destination kind %s', (ki
   let destYaml: string;
   let earlierId: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(work, `${kindName}-`));
+    await fixture.server?.start(dir);
     destYaml = fixture.fresh(dir);
-  });
+  }, 180_000);
+  afterAll(() => fixture.server?.stop(), 60_000);
 
   test('begin, write, publish; list, show, verify and export read back the bytes that were captured', async () => {
     const p = profileTo(dir, 'first', destYaml);
@@ -223,6 +227,39 @@ describe.each(DESTINATION_KINDS.map((k) => [k.kind]))('destination kind %s', (ki
       armed.close();
     }
   });
+
+  test('remote: a capture is copied from the spool and verified there; the spool keeps it until then; a second copy sends nothing', async () => {
+    const remote = kind.remote;
+    if (!remote) return; // a local kind: its captures are where they were written
+    const p = profileTo(dir, 'remote', destYaml);
+    const o = await captureNow(p);
+    expect(o.status).toBe('complete');
+    const spool = remote.spool(p.destination);
+    const target = remote.target(p.destination);
+    try {
+      expect(spool.pending().map((e) => e.id)).toContain(o.id);
+      const r = await uploadCapture(remote, p.destination, spool, o.id);
+      expect(r).toMatchObject({ id: o.id, bytes: expect.any(Number), partsJournaled: 0, partsFound: 0 });
+      expect(spool.pending().map((e) => e.id)).not.toContain(o.id);
+      const listed = await listRemote(target);
+      expect(listed).toContainEqual(expect.objectContaining({ id: o.id, complete: true }));
+      const c = await findRemote(target, o.id);
+      for (const full of [false, true]) {
+        const report = await verifyRemote(target, c, { full });
+        expect({ full, problems: report.problems }).toEqual({ full, problems: [] });
+      }
+      // The remote core is the local one, byte for byte.
+      const reader = spool.open(o.id);
+      const local = reader.read('core.elf', 0, reader.files().find((f) => f.name === 'core.elf')!.size);
+      reader.close();
+      expect((await target.get(target.key(c.host, c.id, 'core.elf'))).equals(local)).toBe(true);
+      const again = await uploadCapture(remote, p.destination, spool, o.id);
+      expect(again.partsSent).toBe(0);
+    } finally {
+      target.close();
+      spool.close();
+    }
+  }, 120_000);
 
   test('unsafe destinations (links others control, modes that let others write) are refused before a byte is written', async () => {
     const cases = fixture.unsafe(fs.mkdtempSync(path.join(dir, 'unsafe-')));

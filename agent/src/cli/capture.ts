@@ -16,6 +16,9 @@ import { parseIomem } from '../kernel/iomem';
 import { runCapture } from '../capture/pipeline';
 import { planCapture } from '../capture/plan';
 import { requestEvent } from '../triggers/control';
+import { destinationKind } from '../destinations/registry';
+import type { ShipResult } from '../destinations/remote/ship';
+import { describeShip, preflight, registerUpload, uploadOne } from './remote';
 import { Cli, formatBytes, milestones, progressReporter, regionDigest } from './shared';
 
 /** A profile by file path, or by name from the drop-in directories. */
@@ -43,7 +46,25 @@ function iomemOwners(start: bigint, size: bigint, iomem: ReturnType<typeof parse
   return hits.length ? [...new Set(hits)].join(' + ') : 'not in /proc/iomem (a hole)';
 }
 
+type CopyOutcome =
+  | { status: 'verified'; result: ShipResult }
+  | { status: 'failed'; error: { code?: string; message: string } }
+  | { status: 'skipped'; error: { message: string } };
+
+/** A remote destination's copy of a capture just taken: done now, unless the pre-flight check failed. */
+async function copyToRemote(p: Profile, id: string, unreachable: boolean, signal: AbortSignal, cli: Cli, json?: boolean): Promise<CopyOutcome | undefined> {
+  if (!destinationKind(p.destination.kind).remote) return undefined;
+  if (unreachable) return { status: 'skipped', error: { message: 'the pre-flight check failed' } };
+  try {
+    return { status: 'verified', result: await uploadOne(p, id, cli, { json, signal }) };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return { status: 'failed', error: { code: e.code, message: e.message } };
+  }
+}
+
 export function registerCapture(program: Command, cli: Cli): void {
+  registerUpload(program, cli, (ref, dirs) => findProfile(ref, dirs, cli));
   program
     .command('regions')
     .description("a profile's regions as a capture would resolve them now, with what /proc/iomem says they are")
@@ -82,6 +103,9 @@ export function registerCapture(program: Command, cli: Cli): void {
     .action(async (ref: string, o: { profilesDir?: string[]; reason?: string; json?: boolean }) => {
       const profile = findProfile(ref, o.profilesDir, cli);
       if (!profile) return cli.setCode(78);
+      // A remote destination is tested first; the capture is taken into the spool whatever it says (evidence first).
+      const unreachable = await preflight(profile);
+      if (unreachable) cli.err(`physcap: ${unreachable}\n  capturing into the spool only; \`physcap upload ${profile.name}\` copies it later\n`);
       const progress = o.json ? undefined : progressReporter(cli, profile.name);
       const abort = new AbortController();
       const onSignal = () => abort.abort();
@@ -93,9 +117,10 @@ export function registerCapture(program: Command, cli: Cli): void {
           { signal: abort.signal, onProgress: progress?.update },
         );
         progress?.stop();
+        const upload = outcome.status === 'complete' ? await copyToRemote(profile, outcome.id, Boolean(unreachable), abort.signal, cli, o.json) : undefined;
         if (o.json) {
           cli.out(
-            `${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, timing: outcome.manifest?.timing, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })) })}\n`,
+            `${JSON.stringify({ id: outcome.id, status: outcome.status, location: outcome.location, bytes: outcome.bytes, seconds: outcome.seconds, timing: outcome.manifest?.timing, error: outcome.error, removed: outcome.removed, regions: outcome.manifest?.regions.map((r) => ({ name: r.name, phys: r.phys, size: r.size, mode: r.mode, sha256: r.sha256, bytesZeroCopy: r.bytesZeroCopy })), ...(upload ? { upload } : {}) })}\n`,
           );
         } else if (outcome.status === 'complete') {
           cli.out(
@@ -104,8 +129,15 @@ export function registerCapture(program: Command, cli: Cli): void {
           for (const r of outcome.manifest?.regions ?? [])
             cli.out(`  ${r.name.padEnd(16)} ${r.phys.padEnd(14)} ${formatBytes(r.size).padStart(10)}  ${r.mode}  ${regionDigest(r)}\n`);
           if (outcome.removed.length) cli.out(`  retention removed: ${outcome.removed.join(', ')}\n`);
+          if (upload?.status === 'verified') cli.out(`  ${describeShip(upload.result)}\n`);
         } else {
           cli.err(`physcap: capture ${outcome.id} FAILED: ${outcome.error?.message}\n  left as ${outcome.location}\n`);
+        }
+        if (upload && upload.status !== 'verified') {
+          cli.err(
+            `physcap: capture ${outcome.id} is complete in the spool, but ${upload.status === 'skipped' ? 'was not copied' : `its copy FAILED: ${upload.error.message}`}\n`,
+          );
+          cli.setCode(75); // EX_TEMPFAIL: the capture is safe; the copy is to be tried again
         }
         if (outcome.status !== 'complete') cli.setCode(1);
       } finally {

@@ -22,6 +22,7 @@ import { parseHeadArg } from '../manifest/head';
 import { generateKeyPair, loadPublicKey } from '../manifest/sign';
 import type { Manifest } from '../manifest/types';
 import { verifyCapture } from '../postmortem/verify';
+import { isRemoteLocation, remoteList, remoteShow, RemoteVerbOptions, remoteVerify } from './remote';
 import { Cli, formatBytes, milestones, progressReporter } from './shared';
 
 interface DestOpts {
@@ -154,7 +155,20 @@ function withDestOptions(cmd: Command): Command {
         [] as string[],
       )
       .option('--profiles-dir <dirs...>', 'profile drop-in directories to find destinations in')
+      // A remote --dest (s3://bucket/prefix): how to reach it, and which of the fleet's captures.
+      .option('--endpoint <url>', 'remote --dest: the S3-compatible service (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)')
+      .option('--credentials <file>', 'remote --dest: a credentials file (mode 0600; default: the environment, else the platform chain)')
+      .option('--s3-region <region>', 'remote --dest: the region requests are signed for (default us-east-1)')
+      .option('--host <host>', "remote --dest: only this host's captures")
   );
+}
+
+/** The one remote --dest, if the verb was pointed at one. */
+function remoteDest(o: DestOpts): string | undefined {
+  const remote = (o.dest ?? []).filter(isRemoteLocation);
+  if (!remote.length) return undefined;
+  if (remote.length > 1 || (o.dest ?? []).length > 1) throw new Error('a remote --dest is read alone: name one destination');
+  return remote[0];
 }
 
 /** What the capture is to crash, drgn, gdb and makedumpfile: `show`'s last lines. */
@@ -183,7 +197,11 @@ function contentsLines(reader: CaptureReader, m: Manifest): string[] {
 export function registerPostmortem(program: Command, cli: Cli): void {
   withDestOptions(program.command('list').description('the captures in the destinations, oldest first (like coredumpctl list)'))
     .option('--json', 'print JSON')
-    .action((o: DestOpts & { json?: boolean }) => {
+    .option('--since <time>', 'remote --dest: captures started at or after this time (ISO 8601)')
+    .option('--until <time>', 'remote --dest: captures started at or before this time')
+    .action(async (o: DestOpts & RemoteVerbOptions) => {
+      const remote = remoteDest(o);
+      if (remote) return remoteList(remote, o, cli);
       const rows: Array<IndexEntry & { destination: string; data: string }> = [];
       const unfinished: Array<Unfinished & { destination: string }> = [];
       const problems: string[] = [];
@@ -220,7 +238,9 @@ export function registerPostmortem(program: Command, cli: Cli): void {
     program.command('show').description("a capture's manifest: what, when, why, how, digests").argument('<capture>', 'id, unique id prefix, or directory'),
   )
     .option('--json', 'print the manifest as JSON')
-    .action((ref: string, o: DestOpts & { json?: boolean }) => {
+    .action(async (ref: string, o: DestOpts & RemoteVerbOptions) => {
+      const remote = remoteDest(o);
+      if (remote) return remoteShow(remote, ref, o, cli);
       const { store, id, others } = findCapture(ref, o, cli);
       others.forEach((s) => s.close());
       const reader = store.open(id);
@@ -263,7 +283,9 @@ export function registerPostmortem(program: Command, cli: Cli): void {
     .option('--head <seq:sha256>', 'a head of the index kept elsewhere (the indexHead the agent logs with each capture): the index must still hold it')
     .option('--full', "also re-run each file's whole-file SHA-256 where chunk and gap digests already cover every byte (one core)")
     .option('--json', 'print JSON')
-    .action(async (ref: string, o: DestOpts & { key?: string; requireSignature?: boolean; head?: string; full?: boolean; json?: boolean }) => {
+    .action(async (ref: string, o: DestOpts & RemoteVerbOptions & { key?: string; requireSignature?: boolean; head?: string }) => {
+      const remote = remoteDest(o);
+      if (remote) return remoteVerify(remote, ref, o, cli);
       const head = o.head === undefined ? undefined : parseHeadArg(o.head);
       if (head instanceof Error) {
         cli.err(`physcap: --head: ${head.message}\n`);

@@ -10,8 +10,9 @@ import * as fs from 'node:fs';
 import { parseIomem } from '../kernel/iomem';
 import { Diagnostic, Severity } from './diagnostics';
 import { destinationKind } from '../destinations/registry';
+import { MIN_PART } from '../destinations/remote/parts';
 import { triggerKind } from '../triggers/registry';
-import { parseAddress, parseDuration, parseSize } from '../core/units';
+import { formatSize, parseAddress, parseDuration, parseSize } from '../core/units';
 import { YamlSource } from './yaml-source';
 
 type Json = Record<string, unknown>;
@@ -122,6 +123,17 @@ export function checkProfile(src: YamlSource, doc: Json, ctx: SemanticContext): 
 
   const dest = doc.destination as Json | undefined;
   if (dest) destinationKind(String(dest.kind)).check(dest, (severity, field, message, expected) => add(severity, `/destination${field}`, message, expected));
+  if (dest && destinationKind(String(dest.kind)).remote) {
+    // A remote copy's parts are the chunks when a chunk is at least S3's smallest part.
+    const c = parseSize(hash.chunk_size ?? '4MiB');
+    if (!(c instanceof Error) && c > 0n && c < BigInt(MIN_PART))
+      add(
+        'warning',
+        hash.chunk_size !== undefined ? '/hash/chunk_size' : '/destination/kind',
+        `chunks of ${formatSize(c)} are smaller than the smallest part of a remote copy (5 MiB): each part is several chunks, and its digest is computed again as it is sent`,
+        'chunk_size: 8MiB',
+      );
+  }
   const signing = doc.signing as Json | undefined;
   if (typeof signing?.key === 'string') {
     // A warning: profiles are often validated away from the machine that holds the key.

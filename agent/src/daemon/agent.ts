@@ -28,6 +28,7 @@ import { Scheduler } from '../scheduler/scheduler';
 import { SharedKernelLog } from './kernel-log-feed';
 import { Metrics } from './metrics';
 import { PhyscapDeviceService } from './physcap-service';
+import { Uploads } from './uploads';
 import type { TriggerEvent } from '../triggers/event';
 import type { AgentTriggerContext, Trigger } from '../triggers/kind';
 import { requestKinds, triggerKind, TriggerKindName } from '../triggers/registry';
@@ -54,6 +55,8 @@ export class Agent {
   /** Profiles whose triggers take `physcap trigger` requests, and the handler that answers. */
   private readonly requestHandlers = new Map<string, (reason: string | undefined) => unknown>();
   private readonly metrics = new Metrics();
+  /** Copies to remote destinations, in the background. */
+  private readonly uploads: Uploads;
   /** Reloads are applied one after another, in order. */
   private applying: Promise<void> = Promise.resolve();
 
@@ -95,6 +98,7 @@ export class Agent {
         if (outcome.status === 'complete') {
           this.metrics.bytes.inc({ profile: p.name }, outcome.bytes);
           this.metrics.lastSuccess.set({ profile: p.name }, Date.now() / 1000);
+          this.uploads.kick(p);
         }
       },
       captureId: (profile, now) => captureId(profile, new Date(now)),
@@ -103,6 +107,7 @@ export class Agent {
     this.control = new ControlServer(path.join(config.runtimeDir, CONTROL_SOCKET), (req) => this.onControl(req), log);
     this.kmsg = new SharedKernelLog(log, o.kmsgPath);
     this.physcap = new PhyscapDeviceService(log, o.physcapDevice);
+    this.uploads = new Uploads(log, this.metrics);
   }
 
   /** A capture a trigger finished itself (an armed one, written by the kernel): counted like the scheduler's. */
@@ -113,6 +118,8 @@ export class Agent {
     if (outcome.status === 'complete') {
       this.metrics.bytes.inc({ profile }, outcome.bytes);
       this.metrics.lastSuccess.set({ profile }, Date.now() / 1000);
+      const p = this.profiles.active().get(profile);
+      if (p) this.uploads.kick(p);
     }
   }
 
@@ -210,6 +217,8 @@ export class Agent {
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.resumeTriggers(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.recoverDestination(p);
     for (const p of [...c.added, ...c.changed.map((x) => x.after)]) await this.startTriggers(p);
+    // Remote destinations: tested, and what their spools hold unsent goes out (in the background).
+    for (const p of [...c.added, ...c.changed.map((x) => x.after)]) this.uploads.loaded(p);
     // READY=1 also ends a RELOADING=1.
     this.notify(`READY=1\nSTATUS=${this.profiles.active().size} profiles active`);
   }
@@ -289,6 +298,7 @@ export class Agent {
     for (const name of [...this.triggers.keys()]) await this.stopTriggers(name);
     await this.control.stop();
     await this.scheduler.stop(graceMs);
+    await this.uploads.stop();
     await this.metrics.close();
     this.physcap.close();
     await this.kmsg.stop();

@@ -1,7 +1,8 @@
 /**
  * Optional Prometheus metrics (agent.yaml `metrics_listen: host:port`):
  * captures by result, bytes, durations, trigger events by kind and fate,
- * and the time of the last complete capture.
+ * the time of the last complete capture, and the copies to remote
+ * destinations (bytes, parts, retries, results).
  */
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -39,6 +40,30 @@ export class Metrics {
     name: 'physcap_last_success_timestamp_seconds',
     help: 'When the last complete capture of a profile finished.',
     labelNames: ['profile'],
+    registers: [this.registry],
+  });
+  readonly uploadBytes = new Counter({
+    name: 'physcap_upload_bytes_total',
+    help: 'Bytes on the remote destination by copies (sent, or found there on resumption).',
+    labelNames: ['destination'],
+    registers: [this.registry],
+  });
+  readonly uploadParts = new Counter({
+    name: 'physcap_upload_parts_total',
+    help: 'Parts sent to remote destinations.',
+    labelNames: ['destination'],
+    registers: [this.registry],
+  });
+  readonly uploadRetries = new Counter({
+    name: 'physcap_upload_retries_total',
+    help: 'Remote steps retried after a failure a wait can mend.',
+    labelNames: ['destination'],
+    registers: [this.registry],
+  });
+  readonly uploads = new Counter({
+    name: 'physcap_uploads_total',
+    help: 'Copies of captures to remote destinations by result (verified, failed).',
+    labelNames: ['destination', 'result'],
     registers: [this.registry],
   });
   private server?: http.Server;

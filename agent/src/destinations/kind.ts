@@ -8,6 +8,9 @@
  */
 import type { Command } from 'commander';
 
+import type { RetryPolicy } from './remote/retry';
+import type { SpoolStore } from './remote/spool';
+import type { RemoteTarget } from './remote/target';
 import type { CaptureStore } from './types';
 
 /** A destination as the schema accepted it (YAML keys, units unresolved). */
@@ -55,6 +58,34 @@ export interface DestinationKind<S extends { kind: string }> {
   openAt(location: string): CaptureStore | undefined;
   /** The spec that writes into an open store of this kind without a policy of its own (import). */
   specOf(store: CaptureStore): S;
+  /**
+   * A kind whose captures are kept elsewhere (object storage, a server):
+   * they land in the local spool open() returns, and are then copied
+   * there (destinations/remote/).
+   */
+  readonly remote?: RemoteKind<S>;
   /** Verbs of its own (`physcap blockdev init`), added to the CLI. */
   commands?(program: Command, out: (text: string) => void): void;
+}
+
+/** How the post-mortem verbs reach a remote destination named on the command line. */
+export interface RemoteAccess {
+  /** The service's URL, where the kind needs one (an S3-compatible endpoint). */
+  endpoint?: string;
+  region?: string;
+  /** A credentials file (0600); otherwise the environment or the platform's chain. */
+  credentialsFile?: string;
+}
+
+export interface RemoteKind<S> {
+  /** How a user names the remote side: s3://bucket/prefix. */
+  url(spec: S): string;
+  /** The local spool a spec's captures land in (what open() returns). */
+  spool(spec: S): SpoolStore;
+  /** The remote side of a spec: for the copy, the pre-flight check and the verbs. */
+  target(spec: S): RemoteTarget;
+  /** A remote location named on the command line: this kind's target, if it is one of this kind's. */
+  targetAt(location: string, access: RemoteAccess): RemoteTarget | undefined;
+  /** How the copy runs. */
+  copy(spec: S): { parallel: number; retry: RetryPolicy; bandwidth: number };
 }

@@ -151,9 +151,17 @@ export interface CaptureStore {
   resume(id: string): { sink: CaptureSink; data(name: string): DataFile };
   /**
    * Retention after a capture completed: removes the oldest captures while
-   * over the policy, never `justWritten`; returns the ids removed.
+   * over the policy, never `justWritten` and never one whose location is
+   * `pinned` (a spool's captures not yet copied); returns the ids removed.
+   * Only kinds that can be a spool (can.spool) are given `pinned`.
    */
-  retain(justWritten: string): string[];
+  retain(justWritten: string, pinned?: ReadonlySet<string>): string[];
+  /**
+   * Removes one published capture's data, as retention would: its index
+   * entry stays, and list shows the data removed.  Kinds that can be a
+   * spool have it (a capture whose remote copy is verified).
+   */
+  remove?(id: string): void;
   /** The signed index head (index.head), if the destination keeps one. */
   readHead?(): Buffer | undefined;
   /** Problems since the last call that failed nothing but should be logged (a rename recovery will finish). */

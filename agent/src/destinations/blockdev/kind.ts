@@ -22,7 +22,8 @@ export const blockdevKind: DestinationKind<BlockdevSpec> = {
   // An armed capture's record is a reservation (Sink.reserve): it holds
   // its place in the ring without the writer's lock, so other captures go
   // on around it while it waits, for hours, for a pretimeout.
-  can: { arm: true, spool: true },
+  // Not a spool yet: its ring would overwrite a record not yet copied (retain's pinned is not honoured).
+  can: { arm: true, spool: false },
 
   parse: (d) => ({ kind: 'blockdev', device: String(d.device), init: (d.init as BlockdevSpec['init']) ?? 'if-blank' }),
 

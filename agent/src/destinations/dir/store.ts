@@ -539,7 +539,16 @@ export class DirStore implements CaptureStore {
     });
   }
 
-  retain(justWritten: string): string[] {
+  remove(id: string): void {
+    this.locked(() => {
+      const entry = [...this.index().entries].reverse().find((e) => e.id === id);
+      if (!entry) throw errorWithCode('ENOENT', `no capture ${id} in ${this.location}`);
+      fs.rmSync(path.join(this.location, entry.location), { recursive: true, force: true });
+      fsyncFd(this.fd, this.location);
+    });
+  }
+
+  retain(justWritten: string, pinned: ReadonlySet<string> = new Set()): string[] {
     const r = this.policy.retention;
     if (!r.count && !r.bytes && !r.keepFree) return [];
     return this.locked(() => {
@@ -559,7 +568,7 @@ export class DirStore implements CaptureStore {
       };
       const removed: string[] = [];
       for (const c of onDisk) {
-        if (c.name === justWritten || c.name === `${justWritten}${FAILED}`) continue;
+        if (c.name === justWritten || c.name === `${justWritten}${FAILED}` || pinned.has(c.name)) continue;
         const left = onDisk.length - removed.length;
         const over = (r.count > 0 && left > r.count) || (r.bytes > 0n && total > r.bytes) || (r.keepFree > 0n && free() < r.keepFree);
         if (!over) break;
