@@ -105,7 +105,7 @@ const CASES: Array<[string, string, RegExp]> = [
   ['a tab-indented mapping', 'apiVersion: physcap.dev/v1\nkind: CaptureProfile\nname: t\nregions:\n\t- name: a\n', /case-\d+\.yaml:\d+:\d+ {2}\/ {2}YAML/],
   ['a kind that is not a profile', profileYaml().replace('kind: CaptureProfile', 'kind: Pod'), /:2:7 {2}\/kind/],
   ['an apiVersion from the future', profileYaml().replace('physcap.dev/v1', 'physcap.dev/v9'), /:1:13 {2}\/apiVersion/],
-  ['an unknown destination kind', profileYaml({ destination: '  kind: s3\n  path: /x' }), /\/destination\/kind {2}unknown kind/],
+  ['an unknown destination kind', profileYaml({ destination: '  kind: nfs\n  path: /x' }), /\/destination\/kind {2}unknown kind/],
   ['a block device destination that is a directory', profileYaml({ destination: '  kind: blockdev\n  device: 12' }), /\/destination\/device/],
 ];
 

@@ -11,6 +11,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 import type { DestinationKindName } from '../../agent/src/destinations/registry';
 import { CephCluster, startCeph } from '../../harness/ceph';
+import { SftpServer, startSshd } from '../../harness/sshd';
 
 export interface DestinationFixture {
   /** The lines under `destination:` for a fresh destination of this kind, made in `dir`. */
@@ -27,6 +28,14 @@ const s3: { ceph?: CephCluster; credentials?: string } = {};
 /** The spool cases of a remote kind are a dir's: its spool is one. */
 function spoolCases(dir: string, remote: (spoolPath: string) => string): Array<{ what: string; yaml: string }> {
   return DESTINATION_FIXTURES.dir.unsafe(dir).map((c) => ({ what: `a spool ${c.what}`, yaml: remote(/path: (.*)\n/.exec(c.yaml)![1]!) }));
+}
+
+/** The sftp fixture's server: a throwaway sshd on 127.0.0.1 with its own host key and a `restrict` key. */
+const sftp: { sshd?: SftpServer } = {};
+
+function sftpYaml(spool: string): string {
+  const d = sftp.sshd!;
+  return `  kind: sftp\n  url: sftp://${d.username}@${d.host}:${d.port}/conformance\n  host_key: "${d.hostKeyFingerprint}"\n  identity: ${d.privateKeyPath}\n  spool:\n    path: ${spool}\n    retention: { count: 2, keep_free: 0 }\n`;
 }
 
 function s3Yaml(spool: string): string {
@@ -93,6 +102,18 @@ export const DESTINATION_FIXTURES: Record<DestinationKindName, DestinationFixtur
       },
       async stop() {
         await s3.ceph?.stop();
+      },
+    },
+  },
+  sftp: {
+    fresh: (dir) => sftpYaml(path.join(dir, 'spool')),
+    unsafe: (dir) => spoolCases(dir, sftpYaml),
+    server: {
+      async start() {
+        sftp.sshd = await startSshd();
+      },
+      async stop() {
+        await sftp.sshd?.stop();
       },
     },
   },

@@ -159,6 +159,8 @@ function withDestOptions(cmd: Command): Command {
       .option('--endpoint <url>', 'remote --dest: the S3-compatible service (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)')
       .option('--credentials <file>', 'remote --dest: a credentials file (mode 0600; default: the environment, else the platform chain)')
       .option('--s3-region <region>', 'remote --dest: the region requests are signed for (default us-east-1)')
+      .option('--identity <file>', 'remote sftp:// --dest: the private key to log in with (mode 0600)')
+      .option('--host-key <fingerprint>', "remote sftp:// --dest: the server's host key, pinned (SHA256:...)")
       .option('--host <host>', "remote --dest: only this host's captures")
   );
 }

@@ -112,6 +112,8 @@ export interface RemoteVerbOptions {
   endpoint?: string;
   s3Region?: string;
   credentials?: string;
+  identity?: string;
+  hostKey?: string;
   host?: string;
   since?: string;
   until?: string;
@@ -127,7 +129,7 @@ function parseTime(v: string | undefined, what: string): Date | undefined {
 }
 
 function targetFor(dest: string, o: RemoteVerbOptions): RemoteTarget {
-  const t = remoteTargetAt(dest, { endpoint: o.endpoint, region: o.s3Region, credentialsFile: o.credentials });
+  const t = remoteTargetAt(dest, { endpoint: o.endpoint, region: o.s3Region, credentialsFile: o.credentials, identity: o.identity, hostKey: o.hostKey });
   if (!t) throw new Error(`${dest}: no destination kind reads this location`);
   return t;
 }

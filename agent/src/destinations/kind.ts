@@ -75,6 +75,10 @@ export interface RemoteAccess {
   region?: string;
   /** A credentials file (0600); otherwise the environment or the platform's chain. */
   credentialsFile?: string;
+  /** A private key file (0600), where the kind logs in with one (SFTP). */
+  identity?: string;
+  /** The server's pinned host key (SHA256:...), where the kind checks one (SFTP). */
+  hostKey?: string;
 }
 
 export interface RemoteKind<S> {

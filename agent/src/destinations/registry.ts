@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import { blockdevKind } from './blockdev/kind';
 import { dirKind } from './dir/kind';
 import { s3Kind } from './s3/kind';
+import { sftpKind } from './sftp/kind';
 import type { DestinationCapabilities, DestinationKind } from './kind';
 import type { CaptureStore } from './types';
 
 /** Every kind.  openAt() asks them in this order. */
-export const DESTINATION_KINDS = [dirKind, blockdevKind, s3Kind] as const;
+export const DESTINATION_KINDS = [dirKind, blockdevKind, s3Kind, sftpKind] as const;
 
 /** A profile's destination, typed: the union of every kind's spec. */
 export type DestinationSpec = ReturnType<(typeof DESTINATION_KINDS)[number]['parse']>;
