@@ -191,6 +191,35 @@ test('physcap capture lands in the spool, then the bucket: parts are the chunks,
   expect(other.stdout).toMatch(/no captures/);
 }, 120_000);
 
+test('export from the bucket: the capture is read back and checked whole first; a damaged copy exports nothing', async () => {
+  const p = s3Profile();
+  const o = await captureNow(p);
+  await upload(p, o.id);
+  const access = ['--dest', `s3://${BUCKET}/hosts`, '--endpoint', ceph.endpoint, '--credentials', creds];
+  const out = tempDir('physcap-s3-export');
+  try {
+    const local = await physcap(['export', path.join(spec(p).spool.path, o.id), '--format', 'elf', '-o', path.join(out, 'local.elf')]);
+    expect({ code: local.code, stderr: local.stderr }).toEqual({ code: 0, stderr: '' });
+    const fromBucket = await physcap(['export', o.id, ...access, '--format', 'elf', '-o', path.join(out, 'remote.elf')], { timeout: 60_000 });
+    expect({ code: fromBucket.code, stderr: fromBucket.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(sha256(fs.readFileSync(path.join(out, 'remote.elf')))).toBe(sha256(fs.readFileSync(path.join(out, 'local.elf'))));
+    // The fetched copy it was exported from is gone.
+    expect(fs.readdirSync(out).sort()).toEqual(['local.elf', 'remote.elf']);
+
+    // The bucket's core replaced by one with a byte changed (what a tamperer with write access could do).
+    const key = `hosts/${os.hostname()}/${o.id}/core.elf`;
+    const core = await objectBytes(key);
+    core[20 * MiB] ^= 1;
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: core }));
+    const bad = await physcap(['export', o.id, ...access, '--format', 'raw', '--region', 'all', '-o', path.join(out, 'all.raw')], { timeout: 60_000 });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/does not verify; nothing exported:\n.*core\.elf: ETag .*, its recorded parts make .*\n.*core\.elf: region all: chunk 2 .*does not match/);
+    expect(fs.readdirSync(out).sort()).toEqual(['local.elf', 'remote.elf']);
+  } finally {
+    removeDir(out);
+  }
+}, 120_000);
+
 test('every part carries integrity radosgw enforces: a body that is not its signed SHA-256 or its Content-MD5 is refused', async () => {
   const t = remote.target(spec(s3Profile()));
   const key = t.key('integrity', 'x', 'core.elf');

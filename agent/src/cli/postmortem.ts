@@ -22,7 +22,7 @@ import { parseHeadArg } from '../manifest/head';
 import { generateKeyPair, loadPublicKey } from '../manifest/sign';
 import type { Manifest } from '../manifest/types';
 import { verifyCapture } from '../postmortem/verify';
-import { isRemoteLocation, remoteList, remoteShow, RemoteVerbOptions, remoteVerify } from './remote';
+import { isRemoteLocation, remoteExport, remoteList, remoteShow, RemoteVerbOptions, remoteVerify } from './remote';
 import { Cli, formatBytes, milestones, progressReporter } from './shared';
 
 interface DestOpts {
@@ -196,6 +196,59 @@ function contentsLines(reader: CaptureReader, m: Manifest): string[] {
   ];
 }
 
+/** export's work on an open capture (a destination's, or one fetched from a remote one). */
+async function exportFrom(
+  reader: CaptureReader,
+  o: { format: string; out: string; region?: string; dumpLevel?: number; compression: KdumpCompression; json?: boolean },
+  cli: Cli,
+): Promise<void> {
+  const progress = o.json ? undefined : progressReporter(cli, 'export');
+  try {
+    const manifest = readManifest(reader);
+    if (manifest.status !== 'complete') cli.err(`physcap: warning: capture ${manifest.id} is marked failed; exporting what it holds\n`);
+    // An ELF export describes the machine that was captured, not the one
+    // exporting it: the stored core's own header, else the capturing host.
+    let target = capturedElfTarget(reader, manifest);
+    if (!target) {
+      try {
+        target = hostElfTarget(manifest.host.arch, manifest.byteOrder === 'big' ? 'BE' : 'LE');
+      } catch {
+        target = undefined;
+      }
+    }
+    if (o.format === 'kdump') {
+      const res = await exportKdump({
+        reader,
+        manifest,
+        out: path.resolve(o.out),
+        dumpLevel: o.dumpLevel,
+        compression: o.compression,
+        target,
+        onProgress: progress?.update,
+      });
+      progress?.stop();
+      for (const w of res.warnings) cli.err(`physcap: warning: ${w}\n`);
+      if (o.json) cli.out(`${JSON.stringify(res)}\n`);
+      else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}  (makedumpfile -d ${res.dumpLevel})\n`);
+      return;
+    }
+    const res = await exportCapture({
+      reader,
+      manifest,
+      format: o.format as ExportFormat,
+      out: path.resolve(o.out),
+      region: o.region,
+      target,
+      onProgress: progress?.update,
+    });
+    progress?.stop();
+    if (o.json) cli.out(`${JSON.stringify(res)}\n`);
+    else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}\n`);
+  } finally {
+    progress?.stop();
+  }
+}
+
 export function registerPostmortem(program: Command, cli: Cli): void {
   withDestOptions(program.command('list').description('the captures in the destinations, oldest first (like coredumpctl list)'))
     .option('--json', 'print JSON')
@@ -336,70 +389,44 @@ export function registerPostmortem(program: Command, cli: Cli): void {
     )
     .option('--compress <kind>', 'kdump: zlib | lzo | none (default zlib)')
     .option('--json', 'print JSON')
-    .action(async (ref: string, o: DestOpts & { format: string; out: string; region?: string; dumpLevel?: string; compress?: string; json?: boolean }) => {
-      if (!['lime', 'raw', 'elf', 'kdump'].includes(o.format)) {
-        cli.err(`physcap: --format must be lime, raw, elf or kdump, not "${o.format}"\n`);
-        return cli.setCode(2);
-      }
-      if (o.format !== 'kdump' && (o.dumpLevel !== undefined || o.compress !== undefined)) {
-        cli.err('physcap: --dump-level and --compress are for --format kdump\n');
-        return cli.setCode(2);
-      }
-      let dumpLevel: number | undefined;
-      try {
-        if (o.dumpLevel !== undefined) dumpLevel = parseDumpLevel(o.dumpLevel);
-      } catch (err) {
-        cli.err(`physcap: ${(err as Error).message}\n`);
-        return cli.setCode(2);
-      }
-      const compression = (o.compress ?? 'zlib') as KdumpCompression;
-      if (!['zlib', 'lzo', 'none'].includes(compression)) {
-        cli.err(`physcap: --compress must be zlib, lzo or none, not "${o.compress}"\n`);
-        return cli.setCode(2);
-      }
-      const { store, id, others } = findCapture(ref, o, cli);
-      others.forEach((s) => s.close());
-      const reader = store.open(id);
-      const progress = o.json ? undefined : progressReporter(cli, 'export');
-      try {
-        const manifest = readManifest(reader);
-        if (manifest.status !== 'complete') cli.err(`physcap: warning: capture ${manifest.id} is marked failed; exporting what it holds\n`);
-        // An ELF export describes the machine that was captured, not the one
-        // exporting it: the stored core's own header, else the capturing host.
-        let target = capturedElfTarget(reader, manifest);
-        if (!target) {
-          try {
-            target = hostElfTarget(manifest.host.arch, manifest.byteOrder === 'big' ? 'BE' : 'LE');
-          } catch {
-            target = undefined;
-          }
+    .action(
+      async (
+        ref: string,
+        o: DestOpts & RemoteVerbOptions & { format: string; out: string; region?: string; dumpLevel?: string; compress?: string; json?: boolean },
+      ) => {
+        if (!['lime', 'raw', 'elf', 'kdump'].includes(o.format)) {
+          cli.err(`physcap: --format must be lime, raw, elf or kdump, not "${o.format}"\n`);
+          return cli.setCode(2);
         }
-        if (o.format === 'kdump') {
-          const res = await exportKdump({ reader, manifest, out: path.resolve(o.out), dumpLevel, compression, target, onProgress: progress?.update });
-          progress?.stop();
-          for (const w of res.warnings) cli.err(`physcap: warning: ${w}\n`);
-          if (o.json) cli.out(`${JSON.stringify(res)}\n`);
-          else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}  (makedumpfile -d ${res.dumpLevel})\n`);
-          return;
+        if (o.format !== 'kdump' && (o.dumpLevel !== undefined || o.compress !== undefined)) {
+          cli.err('physcap: --dump-level and --compress are for --format kdump\n');
+          return cli.setCode(2);
         }
-        const res = await exportCapture({
-          reader,
-          manifest,
-          format: o.format as ExportFormat,
-          out: path.resolve(o.out),
-          region: o.region,
-          target,
-          onProgress: progress?.update,
-        });
-        progress?.stop();
-        if (o.json) cli.out(`${JSON.stringify(res)}\n`);
-        else for (const f of res.files) cli.out(`${f.path}  ${formatBytes(f.size)}  sha256 ${f.sha256}\n`);
-      } finally {
-        progress?.stop();
-        reader.close();
-        store.close();
-      }
-    });
+        let dumpLevel: number | undefined;
+        try {
+          if (o.dumpLevel !== undefined) dumpLevel = parseDumpLevel(o.dumpLevel);
+        } catch (err) {
+          cli.err(`physcap: ${(err as Error).message}\n`);
+          return cli.setCode(2);
+        }
+        const compression = (o.compress ?? 'zlib') as KdumpCompression;
+        if (!['zlib', 'lzo', 'none'].includes(compression)) {
+          cli.err(`physcap: --compress must be zlib, lzo or none, not "${o.compress}"\n`);
+          return cli.setCode(2);
+        }
+        const remote = remoteDest(o);
+        if (remote) return remoteExport(remote, ref, o, cli, (reader) => exportFrom(reader, { ...o, dumpLevel, compression }, cli));
+        const { store, id, others } = findCapture(ref, o, cli);
+        others.forEach((s) => s.close());
+        const reader = store.open(id);
+        try {
+          await exportFrom(reader, { ...o, dumpLevel, compression }, cli);
+        } finally {
+          reader.close();
+          store.close();
+        }
+      },
+    );
 
   withDestOptions(
     program

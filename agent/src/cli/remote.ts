@@ -4,11 +4,16 @@
  * and list / show / verify on a bucket named with --dest s3://...
  */
 import type { Command } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 import type { Profile } from '../config/profile';
 import type { RemoteAccess } from '../destinations/kind';
 import { DESTINATION_KINDS, destinationKind } from '../destinations/registry';
+import { DirReader } from '../destinations/dir/store';
 import type { ShipResult } from '../destinations/remote/ship';
+import type { CaptureReader } from '../destinations/types';
+import type { IndexEntry } from '../manifest/index-entry';
 import type { RemoteTarget } from '../destinations/remote/target';
 import { probeRemote, uploadCapture } from '../destinations/remote/upload';
 import { findRemote, listRemote, verifyRemote } from '../postmortem/remote';
@@ -167,9 +172,12 @@ export async function remoteShow(dest: string, ref: string, o: RemoteVerbOptions
 
 export async function remoteVerify(dest: string, ref: string, o: RemoteVerbOptions, cli: Cli): Promise<void> {
   const t = targetFor(dest, o);
+  const progress = o.full && !o.json ? progressReporter(cli, 'verify') : undefined;
   try {
     const c = await findRemote(t, ref, o.host);
-    const report = await verifyRemote(t, c, { full: o.full });
+    let read = 0;
+    const report = await verifyRemote(t, c, { full: o.full, onBytes: progress && ((n) => progress.update((read += n), c.bytes)) });
+    progress?.stop();
     if (o.json) cli.out(`${JSON.stringify({ ...report, manifest: undefined })}\n`);
     else {
       cli.out(`${report.id} (${report.location}): ${report.ok ? 'OK' : 'FAILED'}${o.full ? ' (full: every byte read back)' : ''}\n`);
@@ -178,6 +186,59 @@ export async function remoteVerify(dest: string, ref: string, o: RemoteVerbOptio
     }
     if (!report.ok) cli.setCode(1);
   } finally {
+    progress?.stop();
     t.close();
+  }
+}
+
+/**
+ * export from a remote destination: the capture is read back whole into a
+ * directory beside the output, every chunk and file checked against the
+ * manifest on the way (verify --full), exported from there only when it
+ * all matched, and the copy removed after.  Nothing damaged or forged on
+ * the server becomes an export.
+ */
+export async function remoteExport(
+  dest: string,
+  ref: string,
+  o: RemoteVerbOptions & { out: string },
+  cli: Cli,
+  exportFrom: (reader: CaptureReader) => Promise<void>,
+): Promise<void> {
+  const t = targetFor(dest, o);
+  const work = fs.mkdtempSync(path.join(path.dirname(path.resolve(o.out)), '.physcap-fetch-'));
+  const progress = o.json ? undefined : progressReporter(cli, 'fetch');
+  try {
+    const c = await findRemote(t, ref, o.host);
+    const dir = path.join(work, c.id);
+    let read = 0;
+    const report = await verifyRemote(t, c, { saveTo: dir, onBytes: progress && ((n) => progress.update((read += n), c.bytes)) });
+    progress?.stop();
+    if (!report.ok) {
+      cli.err(`physcap: ${report.location} does not verify; nothing exported:\n${report.problems.map((p) => `  ${p}\n`).join('')}`);
+      return cli.setCode(1);
+    }
+    const m = report.manifest!;
+    const entry: IndexEntry = {
+      seq: 0,
+      id: m.id,
+      profile: m.profile.name,
+      status: m.status,
+      started: m.timing.started,
+      finished: m.timing.finished ?? m.timing.started,
+      bytes: m.regions.reduce((a, r) => a + r.size, 0),
+      prev: null,
+      location: report.location,
+    };
+    const reader = new DirReader(entry, dir);
+    try {
+      await exportFrom(reader);
+    } finally {
+      reader.close();
+    }
+  } finally {
+    progress?.stop();
+    t.close();
+    fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -12,6 +12,8 @@
  * chunk and the whole file against the manifest.
  */
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 import { multipartEtag, planCapture } from '../destinations/remote/parts';
 import { UPLOAD_RECORD, UploadRecord } from '../destinations/remote/ship';
@@ -148,8 +150,31 @@ class StreamCheck {
 export async function verifyRemote(
   target: RemoteTarget,
   c: RemoteCapture,
-  o: { full?: boolean; parallel?: number; signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+  o: {
+    full?: boolean;
+    parallel?: number;
+    signal?: AbortSignal;
+    onBytes?: (n: number) => void;
+    /**
+     * Also keep every file of the capture here (a new directory), as it is
+     * read and checked: a full verify that leaves a local copy.  What it
+     * holds is the capture only when the report is ok.
+     */
+    saveTo?: string;
+  } = {},
 ): Promise<RemoteVerifyReport> {
+  const saved = new Set<string>();
+  const save = (name: string, data?: Buffer): number => {
+    const fd = fs.openSync(path.join(o.saveTo!, name), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o640);
+    saved.add(name);
+    if (data) {
+      fs.writeFileSync(fd, data);
+      fs.closeSync(fd);
+    }
+    return fd;
+  };
+  if (o.saveTo) fs.mkdirSync(o.saveTo, { mode: 0o750 });
+  const full = o.full || o.saveTo !== undefined;
   const location = `${target.location}${c.host}/${c.id}/`;
   const report: RemoteVerifyReport = { host: c.host, id: c.id, location, ok: false, passed: [], problems: [] };
   const { problems, passed } = report;
@@ -185,6 +210,7 @@ export async function verifyRemote(
     const data = small.get(name) ?? (await get(name));
     small.set(name, data);
     if (sha256(data) !== want) problems.push(`${name} does not match its digest in ${SUMS_FILE}`);
+    if (o.saveTo) save(name, data);
   }
   for (const name of objects.keys())
     if (!sums.sums.has(name) && name !== SUMS_FILE && name !== UPLOAD_RECORD) problems.push(`${name} is not a file of the capture`);
@@ -220,21 +246,32 @@ export async function verifyRemote(
       else if (same) passed.push(`${f.name}: ${f.parts.length} parts as recorded; the server keeps no digests of them (verify --full reads them back)`);
     }
   }
-  if (o.full) {
+  if (o.saveTo) {
+    if (!saved.has('manifest.json')) save('manifest.json', manifestBytes);
+    if (!saved.has(SUMS_FILE)) save(SUMS_FILE, await get(SUMS_FILE));
+  }
+  if (full) {
     for (const f of m.files.filter((x) => objects.has(x.name) && x.size > 5 * 2 ** 20)) {
       const regions = m.regions.filter((r) => r.file === f.name).map((region) => ({ region, chunks: chunksOf(region) }));
       const check = new StreamCheck(regions);
-      await readInOrder(
-        target,
-        target.key(c.host, c.id, f.name),
-        f.size,
-        o.parallel ?? 4,
-        (b) => {
-          check.feed(b);
-          o.onBytes?.(b.length);
-        },
-        o.signal,
-      );
+      const fd = o.saveTo ? save(f.name) : undefined;
+      try {
+        await readInOrder(
+          target,
+          target.key(c.host, c.id, f.name),
+          f.size,
+          o.parallel ?? 4,
+          (b) => {
+            check.feed(b);
+            if (fd !== undefined) fs.writeSync(fd, b);
+            o.onBytes?.(b.length);
+          },
+          o.signal,
+        );
+        if (fd !== undefined) fs.fsyncSync(fd);
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+      }
       problems.push(...check.bad.map((b) => `${f.name}: ${b}`));
       const whole = check.digest();
       if (whole !== f.sha256) problems.push(`${f.name}: SHA-256 ${whole}, the manifest says ${f.sha256}`);

@@ -723,7 +723,8 @@ class DirSink implements CaptureSink {
   }
 }
 
-class DirReader implements CaptureReader {
+/** A capture directory's files, read in place (also a remote capture fetched into one: cli/remote.ts). */
+export class DirReader implements CaptureReader {
   private readonly fds = new Map<string, number>();
 
   constructor(
