@@ -187,7 +187,7 @@ describe('the shipped examples', () => {
       expect(f.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
       for (const d of f.diagnostics) expect(d.message).toMatch(/does not exist on this machine|not writable/);
     }
-    expect([...result.profiles.keys()].sort()).toEqual(['board-watchdog-dump', 'periodic-snapshot', 'server-lockup-ram', 'vm-memory-file']);
+    expect([...result.profiles.keys()].sort()).toEqual(['board-watchdog-dump', 'fleet-s3', 'fleet-sftp', 'periodic-snapshot', 'server-lockup-ram', 'vm-memory-file']);
   });
 
   test('the typed profile: defaults applied, units resolved, immutable', () => {
@@ -222,7 +222,7 @@ describe('physcap validate', () => {
   test('configs/ passes: exit 0', async () => {
     const { code, out } = await run(configs);
     expect(code).toBe(0);
-    expect(out).toMatch(/5 of 5 valid/);
+    expect(out).toMatch(/7 of 7 valid/);
   });
 
   test('a bad file fails with exit 1 and its positioned errors', async () => {

@@ -12,7 +12,9 @@ export function secretFileProblem(file: string, what: string): string | undefine
   try {
     st = fs.lstatSync(file);
   } catch (err) {
-    return `${file}: ${(err as NodeJS.ErrnoException).code}: cannot read the ${what}`;
+    const code = (err as NodeJS.ErrnoException).code;
+    // Worded as the other checks of paths word it (a profile is often written before the machine has its files).
+    return code === 'ENOENT' ? `the ${what} ${file} does not exist on this machine` : `${file}: ${code}: cannot read the ${what}`;
   }
   if (st.isSymbolicLink()) return `${file} is a symbolic link: name the ${what} itself`;
   if (!st.isFile()) return `${file} is not a regular file`;
