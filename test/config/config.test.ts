@@ -187,7 +187,14 @@ describe('the shipped examples', () => {
       expect(f.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
       for (const d of f.diagnostics) expect(d.message).toMatch(/does not exist on this machine|not writable/);
     }
-    expect([...result.profiles.keys()].sort()).toEqual(['board-watchdog-dump', 'fleet-s3', 'fleet-sftp', 'periodic-snapshot', 'server-lockup-ram', 'vm-memory-file']);
+    expect([...result.profiles.keys()].sort()).toEqual([
+      'board-watchdog-dump',
+      'fleet-s3',
+      'fleet-sftp',
+      'periodic-snapshot',
+      'server-lockup-ram',
+      'vm-memory-file',
+    ]);
   });
 
   test('the typed profile: defaults applied, units resolved, immutable', () => {

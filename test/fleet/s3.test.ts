@@ -213,7 +213,9 @@ test('export from the bucket: the capture is read back and checked whole first; 
     await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: core }));
     const bad = await physcap(['export', o.id, ...access, '--format', 'raw', '--region', 'all', '-o', path.join(out, 'all.raw')], { timeout: 60_000 });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/does not verify; nothing exported:\n.*core\.elf: ETag .*, its recorded parts make .*\n.*core\.elf: region all: chunk 2 .*does not match/);
+    expect(bad.stderr).toMatch(
+      /does not verify; nothing exported:\n.*core\.elf: ETag .*, its recorded parts make .*\n.*core\.elf: region all: chunk 2 .*does not match/,
+    );
     expect(fs.readdirSync(out).sort()).toEqual(['local.elf', 'remote.elf']);
   } finally {
     removeDir(out);
