@@ -12,6 +12,7 @@ import { readIomemNames } from '../config/semantic';
 import { readModuleStatus } from '../kernel/module-status';
 import { VERSION } from '../core/version';
 import { requestKinds, TRIGGER_KINDS } from '../triggers/registry';
+import { registerBroker } from './broker';
 import { registerCapture } from './capture';
 import { registerImport } from './import';
 import { registerPostmortem } from './postmortem';
@@ -238,6 +239,7 @@ Signals: SIGHUP reloads profiles; SIGTERM/SIGINT stop.  Exit 78: invalid agent.y
   registerCapture(program, cli);
   registerPostmortem(program, cli);
   registerImport(program, cli);
+  registerBroker(program, cli);
 
   try {
     await program.parseAsync(argv);

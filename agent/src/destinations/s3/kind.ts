@@ -2,11 +2,17 @@
  * The `s3` destination kind: any S3-compatible object store.  A capture
  * lands in the local spool (a dir store, spool.ts) and is then copied to
  * s3://bucket/prefix/<host>/<id>/ (remote/ship.ts).  The profile names
- * where the keys are, never the keys.
+ * where the keys are, never the keys; or, with `credentials: { broker,
+ * token_file }`, a credentials broker and this host's token: then the host
+ * holds no keys at all (broker-target.ts, broker/server.ts).
  */
 import type { DestinationDoc, DestinationKind, RemoteAccess } from '../kind';
 import { checkCopySpec, copyOf, CopySpec, openSpool, parseCopySpec } from '../remote/copy-spec';
 import { secretFileProblem } from '../remote/secret-file';
+import type { RemoteTarget } from '../remote/target';
+import { BrokerTarget } from './broker-target';
+import { readToken } from './broker/hosts';
+import { isLoopback } from './broker/protocol';
 import { CredentialSource, loadKeys } from './credentials';
 import { parseS3Url, S3Location, s3Url, S3Target } from './target';
 
@@ -16,17 +22,37 @@ export interface S3Spec extends CopySpec {
   endpoint?: string;
   region: string;
   pathStyle: boolean;
-  credentials: CredentialSource;
+  credentials: CredentialSource | BrokerSource;
 }
 
-function credentialsOf(v: unknown): CredentialSource {
+/** A credentials broker's URL and the file with this host's token. */
+export interface BrokerSource {
+  broker: string;
+  tokenFile: string;
+}
+
+const isBroker = (c: CredentialSource | BrokerSource): c is BrokerSource => typeof c === 'object' && 'broker' in c;
+
+function credentialsOf(v: unknown): CredentialSource | BrokerSource {
   if (v === 'env' || v === 'chain') return v;
-  const o = v as { file: string; profile?: string };
-  return { file: o.file, profile: o.profile ?? 'default' };
+  const o = v as { file?: string; profile?: string; broker?: string; token_file?: string };
+  if (o.broker !== undefined) return { broker: o.broker.replace(/\/+$/, ''), tokenFile: o.token_file! };
+  return { file: o.file!, profile: o.profile ?? 'default' };
 }
 
-function target(spec: Pick<S3Spec, 'where' | 'endpoint' | 'region' | 'pathStyle' | 'credentials'>): S3Target {
-  return new S3Target(spec.where, { endpoint: spec.endpoint, region: spec.region, pathStyle: spec.pathStyle, credentials: loadKeys(spec.credentials) });
+/** Whether a broker URL's host is this machine (plain HTTP is refused for any other: the token would cross the network in clear). */
+function loopback(url: string): boolean {
+  try {
+    return isLoopback(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
+function target(spec: Pick<S3Spec, 'where' | 'endpoint' | 'region' | 'pathStyle' | 'credentials'>): RemoteTarget {
+  const c = spec.credentials;
+  if (isBroker(c)) return new BrokerTarget(spec.where, { broker: c.broker, token: readToken(c.tokenFile) });
+  return new S3Target(spec.where, { endpoint: spec.endpoint, region: spec.region, pathStyle: spec.pathStyle, credentials: loadKeys(c) });
 }
 
 export const s3Kind: DestinationKind<S3Spec> = {
@@ -50,7 +76,12 @@ export const s3Kind: DestinationKind<S3Spec> = {
   check(d, report) {
     checkCopySpec(d, report);
     const c = credentialsOf(d.credentials);
-    if (typeof c === 'object') {
+    if (isBroker(c)) {
+      const problem = secretFileProblem(c.tokenFile, 'token file');
+      if (problem) report('warning', '/credentials/token_file', `the agent will not use this file: ${problem}`);
+      if (/^http:/i.test(c.broker) && !loopback(c.broker))
+        report('error', '/credentials/broker', 'plain http to another machine would send the token in clear', 'https://..., or http:// to 127.0.0.1 or ::1');
+    } else if (typeof c === 'object') {
       const problem = secretFileProblem(c.file, 'credentials file');
       if (problem) report('warning', '/credentials/file', `the agent will not use this file: ${problem}`);
     }
