@@ -17,16 +17,18 @@ export class Pace {
     const start = Math.max(now, this.free);
     this.free = start + (bytes / this.bytesPerSecond) * 1000;
     if (start <= now) return;
+    signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, start - now);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(t);
-          reject(signal.reason as Error);
-        },
-        { once: true },
-      );
+      // The listener goes with the wait: one signal serves every copy the agent makes.
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal!.reason as Error);
+      };
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, start - now);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

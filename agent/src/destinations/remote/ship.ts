@@ -146,7 +146,12 @@ class Copy {
   async run(): Promise<ShipResult> {
     const j = this.journal;
     const digest = this.planDigest();
-    if (j.state.begin && j.state.begin.plan !== digest) j.reset();
+    if (j.state.begin && j.state.begin.plan !== digest) {
+      // Cut another way before (an older physcap): its unfinished uploads are of no use, and would be kept (and billed) by the server.
+      for (const [file, uploadId] of j.state.uploads)
+        if (!j.state.files.has(file)) await this.target.abortUpload(this.key(file), uploadId, this.o.signal).catch(() => undefined);
+      j.reset();
+    }
     if (!j.state.begin) j.append({ t: 'begin', remote: this.target.location, plan: digest, at: new Date().toISOString() });
     if (!j.state.verified) {
       for (const f of this.plan) {
@@ -290,9 +295,18 @@ class Copy {
     const fh = await fs.promises.open(at.path, fs.constants.O_RDONLY | (at.nofollow ? fs.constants.O_NOFOLLOW : 0));
     try {
       const id = uploadId;
-      const next = () => todo.shift();
+      // After a failure no worker takes another part: the copy has failed, and its journal resumes it.
+      let failed = false;
+      const next = () => (failed ? undefined : todo.shift());
       const worker = async () => {
-        for (let p = next(); p; p = next()) await this.part(f, key, id, p, fh, at.base, onServer.get(p.n));
+        // One buffer per worker, reused part after part: memory is `parallel` parts, whatever the capture's size.
+        const buf = Buffer.allocUnsafe(Math.max(0, ...todo.map((p) => p.length)));
+        try {
+          for (let p = next(); p; p = next()) await this.part(f, key, id, p, fh, at.base, buf, onServer.get(p.n));
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       };
       await Promise.all(Array.from({ length: Math.max(1, this.o.parallel ?? 4) }, worker));
     } finally {
@@ -317,8 +331,18 @@ class Copy {
     j.append({ t: 'file', file: f.name, etag: want });
   }
 
-  private async part(f: PlannedFile, key: string, uploadId: string, p: PlannedPart, fh: fs.promises.FileHandle, base: bigint, s?: RemotePart): Promise<void> {
-    const data = Buffer.allocUnsafe(p.length);
+  private async part(
+    f: PlannedFile,
+    key: string,
+    uploadId: string,
+    p: PlannedPart,
+    fh: fs.promises.FileHandle,
+    base: bigint,
+    buf: Buffer,
+    s?: RemotePart,
+  ): Promise<void> {
+    // Free again once putPart() settles: no request of this part is left writing from it by then.
+    const data = buf.subarray(0, p.length);
     const { bytesRead } = await fh.read(data, 0, p.length, Number(base) + p.offset);
     if (bytesRead !== p.length) throw new Error(`${this.reader.location}/${f.name}: short read at ${p.offset} (${bytesRead} of ${p.length} bytes)`);
     const digest = md5(data);

@@ -211,11 +211,16 @@ export class SftpTarget implements RemoteTarget {
     const handle = await call<Buffer>((cb) => sftp.open(file, flags, { mode: 0o600 }, cb));
     try {
       let next = 0;
+      let failed = false;
       const writer = async () => {
-        for (let at = next; at < data.length; at = next) {
+        // After a failed write none is started: the caller may reuse `data` once this settles (ssh2 copies what it was given).
+        for (let at = next; at < data.length && !failed; at = next) {
           next = at + WRITE_PIECE;
           const n = Math.min(WRITE_PIECE, data.length - at);
-          await call<void>((cb) => sftp.write(handle, data, at, n, position + at, cb));
+          await call<void>((cb) => sftp.write(handle, data, at, n, position + at, cb)).catch((err: Error) => {
+            failed = true;
+            throw err;
+          });
         }
       };
       await Promise.all(Array.from({ length: WRITES_IN_FLIGHT }, writer));
