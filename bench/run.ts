@@ -24,12 +24,20 @@
  *
  * And the question's board, the emulated PowerPC e500 (bench/ppc.ts).
  *
- *   node dist/bench/run.js [--suite host|agent|board|e500|all] [--kernel 6.1|6.12|all] [--rounds N]
- *                          [--triggers N] [--idle SECONDS] [--short] [--out FILE]
+ * And the fleet: a 2 GiB capture copied to S3 (a real Ceph with radosgw on
+ * 127.0.0.1), physcap's copy against the SDK's own Upload side by side, the
+ * agent's trigger to verified remote copy, and a copy killed with SIGKILL
+ * at half way then resumed (bench/fleet.ts).
+ *
+ *   node dist/bench/run.js [--suite host|agent|board|e500|fleet|all] [--kernel 6.1|6.12|all] [--rounds N]
+ *                          [--triggers N] [--idle SECONDS] [--fleet-mib N] [--short] [--out FILE]
  *
  * --short: every suite once, small: one round, 64 MiB host images, a few
- * triggers, one second idle.  npm test runs it (test/bench/bench.vm.test.ts)
- * so a benchmark that no longer runs fails CI; its figures judge nothing.
+ * triggers, one second idle, a 64 MiB fleet capture in 8 MiB parts.  npm
+ * test runs it (test/bench/bench.vm.test.ts) so a benchmark that no longer
+ * runs fails CI; its figures judge nothing.
+ *
+ * --fleet-mib: the fleet capture's size (default 2048; 64 with --short).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -37,6 +45,7 @@ import * as path from 'node:path';
 import { BoardRun, bootBoard } from '../harness/board';
 import { guestProgram, jobHead } from '../harness/job';
 import { benchAgent } from './agent';
+import { benchFleet, FULL_FLEET, SHORT_FLEET } from './fleet';
 import { benchHost, HostCase } from './host';
 import { limeModule } from './lime';
 import { BenchCase, median, round3 } from './case';
@@ -672,6 +681,12 @@ async function main(): Promise<void> {
     printE500(e500);
     cases.push(...e500);
   }
+  if (suite === 'all' || suite === 'fleet') {
+    const sizes = SHORT ? SHORT_FLEET : FULL_FLEET;
+    const fleet = await benchFleet(rounds, { ...sizes, imageMiB: Number.parseInt(arg('fleet-mib', String(sizes.imageMiB)), 10) });
+    printFleet(fleet);
+    cases.push(...fleet);
+  }
 
   const out = path.resolve(arg('out', path.join(repoRoot(), 'bench', 'results', 'latest.json')));
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -701,6 +716,43 @@ function printE500(cases: BenchCase[]): void {
     "e500 board: the client's and the module's own times (open to synced; armed: first byte to synced). " +
       'client: the bare module write of the ranges into one core; module: one WRITE and sync per range into its own file. ' +
       'Target: a capture with digests durable within 1.2x the bare module write.',
+  );
+}
+
+/** The fleet: the copy against the SDK's Upload, end to end through the agent, the resume after SIGKILL. */
+function printFleet(cases: HostCase[]): void {
+  const f = (x: unknown, d = 3) => (x === undefined ? '' : Number(x).toFixed(d));
+  const note = (c: HostCase): string => {
+    if (c.throughput_vs_sdk !== undefined)
+      return (
+        `${f(c.throughput_vs_sdk, 2)}x the SDK's throughput (${f(c.throughput_vs_sdk_when_required, 2)}x with its checksums off), ` +
+        `RSS ${f(c.rss_vs_sdk, 2)}x, CPU ${f(c.cpu_vs_sdk, 2)}x; ${c.parts_in_flight_mb} MiB of parts in flight`
+      );
+    if (c.parts_resent !== undefined)
+      return (
+        `${c.parts_recorded_at_kill}/${c.parts_total} parts journaled at the kill; resumed: ${c.parts_sent_after} sent, ` +
+        `${c.parts_journaled} from the journal, ${c.parts_found} found; re-sent ${c.parts_resent}`
+      );
+    if (c.captured_s !== undefined) return `captured at ${f(c.captured_s)} s, copy verified ${f(c.copy_s)} s later; ${c.parts_sent} parts`;
+    return `own ${f(c.own_s)} s`;
+  };
+  printTable(
+    ['case', 'bytes', 'rounds', 'wall s', 'cpu s', 'MiB/s', 'rss MiB', 'notes'],
+    cases.map((c) => [
+      c.name,
+      `${(c.bytes / MiB).toFixed(0)} MiB`,
+      String(c.rounds),
+      f(c.wall_s),
+      f(c.cpu_s),
+      c.throughput_mib_s === undefined ? '' : String(c.throughput_mib_s),
+      f(c.max_rss_mb, 1),
+      note(c),
+    ]),
+  );
+  console.log(
+    "fleet: medians of the rounds; every figure is the uploader's own process (the agent's for end-to-end). Targets: physcap-copy " +
+      "throughput >= the SDK's plain Upload (throughput_vs_sdk >= 1); peak RSS bounded by the parts in flight; after kill -9 at half way, " +
+      'at most one part re-sent.',
   );
 }
 

@@ -35,7 +35,7 @@ test(
       });
     }
     const names = cases.map((c) => String(c.name));
-    // Each suite is there: the host engine and its limits, the agent's triggers, the board's ways and its armed captures.
+    // Each suite is there: the host engine and its limits, the agent's triggers, the fleet's copies, the board's ways and its armed captures.
     for (const expected of [
       'host/physcap',
       'host/capture-elf',
@@ -46,6 +46,11 @@ test(
       'agent/latency-file',
       'agent/latency-kmsg',
       'agent/idle',
+      'fleet/sdk-upload',
+      'fleet/sdk-upload-when-required',
+      'fleet/physcap-copy',
+      'fleet/end-to-end',
+      'fleet/resume-kill9',
     ]) {
       expect(names).toContain(expected);
     }
@@ -70,6 +75,13 @@ test(
     expect(byName.get('e500/client-digest')?.digest_driver).toBe('sha256-ppc-spe');
     expect(byName.get('e500/client-builtin')?.digest_driver).toBe('physcap-sha256-c');
     expect(byName.get('host/capture-elf')).toMatchObject({ durable_s: expect.any(Number), digested_s: expect.any(Number), ratio_vs_limit: expect.any(Number) });
+    // The fleet: physcap's copy beside the SDK's Upload of the same file, and the resume after SIGKILL at half way.
+    expect(byName.get('fleet/physcap-copy')).toMatchObject({ throughput_vs_sdk: expect.any(Number), rss_vs_sdk: expect.any(Number) });
+    expect(byName.get('fleet/resume-kill9')).toMatchObject({
+      parts_total: expect.any(Number),
+      parts_recorded_at_kill: expect.any(Number),
+      parts_resent: expect.any(Number),
+    });
   },
   45 * 60_000,
 );
