@@ -23,6 +23,12 @@ export interface BrokerConnection {
 
 const METADATA_TIMEOUT_MS = 30_000;
 const DATA_TIMEOUT_MS = 120_000;
+/**
+ * A request that carries bytes is given this much more time per byte: the
+ * limit is on the whole request (fetch has no idle timeout), and a board's
+ * uplink may be slow; 64 KiB/s is the slowest link a part is waited for.
+ */
+const SLOWEST_BYTES_PER_S = 64 * 1024;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'ENOTFOUND']);
 const CODES = new Set<RemoteErrorCode>(['EACCES', 'ENOENT', 'EEXIST', 'EBADMSG', 'EAGAIN', 'EIO']);
 
@@ -106,14 +112,15 @@ export class BrokerTarget implements RemoteTarget {
   }
 
   /** A presigned request to the store, with the headers it was signed for. */
-  private async send(what: string, p: Presigned, body: Buffer | undefined, signal?: AbortSignal): Promise<Response> {
+  private async send(what: string, p: Presigned, body: Buffer | undefined, signal?: AbortSignal, expectBytes = 0): Promise<Response> {
+    const bytes = body?.length ?? expectBytes;
     let r: Response;
     try {
       r = await fetch(p.url, {
         method: p.method,
         headers: p.headers,
         ...(body ? { body: new Uint8Array(body.buffer, body.byteOffset, body.length) } : {}),
-        signal: within(DATA_TIMEOUT_MS, signal),
+        signal: within(DATA_TIMEOUT_MS + Math.ceil((bytes / SLOWEST_BYTES_PER_S) * 1000), signal),
       });
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -216,7 +223,7 @@ export class BrokerTarget implements RemoteTarget {
   async get(key: string, range?: [number, number], signal?: AbortSignal): Promise<Buffer> {
     const what = range ? `get ${key} bytes ${range[0]}-${range[1] - 1}` : `get ${key}`;
     const p = await this.call('presign-get', { key, ...(range ? { range } : {}) }, signal, what);
-    const r = await this.send(what, p, undefined, signal);
+    const r = await this.send(what, p, undefined, signal, range ? range[1] - range[0] : 0);
     let bytes: Buffer;
     try {
       bytes = Buffer.from(await r.arrayBuffer());
