@@ -13,7 +13,7 @@ import * as os from 'node:os';
 
 import { Body, RemoteError, RemoteErrorCode, RemoteObject, RemotePart, RemoteTarget } from '../remote/target';
 import type { BrokerErrorBody, BrokerOp, BrokerOps, ObjectInfo, Presigned } from './broker/protocol';
-import { bodyOf, classify, S3Location, s3Url } from './target';
+import { bodyOf, classify, S3Location, s3Prefix, s3Url } from './target';
 
 export interface BrokerConnection {
   /** http(s)://host:port of the broker. */
@@ -75,8 +75,7 @@ export class BrokerTarget implements RemoteTarget {
   }
 
   prefix(host?: string): string {
-    const p = this.where.prefix ? `${this.where.prefix}/` : '';
-    return host ? `${p}${host}/` : p;
+    return s3Prefix(this.where, host);
   }
 
   close(): void {

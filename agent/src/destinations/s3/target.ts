@@ -35,6 +35,12 @@ export function parseS3Url(location: string): S3Location | undefined {
   return { bucket: m[1]!, prefix: m[2]!.replace(/^\/+|\/+$/g, '') };
 }
 
+/** The key prefix of a host's captures (or of every host's, without one): <prefix>/<host>/. */
+export function s3Prefix(l: S3Location, host?: string): string {
+  const p = l.prefix ? `${l.prefix}/` : '';
+  return host ? `${p}${host}/` : p;
+}
+
 export function s3Url(l: S3Location): string {
   return `s3://${l.bucket}/${l.prefix ? `${l.prefix}/` : ''}`;
 }
@@ -98,8 +104,7 @@ export class S3Target implements RemoteTarget {
   }
 
   prefix(host?: string): string {
-    const p = this.where.prefix ? `${this.where.prefix}/` : '';
-    return host ? `${p}${host}/` : p;
+    return s3Prefix(this.where, host);
   }
 
   close(): void {
