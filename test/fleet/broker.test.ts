@@ -23,13 +23,13 @@ import type { Presigned } from '../../agent/src/destinations/s3/broker/protocol'
 import { s3Kind, S3Spec } from '../../agent/src/destinations/s3/kind';
 import { Journal } from '../../agent/src/destinations/remote/journal';
 import { hostOf, UPLOAD_RECORD, UploadRecord } from '../../agent/src/destinations/remote/ship';
-import { journalFile, SpoolStore } from '../../agent/src/destinations/remote/spool';
-import { uploadCapture, UploadOptions } from '../../agent/src/destinations/remote/upload';
+import { journalFile } from '../../agent/src/destinations/remote/spool';
 import { findRemote, verifyRemote } from '../../agent/src/postmortem/remote';
 import { CephCluster, startCeph } from '../../harness/ceph';
 import { physcapCli } from '../../harness/agent';
 import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
 import { exec, Exit, physcap, physcapSync } from '../support/cli';
+import { spoolHelpers } from '../support/spool';
 import { removeDir, tempDir } from '../support/tmp';
 import { waitUntil } from '../support/wait';
 
@@ -155,18 +155,7 @@ function brokerProfile(o: ProfileOptions = {}): Profile {
 
 const spec = (p: Profile) => p.destination as S3Spec;
 
-async function withSpool<T>(p: Profile, fn: (spool: SpoolStore) => T | Promise<T>): Promise<T> {
-  const spool = remote.spool(spec(p));
-  try {
-    return await fn(spool);
-  } finally {
-    spool.close();
-  }
-}
-
-const pendingIds = (p: Profile) => withSpool(p, (s) => s.pending().map((e) => e.id));
-
-const upload = (p: Profile, id: string, o: UploadOptions = {}) => withSpool(p, (s) => uploadCapture(remote, spec(p), s, id, o));
+const { pendingIds, upload } = spoolHelpers(remote);
 
 async function objectBytes(key: string): Promise<Buffer> {
   const r = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));

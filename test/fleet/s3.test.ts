@@ -20,14 +20,15 @@ import { s3Kind, S3Spec } from '../../agent/src/destinations/s3/kind';
 import { bodyOf } from '../../agent/src/destinations/s3/target';
 import { Journal } from '../../agent/src/destinations/remote/journal';
 import { UPLOAD_RECORD, UploadRecord, hostOf } from '../../agent/src/destinations/remote/ship';
-import { journalFile, SpoolStore } from '../../agent/src/destinations/remote/spool';
-import { uploadCapture, UploadOptions } from '../../agent/src/destinations/remote/upload';
+import { journalFile } from '../../agent/src/destinations/remote/spool';
+import { uploadCapture } from '../../agent/src/destinations/remote/upload';
 import { findRemote, listRemote, verifyRemote } from '../../agent/src/postmortem/remote';
 import { CephCluster, startCeph } from '../../harness/ceph';
 import { physcapCli, runAgent, stopAgent } from '../../harness/agent';
 import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
 import { physcap } from '../support/cli';
 import { startProxy } from '../support/tcp-proxy';
+import { spoolHelpers } from '../support/spool';
 import { removeDir, tempDir, useTmpfs } from '../support/tmp';
 import { waitUntil } from '../support/wait';
 
@@ -99,21 +100,7 @@ function s3Profile(o: ProfileOptions = {}): Profile {
 
 const spec = (p: Profile) => p.destination as S3Spec;
 
-/** fn on the profile's spool, closed after. */
-async function withSpool<T>(p: Profile, fn: (spool: SpoolStore) => T | Promise<T>): Promise<T> {
-  const spool = remote.spool(spec(p));
-  try {
-    return await fn(spool);
-  } finally {
-    spool.close();
-  }
-}
-
-/** The profile's captures not yet copied. */
-const pendingIds = (p: Profile) => withSpool(p, (s) => s.pending().map((e) => e.id));
-
-/** The copy of one capture, in this process. */
-const upload = (p: Profile, id: string, o: UploadOptions = {}) => withSpool(p, (s) => uploadCapture(remote, spec(p), s, id, o));
+const { withSpool, pendingIds, upload } = spoolHelpers(remote);
 
 /** The object's bytes. */
 async function objectBytes(key: string): Promise<Buffer> {

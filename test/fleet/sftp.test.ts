@@ -16,8 +16,7 @@ import type { Profile } from '../../agent/src/config/profile';
 import { memoryLogger } from '../../agent/src/core/logger';
 import { Journal } from '../../agent/src/destinations/remote/journal';
 import { hostOf } from '../../agent/src/destinations/remote/ship';
-import { journalFile, SpoolStore } from '../../agent/src/destinations/remote/spool';
-import { uploadCapture, UploadOptions } from '../../agent/src/destinations/remote/upload';
+import { journalFile } from '../../agent/src/destinations/remote/spool';
 import { sftpKind, SftpSpec } from '../../agent/src/destinations/sftp/kind';
 import { findRemote, verifyRemote } from '../../agent/src/postmortem/remote';
 import { physcapCli } from '../../harness/agent';
@@ -25,6 +24,7 @@ import { SftpServer, startSshd } from '../../harness/sshd';
 import { captureNow, imageProfile, makeImage, MiB, writeProfile } from '../support/capture';
 import { exec, physcap } from '../support/cli';
 import { startProxy } from '../support/tcp-proxy';
+import { spoolHelpers } from '../support/spool';
 import { removeDir, tempDir } from '../support/tmp';
 import { waitUntil } from '../support/wait';
 
@@ -68,16 +68,7 @@ function sftpProfile(o: { port?: number; hostKey?: string; identity?: string; si
 
 const spec = (p: Profile) => p.destination as SftpSpec;
 
-async function withSpool<T>(p: Profile, fn: (spool: SpoolStore) => T | Promise<T>): Promise<T> {
-  const spool = remote.spool(spec(p));
-  try {
-    return await fn(spool);
-  } finally {
-    spool.close();
-  }
-}
-
-const upload = (p: Profile, id: string, o: UploadOptions = {}) => withSpool(p, (s) => uploadCapture(remote, spec(p), s, id, o));
+const { withSpool, upload } = spoolHelpers(remote);
 
 /** Where a capture's file is on this machine, under the server's chroot. */
 const onServer = (id: string, file = '') => path.join(sshd.root, 'fleet', os.hostname(), id, file);
